@@ -1,0 +1,5 @@
+"""`python -m cmdctl`."""
+
+from cmdctl.cli import main
+
+main()

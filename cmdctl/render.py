@@ -1,0 +1,63 @@
+"""Everything cmdctl shows a person: consoles, tables and JSON. The only printing module besides cli/.
+
+Rich decides colour and control codes: `NO_COLOR` turns colour off, and output that is not a
+terminal (cron, pipes) gets plain text with no control codes and no animation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import cache
+from typing import Any
+
+from rich.console import Console
+
+
+@cache
+def stdout() -> Console:
+    """Console for data (stdout)."""
+    return _console(stderr=False)
+
+
+@cache
+def stderr() -> Console:
+    """Console for progress, warnings and errors (stderr)."""
+    return _console(stderr=True)
+
+
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    tty = stream.isatty()
+    # Off a terminal rich would wrap at 80 columns; tables of ids need more room than that.
+    width = None if tty else int(os.environ.get("COLUMNS", "160"))
+    return Console(
+        file=stream,
+        stderr=stderr,
+        highlight=False,
+        no_color="NO_COLOR" in os.environ or None,
+        width=width,
+        soft_wrap=not tty,
+    )
+
+
+def emit_json(data: Any) -> None:
+    """Write `data` as JSON on stdout (one document, newline-terminated)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str))
+    sys.stdout.write("\n")
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    stderr().print(f"warning: {message}", markup=False)
+
+
+def info(message: str) -> None:
+    """One informational line on stderr (suppressed by callers under --quiet)."""
+    stderr().print(message, markup=False)
+
+
+def line(message: str) -> None:
+    """One line of data on stdout, never interpreted as markup."""
+    stdout().print(message, markup=False)
