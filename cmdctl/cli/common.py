@@ -1,0 +1,53 @@
+"""Glue shared by the command modules: locating the journal and inventory, who is asking."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+
+from cmdctl.errors import ExitCode
+
+if TYPE_CHECKING:
+    from cmdctl.inventory import Inventory
+    from cmdctl.journal import Journal
+
+
+def who() -> str:
+    """`user@host`, recorded with every event a person causes."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def now() -> float:
+    """Wall-clock time in epoch seconds (journal times are wall-clock)."""
+    return time.time()
+
+
+def open_journal(explicit: Path | None) -> Journal:
+    """The journal at `--journal`, `$CMDCTL_HOME` or the XDG state dir."""
+    from cmdctl.journal import Journal
+    from cmdctl.paths import journal_dir
+
+    return Journal(journal_dir(explicit))
+
+
+def load_inventory(explicit: Path | None) -> Inventory:
+    """The inventory at `--inventory`, `$CMDCTL_INVENTORY` or `./devices.yml`."""
+    from cmdctl import inventory
+
+    path = inventory.find_inventory(explicit, os.environ, Path.cwd())
+    return inventory.load_inventory(path)
+
+
+def finish(code: ExitCode | int) -> NoReturn:
+    """End the command with a documented exit code."""
+    raise typer.Exit(int(code))

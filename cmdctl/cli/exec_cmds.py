@@ -1,0 +1,386 @@
+"""`cmdctl send`, `cmdctl drain` and `cmdctl run`: the commands that talk to devices.
+
+aioesphomeapi (through the engine and the transport) is imported inside the commands only, so
+that `--help` and the commands that never talk to devices do not pay for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from cmdctl import render
+from cmdctl.cli.common import finish, load_inventory, open_journal, who
+from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
+from cmdctl.errors import BusyError, ExitCode, InputError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from cmdctl.engine import Observer
+    from cmdctl.inventory import Inventory
+    from cmdctl.journal import Journal
+    from cmdctl.model import Entry
+    from cmdctl.totals import Totals
+    from cmdctl.transport import DeviceAddress
+
+T = TypeVar("T")
+
+MaxTimeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-time",
+        help="Stop taking new work after this long (e.g. 50s, 10m); in-flight work finishes.",
+        show_default=False,
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int, typer.Option("--concurrency", "-c", min=1, max=1024, help="Devices worked on at once.")
+]
+BatchOpt = Annotated[
+    str | None,
+    typer.Option("--batch", "-b", help="Only entries of this batch id.", show_default=False),
+]
+
+
+# -- shared helpers ----------------------------------------------------------------------------
+
+
+def seconds(text: str, option: str) -> float:
+    """`90`, `90s`, `1m30s`, `200ms` → seconds (more than zero); InputError naming the option."""
+    from cmdctl.timespec import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except InputError as err:
+        raise InputError(f"{option}: {err.message}", hint=err.hint) from None
+    if value <= 0:
+        raise InputError(f"{option}: must be more than zero, got {text!r}")
+    return value
+
+
+def device_lookup(inv: Inventory) -> Callable[[str], DeviceAddress | None]:
+    """name → inventory Device (None when the inventory does not know it)."""
+    devices: Any = inv.devices
+    get: Callable[[str], DeviceAddress | None] = devices.get
+    return get
+
+
+def limit_names(inv: Inventory, pattern: str) -> frozenset[str]:
+    """Device names a --limit pattern selects (an error when it selects nothing)."""
+    from cmdctl.selection import select
+
+    chosen: Any = select(inv, pattern)
+    return frozenset(d if isinstance(d, str) else d.name for d in chosen)
+
+
+def run_async(main: Coroutine[Any, Any, T], on_signal: Callable[[str], None]) -> T:
+    """Run `main`, turning SIGINT/SIGTERM into `on_signal` calls instead of exceptions."""
+
+    async def wrapper() -> T:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, signal.Signals(sig).name)
+        try:
+            return await main
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(wrapper())
+
+
+def report(verb: str, totals: Totals, *, json_out: bool, quiet: bool, tty: bool) -> None:
+    """The end of a run: JSON on stdout if asked; recap / summary / failures on stderr."""
+    from cmdctl.cli import progress
+
+    if json_out:
+        render.emit_json(totals.as_dict())
+    err = render.stderr()
+    if totals.idle and not tty:
+        return  # cron: nothing to do means no output at all
+    if not quiet:
+        if tty and totals.devices:
+            err.print(progress.recap_table(totals))
+        err.print(progress.summary_line(verb, totals), markup=False)
+    for line in progress.failure_lines(totals):
+        err.print(line, markup=False)
+
+
+def _observer(quiet: bool, json_out: bool, title: str) -> tuple[Observer, Any]:
+    """(observer, context manager around the run) for this terminal."""
+    import contextlib
+
+    from cmdctl.cli import progress
+
+    console = render.stderr()
+    if console.is_terminal and not quiet and not json_out:
+        view = progress.LiveView(console, title=title)
+        return view, view
+    return progress.Silent(), contextlib.nullcontext()
+
+
+# -- drain -------------------------------------------------------------------------------------
+
+
+def drain(
+    max_time: MaxTimeOpt = None,
+    concurrency: ConcurrencyOpt = 32,
+    limit: LimitOpt = None,
+    batch: BatchOpt = None,
+    journal: JournalOpt = None,
+    inventory: InventoryOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run every due command once, devices in parallel, then exit (for cron and timers).
+
+    A second drain started while one runs exits at once, quietly, with code 6 (busy).
+    Exit codes: 0 all done, 1 something failed for good, 4 a device was unreachable (its work
+    stays queued), 3 journal problem, 6 busy, 130 interrupted.
+
+    Example: cmdctl drain --max-time 50s --concurrency 32
+    """
+    from cmdctl import engine as eng
+
+    budget = seconds(max_time, "--max-time") if max_time is not None else None
+    jr = open_journal(journal)
+    devices, only = _inventory_parts(inventory, limit)
+    options = eng.DrainOptions(
+        max_time=budget, concurrency=concurrency, only=only, batch=batch
+    )
+    observer, view = _observer(quiet, json_out, "drain")
+    engine = eng.Engine(jr, devices, options, observer=observer)
+
+    def on_signal(name: str) -> None:
+        engine.request_stop(f"stopped by {name}")
+
+    try:
+        with view:
+            totals = run_async(eng.drain(jr, devices, options, engine=engine), on_signal)
+    except BusyError:
+        if json_out:
+            render.emit_json({"exit_code": int(ExitCode.BUSY), "busy": True})
+        finish(ExitCode.BUSY)  # quietly: cron overlap is normal
+    report("drain", totals, json_out=json_out, quiet=quiet, tty=render.stderr().is_terminal)
+    finish(totals.exit_code())
+
+
+def _inventory_parts(
+    inventory: Path | None, limit: str | None
+) -> tuple[Callable[[str], DeviceAddress | None], frozenset[str] | None]:
+    """The device lookup (inventory loaded on first use) and the --limit names."""
+    if limit is not None:
+        inv = load_inventory(inventory)
+        return device_lookup(inv), limit_names(inv, limit)
+    loaded: list[Callable[[str], DeviceAddress | None]] = []
+
+    def lookup(name: str) -> DeviceAddress | None:
+        # Loaded only when something is due: an idle cron drain needs no inventory.
+        if not loaded:
+            loaded.append(device_lookup(load_inventory(inventory)))
+        return loaded[0](name)
+
+    return lookup, None
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
+def run(
+    concurrency: ConcurrencyOpt = 32,
+    limit: LimitOpt = None,
+    batch: BatchOpt = None,
+    journal: JournalOpt = None,
+    inventory: InventoryOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Drain in the foreground: run commands as they are queued and as they fall due.
+
+    Holds the drain lock until Ctrl-C (or SIGTERM), so cron drains exit busy meanwhile.
+
+    Example: cmdctl run --limit bar
+    """
+    from cmdctl import engine as eng
+
+    jr = open_journal(journal)
+    devices, only = _inventory_parts(inventory, limit)
+    options = eng.DrainOptions(concurrency=concurrency, only=only, batch=batch)
+    observer, view = _observer(quiet, json_out, "run")
+    engine = eng.Engine(jr, devices, options, observer=observer)
+    tty = render.stderr().is_terminal
+    if tty and not quiet and not json_out:
+        render.info("cmdctl run: waiting for work; Ctrl-C to stop")
+
+    def on_signal(name: str) -> None:
+        engine.request_stop(f"stopped by {name}")
+
+    try:
+        with view:
+            totals = run_async(eng.serve(jr, engine), on_signal)
+    except BusyError as err:
+        render.stderr().print(f"cmdctl: {err.one_line()}", markup=False)
+        finish(ExitCode.BUSY)
+    totals.interrupted = False  # Ctrl-C is how `run` ends, not a failure
+    report("run", totals, json_out=json_out, quiet=quiet, tty=tty)
+    finish(totals.exit_code())
+
+
+# -- send --------------------------------------------------------------------------------------
+
+
+def send(
+    device: Annotated[str, typer.Argument(help="Device name from the inventory.")],
+    entity: Annotated[
+        str, typer.Argument(help="domain.object_id, e.g. switch.tv_power or action.send_cmd.")
+    ],
+    value: Annotated[
+        str | None,
+        typer.Argument(help="Value: on/off, an option, a number, JSON for mappings.",
+                       show_default=False),
+    ] = None,
+    now_: Annotated[
+        bool, typer.Option("--now", help="Direct only: never queue; fail if unreachable.")
+    ] = False,
+    queue_: Annotated[
+        bool, typer.Option("--queue", help="Only queue it; the next drain runs it.")
+    ] = False,
+    timeout: Annotated[
+        str, typer.Option("--timeout", help="How long to try directly before queueing.")
+    ] = "5s",
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Wait for the state to show the value.")
+    ] = True,
+    journal: JournalOpt = None,
+    inventory: InventoryOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Send one command to one device now; queue it if the device is away.
+
+    Exit codes: 0 done (or queued with --queue), 1 failed (rejected, mismatch), 2 bad input,
+    4 unreachable with --now, 5 unreachable and queued for the next drain.
+
+    Example: cmdctl send bar-tv-3 select.input "HDMI 1"
+    """
+    if now_ and queue_:
+        raise InputError("--now and --queue contradict each other", hint="give one of them")
+    budget = seconds(timeout, "--timeout")
+    inv = load_inventory(inventory)
+    address = device_lookup(inv)(device)
+    if address is None:
+        raise InputError(f"unknown device {device!r}", hint=_closest(device, inv))
+    command, idempotent = _command(entity, value)
+    jr = open_journal(journal)
+    from cmdctl import direct
+
+    entry = direct.send_entry(
+        device, command, who=who(), idempotent=idempotent, verify=verify
+    )
+    mode = direct.Mode.NOW if now_ else direct.Mode.QUEUE if queue_ else direct.Mode.AUTO
+    if mode is direct.Mode.QUEUE:
+        result = direct.queue_only(jr, entry)
+    else:
+        # The send holds no drain lock; a first Ctrl-C still lets it record what happened.
+        result = asyncio.run(direct.send(jr, address, entry, mode=mode, timeout=budget))
+    _send_report(result, json_out=json_out, quiet=quiet)
+    finish(result.exit_code)
+
+
+def _command(entity: str, value: str | None) -> tuple[Any, bool]:
+    """(Command, idempotent default) from the command line."""
+    from cmdctl import commands
+
+    domain, target = commands.parse_selector(entity)
+    command = commands.parse_cli_value(domain, target, value)
+    return command, commands.idempotent_default(command)
+
+
+def _closest(name: str, inv: Inventory) -> str:
+    import difflib
+
+    names: Sequence[str] = sorted(getattr(inv, "devices", {}))
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"did you mean {close[0]!r}?" if close else "see the inventory (devices.yml)"
+
+
+def _send_report(result: Any, *, json_out: bool, quiet: bool) -> None:
+    entry: Entry = result.entry
+    if json_out:
+        render.emit_json(result.as_dict())
+    where = f"{entry.device}: {entry.command.selector}"
+    status = result.status
+    if status in ("confirmed", "delivered"):
+        if not quiet and not json_out:
+            render.line(f"{where} {status} in {result.seconds:.2f}s")
+        return
+    err = render.stderr()
+    if status == "queued" and result.error is None:
+        if not quiet and not json_out:
+            render.line(f"queued as {entry.id}")
+        return
+    if status == "queued":
+        err.print(
+            f"cmdctl: {entry.device} unreachable ({result.error.reason}) — queued as {entry.id}; "
+            "the next drain will retry it",
+            markup=False,
+        )
+        return
+    if status == "unknown":
+        err.print(f"cmdctl: {where}: {result.detail}", markup=False)
+        return
+    if status == "mismatch":
+        err.print(f"cmdctl: {where}: state did not follow ({result.detail})", markup=False)
+        return
+    text = result.error.one_line() if result.error is not None else status
+    err.print(f"cmdctl: {text}", markup=False)
+
+
+# -- immediate playbook steps ------------------------------------------------------------------
+
+
+def run_immediate(
+    plan: Any,
+    inv: Inventory,
+    *,
+    journal: Path | Journal | None = None,
+    concurrency: int = 32,
+    json_out: bool = False,
+    quiet: bool = False,
+) -> ExitCode:
+    """For `bulk`: run `plan.immediate` inline (journaled), show the recap, return the code.
+
+    `journal` is the `--journal` option (a path or an open Journal; None: the default place).
+    The caller queues the rest afterwards.
+    """
+    from cmdctl import direct
+    from cmdctl.journal import Journal
+
+    jr = journal if isinstance(journal, Journal) else open_journal(journal)
+    entries: Sequence[Entry] = plan.immediate
+    observer, view = _observer(quiet, json_out, "immediate steps")
+    with view:
+        totals = asyncio.run(
+            direct.run_immediate(
+                jr, device_lookup(inv), entries, concurrency=concurrency, observer=observer
+            )
+        )
+    if not json_out:
+        report("immediate steps", totals, json_out=False, quiet=quiet,
+               tty=render.stderr().is_terminal)
+    return totals.exit_code()
+
+
+def register(app: typer.Typer) -> None:
+    """Add `send`, `drain` and `run` to the app."""
+    app.command("send")(send)
+    app.command("drain")(drain)
+    app.command("run")(run)
+
+
+__all__ = ["register", "run_immediate", "seconds"]

@@ -1,0 +1,104 @@
+"""`cmdctl journal verify / compact`: integrity and housekeeping."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cmdctl.cli.common import finish, now, open_journal
+from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
+from cmdctl.errors import ExitCode
+
+journal_app = typer.Typer(
+    name="journal",
+    help="Check the journal's integrity and compact it.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@journal_app.command("verify")
+def verify(journal: JournalOpt = None, json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Check every line and entry; exit 3 when anything is damaged.
+
+    Example: cmdctl journal verify
+    """
+    from cmdctl import render
+
+    report = open_journal(journal).verify()
+    if json_out:
+        render.emit_json(
+            {
+                "ok": report.ok,
+                "path": str(report.path),
+                "events": report.events,
+                "entries": report.entries,
+                "damaged": [{"line": d.line, "reason": d.reason} for d in report.damaged],
+                "problems": list(report.problems),
+                "torn_bytes": report.torn,
+                "uncommitted_lines": report.uncommitted,
+                "quarantined": [str(p) for p in report.quarantined],
+                "filesystem": report.filesystem,
+                "warnings": list(report.warnings),
+            }
+        )
+    else:
+        for d in report.damaged:
+            render.stderr().print(
+                f"{report.path}:{d.line}: damaged line skipped: {d.reason}", markup=False
+            )
+        for problem in report.problems:
+            render.stderr().print(f"{report.path}: {problem}", markup=False)
+        for warning in report.warnings:
+            render.warn(warning)
+        if not quiet or not report.ok:
+            verdict = "ok" if report.ok else "CORRUPT"
+            render.line(
+                f"{verdict}: {report.path}: {report.events:,} events, {report.entries:,} entries, "
+                f"{len(report.damaged)} damaged lines, {len(report.problems)} problems"
+            )
+    finish(ExitCode.OK if report.ok else ExitCode.JOURNAL)
+
+
+@journal_app.command("compact")
+def compact(
+    keep: Annotated[
+        str,
+        typer.Option("--keep", help="Keep finished entries younger than this (e.g. 7d, 12h)."),
+    ] = "7d",
+    journal: JournalOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Rewrite the journal atomically; older finished entries move to the archive file.
+
+    Example: cmdctl journal compact --keep 7d
+    """
+    from dataclasses import asdict
+
+    from cmdctl import render
+    from cmdctl.timespec import parse_duration
+
+    keep_s = parse_duration(keep)
+    jr = open_journal(journal)
+    report = jr.compact(keep_s, now())
+    if json_out:
+        render.emit_json({k: (str(v) if not isinstance(v, int | float) else v) for k, v in asdict(report).items()})
+    elif not quiet:
+        render.line(_describe(report))
+    finish(ExitCode.OK)
+
+
+def _describe(report: object) -> str:
+    from dataclasses import asdict, is_dataclass
+
+    if not is_dataclass(report) or isinstance(report, type):
+        return str(report)
+    fields = asdict(report)
+    return "compacted: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in fields.items())
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `journal` group to the app."""
+    app.add_typer(journal_app, name="journal")

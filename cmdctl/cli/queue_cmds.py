@@ -1,0 +1,310 @@
+"""`cmdctl queue ls / show / cancel / retry / priority`: see and manage queued entries."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cmdctl.cli.common import finish, now, open_journal, who
+from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
+from cmdctl.errors import ExitCode, InputError
+
+if TYPE_CHECKING:
+    from cmdctl.ledger import Ledger
+    from cmdctl.model import Entry
+    from cmdctl.queueops import Change
+
+queue_app = typer.Typer(
+    name="queue",
+    help="See and manage queued entries.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", "-d", help="Only this device.", show_default=False)
+]
+BatchOpt = Annotated[
+    str | None,
+    typer.Option("--batch", "-b", help="Only this batch (id or unique prefix).", show_default=False),
+]
+IdArg = Annotated[
+    str | None, typer.Argument(help="Entry id or unique prefix.", show_default=False)
+]
+
+
+def _state(text: str | None) -> object:
+    from cmdctl.model import State
+
+    if text is None:
+        return None
+    try:
+        return State(text.lower())
+    except ValueError:
+        names = ", ".join(s.value for s in State)
+        raise InputError(f"unknown state {text!r}", hint=f"one of: {names}") from None
+
+
+def _batch(ledger: Ledger, text: str | None) -> str | None:
+    if text is None:
+        return None
+    from cmdctl.cli.status_cmds import _batch_id
+
+    return _batch_id(ledger, text)
+
+
+@queue_app.command("ls")
+def ls(
+    device: DeviceOpt = None,
+    batch: BatchOpt = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            "-s",
+            help="Only this state (pending, running, done, failed, cancelled, expired, "
+            "superseded, skipped, unknown) [default: everything not finished].",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--last", "-n", help="At most this many rows.")] = 200,
+    journal: JournalOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List entries, in run order for pending ones.
+
+    Example: cmdctl queue ls --device bar-tv-3 --state failed
+    """
+    from cmdctl import render
+    from cmdctl.cli.status_cmds import _entry_json
+    from cmdctl.model import State
+
+    ledger = open_journal(journal).ledger()
+    wanted = _state(state)
+    rows = ledger.entries(
+        device=device,
+        batch=_batch(ledger, batch),
+        state=wanted if isinstance(wanted, State) else None,
+    )
+    if wanted is None:
+        rows = [e for e in rows if not e.finished]
+    total = len(rows)
+    rows = rows[:limit]
+    if json_out:
+        render.emit_json([_entry_json(e) for e in rows])
+        finish(ExitCode.OK)
+    if not rows:
+        render.line("no entries" + ("" if wanted else " waiting (use --state done to see finished ones)"))
+        finish(ExitCode.OK)
+    _table(rows)
+    if total > len(rows):
+        render.line(f"({len(rows)} of {total} shown; --last N for more)")
+    finish(ExitCode.OK)
+
+
+def _table(rows: list[Entry]) -> None:
+    from rich.table import Table
+
+    from cmdctl import render
+    from cmdctl.cli.status_cmds import _command_text
+    from cmdctl.timespec import format_time
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("id", "device", "command", "state", "prio", "due", "tries", "note"):
+        table.add_column(col)
+    for e in rows:
+        table.add_row(
+            e.id,
+            e.device,
+            _command_text(e),
+            e.state.value,
+            e.priority.value,
+            format_time(e.not_before),
+            f"{e.attempts}/{e.max_attempts}",
+            e.last_error or e.reason or "",
+        )
+    render.stdout().print(table)
+
+
+@queue_app.command("show")
+def show(
+    entry_id: Annotated[str, typer.Argument(help="Entry id or unique prefix.")],
+    journal: JournalOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one entry and its event history.
+
+    Example: cmdctl queue show 01JDA3
+    """
+    from cmdctl import events as ev
+    from cmdctl import render
+    from cmdctl.cli.status_cmds import _entry_json
+    from cmdctl.timespec import format_time
+
+    ledger = open_journal(journal).ledger()
+    entry = ledger.lookup(entry_id)
+    history = [r if isinstance(r, ev.Event) else ev.decode(r) for r in ledger.records(entry.id)]
+    if json_out:
+        render.emit_json(
+            {
+                **_entry_json(entry),
+                "events": [{"type": e.type, "ts": e.ts, **dict(e.fields)} for e in history],
+            }
+        )
+        finish(ExitCode.OK)
+    data = _entry_json(entry)
+    for key in (
+        "id", "batch", "device", "selector", "args", "state", "outcome", "priority", "attempts",
+        "max_attempts", "idempotent", "step", "playbook", "origin", "who", "last_error", "reason",
+        "ran_on",
+    ):
+        value = data[key]
+        if value is not None and value != "":
+            render.line(f"{key:>13}: {value}")
+    for key in ("created", "not_before", "expires", "started", "finished"):
+        value = data[key]
+        if value is not None:
+            render.line(f"{key:>13}: {format_time(value)}")
+    render.line("       events:")
+    for e in history:
+        detail = ", ".join(
+            f"{k}={v}" for k, v in e.fields.items() if e.type != ev.QUEUED and k not in ("run",)
+        )
+        render.line(f"  {format_time(e.ts)}  {e.type}{'  ' + detail if detail else ''}")
+    finish(ExitCode.OK)
+
+
+def _select(
+    ledger: Ledger,
+    entry_id: str | None,
+    *,
+    device: str | None,
+    batch: str | None,
+    extra: bool = False,
+) -> list[Entry]:
+    given = sum(x is not None for x in (entry_id, device, batch)) + int(extra)
+    if given != 1:
+        raise InputError(
+            "say which entries: give one ID, or --batch B, or --device D",
+            hint="see `cmdctl queue ls`",
+        )
+    if entry_id is not None:
+        return [ledger.lookup(entry_id)]
+    return ledger.entries(device=device, batch=_batch(ledger, batch))
+
+
+def _apply(change: Change, verb: str, *, journal: JournalOpt, json_out: bool, quiet: bool) -> None:
+    from cmdctl import render
+
+    if change.events:
+        open_journal(journal).append(list(change.events))
+    if json_out:
+        render.emit_json(
+            {
+                verb: [e.id for e in change.changed],
+                "refused": [{"id": e.id, "reason": why} for e, why in change.refused],
+            }
+        )
+    else:
+        if not quiet:
+            render.line(f"{verb} {len(change.changed)} entr{'y' if len(change.changed) == 1 else 'ies'}")
+        for e, why in change.refused[:20]:
+            render.warn(f"{e.id} ({e.device} {e.command.selector}) left alone: {why}")
+        if len(change.refused) > 20:
+            render.warn(f"… and {len(change.refused) - 20} more left alone")
+    if not change.changed and change.refused:
+        finish(ExitCode.FAILED)
+    finish(ExitCode.OK)
+
+
+@queue_app.command("cancel")
+def cancel(
+    entry_id: IdArg = None,
+    batch: BatchOpt = None,
+    device: DeviceOpt = None,
+    journal: JournalOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Cancel pending entries: one ID, a whole --batch, or everything for a --device.
+
+    Example: cmdctl queue cancel --batch 01JDA3
+    """
+    from cmdctl import queueops
+
+    ledger = open_journal(journal).ledger()
+    chosen = _select(ledger, entry_id, device=device, batch=batch)
+    if entry_id is None:
+        chosen = [e for e in chosen if not e.finished]
+        if not chosen:
+            raise InputError("nothing to cancel: no unfinished entries match")
+    change = queueops.cancel(chosen, who=who(), now=now())
+    _apply(change, "cancelled", journal=journal, json_out=json_out, quiet=quiet)
+
+
+@queue_app.command("retry")
+def retry(
+    entry_id: IdArg = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Every failed entry (add --batch/--device to narrow).")
+    ] = False,
+    batch: BatchOpt = None,
+    device: DeviceOpt = None,
+    journal: JournalOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run failed, unknown, expired or cancelled entries again (due now).
+
+    This is how a person re-runs an `idempotent: false` entry left `unknown` by a crash.
+
+    Example: cmdctl queue retry --failed --batch 01JDA3
+    """
+    from cmdctl import queueops
+    from cmdctl.model import State
+
+    ledger = open_journal(journal).ledger()
+    if failed:
+        if entry_id is not None:
+            raise InputError("give an ID or --failed, not both")
+        chosen = ledger.entries(
+            state=State.FAILED, device=device, batch=_batch(ledger, batch)
+        )
+        if not chosen:
+            raise InputError("nothing to retry: no failed entries match")
+    else:
+        chosen = _select(ledger, entry_id, device=device, batch=batch)
+        if entry_id is None:
+            chosen = [e for e in chosen if e.state in queueops.RETRYABLE]
+            if not chosen:
+                raise InputError("nothing to retry: no failed, unknown or expired entries match")
+    change = queueops.retry(chosen, who=who(), now=now())
+    _apply(change, "requeued", journal=journal, json_out=json_out, quiet=quiet)
+
+
+@queue_app.command("priority")
+def priority(
+    entry_id: Annotated[str, typer.Argument(help="Entry id or unique prefix.")],
+    level: Annotated[str, typer.Argument(help="high, normal or low.")],
+    journal: JournalOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Change an unfinished entry's priority.
+
+    Example: cmdctl queue priority 01JDA3 high
+    """
+    from cmdctl import queueops
+    from cmdctl.cli.plan_cmds import _priority
+    from cmdctl.model import Priority
+
+    prio = Priority(_priority(level))
+    ledger = open_journal(journal).ledger()
+    change = queueops.reprioritise([ledger.lookup(entry_id)], prio, now=now())
+    _apply(change, f"set to {prio.value}", journal=journal, json_out=json_out, quiet=quiet)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `queue` group to the app."""
+    app.add_typer(queue_app, name="queue")
