@@ -1,0 +1,1 @@
+"""Real-firmware test lane: ESPHome host-platform builds of the bar-TV device."""

@@ -1,0 +1,1 @@
+"""The real-firmware lane; its fixtures come from tests/firmware/plugin.py via tests/conftest.py."""
