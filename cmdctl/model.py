@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 #: JSON-compatible value used in command arguments.
 JSONValue = Any
 
 
-class Priority(str, Enum):
+class Priority(StrEnum):
     """Queue priority; due entries run high before normal before low."""
 
     HIGH = "high"
@@ -30,7 +30,7 @@ class Priority(str, Enum):
 _PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
 
 
-class State(str, Enum):
+class State(StrEnum):
     """Where an entry is in its life. The fold of its journal events decides it."""
 
     PENDING = "pending"  # queued, waiting until due (not_before) and for a drain

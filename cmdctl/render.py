@@ -1,4 +1,4 @@
-"""Everything cmdctl shows a person: consoles, tables and JSON. The only printing module besides cli/.
+"""What cmdctl shows a person: consoles and JSON. The only printing module outside cli/.
 
 Rich decides colour and control codes: `NO_COLOR` turns colour off, and output that is not a
 terminal (cron, pipes) gets plain text with no control codes and no animation.

@@ -81,7 +81,7 @@ def status(
         oldest, next_due = summary.oldest_pending, summary.next_due
     lines = []
     for b, p in progress.items():
-        head = ledger.first_of_batch(b)
+        head = ledger.entries(batch=b)[0]  # TODO(lead): Ledger.first_of_batch, no full decode
         lines.append(
             BatchLine(
                 batch=b,
@@ -163,7 +163,9 @@ def health(
             Health.CRITICAL, f"CRITICAL - {'; '.join(critical + warning)}", rate, finished
         )
     if warning:
-        return HealthReport(Health.WARNING, f"WARNING - {'; '.join(warning)}; {tail}", rate, finished)
+        return HealthReport(
+            Health.WARNING, f"WARNING - {'; '.join(warning)}; {tail}", rate, finished
+        )
     return HealthReport(Health.OK, f"OK - {tail}", rate, finished)
 
 

@@ -65,17 +65,14 @@ def seconds(text: str, option: str) -> float:
 
 def device_lookup(inv: Inventory) -> Callable[[str], DeviceAddress | None]:
     """name → inventory Device (None when the inventory does not know it)."""
-    devices: Any = inv.devices
-    get: Callable[[str], DeviceAddress | None] = devices.get
-    return get
+    return inv.by_name.get
 
 
 def limit_names(inv: Inventory, pattern: str) -> frozenset[str]:
     """Device names a --limit pattern selects (an error when it selects nothing)."""
-    from cmdctl.selection import select
+    from cmdctl.selection import select_names
 
-    chosen: Any = select(inv, pattern)
-    return frozenset(d if isinstance(d, str) else d.name for d in chosen)
+    return frozenset(select_names(inv, pattern))
 
 
 def run_async(main: Coroutine[Any, Any, T], on_signal: Callable[[str], None]) -> T:
@@ -129,7 +126,7 @@ def _observer(quiet: bool, json_out: bool, title: str) -> tuple[Observer, Any]:
 
 def drain(
     max_time: MaxTimeOpt = None,
-    concurrency: ConcurrencyOpt = 32,
+    concurrency: ConcurrencyOpt = 64,
     limit: LimitOpt = None,
     batch: BatchOpt = None,
     journal: JournalOpt = None,
@@ -150,9 +147,7 @@ def drain(
     budget = seconds(max_time, "--max-time") if max_time is not None else None
     jr = open_journal(journal)
     devices, only = _inventory_parts(inventory, limit)
-    options = eng.DrainOptions(
-        max_time=budget, concurrency=concurrency, only=only, batch=batch
-    )
+    options = eng.DrainOptions(max_time=budget, concurrency=concurrency, only=only, batch=batch)
     observer, view = _observer(quiet, json_out, "drain")
     engine = eng.Engine(jr, devices, options, observer=observer)
 
@@ -192,7 +187,7 @@ def _inventory_parts(
 
 
 def run(
-    concurrency: ConcurrencyOpt = 32,
+    concurrency: ConcurrencyOpt = 64,
     limit: LimitOpt = None,
     batch: BatchOpt = None,
     journal: JournalOpt = None,
@@ -241,8 +236,9 @@ def send(
     ],
     value: Annotated[
         str | None,
-        typer.Argument(help="Value: on/off, an option, a number, JSON for mappings.",
-                       show_default=False),
+        typer.Argument(
+            help="Value: on/off, an option, a number, JSON for mappings.", show_default=False
+        ),
     ] = None,
     now_: Annotated[
         bool, typer.Option("--now", help="Direct only: never queue; fail if unreachable.")
@@ -272,16 +268,12 @@ def send(
         raise InputError("--now and --queue contradict each other", hint="give one of them")
     budget = seconds(timeout, "--timeout")
     inv = load_inventory(inventory)
-    address = device_lookup(inv)(device)
-    if address is None:
-        raise InputError(f"unknown device {device!r}", hint=_closest(device, inv))
+    address = inv.device(device)  # InputError with a did-you-mean hint
     command, idempotent = _command(entity, value)
     jr = open_journal(journal)
     from cmdctl import direct
 
-    entry = direct.send_entry(
-        device, command, who=who(), idempotent=idempotent, verify=verify
-    )
+    entry = direct.send_entry(device, command, who=who(), idempotent=idempotent, verify=verify)
     mode = direct.Mode.NOW if now_ else direct.Mode.QUEUE if queue_ else direct.Mode.AUTO
     if mode is direct.Mode.QUEUE:
         result = direct.queue_only(jr, entry)
@@ -297,16 +289,8 @@ def _command(entity: str, value: str | None) -> tuple[Any, bool]:
     from cmdctl import commands
 
     domain, target = commands.parse_selector(entity)
-    command = commands.parse_cli_value(domain, target, value)
+    command = commands.parse_cli_value(domain, target, "" if value is None else value)
     return command, commands.idempotent_default(command)
-
-
-def _closest(name: str, inv: Inventory) -> str:
-    import difflib
-
-    names: Sequence[str] = sorted(getattr(inv, "devices", {}))
-    close = difflib.get_close_matches(name, names, n=1)
-    return f"did you mean {close[0]!r}?" if close else "see the inventory (devices.yml)"
 
 
 def _send_report(result: Any, *, json_out: bool, quiet: bool) -> None:
@@ -349,7 +333,7 @@ def run_immediate(
     inv: Inventory,
     *,
     journal: Path | Journal | None = None,
-    concurrency: int = 32,
+    concurrency: int = 64,
     json_out: bool = False,
     quiet: bool = False,
 ) -> ExitCode:
@@ -371,8 +355,9 @@ def run_immediate(
             )
         )
     if not json_out:
-        report("immediate steps", totals, json_out=False, quiet=quiet,
-               tty=render.stderr().is_terminal)
+        report(
+            "immediate steps", totals, json_out=False, quiet=quiet, tty=render.stderr().is_terminal
+        )
     return totals.exit_code()
 
 

@@ -84,7 +84,12 @@ def compact(
     jr = open_journal(journal)
     report = jr.compact(keep_s, now())
     if json_out:
-        render.emit_json({k: (str(v) if not isinstance(v, int | float) else v) for k, v in asdict(report).items()})
+        render.emit_json(
+            {
+                k: (str(v) if not isinstance(v, int | float) else v)
+                for k, v in asdict(report).items()
+            }
+        )
     elif not quiet:
         render.line(_describe(report))
     finish(ExitCode.OK)

@@ -62,7 +62,10 @@ class LiveView:
         self.retries: dict[str, int] = {}
         self.failures = 0
         self.live = Live(
-            self._render(), console=console, refresh_per_second=8, transient=False,
+            self._render(),
+            console=console,
+            refresh_per_second=8,
+            transient=False,
             get_renderable=self._render,
         )
 

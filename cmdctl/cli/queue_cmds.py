@@ -27,11 +27,11 @@ DeviceOpt = Annotated[
 ]
 BatchOpt = Annotated[
     str | None,
-    typer.Option("--batch", "-b", help="Only this batch (id or unique prefix).", show_default=False),
+    typer.Option(
+        "--batch", "-b", help="Only this batch (id or unique prefix).", show_default=False
+    ),
 ]
-IdArg = Annotated[
-    str | None, typer.Argument(help="Entry id or unique prefix.", show_default=False)
-]
+IdArg = Annotated[str | None, typer.Argument(help="Entry id or unique prefix.", show_default=False)]
 
 
 def _state(text: str | None) -> object:
@@ -95,7 +95,9 @@ def ls(
         render.emit_json([_entry_json(e) for e in rows])
         finish(ExitCode.OK)
     if not rows:
-        render.line("no entries" + ("" if wanted else " waiting (use --state done to see finished ones)"))
+        render.line(
+            "no entries" + ("" if wanted else " waiting (use --state done to see finished ones)")
+        )
         finish(ExitCode.OK)
     _table(rows)
     if total > len(rows):
@@ -155,8 +157,23 @@ def show(
         finish(ExitCode.OK)
     data = _entry_json(entry)
     for key in (
-        "id", "batch", "device", "selector", "args", "state", "outcome", "priority", "attempts",
-        "max_attempts", "idempotent", "step", "playbook", "origin", "who", "last_error", "reason",
+        "id",
+        "batch",
+        "device",
+        "selector",
+        "args",
+        "state",
+        "outcome",
+        "priority",
+        "attempts",
+        "max_attempts",
+        "idempotent",
+        "step",
+        "playbook",
+        "origin",
+        "who",
+        "last_error",
+        "reason",
         "ran_on",
     ):
         value = data[key]
@@ -208,7 +225,9 @@ def _apply(change: Change, verb: str, *, journal: JournalOpt, json_out: bool, qu
         )
     else:
         if not quiet:
-            render.line(f"{verb} {len(change.changed)} entr{'y' if len(change.changed) == 1 else 'ies'}")
+            render.line(
+                f"{verb} {len(change.changed)} entr{'y' if len(change.changed) == 1 else 'ies'}"
+            )
         for e, why in change.refused[:20]:
             render.warn(f"{e.id} ({e.device} {e.command.selector}) left alone: {why}")
         if len(change.refused) > 20:
@@ -268,9 +287,7 @@ def retry(
     if failed:
         if entry_id is not None:
             raise InputError("give an ID or --failed, not both")
-        chosen = ledger.entries(
-            state=State.FAILED, device=device, batch=_batch(ledger, batch)
-        )
+        chosen = ledger.entries(state=State.FAILED, device=device, batch=_batch(ledger, batch))
         if not chosen:
             raise InputError("nothing to retry: no failed entries match")
     else:

@@ -20,14 +20,18 @@ def simulate(
     inventory: InventoryOpt = None,
     count: Annotated[
         int | None,
-        typer.Option("--count", "-n", help="Run N devices from a template instead of an inventory."),
+        typer.Option(
+            "--count", "-n", help="Run N devices from a template instead of an inventory."
+        ),
     ] = None,
     template: Annotated[
         str, typer.Option("--template", help="Template for --count (only 'venue': bar TVs).")
     ] = "venue",
     spec_file: Annotated[
         Path | None,
-        typer.Option("--spec", help="A simulator file of its own (devices and/or venue).", show_default=False),
+        typer.Option(
+            "--spec", help="A simulator file of its own (devices and/or venue).", show_default=False
+        ),
     ] = None,
     base_port: Annotated[
         int, typer.Option("--base-port", help="First port for --count devices (0: any free ports).")
@@ -46,7 +50,9 @@ def simulate(
     ] = None,
     record: Annotated[
         Path | None,
-        typer.Option("--record", help="Append every command received to this JSONL file.", show_default=False),
+        typer.Option(
+            "--record", help="Append every command received to this JSONL file.", show_default=False
+        ),
     ] = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -77,7 +83,9 @@ def _specs(
 
     if count is not None:
         if template != "venue":
-            raise InputError(f"unknown template {template!r}", hint="the built-in template is 'venue'")
+            raise InputError(
+                f"unknown template {template!r}", hint="the built-in template is 'venue'"
+            )
         if not 1 <= count <= 10_000:
             raise InputError(f"--count must be between 1 and 10000, got {count}")
         if base_port and not 1024 <= base_port <= 65535 - count:

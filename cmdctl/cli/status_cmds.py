@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 def status(
     batch: Annotated[
-        str | None, typer.Argument(help="Only this batch (id or unique prefix).", show_default=False)
+        str | None,
+        typer.Argument(help="Only this batch (id or unique prefix).", show_default=False),
     ] = None,
     journal: JournalOpt = None,
     json_out: JsonOpt = False,
@@ -34,7 +35,8 @@ def status(
     max_failure_rate: Annotated[
         float,
         typer.Option(
-            "--max-failure-rate", help="--health: failed/finished in the last hour above this is critical."
+            "--max-failure-rate",
+            help="--health: failed/finished in the last hour above this is critical.",
         ),
     ] = 0.2,
     quiet: QuietOpt = False,
@@ -99,7 +101,9 @@ def _batch_id(ledger: Any, text: str) -> str:
         return matches[0]
     if not matches:
         raise InputError(f"no batch {text!r}", hint="`cmdctl status` lists the batches")
-    raise InputError(f"batch prefix {text!r} matches {len(matches)} batches", hint="give more of the id")
+    raise InputError(
+        f"batch prefix {text!r} matches {len(matches)} batches", hint="give more of the id"
+    )
 
 
 def _status_json(st: Status) -> dict[str, Any]:
@@ -184,8 +188,19 @@ def _print_status(st: Status, *, events: int, path: str) -> None:
         render.line(f"pending: {', '.join(bits)}")
     if st.batches:
         table = Table(title=None, box=None, pad_edge=False)
-        for col in ("batch", "playbook", "origin", "done/total", "pending", "running", "failed", "other"):
-            table.add_column(col, justify="right" if col not in ("batch", "playbook", "origin") else "left")
+        for col in (
+            "batch",
+            "playbook",
+            "origin",
+            "done/total",
+            "pending",
+            "running",
+            "failed",
+            "other",
+        ):
+            table.add_column(
+                col, justify="right" if col not in ("batch", "playbook", "origin") else "left"
+            )
         shown = st.batches[-20:]
         for b in shown:
             c = b.counts
@@ -216,7 +231,9 @@ def _print_status(st: Status, *, events: int, path: str) -> None:
             "mid-flight and will not be repeated automatically:"
         )
         for e in st.needs_person[:20]:
-            render.line(f"  {e.id}  {e.device}  {e.command.selector}  ({e.reason or 'interrupted'})")
+            render.line(
+                f"  {e.id}  {e.device}  {e.command.selector}  ({e.reason or 'interrupted'})"
+            )
         render.line("  decide with `cmdctl queue retry ID` or `cmdctl queue cancel ID`")
     if st.damaged_lines:
         render.warn(
@@ -230,7 +247,9 @@ def history(
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option("--since", help="Only entries finished within this long: 1h, 2d.", show_default=False),
+        typer.Option(
+            "--since", help="Only entries finished within this long: 1h, 2d.", show_default=False
+        ),
     ] = None,
     limit: Annotated[int, typer.Option("--last", "-n", help="At most this many rows.")] = 50,
     journal: JournalOpt = None,

@@ -1,0 +1,387 @@
+"""`cmdctl devices ls / probe / entities`: the inventory, who answers, and what each device exposes.
+
+`ls` reads only the inventory and the journal; `probe` and `entities` connect (aioesphomeapi is
+imported inside them). Nothing here is ever queued.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cmdctl.cli.common import finish, load_inventory, now, open_journal
+from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, QuietOpt
+from cmdctl.errors import ExitCode, InputError
+
+if TYPE_CHECKING:
+    from cmdctl.fleetview import Activity, DeviceEntities, EntityView
+    from cmdctl.inventory import Device, Inventory
+    from cmdctl.transport import ProbeResult
+
+devices_app = typer.Typer(
+    name="devices",
+    help="See the inventory, probe devices, and list what a device exposes.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+PatternArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Devices: names, groups, globs; 'a,b' union, 'bar:&tvs' intersection, "
+        "'all:!patio' exclusion [default: all].",
+        show_default=False,
+    ),
+]
+
+
+def _selected(inv: Inventory, pattern: str | None) -> tuple[Device, ...]:
+    from cmdctl.selection import select
+
+    if pattern is None:
+        if not inv.devices:
+            raise InputError(f"the inventory has no devices ({inv.path})")
+        return inv.devices
+    return select(inv, pattern)
+
+
+def _memberships(inv: Inventory) -> dict[str, list[str]]:
+    """device → every group it belongs to (through groups of groups too), `all` left out."""
+    from cmdctl.inventory import ALL
+
+    out: dict[str, list[str]] = {name: [] for name in inv.names}
+    for group, members in inv.groups.items():
+        if group == ALL:
+            continue
+        for name in members:
+            out[name].append(group)
+    return out
+
+
+# -- ls ------------------------------------------------------------------------------------------
+
+
+@devices_app.command("ls")
+def ls(
+    pattern: PatternArg = None,
+    inventory: InventoryOpt = None,
+    journal: JournalOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """List devices: address, encryption, groups, timeout, last seen and last outcome.
+
+    "Last seen" is when the device last took a command (from the journal); "last" is the newest
+    outcome recorded for it, failures included.
+
+    Example: cmdctl devices ls 'bar:&tvs'
+    """
+    from cmdctl import fleetview, render
+
+    inv = load_inventory(inventory)
+    chosen = _selected(inv, pattern)
+    groups = _memberships(inv)
+    names = {d.name for d in chosen}
+    ledger = open_journal(journal).ledger()
+    seen = fleetview.activity(e for e in ledger.entries() if (e.ran_on or e.device) in names)
+    rows = [_ls_json(d, groups[d.name], seen.get(d.name)) for d in chosen]
+    if json_out:
+        render.emit_json(rows)
+        finish(ExitCode.OK)
+    if not quiet:
+        for warning in inv.warnings:
+            render.warn(warning)
+    _ls_table(rows, t=now())
+    finish(ExitCode.OK)
+
+
+def _ls_json(device: Device, groups: list[str], act: Activity | None) -> dict[str, Any]:
+    last = act.last if act is not None else None
+    return {
+        "name": device.name,
+        "host": device.host,
+        "port": device.port,
+        "encrypted": device.key is not None,  # never the key itself
+        "expected_name": device.expected_name,
+        "expected_mac": device.expected_mac,
+        "groups": groups,
+        "timeout": device.timeout,
+        "last_seen": act.last_seen if act is not None else None,
+        "last": None
+        if last is None
+        else {
+            "at": last.at,
+            "entry": last.entry,
+            "selector": last.selector,
+            "state": last.state.value,
+            "outcome": last.outcome,
+            "error": last.error,
+        },
+    }
+
+
+def _ls_table(rows: list[dict[str, Any]], *, t: float) -> None:
+    from rich.table import Table
+
+    from cmdctl import render
+    from cmdctl.timespec import format_age, format_duration
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("device", "address", "encrypted", "groups", "timeout", "last seen", "last outcome"):
+        table.add_column(col)
+    for row in rows:
+        last = row["last"]
+        if last is None:
+            outcome = "-"
+        else:
+            what = last["outcome"] or last["state"]
+            if last["state"] == "pending":
+                what = f"{what}, retry queued"
+            elif last["state"] == "failed":
+                what = f"failed ({what})"
+            outcome = f"{what}: {last['selector']} {format_age(last['at'], now=t)}"
+        table.add_row(
+            row["name"],
+            f"{row['host']}:{row['port']}",
+            "yes" if row["encrypted"] else "no",
+            ", ".join(row["groups"]) or "-",
+            format_duration(row["timeout"]) if row["timeout"] is not None else "-",
+            format_age(row["last_seen"], now=t) if row["last_seen"] is not None else "never",
+            outcome,
+        )
+    render.stdout().print(table)
+
+
+# -- probe ---------------------------------------------------------------------------------------
+
+
+@devices_app.command("probe")
+def probe(
+    pattern: PatternArg = None,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", "-c", min=1, max=1024, help="Devices probed at once."),
+    ] = 32,
+    timeout: Annotated[
+        str,
+        typer.Option("--timeout", "-t", help="Connect timeout per device (e.g. 2s, 500ms)."),
+    ] = "5s",
+    inventory: InventoryOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Connect to each device at once and report: online, ESPHome version, latency, or why not.
+
+    Never queued. Exit 0 when every device answered, 4 when any was unreachable, 1 when any
+    refused us (wrong key, another device at that address).
+
+    Example: cmdctl devices probe tvs --timeout 2s
+    """
+    import asyncio
+
+    from cmdctl import fleetview, render
+    from cmdctl.cli.exec_cmds import seconds
+
+    bound = seconds(timeout, "--timeout")
+    inv = load_inventory(inventory)
+    chosen = _selected(inv, pattern)
+    console = render.stderr()
+    live = console.is_terminal and not quiet and not json_out
+    if live:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        progress = Progress(
+            TextColumn("probing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+        )
+        task = progress.add_task("probe", total=len(chosen))
+        with progress:
+            results = asyncio.run(
+                fleetview.probe_fleet(
+                    chosen,
+                    concurrency=concurrency,
+                    connect_timeout=bound,
+                    on_result=lambda _r: progress.advance(task),
+                )
+            )
+    else:
+        results = asyncio.run(
+            fleetview.probe_fleet(chosen, concurrency=concurrency, connect_timeout=bound)
+        )
+    code = fleetview.probe_exit_code(results)
+    if json_out:
+        render.emit_json(
+            {
+                "devices": [_probe_json(r) for r in results],
+                "totals": _probe_totals(results),
+                "exit_code": int(code),
+            }
+        )
+    elif not quiet:
+        _probe_table(results)
+    if not quiet:
+        totals = _probe_totals(results)
+        render.info(
+            f"probed {len(results)} device{'s' if len(results) != 1 else ''}: "
+            + ", ".join(f"{n} {status}" for status, n in totals.items() if n)
+        )
+    for r in results:
+        if r.error is not None:
+            console.print(f"cmdctl: {r.error.one_line()}", markup=False)
+    finish(code)
+
+
+def _probe_totals(results: list[ProbeResult]) -> dict[str, int]:
+    from cmdctl import fleetview
+
+    totals = {"online": 0, "offline": 0, "rejected": 0}
+    for r in results:
+        totals[fleetview.probe_status(r)] += 1
+    return totals
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 1)
+
+
+def _probe_json(r: ProbeResult) -> dict[str, Any]:
+    from cmdctl import fleetview
+
+    return {
+        "device": r.device,
+        "status": fleetview.probe_status(r),
+        "name": r.name or None,
+        "friendly_name": r.friendly_name or None,
+        "mac_address": r.mac_address or None,
+        "esphome_version": r.esphome_version or None,
+        "model": r.model or None,
+        "api_version": r.api_version or None,
+        "encrypted": r.encrypted,
+        "entities": r.entities if r.ok else None,
+        "connect_ms": _ms(r.connect_seconds),
+        "latency_ms": _ms(r.rtt_seconds),
+        "error": fleetview.describe_error(r.error),
+    }
+
+
+def _probe_table(results: list[ProbeResult]) -> None:
+    from rich.table import Table
+
+    from cmdctl import fleetview, render
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("device", "status", "esphome", "name", "mac", "connect", "latency", "error"):
+        table.add_column(col, justify="right" if col in ("connect", "latency") else "left")
+    for r in results:
+        connect, rtt = _ms(r.connect_seconds), _ms(r.rtt_seconds)
+        table.add_row(
+            r.device,
+            fleetview.probe_status(r),
+            r.esphome_version or "-",
+            r.name or "-",
+            r.mac_address or "-",
+            f"{connect:.0f}ms" if connect is not None else "-",
+            f"{rtt:.1f}ms" if rtt is not None else "-",
+            r.error.reason if r.error is not None else "",
+        )
+    render.stdout().print(table)
+
+
+# -- entities ------------------------------------------------------------------------------------
+
+
+@devices_app.command("entities")
+def entities(
+    device: Annotated[str, typer.Argument(help="The device's inventory name.")],
+    inventory: InventoryOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """List a device's entities and actions with the selectors to use in playbooks, and states.
+
+    Example: cmdctl devices entities bar-tv-3
+    """
+    import asyncio
+
+    from cmdctl import fleetview, render
+
+    inv = load_inventory(inventory)
+    listing = asyncio.run(fleetview.inspect(inv.device(device)))
+    if json_out:
+        render.emit_json(_entities_json(listing))
+        finish(ExitCode.OK)
+    if not quiet:
+        render.info(
+            f"{listing.device}: '{listing.friendly_name or listing.name}', ESPHome "
+            f"{listing.esphome_version}, {len(listing.entities)} entities, "
+            f"{len(listing.actions)} actions"
+        )
+    _entities_table(listing)
+    finish(ExitCode.OK)
+
+
+def _entities_json(listing: DeviceEntities) -> dict[str, Any]:
+    def one(v: EntityView) -> dict[str, Any]:
+        out: dict[str, Any] = {"selector": v.selector, "domain": v.domain, "name": v.name}
+        out.update(v.facts)
+        out["details"] = v.details
+        if v.domain != "action":
+            out["state"] = v.state
+        return out
+
+    return {
+        "device": listing.device,
+        "name": listing.name,
+        "friendly_name": listing.friendly_name,
+        "esphome_version": listing.esphome_version,
+        "mac_address": listing.mac_address,
+        "entities": [one(v) for v in listing.entities],
+        "actions": [one(v) for v in listing.actions],
+    }
+
+
+def _state_text(v: EntityView) -> str:
+    import json
+
+    if v.domain in ("button", "event"):
+        return ""
+    if not v.has_state:
+        return "unknown"
+    if isinstance(v.state, bool):
+        return "on" if v.state else "off"
+    if isinstance(v.state, dict):
+        parts = []
+        for key, value in v.state.items():
+            if isinstance(value, bool):
+                value = "on" if value else "off"
+            elif not isinstance(value, str):
+                value = json.dumps(value)
+            parts.append(value if key == "state" else f"{key} {value}")
+        return ", ".join(parts)
+    if isinstance(v.state, float):
+        return f"{v.state:g}"
+    return str(v.state) if v.state != "" else "''"
+
+
+def _entities_table(listing: DeviceEntities) -> None:
+    from rich.table import Table
+
+    from cmdctl import render
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("selector", "name", "state", "details"):
+        table.add_column(col)
+    for v in listing.entities:
+        table.add_row(v.selector, v.name, _state_text(v), v.details)
+    for v in listing.actions:
+        table.add_row(v.selector, "", "", v.details)
+    render.stdout().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `devices` group to the app."""
+    app.add_typer(devices_app, name="devices")

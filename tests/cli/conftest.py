@@ -1,0 +1,15 @@
+"""Fixtures for tests that drive the real `cmdctl` command in subprocesses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import Workspace, make_workspace
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    """Ten devices, a journal dir, and an environment pointing cmdctl at them."""
+    return make_workspace(tmp_path)

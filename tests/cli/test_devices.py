@@ -1,0 +1,370 @@
+"""`cmdctl devices ls / probe / entities` as real processes against the real simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Coroutine, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+from cmdctl import events as ev
+from cmdctl.journal import Journal
+from cmdctl.model import Command, Entry, Priority
+from cmdctl.simulator import DeviceSpec, FaultSpec, Fleet, venue, write_inventory
+from tests.cli.helpers import KEY, Workspace, make_workspace
+
+T = TypeVar("T")
+
+#: Any escape sequence (colour, cursor movement): none may reach a pipe.
+CONTROL = re.compile(r"\x1b")
+#: Seconds between a client dropping a connection and the simulator noticing (same host).
+CLOSE_SLACK = 0.05
+
+
+class RunningFleet:
+    """Virtual devices served by an event loop in a background thread of the test process."""
+
+    def __init__(self, specs: list[DeviceSpec], directory: Path) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.fleet: Fleet = self.call(self._start(specs))
+        self.inventory = directory / "devices.yml"
+        write_inventory(self.fleet.devices, self.inventory)
+
+    async def _start(self, specs: list[DeviceSpec]) -> Fleet:
+        fleet = Fleet(specs)
+        await fleet.start()
+        return fleet
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the fleet's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=15)
+
+    def close(self) -> None:
+        self.call(self.fleet.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def _specs() -> list[DeviceSpec]:
+    """Three venue TVs; bar-tv-2's input starts on the last option, not the template default."""
+    specs = venue(3, encrypted=True, seed=7)
+    tv2 = specs[1]
+    entities = tuple(
+        replace(e, initial=e.options[-1]) if e.kind == "select" else e for e in tv2.entities
+    )
+    specs[1] = replace(tv2, entities=entities)
+    return specs
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[tuple[RunningFleet, Workspace]]:
+    """A running 3-device fleet and a workspace whose inventory points at it."""
+    workspace = make_workspace(tmp_path)
+    site = tmp_path / "site"
+    site.mkdir()
+    running = RunningFleet(_specs(), site)
+    workspace.env["CMDCTL_INVENTORY"] = str(running.inventory)
+    try:
+        yield running, workspace
+    finally:
+        running.close()
+
+
+def assert_clean(result: subprocess.CompletedProcess[str], code: int) -> None:
+    """Exit `code`, no traceback, no control codes (stdout and stderr are pipes here)."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert not CONTROL.search(result.stdout + result.stderr)
+
+
+def row_of(text: str, device: str) -> str:
+    """The table line that starts with `device`."""
+    lines = [line for line in text.splitlines() if line.split()[:1] == [device]]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+# -- probe ---------------------------------------------------------------------------------------
+
+
+def test_probe_all_online(sim: tuple[RunningFleet, Workspace]) -> None:
+    fleet, ws = sim
+    result = ws.run("devices", "probe")
+    assert_clean(result, 0)
+    for device in fleet.fleet.devices:
+        row = row_of(result.stdout, device.name)
+        assert " online " in row
+        assert device.spec.esphome_version in row
+        assert device.spec.mac.upper() in row
+    assert "3 online" in result.stderr
+
+    data = json.loads(ws.run("devices", "probe", "bar-tv-1,bar-tv-3", "--json").stdout)
+    assert [d["device"] for d in data["devices"]] == ["bar-tv-1", "bar-tv-3"]
+    specs = {d.name: d.spec for d in fleet.fleet.devices}
+    for d in data["devices"]:
+        spec = specs[d["device"]]
+        assert d["status"] == "online" and d["error"] is None
+        assert (d["esphome_version"], d["name"]) == (spec.esphome_version, spec.name)
+        assert d["encrypted"] is True
+        assert d["entities"] == len(spec.entities) + len(spec.actions)  # the transport's count
+        assert 0 < d["latency_ms"] < 5000 and 0 < d["connect_ms"] < 5000
+    assert data["totals"] == {"online": 2, "offline": 0, "rejected": 0}
+    assert data["exit_code"] == 0
+
+
+def test_probe_offline_device_exits_4_naming_it(sim: tuple[RunningFleet, Workspace]) -> None:
+    fleet, ws = sim
+    fleet.call(fleet.fleet.device("bar-tv-2").set_offline(True))
+    result = ws.run("devices", "probe", "--timeout", "2s")
+    assert_clean(result, 4)
+    assert "connection refused" in row_of(result.stdout, "bar-tv-2")
+    assert " offline " in row_of(result.stdout, "bar-tv-2")
+    assert " online " in row_of(result.stdout, "bar-tv-1")
+    assert "cmdctl: bar-tv-2: connection refused" in result.stderr
+    assert "bar-tv-1:" not in result.stderr
+
+    quiet = ws.run("devices", "probe", "--quiet")
+    assert_clean(quiet, 4)
+    assert quiet.stdout == ""
+    assert quiet.stderr.strip().splitlines() == [
+        line for line in quiet.stderr.strip().splitlines() if line.startswith("cmdctl: bar-tv-2:")
+    ]
+
+
+def test_probe_wrong_key_exits_1_and_wins_over_unreachable(
+    sim: tuple[RunningFleet, Workspace],
+) -> None:
+    fleet, ws = sim
+    secrets_path = fleet.inventory.with_name("secrets.yaml")
+    secrets = yaml.safe_load(secrets_path.read_text())
+    assert secrets["bar_tv_3_key"] != KEY
+    secrets["bar_tv_3_key"] = KEY  # valid base64 of 32 bytes, but not the device's key
+    secrets_path.write_text(yaml.safe_dump(secrets))
+
+    result = ws.run("devices", "probe", "bar-tv-3", "--json")
+    assert_clean(result, 1)
+    (probe,) = json.loads(result.stdout)["devices"]
+    assert probe["status"] == "rejected"
+    assert probe["error"]["kind"] == "rejected"
+    assert probe["error"]["message"] == "wrong encryption key"
+    assert "cmdctl: bar-tv-3: wrong encryption key" in result.stderr
+    assert KEY not in result.stdout + result.stderr
+
+    fleet.call(fleet.fleet.device("bar-tv-1").set_offline(True))
+    both = ws.run("devices", "probe")
+    assert_clean(both, 1)  # rejected wins over unreachable
+    assert "wrong encryption key" in row_of(both.stdout, "bar-tv-3")
+    assert "connection refused" in row_of(both.stdout, "bar-tv-1")
+    assert " online " in row_of(both.stdout, "bar-tv-2")
+
+
+def test_probe_another_device_at_the_address(tmp_path: Path) -> None:
+    """Plaintext devices: bar-tv-1's port answered by bar-tv-2 is named as such."""
+    ws = make_workspace(tmp_path)
+    running = RunningFleet(venue(2, encrypted=False), tmp_path)
+    try:
+        text = running.inventory.read_text()
+        ports = [str(d.port) for d in running.fleet.devices]
+        running.inventory.write_text(text.replace(f"port: {ports[0]}", f"port: {ports[1]}"))
+        result = ws.run("devices", "probe", "--inventory", str(running.inventory))
+    finally:
+        running.close()
+    assert_clean(result, 1)
+    assert "answered as 'bar-tv-2'" in row_of(result.stdout, "bar-tv-1")
+    assert " online " in row_of(result.stdout, "bar-tv-2")
+
+
+def test_probe_fan_out_is_bounded_one_connection_per_device(tmp_path: Path) -> None:
+    """--concurrency 2 over 6 slow devices: never more than 2 connections open at once."""
+    ws = make_workspace(tmp_path)
+    slow = [replace(s, faults=FaultSpec(latency=0.03)) for s in venue(6, encrypted=True)]
+    running = RunningFleet(slow, tmp_path)
+    try:
+        result = ws.run(
+            "devices", "probe", "--concurrency", "2", "--inventory", str(running.inventory)
+        )
+        events = list(running.fleet.recorder.connections)
+    finally:
+        running.close()
+    assert_clean(result, 0)
+    opens = [e for e in events if e.event == "open"]
+    assert sorted(e.device for e in opens) == [f"bar-tv-{i}" for i in range(1, 7)]
+    closes = {(e.device, e.conn): e.ts for e in events if e.event == "close"}
+    # A close reaches the simulator a moment after the client dropped the socket and may be
+    # stamped just after the next open: allow it that slack, far below one probe (~0.3 s).
+    spans = [(e.ts, closes[(e.device, e.conn)] - CLOSE_SLACK) for e in opens]
+    most = max(sum(1 for a, b in spans if a <= start < b) for start, _ in spans)
+    assert most == 2
+
+
+# -- entities ------------------------------------------------------------------------------------
+
+
+def test_entities_lists_selectors_details_and_current_state(
+    sim: tuple[RunningFleet, Workspace],
+) -> None:
+    fleet, ws = sim
+    device = fleet.fleet.device("bar-tv-2")
+    select = next(e for e in device.spec.entities if e.kind == "select")
+    current = device.state_of("select.input")
+    assert current == select.options[-1] != select.options[0]  # not the template default
+
+    result = ws.run("devices", "entities", "bar-tv-2")
+    assert_clean(result, 0)
+    row = row_of(result.stdout, "select.input")
+    assert current in row
+    assert "options: " + ", ".join(select.options) in row
+    assert "0..100 step 1" in row_of(result.stdout, "number.volume")
+    assert "(box: int, channel: string)" in row_of(result.stdout, "action.send_tv_command")
+    assert "response (only)" in row_of(result.stdout, "action.get_status")
+
+    data = json.loads(ws.run("devices", "entities", "bar-tv-2", "--json").stdout)
+    by_selector = {e["selector"]: e for e in data["entities"]}
+    assert set(by_selector) == {e.selector for e in device.spec.entities}
+    assert by_selector["select.input"]["options"] == list(select.options)
+    assert by_selector["select.input"]["state"] == current
+    assert by_selector["number.volume"]["state"] == device.state_of("number.volume")
+    assert by_selector["switch.tv_power"]["state"] is device.state_of("switch.tv_power")
+    assert by_selector["text.channel"]["max_length"] == 16
+    light = by_selector["light.backlight"]
+    assert light["color_modes"] == ["rgb"] and "Rainbow" in light["effects"]
+    assert light["state"]["color_mode"] == "rgb"
+    actions = {a["selector"]: a for a in data["actions"]}
+    assert actions["action.send_tv_command"]["args"] == [
+        {"name": "box", "type": "int"},
+        {"name": "channel", "type": "string"},
+    ]
+    assert actions["action.send_tv_command"]["returns_response"] is False
+    assert actions["action.get_status"]["returns_response"] is True
+    assert data["esphome_version"] == device.spec.esphome_version
+
+
+def test_entities_of_an_offline_device_exits_4(sim: tuple[RunningFleet, Workspace]) -> None:
+    fleet, ws = sim
+    fleet.call(fleet.fleet.device("bar-tv-1").set_offline(True))
+    result = ws.run("devices", "entities", "bar-tv-1")
+    assert_clean(result, 4)
+    assert "bar-tv-1: connection refused" in result.stderr
+    assert result.stdout == ""
+
+
+# -- ls ------------------------------------------------------------------------------------------
+
+
+def _entry(device: str, created: float) -> Entry:
+    from cmdctl.ids import new_id
+
+    return Entry(
+        id=new_id(),
+        batch="01TESTBATCH0000000000000000",
+        device=device,
+        command=Command("select", "input", {"option": "HDMI 2"}),
+        priority=Priority.NORMAL,
+        created=created,
+        not_before=created,
+        expires=None,
+        idempotent=True,
+        verify=True,
+        max_attempts=3,
+        who="test@host",
+        origin="send",
+        step="",
+    )
+
+
+def test_ls_shows_inventory_and_last_outcome_from_the_journal(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)  # tv-1 … tv-10, nothing listening: ls never connects
+    t0 = 1_700_000_000.0
+    ok, refused, later_fail, retrying = (
+        _entry("tv-1", t0),
+        _entry("tv-2", t0),
+        _entry("tv-1", t0 + 5),
+        _entry("tv-3", t0),
+    )
+    Journal(ws.journal).append(
+        [
+            *(ev.queued(e) for e in (ok, refused, later_fail, retrying)),
+            ev.done(ok.id, t0 + 1, outcome="confirmed", duration=0.2),
+            ev.failed(refused.id, t0 + 2, error="tv-2: connection refused", kind="unreachable"),
+            ev.failed(later_fail.id, t0 + 9, error="tv-1: state mismatch", kind="mismatch"),
+            ev.attempt_failed(
+                retrying.id, t0 + 3, error="tv-3: timed out", kind="unreachable", retry_at=t0 + 60
+            ),
+            ev.rescheduled(retrying.id, t0 + 3, not_before=t0 + 60, attempts=1),
+        ]
+    )
+    result = ws.run("devices", "ls", "--json")
+    assert_clean(result, 0)
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert len(rows) == 10
+    assert rows["tv-1"]["host"] == "127.0.0.1" and rows["tv-1"]["port"] == 30001
+    assert rows["tv-1"]["encrypted"] is True and rows["tv-1"]["groups"] == ["tvs"]
+    assert rows["tv-1"]["last_seen"] == t0 + 9  # a mismatch: the device took the command
+    assert rows["tv-1"]["last"]["outcome"] == "mismatch"
+    assert rows["tv-1"]["last"]["state"] == "failed"
+    assert rows["tv-2"]["last_seen"] is None  # never answered
+    assert rows["tv-2"]["last"]["outcome"] == "unreachable"
+    assert rows["tv-2"]["last"]["error"] == "tv-2: connection refused"
+    assert rows["tv-3"]["last"]["state"] == "pending"
+    assert rows["tv-4"]["last"] is None and rows["tv-4"]["last_seen"] is None
+    assert KEY not in result.stdout
+
+    table = ws.run("devices", "ls", "tv-1,tv-2,tv-4")
+    assert_clean(table, 0)
+    assert "failed (mismatch): select.input" in row_of(table.stdout, "tv-1")
+    assert "failed (unreachable)" in row_of(table.stdout, "tv-2")
+    assert "never" in row_of(table.stdout, "tv-2")
+    assert row_of(table.stdout, "tv-4").split()[1:4] == ["127.0.0.1:30004", "yes", "tvs"]
+    assert "tv-3" not in table.stdout
+    assert KEY not in table.stdout + table.stderr
+
+
+def test_ls_does_not_import_the_client(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cmdctl", "devices", "ls"],
+        cwd=ws.root,
+        env=ws.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "cmdctl.fleetview" in result.stderr  # the tracer saw the command run
+    assert [line for line in result.stderr.splitlines() if "aioesphomeapi" in line] == []
+
+
+# -- failure paths -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["devices", "entities", "tv-99"], ["no device 'tv-99'"]),
+        (["devices", "entities", "tv-1O"], ["no device 'tv-1O'", "did you mean 'tv-1"]),
+        (["devices", "probe", "patio"], ["pattern 'patio'", "matches no device"]),
+        (["devices", "ls", "tvs:&patio"], ["'patio'"]),
+        (["devices", "probe", "--timeout", "soon"], ["--timeout"]),
+    ],
+)
+def test_bad_device_or_pattern_exits_2(
+    workspace: Workspace, args: list[str], needles: list[str]
+) -> None:
+    result = workspace.run(*args)
+    assert_clean(result, 2)
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    for needle in needles:
+        assert needle in line, line

@@ -1,0 +1,43 @@
+"""Commands that never talk to devices must not import aioesphomeapi (it costs ~0.25 s)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.cli.helpers import Workspace, volume_playbook
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["validate", "{pb}"],
+        ["bulk", "{pb}"],
+        ["bulk", "{pb}", "--check"],
+        ["status"],
+        ["status", "--health"],
+        ["queue", "ls"],
+        ["history"],
+        ["journal", "verify"],
+        ["journal", "compact"],
+    ],
+)
+def test_no_device_command_imports_aioesphomeapi(workspace: Workspace, args: list[str]) -> None:
+    pb = workspace.playbook("v.yml", volume_playbook(1))
+    argv = [a.replace("{pb}", str(pb)) for a in args]
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cmdctl", *argv],
+        cwd=workspace.root,
+        env=workspace.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode in (0, 1, 2), result.stderr[-2000:]
+    imported = [line for line in result.stderr.splitlines() if "aioesphomeapi" in line]
+    assert imported == [], imported[:3]
+    # and the import tracer did see cmdctl's own modules, so this test can fail
+    assert "cmdctl.cli.app" in result.stderr
