@@ -1,0 +1,170 @@
+"""The located YAML loader: locations, limits, aliases, tags and error mapping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cmdctl import yamlsrc
+from cmdctl.errors import InputError
+from cmdctl.yamlsrc import MapNode, ScalarNode, SeqNode, load_file, load_text
+
+
+def _error(text: str, **kwargs: object) -> InputError:
+    with pytest.raises(InputError) as caught:
+        load_text(text, "f.yml", **kwargs)  # type: ignore[arg-type]
+    return caught.value
+
+
+def test_every_node_knows_where_it_is() -> None:
+    root = load_text("a: 1\nb:\n  - x\n  - {c: on}\n", "f.yml")
+    assert isinstance(root, MapNode)
+    assert str(root.keys["b"]) == "f.yml:2:1"
+    seq = root.items["b"]
+    assert isinstance(seq, SeqNode)
+    assert (seq.items[0].loc.line, seq.items[0].loc.column) == (3, 5)
+    inner = seq.items[1]
+    assert isinstance(inner, MapNode)
+    assert str(inner.items["c"].loc) == "f.yml:4:9"
+    assert root.plain == {"a": 1, "b": ["x", {"c": True}]}
+
+
+def test_scalars_keep_their_text() -> None:
+    root = load_text("t: 1:30\nq: '007'\nw: 2026-11-23T10:00:00Z\nn: ~\n", "f.yml")
+    assert isinstance(root, MapNode)
+    t = root.items["t"]
+    assert isinstance(t, ScalarNode)
+    assert (t.value, t.text) == (90, "1:30")  # YAML 1.1 reads 1:30 as 90; the text survives
+    assert root.plain == {"t": 90, "q": "007", "w": "2026-11-23T10:00:00Z", "n": None}
+
+
+def test_empty_document_is_none() -> None:
+    assert load_text("# nothing\n", "f.yml") is None
+
+
+def test_syntax_error_has_1_based_location() -> None:
+    err = _error("a: 1\nb: [1, 2\nc: 3\n")
+    assert err.file == "f.yml"
+    assert err.line is not None and err.line >= 2
+    assert err.message.startswith("YAML syntax error")
+
+
+def test_tab_indentation_error_location() -> None:
+    err = _error("a:\n\t- 1\n")
+    assert (err.file, err.line) == ("f.yml", 2)
+
+
+def test_duplicate_keys_are_refused_with_both_lines() -> None:
+    err = _error("name: a\nsteps: []\nname: b\n")
+    assert (err.line, err.column) == (3, 1)
+    assert err.message == "duplicate key 'name' (first at line 1)"
+
+
+def test_only_string_keys() -> None:
+    err = _error("1: a\n")
+    assert "mapping keys must be strings" in err.message
+    assert err.hint == "quote the key"
+    assert "mapping keys must be strings" in _error("[a]: 1\n").message
+
+
+def test_secret_tag_only_when_allowed() -> None:
+    err = _error("key: !secret k\n")
+    assert err.message == "!secret is only allowed in the inventory"
+    assert (err.line, err.column) == (1, 6)
+    node = load_text("key: !secret k\n", "f.yml", allow_secret=True)
+    assert isinstance(node, MapNode)
+    key = node.items["key"]
+    assert isinstance(key, ScalarNode) and key.tag == yamlsrc.SECRET_TAG and key.value == "k"
+
+
+@pytest.mark.parametrize("text", ["a: !!binary aGk=\n", "a: !!set {x}\n", "a: !custom 1\n"])
+def test_unsupported_tags(text: str) -> None:
+    assert "unsupported YAML tag" in _error(text).message
+
+
+def test_multiple_documents_refused() -> None:
+    err = _error("a: 1\n---\nb: 2\n")
+    assert err.line == 2 and "single YAML document" in err.message
+
+
+def test_merge_keys_explicit_wins() -> None:
+    root = load_text("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n", "f.yml")
+    assert isinstance(root, MapNode)
+    assert root.plain["use"] == {"y": 3, "x": 1}
+
+
+def test_alias_bomb_is_refused_quickly() -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 10):
+        prev = f"*a{i - 1}"
+        levels.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    started = time.perf_counter()
+    err = _error("\n".join(levels) + "\n")
+    assert time.perf_counter() - started < 1.0
+    assert "alias" in err.message and "100,000" in err.message
+    assert err.file == "f.yml" and err.line is not None
+
+
+def test_small_aliases_are_fine() -> None:
+    root = load_text("a: &a {x: 1}\nb: *a\nc: *a\n", "f.yml")
+    assert isinstance(root, MapNode)
+    assert root.plain == {"a": {"x": 1}, "b": {"x": 1}, "c": {"x": 1}}
+
+
+def test_self_referencing_alias_is_an_error() -> None:
+    err = _error("a: &a [*a]\n")
+    assert "unknown alias" in err.message and err.line == 1
+
+
+def test_deep_nesting_refused_without_crashing() -> None:
+    err = _error("[" * 200_000)
+    assert "nested deeper" in err.message and err.line == 1
+
+
+def test_oversized_file_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.yml"
+    path.write_bytes(b"a: " + b"x" * 2_000 + b"\n")
+    with pytest.raises(InputError) as caught:
+        load_file(path, max_bytes=1_000)
+    assert caught.value.file == str(path) and caught.value.line == 1
+    assert "larger than the 1,000-byte limit" in caught.value.message
+
+
+def test_default_size_limit_is_10_mb(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yml"
+    with path.open("wb") as f:
+        f.truncate(yamlsrc.MAX_BYTES + 1)
+    started = time.perf_counter()
+    with pytest.raises(InputError, match="larger than the 10,485,760-byte limit"):
+        load_file(path)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_bad_utf8_and_control_characters(write: Callable[[str, str], Path]) -> None:
+    path = write("x.yml", "a: 1\n")
+    path.write_bytes(b"a: 1\nb: \xff\n")
+    with pytest.raises(InputError) as caught:
+        load_file(path)
+    assert (caught.value.line, caught.value.message) == (2, "not valid UTF-8 text")
+    err = _error("a: 1\nb: \x07\n")
+    assert err.line == 2 and "control characters" in err.message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        load_file(tmp_path / "nope.yml")
+    assert caught.value.file == str(tmp_path / "nope.yml")
+    assert "cannot read" in caught.value.message
+
+
+def test_check_keys_suggests() -> None:
+    root = load_text("tragets: x\n", "f.yml")
+    assert isinstance(root, MapNode)
+    with pytest.raises(InputError) as caught:
+        yamlsrc.check_keys(root, ("name", "targets"), "the playbook")
+    assert caught.value.one_line() == (
+        "f.yml:1:1: unknown key 'tragets' in the playbook (hint: did you mean 'targets'?)"
+    )
