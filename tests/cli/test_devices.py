@@ -19,7 +19,17 @@ import yaml
 from cmdctl import events as ev
 from cmdctl.journal import Journal
 from cmdctl.model import Command, Entry, Priority
-from cmdctl.simulator import DeviceSpec, FaultSpec, Fleet, venue, write_inventory
+from cmdctl.simulator import (
+    ActionSpec,
+    ArgSpec,
+    DeviceSpec,
+    EntitySpec,
+    FaultSpec,
+    Fleet,
+    SubDevice,
+    venue,
+    write_inventory,
+)
 from tests.cli.helpers import KEY, Workspace, make_workspace
 
 T = TypeVar("T")
@@ -249,6 +259,51 @@ def test_entities_lists_selectors_details_and_current_state(
     assert actions["action.send_tv_command"]["returns_response"] is False
     assert actions["action.get_status"]["returns_response"] is True
     assert data["esphome_version"] == device.spec.esphome_version
+
+
+HOME = DeviceSpec(
+    name="home",
+    entities=(
+        EntitySpec("cover", "Blind", supports_tilt=True),
+        EntitySpec("fan", "Ceiling Fan", speed_count=4, preset_modes=("Breeze",)),
+        EntitySpec("lock", "Door", supports_open=True),
+        EntitySpec("valve", "Water"),
+        EntitySpec("media_player", "Speaker"),
+        EntitySpec("climate", "Heat Pump", fan_modes=("auto", "low"), presets=("home", "away")),
+        EntitySpec("light", "Lamp", color_modes=("color_temperature",)),
+        EntitySpec("switch", "Relay"),
+        EntitySpec("switch", "Relay", device_id=7),
+    ),
+    actions=(ActionSpec("scene", (ArgSpec("levels", "float[]"),), response="optional"),),
+    sub_devices=(SubDevice(7, "Garden Shed"),),
+)
+
+
+def test_entities_of_every_kind_and_sub_devices(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    running = RunningFleet([HOME], tmp_path)
+    try:
+        result = ws.run("devices", "entities", "home", "--json", "-i", str(running.inventory))
+    finally:
+        running.close()
+    assert_clean(result, 0)
+    data = json.loads(result.stdout)
+    by_selector = {e["selector"]: e for e in data["entities"]}
+    # the same object_id on two devices: each selector names its (sub-)device, as `send` needs
+    assert {"switch.0/relay", "switch.garden_shed/relay"} <= set(by_selector)
+    assert "switch.relay" not in by_selector
+    assert all(e["state"] is not None for e in data["entities"]), data["entities"]
+    assert by_selector["cover.blind"]["tilt"] is True
+    assert by_selector["cover.blind"]["state"]["current_operation"] == "idle"
+    assert by_selector["fan.ceiling_fan"]["preset_modes"] == ["Breeze"]
+    assert by_selector["lock.door"]["open"] is True
+    assert by_selector["climate.heat_pump"]["presets"] == ["home", "away"]
+    assert by_selector["light.lamp"]["color_modes"] == ["color_temperature"]
+    assert "mireds" in by_selector["light.lamp"]
+    assert "color_temperature" in by_selector["light.lamp"]["state"]
+    (scene,) = data["actions"]
+    assert scene["args"] == [{"name": "levels", "type": "float_array"}]
+    assert (scene["response"], scene["returns_response"]) == ("optional", True)
 
 
 def test_entities_of_an_offline_device_exits_4(sim: tuple[RunningFleet, Workspace]) -> None:

@@ -23,6 +23,7 @@ from tests.cli.helpers import Workspace, volume_playbook
         ["history"],
         ["journal", "verify"],
         ["journal", "compact"],
+        ["devices", "ls"],
     ],
 )
 def test_no_device_command_imports_aioesphomeapi(workspace: Workspace, args: list[str]) -> None:
