@@ -44,9 +44,27 @@ def _root(
 def _register() -> None:
     # Command modules import only typer and light cmdctl modules at import time, so that
     # `--help`, `status`, `queue ...` never pay for aioesphomeapi.
-    from cmdctl.cli import journal_cmds, plan_cmds, queue_cmds, sim_cmds, status_cmds
+    from cmdctl.cli import (
+        demo_cmds,
+        devices_cmds,
+        exec_cmds,
+        journal_cmds,
+        plan_cmds,
+        queue_cmds,
+        sim_cmds,
+        status_cmds,
+    )
 
-    for module in (plan_cmds, status_cmds, queue_cmds, journal_cmds, sim_cmds):
+    for module in (
+        exec_cmds,
+        plan_cmds,
+        status_cmds,
+        queue_cmds,
+        journal_cmds,
+        devices_cmds,
+        sim_cmds,
+        demo_cmds,
+    ):
         module.register(app)
 
 

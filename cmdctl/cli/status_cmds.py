@@ -310,14 +310,18 @@ def _print_history(rows: list[Entry]) -> None:
 
 
 def _command_text(e: Entry) -> str:
+    import json
+
     args = dict(e.command.args)
+    if e.command.domain == "action":
+        data = args.get("data", {})
+        return f"action {e.command.target}({json.dumps(data, sort_keys=True)[1:-1]})"
     if not args:
         return e.command.selector
     if len(args) == 1:
         (value,) = args.values()
-        return f"{e.command.selector}: {value}"
-    import json
-
+        text = value if isinstance(value, str) else json.dumps(value)
+        return f"{e.command.selector}: {text}"
     return f"{e.command.selector}: {json.dumps(args, sort_keys=True)}"
 
 
