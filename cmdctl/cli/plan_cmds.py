@@ -13,6 +13,7 @@ from cmdctl.errors import ExitCode
 
 if TYPE_CHECKING:
     from cmdctl.inventory import Inventory
+    from cmdctl.model import Entry
     from cmdctl.playbook import Plan
 
 PlaybookArg = Annotated[
@@ -146,7 +147,7 @@ def bulk(
 
     code = ExitCode.OK
     if plan.immediate:
-        code = _run_immediate(plan, inv, quiet=quiet, json_out=json_out)
+        code = _run_immediate(plan, inv, journal=journal, quiet=quiet, json_out=json_out)
 
     jr = open_journal(journal)
     if plan.queued:
@@ -171,10 +172,12 @@ def _immediate_steps(plan: Plan) -> int:
     return len({entry.step for entry in plan.immediate})
 
 
-def _run_immediate(plan: Plan, inv: Inventory, *, quiet: bool, json_out: bool) -> ExitCode:
+def _run_immediate(
+    plan: Plan, inv: Inventory, *, journal: Path | None, quiet: bool, json_out: bool
+) -> ExitCode:
     from cmdctl.cli import exec_cmds
 
-    return exec_cmds.run_immediate(plan, inv, quiet=quiet, json_out=json_out)
+    return exec_cmds.run_immediate(plan, inv, journal=journal, quiet=quiet, json_out=json_out)
 
 
 def _print_plan(plan: Plan, *, json_out: bool) -> None:
@@ -208,7 +211,7 @@ def _print_plan(plan: Plan, *, json_out: bool) -> None:
     for column in ("step", "selector", "value", "mode", "devices"):
         table.add_column(column)
     by_step: dict[str, list[str]] = {}
-    first = {}
+    first: dict[str, Entry] = {}
     for entry in (*plan.immediate, *plan.queued):
         by_step.setdefault(entry.step, []).append(entry.device)
         first.setdefault(entry.step, entry)

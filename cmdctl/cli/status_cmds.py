@@ -11,6 +11,7 @@ from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
 from cmdctl.errors import ExitCode
 
 if TYPE_CHECKING:
+    from cmdctl.ledger import Ledger
     from cmdctl.model import Entry
     from cmdctl.summary import Status
 
@@ -90,10 +91,10 @@ def status(
     finish(ExitCode.JOURNAL if st.damaged_lines else ExitCode.OK)
 
 
-def _batch_id(ledger: Any, text: str) -> str:
+def _batch_id(ledger: Ledger, text: str) -> str:
     from cmdctl.errors import InputError
 
-    batches = list(ledger.batches())
+    batches: list[str] = list(ledger.batches())
     if text in batches:
         return text
     matches = [b for b in batches if b.startswith(text.upper())]
