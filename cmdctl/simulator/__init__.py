@@ -14,6 +14,10 @@ Timing: real firmware batches state pushes (`batch_delay` 100 ms, so a state ech
 113–130 ms). Here `DeviceSpec.batch_delay` defaults to 0 (push at once) so tests and benchmarks
 stay fast; set it to 0.1 to imitate firmware. Not simulated: the device's own keepalive pings
 (60 s / 150 s), legacy password authentication, Bluetooth/voice/IR proxies.
+
+A device answers like ESPHome 2026.1 (API 1.14) unless its spec says otherwise; the real 2026.10
+firmware answers 1.19. docs/simulator-vs-firmware.md lists every known difference from real
+firmware and what the contract suite checks on both.
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ class Light(Entity):
             "green": 1.0,
             "blue": 1.0,
             "white": 1.0,
-            "color_temperature": spec.min_mireds,
+            # firmware reports 0 (field absent) for a light without colour temperature
+            "color_temperature": spec.min_mireds if self._supports(_CAP_CT) else 0.0,
             "cold_white": 1.0,
             "warm_white": 1.0,
             "effect": "None",
@@ -57,7 +58,8 @@ class Light(Entity):
     def _fill_info(self, msg: Proto) -> None:
         s = self.spec
         msg.supported_color_modes.extend(self.modes)
-        msg.min_mireds, msg.max_mireds = s.min_mireds, s.max_mireds
+        if self._supports(_CAP_CT | _CAP_CWWW):  # firmware leaves them 0 otherwise
+            msg.min_mireds, msg.max_mireds = s.min_mireds, s.max_mireds
         if s.effects:
             msg.effects.extend(("None", *s.effects))  # firmware lists "None" first
 

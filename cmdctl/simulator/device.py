@@ -23,6 +23,22 @@ log = logging.getLogger("cmdctl.simulator")
 # a client has DISCONNECT_GRACE to answer DisconnectRequest; then allow for the close itself
 DISCONNECT_WAIT = DISCONNECT_GRACE + 1.0
 LISTEN_BACKLOG = 64  # firmware uses 1–4; larger here so a burst of test clients is not refused
+# firmware lists (and sends initial states) by entity type in this order (esphome/core/
+# entity_types.h), each type in configuration order; user actions come before all of them
+LIST_ORDER = (
+    "cover",
+    "fan",
+    "light",
+    "switch",
+    "button",
+    "climate",
+    "number",
+    "text",
+    "select",
+    "lock",
+    "valve",
+    "media_player",
+)
 _LIST_DONE = (TYPE_OF[pb.ListEntitiesDoneResponse], b"")
 _SERVICES = TYPE_OF[pb.ListEntitiesServicesResponse]
 
@@ -43,7 +59,7 @@ class VirtualDevice:
         self.psk_bytes = None if key is None else base64.b64decode(key)
         self._entities: dict[tuple[int, int], Entity] = {}
         self._by_selector: dict[str, Entity] = {}
-        for entity_spec in spec.entities:
+        for entity_spec in sorted(spec.entities, key=lambda e: LIST_ORDER.index(e.kind)):
             entity = KINDS[entity_spec.kind](entity_spec, spec.name)
             self._entities[(entity.key, entity_spec.device_id)] = entity
             self._by_selector.setdefault(entity_spec.selector, entity)
@@ -197,14 +213,14 @@ class VirtualDevice:
         return msg
 
     def listing(self, with_object_id: bool) -> list[tuple[int, bytes]]:
-        """Every ListEntities*Response, the actions, then ListEntitiesDoneResponse."""
+        """The actions, every ListEntities*Response, then ListEntitiesDoneResponse."""
         cached = self._listing.get(with_object_id)
         if cached is None:
-            cached = [
+            cached = [(_SERVICES, a.info().SerializeToString()) for a in self._actions.values()]
+            cached += [
                 (TYPE_OF[e.list_type], e.info(with_object_id).SerializeToString())
                 for e in self._entities.values()
             ]
-            cached += [(_SERVICES, a.info().SerializeToString()) for a in self._actions.values()]
             cached.append(_LIST_DONE)
             self._listing[with_object_id] = cached
         return cached
@@ -257,9 +273,10 @@ class VirtualDevice:
         msg_type = TYPE_OF[entity.state_type]
         payload = msg.SerializeToString()
         delay = self.spec.batch_delay
+        ident = (entity.key, entity.spec.device_id)
         for session in self.sessions:
             if session.subscribed:
-                session.push_state(entity.key, msg_type, payload, delay)
+                session.push_state(ident, msg_type, payload, delay)
 
     def _record(
         self,

@@ -4,7 +4,8 @@ Firmware behaviour mirrored here (checked against ESPHome 2026.10 host firmware)
 only when its state changes; every other accepted command publishes the entity's state, changed or
 not; an invalid value (option not in the list, number out of range, text too long or short,
 unsupported mode or effect) is ignored with a warning in the device log. Number `step` is not
-enforced and text `pattern` is a hint for front ends, as on firmware.
+enforced and text `pattern` is a hint for front ends, as on firmware. A text without an initial
+value reports `missing_state` until it is first set. See docs/simulator-vs-firmware.md.
 """
 
 from __future__ import annotations
@@ -141,16 +142,22 @@ class Text(Entity):
 
     def __init__(self, spec: EntitySpec, device: str) -> None:
         super().__init__(spec, device)
-        self.text = "" if spec.initial is None else str(spec.initial)
+        # no initial value: no state yet, reported as missing_state like a template text
+        self.text: str | None = None if spec.initial is None else str(spec.initial)
 
     def _fill_info(self, msg: Proto) -> None:
         s = self.spec
         msg.min_length, msg.max_length, msg.pattern = s.min_length, s.max_length, s.pattern
 
     def state(self) -> Proto:
-        return pb.TextStateResponse(key=self.key, state=self.text, device_id=self.spec.device_id)
+        return pb.TextStateResponse(
+            key=self.key,
+            state=self.text or "",
+            missing_state=self.text is None,
+            device_id=self.spec.device_id,
+        )
 
-    def value(self) -> str:
+    def value(self) -> str | None:
         return self.text
 
     def command(self, msg: Proto) -> Result:

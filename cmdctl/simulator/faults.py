@@ -30,6 +30,10 @@ class FaultSpec:
     slow_handshake: float = 0.0  # delay before the Noise server hello / HelloResponse
     wrong_key: bool = False  # the device holds a different PSK from the one the inventory has
     handshake_timeout: float = HANDSHAKE_TIMEOUT
+    # a connection over max_connections is reset once the client's first bytes arrive, with this
+    # probability, instead of closed at once: firmware does one or the other depending on whether
+    # the client's Hello was already waiting unread (a race; 1 in 3 to 2 in 3 resets, with load)
+    reject_reset: float = 0.0
 
     def describe(self) -> str:
         """One short line naming the faults that are on ("" when none)."""
@@ -49,6 +53,8 @@ class FaultSpec:
             parts.append(f"flapping {self.flap_up:g}s up / {self.flap_down:g}s down")
         if self.slow_handshake:
             parts.append(f"slow handshake {_ms(self.slow_handshake)}")
+        if self.reject_reset:
+            parts.append(f"reject reset p={self.reject_reset:g}")
         if self.handshake_timeout != HANDSHAKE_TIMEOUT:
             parts.append(f"handshake timeout {self.handshake_timeout:g}s")
         return ", ".join(parts)
@@ -67,6 +73,7 @@ class Faults:
         "handshake_timeout",
         "jitter",
         "latency",
+        "reject_reset",
         "silent",
         "slow_handshake",
     )
@@ -79,6 +86,7 @@ class Faults:
         self.drop_probability = spec.drop_probability
         self.slow_handshake = spec.slow_handshake
         self.handshake_timeout = spec.handshake_timeout
+        self.reject_reset = spec.reject_reset
 
     def delay(self, rng: random.Random) -> float:
         """Seconds to hold back one outgoing message."""

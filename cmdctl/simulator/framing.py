@@ -62,6 +62,11 @@ class PlainFrames:
     def __init__(self) -> None:
         self._rest = b""
 
+    @property
+    def pending(self) -> bool:
+        """True while part of a message has been read but not yet split off."""
+        return bool(self._rest)
+
     def split(self, data: bytes) -> list[Message]:
         """Every complete message in the stream so far; raises FrameError on a bad frame."""
         buf = self._rest + data if self._rest else bytes(data)

@@ -5,7 +5,7 @@ A `simulate:` block (in `devices.yml`, under a device) and each device of a stan
     template: tv                 # optional: the venue's bar-TV entities and actions, plus any below
     friendly_name: Bar TV 1
     mac: "A0:B7:65:01:02:03"
-    esphome_version: 2026.1.0
+    esphome_version: 2026.1.0    # 2026.10.0 with api_minor: 19 to answer like the newest firmware
     api_minor: 14                # HelloResponse api_version_minor
     max_connections: 5
     batch_delay: 0ms             # firmware batches state pushes every 100ms; default 0 (fast tests)
@@ -23,7 +23,7 @@ A `simulate:` block (in `devices.yml`, under a device) and each device of a stan
       - {name: get_status, response: only, returns: states}    # or returns: {any: json}
     faults: {latency: 20ms, jitter: 10ms, drop_after: 5, drop_probability: 0.1, silent: true,
              offline: true, reboot: {after: 5s, down: 2s, every: 30s}, flapping: {up: 5s, down: 1s},
-             slow_handshake: 2s, wrong_key: true, handshake_timeout: 60s}
+             slow_handshake: 2s, wrong_key: true, handshake_timeout: 60s, reject_reset: 0.7}
 
 A standalone file (`load_spec_file`) is either a mapping of device name to such a block, with
 `host`, `port`, `key` (base64 PSK, literal) and `groups` allowed besides, under `devices:`;
@@ -102,6 +102,7 @@ _BLOCK_KEYS = {
 }
 _FILE_DEVICE_KEYS = {"host", "port", "key", "groups"}
 _FAULT_KEYS = {
+    "reject_reset",
     "offline",
     "silent",
     "latency",
@@ -458,11 +459,12 @@ def _faults(where: _Where, raw: Any) -> FaultSpec:
             f[key] = _duration(where, f"faults.{key}", raw[key])
     if "drop_after" in raw:
         f["drop_after"] = _int(where, "faults.drop_after", raw["drop_after"], 1, None)
-    if "drop_probability" in raw:
-        p = _float(where, "faults.drop_probability", raw["drop_probability"])
-        if not 0.0 <= p <= 1.0:
-            raise where.error("faults.drop_probability", f"{p} is outside 0..1")
-        f["drop_probability"] = p
+    for key in ("drop_probability", "reject_reset"):
+        if key in raw:
+            p = _float(where, f"faults.{key}", raw[key])
+            if not 0.0 <= p <= 1.0:
+                raise where.error(f"faults.{key}", f"{p} is outside 0..1")
+            f[key] = p
     if "reboot" in raw:
         reboot = raw["reboot"]
         if not isinstance(reboot, Mapping):

@@ -25,6 +25,7 @@ from cmdctl.simulator.framing import (
     PlainFrames,
 )
 from cmdctl.simulator.proto import TYPE_OF, pb
+from cmdctl.simulator.spec import OBJECT_ID_DROPPED_MINOR
 
 if TYPE_CHECKING:
     from cmdctl.simulator.device import VirtualDevice
@@ -46,6 +47,11 @@ _NOISE_HELLO, _NOISE_HANDSHAKE, _WAIT_HELLO, _READY, _CLOSED = range(5)
 # how long a device waits for DisconnectResponse after it asked the client to disconnect
 DISCONNECT_GRACE = 1.0
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
+# a rejected client that says nothing is reset after this long anyway (it normally speaks within
+# a millisecond of connecting)
+REJECT_RESET_WAIT = 1.0
+# closes for a request out of turn; firmware leaves the rest of the client's bytes unread
+_PROTOCOL_CLOSES = frozenset({"request before hello", "device info before hello"})
 
 
 class Session(asyncio.Protocol):
@@ -60,6 +66,7 @@ class Session(asyncio.Protocol):
         "_delayed",
         "_in_read",
         "_out",
+        "_reset_on_data",
         "device",
         "frames",
         "handled",
@@ -86,7 +93,8 @@ class Session(asyncio.Protocol):
         self._delayed: deque[tuple[float, bytes]] = deque()
         self._delay_timer: asyncio.TimerHandle | None = None
         self._close_when_sent: str | None = None
-        self._batch: dict[int, tuple[int, bytes]] = {}
+        self._reset_on_data = False
+        self._batch: dict[tuple[int, int], tuple[int, bytes]] = {}
         self._batch_timer: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
 
@@ -100,10 +108,16 @@ class Session(asyncio.Protocol):
             # firmware: "Max connections (N), rejecting" — accept, then close() at once, no
             # bytes; the kernel sends FIN, or RST if the client's hello already arrived
             self._close_when_sent = "max connections"
-            transport.close()
             device.recorder.connection(
                 device.name, self.number, "reject", len(device.sessions), "max connections"
             )
+            reset = device.faults.reject_reset
+            if reset and self.rng.random() < reset:
+                self._reset_on_data = True  # the RST branch of firmware's race
+                loop = asyncio.get_running_loop()
+                self._deadline = loop.call_later(REJECT_RESET_WAIT, self._reset)
+            else:
+                transport.close()
             return
         device.sessions.add(self)
         device.recorder.connection(device.name, self.number, "open", len(device.sessions))
@@ -131,6 +145,9 @@ class Session(asyncio.Protocol):
             )
 
     def data_received(self, data: bytes) -> None:
+        if self._reset_on_data:
+            self._reset()
+            return
         if self.stage == _CLOSED or self.device.faults.silent:
             return
         self._in_read = True
@@ -150,12 +167,23 @@ class Session(asyncio.Protocol):
             messages = frames.split(data)
         except FrameError as err:
             if err.reason == BAD_INDICATOR:
-                self._out.append(PLAINTEXT_BAD_INDICATOR)  # what a plaintext device writes
+                # what a plaintext device writes; it then closes with the client's bytes unread,
+                # so the kernel sends RST, not FIN
+                self._out.append(PLAINTEXT_BAD_INDICATOR)
+                self._flush()
+                self._close_when_sent = err.reason
+                self.stage = _CLOSED
+                self._reset()
+                return
             self.close(err.reason)
             return
-        for msg_type, payload in messages:
+        for i, (msg_type, payload) in enumerate(messages, 1):
             self._message(msg_type, payload)
             if self.stage == _CLOSED:
+                if self._close_when_sent in _PROTOCOL_CLOSES and (
+                    i < len(messages) or frames.pending
+                ):
+                    self._linger_reset()  # firmware closes with bytes unread: the kernel sends RST
                 return
 
     def _noise_data(self, frames: NoiseFrames, data: bytes) -> None:
@@ -227,8 +255,9 @@ class Session(asyncio.Protocol):
     def _hello(self, msg: Any) -> None:
         device = self.device
         spec = device.spec
-        self.legacy_ids = (msg.api_version_major, msg.api_version_minor) < (1, 14) or (
-            spec.api_minor < 14
+        client_old = (msg.api_version_major, msg.api_version_minor) < (1, 14)
+        self.legacy_ids = spec.api_minor < 14 or (
+            client_old and spec.api_minor < OBJECT_ID_DROPPED_MINOR
         )
         reply = pb.HelloResponse(
             api_version_major=1,
@@ -251,8 +280,15 @@ class Session(asyncio.Protocol):
         if not self._in_read:
             self._flush()
 
-    def push_state(self, key: int, msg_type: int, payload: bytes, batch_delay: float) -> None:
-        """Send a state update now, or keep the latest per entity until the batch timer fires."""
+    def push_state(
+        self, entity: tuple[int, int], msg_type: int, payload: bytes, batch_delay: float
+    ) -> None:
+        """Send a state update now, or keep the latest per entity until the batch timer fires.
+
+        Like firmware's deferred batch: the timer starts with the first state queued and is not
+        pushed back by later ones; a newer state of the same entity replaces the queued one in
+        place. `entity` is (key, device_id): sub-devices may reuse a key.
+        """
         if self.stage != _READY:
             return
         if batch_delay <= 0:
@@ -260,7 +296,7 @@ class Session(asyncio.Protocol):
             if not self._in_read:
                 self._flush()
             return
-        self._batch[key] = (msg_type, payload)
+        self._batch[entity] = (msg_type, payload)
         if self._batch_timer is None:
             loop = asyncio.get_running_loop()
             self._batch_timer = loop.call_later(batch_delay, self._flush_batch)
@@ -346,11 +382,15 @@ class Session(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        sock = transport.get_extra_info("socket")
+        self._linger_reset()
+        transport.abort()
+
+    def _linger_reset(self) -> None:
+        """Make the coming close of the socket send RST instead of FIN."""
+        sock = None if self.transport is None else self.transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        transport.abort()
 
     def _deadline_passed(self) -> None:
         self._deadline = None

@@ -13,8 +13,13 @@ from typing import Any
 from cmdctl.simulator.faults import FaultSpec
 from cmdctl.simulator.naming import fnv1, object_id_of
 
+# By default a device answers like ESPHome 2026.1 (API 1.14, the source read in
+# docs/esphome-protocol.md); ESPHome 2026.10, the firmware lane's, answers 1.19 (set both).
 DEFAULT_ESPHOME_VERSION = "2026.1.0"
-DEFAULT_API_MINOR = 14  # the newest firmware read answers HelloResponse 1.14
+DEFAULT_API_MINOR = 14
+# 2026.10 (1.19) never sends object_id; the 1.14-era source sent it to clients below 1.14
+# (docs/esphome-protocol.md §1.4). Where between the two it stopped is not known.
+OBJECT_ID_DROPPED_MINOR = 19
 DEFAULT_MAX_CONNECTIONS = 5  # ESP32 default since esphome#15889
 DEFAULT_HOST = "127.0.0.1"
 
@@ -189,7 +194,7 @@ class DeviceSpec:
     sub_devices: tuple[SubDevice, ...] = ()
     model: str = "esp32dev"
     manufacturer: str = "Espressif"
-    compilation_time: str = "2026-11-23 12:00:00 +0000"  # as firmware 2026.10 reports it
+    compilation_time: str = "2026-11-23 12:00:00 +0000"  # the format firmware 2026.10 uses
     source: str = "<memory>"
 
     @property

@@ -14,9 +14,9 @@ from cmdctl.simulator.spec import ActionSpec, ArgSpec, DeviceSpec, EntitySpec, d
 TV_ENTITIES: tuple[EntitySpec, ...] = (
     EntitySpec("switch", "TV Power"),
     EntitySpec("select", "Input", options=("HDMI 1", "HDMI 2", "Cable"), initial="HDMI 1"),
-    EntitySpec("number", "Volume", min_value=0, max_value=100, step=1, initial=20),
+    EntitySpec("number", "Volume", min_value=0, max_value=100, step=1),  # starts at min, 0
     EntitySpec("button", "Identify"),
-    EntitySpec("text", "Channel", max_length=16, initial=""),
+    EntitySpec("text", "Channel", max_length=16),  # no state until set (missing_state)
     EntitySpec("light", "Backlight", color_modes=("rgb",), effects=("Rainbow", "Strobe")),
 )
 TV_ACTIONS: tuple[ActionSpec, ...] = (

@@ -13,7 +13,7 @@ from aioesphomeapi import (
     InvalidEncryptionKeyAPIError,
     RequiresEncryptionAPIError,
 )
-from aioesphomeapi.core import SocketAPIError
+from aioesphomeapi.core import ReadFailedAPIError, SocketAPIError, SocketClosedAPIError
 
 from cmdctl.errors import InputError
 from cmdctl.simulator import DeviceSpec, FaultSpec, Fleet, VirtualDevice, venue
@@ -167,6 +167,34 @@ async def test_batch_delay_coalesces_state_pushes() -> None:
         await asyncio.sleep(0.15)
         assert watch.count[(VOLUME, 0)] == 2  # initial + one batched push with the latest value
         await cli.disconnect()
+
+
+async def _ninth_client_errors(reject_reset: float, seed: int, rounds: int) -> list[str]:
+    """The exception a client over a 1-connection limit gets, for `rounds` attempts."""
+    spec = replace(_tv(reject_reset=reject_reset), seed=seed, max_connections=1)
+    seen = []
+    async with Fleet([spec]) as fleet:
+        holder = _client(fleet.devices[0])
+        await holder.connect(login=True)
+        for _ in range(rounds):
+            with pytest.raises((SocketClosedAPIError, ReadFailedAPIError)) as info:
+                await _client(fleet.devices[0]).connect(login=True, log_errors=False)
+            seen.append(type(info.value).__name__)
+        await holder.device_info()  # the connection holding the slot is unaffected
+        await holder.disconnect()
+        assert [e.reason for e in fleet.recorder.connections if e.event == "reject"] == [
+            "max connections"
+        ] * rounds
+    return seen
+
+
+async def test_reject_reset_gives_both_branches_of_the_firmware_race() -> None:
+    # firmware: FIN when it closed before the client's Hello arrived, RST when after
+    assert await _ninth_client_errors(0.0, 0, 3) == ["SocketClosedAPIError"] * 3
+    assert await _ninth_client_errors(1.0, 0, 3) == ["ReadFailedAPIError"] * 3
+    mixed = await _ninth_client_errors(0.5, 7, 12)
+    assert set(mixed) == {"SocketClosedAPIError", "ReadFailedAPIError"}
+    assert await _ninth_client_errors(0.5, 7, 12) == mixed  # the same seed, the same sequence
 
 
 async def test_key_changes_at_runtime_and_busy_ports_are_input_errors() -> None:

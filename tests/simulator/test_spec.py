@@ -62,9 +62,12 @@ def test_full_block() -> None:
                 "reboot": {"after": "1m", "down": "2s"},
                 "flapping": {"up": "5s", "down": "1s"},
                 "wrong_key": True,
+                "reject_reset": 0.5,
             },
         }
     )
+    assert spec.faults.reject_reset == 0.5
+    assert "reject reset p=0.5" in spec.faults.describe()
     assert spec.mac == "A0:B7:65:01:02:03"
     assert spec.batch_delay == pytest.approx(0.1)
     assert (spec.api_minor, spec.seed, spec.max_connections) == (10, 4, 2)
@@ -117,6 +120,7 @@ def test_template_alone_gives_the_tv() -> None:
         ({"actions": [{"name": "a", "args": {"x": "complex"}}]}, "simulate.actions[0].args.x"),
         ({"actions": [{"name": "a", "response": "maybe"}]}, "simulate.actions[0].response"),
         ({"faults": {"drop_probability": 2}}, "simulate.faults.drop_probability"),
+        ({"faults": {"reject_reset": -1}}, "simulate.faults.reject_reset"),
         ({"faults": {"reboot": "often"}}, "simulate.faults.reboot"),
     ],
 )

@@ -8,7 +8,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmdctl.simulator import Fleet, venue
+from cmdctl.simulator import DeviceSpec, EntitySpec, Fleet, SubDevice, venue
 from cmdctl.simulator.framing import NoiseFrames, PlainFrames
 from cmdctl.simulator.proto import pb
 
@@ -46,7 +46,10 @@ async def _exchange(port: int, data: bytes, *, chunks: int = 1) -> bytes:
 
 
 def _spec(encrypted: bool = False, name: str = "sim-dev"):  # type: ignore[no-untyped-def]
-    return replace(venue(1, encrypted=encrypted)[0], name=name, esphome_version="2026.1.0")
+    """A device like the one the captures come from: ESPHome 2026.1, API 1.14."""
+    return replace(
+        venue(1, encrypted=encrypted)[0], name=name, esphome_version="2026.1.0", api_minor=14
+    )
 
 
 async def test_hello_response_bytes_match_capture() -> None:
@@ -81,6 +84,18 @@ async def test_unknown_type_before_hello_is_ignored_and_frames_may_split() -> No
         out = await _exchange(fleet.devices[0].port, unknown + HELLO + PING, chunks=19)
     messages = PlainFrames().split(out)
     assert [t for t, _ in messages] == [2, 8]  # HelloResponse, PingResponse
+
+
+async def test_object_id_never_sent_at_api_1_19() -> None:
+    # ESPHome 2026.10 omits it even for a client announcing 1.10 (tests/firmware/README.md)
+    spec = replace(venue(1, encrypted=False)[0], esphome_version="2026.10.0", api_minor=19)
+    async with Fleet([spec]) as fleet:
+        port = fleet.devices[0].port
+        old = PlainFrames().split(await _exchange(port, HELLO_1_10 + LIST_ENTITIES))
+    hello = pb.HelloResponse.FromString(old[0][1])
+    assert (hello.api_version_minor, hello.server_info) == (19, "2026.10.0")
+    switch = pb.ListEntitiesSwitchResponse.FromString(dict(old)[17])
+    assert (switch.name, switch.object_id) == ("TV Power", "")
 
 
 async def test_object_id_only_for_clients_below_1_14() -> None:
@@ -128,3 +143,23 @@ def test_noise_frames_survive_any_chunking(bodies: list[bytes], size: int) -> No
     for i in range(0, len(stream), size):
         got += frames.split(stream[i : i + size])
     assert got == bodies
+
+
+async def test_batched_pushes_of_sub_devices_sharing_a_key_are_both_sent() -> None:
+    relays = (EntitySpec("switch", "Relay"), EntitySpec("switch", "Relay", device_id=7))
+    spec = DeviceSpec(
+        name="kit", entities=relays, sub_devices=(SubDevice(7, "Garden"),), batch_delay=0.05
+    )
+    async with Fleet([spec]) as fleet:
+        key = relays[0].key
+        commands = [pb.SwitchCommandRequest(key=key, state=True, device_id=d) for d in (0, 7)]
+        request = HELLO + bytes.fromhex("000014")  # SubscribeStatesRequest
+        request += b"".join(PlainFrames.encode(33, c.SerializeToString()) for c in commands)
+        out = PlainFrames().split(await _exchange(fleet.devices[0].port, request))
+    pushed = [pb.SwitchStateResponse.FromString(p) for t, p in out if t == 26]
+    assert [(s.device_id, s.state) for s in pushed] == [
+        (0, False),
+        (7, False),
+        (0, True),
+        (7, True),
+    ]
