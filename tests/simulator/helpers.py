@@ -31,6 +31,11 @@ class ContractDevice:
     # shut the device down as firmware does on SIGTERM/OTA: DisconnectRequest to every client,
     # then nothing listens on the port any more
     shutdown: Callable[[], Awaitable[None]] | None = None
+    # the longest a state push may trail the request that caused it: the sim pushes at once
+    # (or after its batch_delay), firmware after its 100 ms batch_delay plus a loop tick
+    push_window: float = 0.05
+    # send_tv_command calls that ran on the device, as {"box": int, "channel": str}
+    actions_run: Callable[[], list[dict[str, Any]]] | None = None
 
     def client(self, **kwargs: Any) -> APIClient:
         """A real aioesphomeapi client for this device (must be called inside the loop)."""

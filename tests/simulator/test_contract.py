@@ -94,16 +94,20 @@ async def test_subscribe_states_initial_then_changes(connected: APIClient) -> No
     assert watch.count[(power, 0)] == 2
 
 
-async def test_switch_publishes_only_on_change(connected: APIClient) -> None:
+async def test_switch_publishes_only_on_change(
+    contract_device: ContractDevice, connected: APIClient
+) -> None:
     by_id, _ = await _entities(connected)
     watch = StateWatch()
     connected.subscribe_states(watch)
     power = by_id["tv_power"].key
     first = await watch.until(power, lambda s: True)
     connected.switch_command(power, first.state)  # same state: firmware publishes nothing
+    await connected.device_info()  # barrier: the device handled it
+    await asyncio.sleep(contract_device.push_window)  # a batched push would have come by now
+    assert watch.count[(power, 0)] == 1
     connected.switch_command(power, not first.state)
     await watch.until(power, lambda s: s.state != first.state)
-    await connected.device_info()  # barrier: the device handled both commands
     assert watch.count[(power, 0)] == 2
 
 
@@ -147,9 +151,10 @@ async def test_invalid_values_are_ignored(
     connected.number_command(by_id["volume"].key, 101)
     connected.text_command(by_id["channel"].key, "x" * 17)
     await connected.device_info()  # barrier
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(contract_device.push_window)  # a batched push would have come by now
     after = {k: watch.latest[(by_id[k].key, 0)].state for k in before}
     assert after == before
+    assert all(watch.count[(by_id[k].key, 0)] == 1 for k in before)  # nothing republished
     if contract_device.sim is not None:
         assert [r.accepted for r in contract_device.sim.received[-3:]] == [False] * 3
 
@@ -235,6 +240,8 @@ async def test_execute_service_without_response(
     )
     assert result is None
     await connected.device_info()
+    assert contract_device.actions_run is not None
+    await eventually(lambda: {"box": 3, "channel": "206"} in contract_device.actions_run())
     if contract_device.sim is not None:
         last = contract_device.sim.received[-1]
         assert (last.kind, last.object_id, last.args) == (
@@ -260,15 +267,20 @@ async def test_execute_service_with_response(connected: APIClient) -> None:
         assert json.loads(result.response_data)["input"] == "HDMI 2"
 
 
-async def test_action_without_response_never_answers(connected: APIClient) -> None:
+@pytest.mark.parametrize("return_response", [False, True])
+async def test_action_without_response_never_answers_but_runs(
+    contract_device: ContractDevice, connected: APIClient, return_response: bool
+) -> None:
     _, services = await _entities(connected)
     with pytest.raises(TimeoutError):  # the client's own timeout, builtin TimeoutError
         await connected.execute_service(
             services["send_tv_command"],
             {"box": 1, "channel": "2"},
-            return_response=False,
+            return_response=return_response,
             timeout=0.3,
         )
+    assert contract_device.actions_run is not None
+    await eventually(lambda: contract_device.actions_run() == [{"box": 1, "channel": "2"}])
 
 
 @pytest.mark.needs("all_kinds")
