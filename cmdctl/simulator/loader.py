@@ -5,8 +5,8 @@ A `simulate:` block (in `devices.yml`, under a device) and each device of a stan
     template: tv                 # optional: the venue's bar-TV entities and actions, plus any below
     friendly_name: Bar TV 1
     mac: "A0:B7:65:01:02:03"
-    esphome_version: 2026.1.0    # 2026.10.0 with api_minor: 19 to answer like the newest firmware
-    api_minor: 14                # HelloResponse api_version_minor
+    esphome_version: 2026.10.0   # default: what the real-firmware lane builds
+    api_minor: 19                # HelloResponse api_version_minor (default 19, as 2026.10)
     max_connections: 5
     batch_delay: 0ms             # firmware batches state pushes every 100ms; default 0 (fast tests)
     seed: 0                      # faults are deterministic under it

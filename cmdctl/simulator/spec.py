@@ -15,8 +15,8 @@ from cmdctl.simulator.naming import fnv1, object_id_of
 
 # By default a device answers like ESPHome 2026.1 (API 1.14, the source read in
 # docs/esphome-protocol.md); ESPHome 2026.10, the firmware lane's, answers 1.19 (set both).
-DEFAULT_ESPHOME_VERSION = "2026.1.0"
-DEFAULT_API_MINOR = 14
+DEFAULT_ESPHOME_VERSION = "2026.10.0"  # what the real-firmware test lane builds
+DEFAULT_API_MINOR = 19  # ESPHome 2026.10 answers HelloResponse 1.19 (seen on real firmware)
 # 2026.10 (1.19) never sends object_id; the 1.14-era source sent it to clients below 1.14
 # (docs/esphome-protocol.md §1.4). Where between the two it stopped is not known.
 OBJECT_ID_DROPPED_MINOR = 19

@@ -374,7 +374,7 @@ async def test_probe_reports_what_answered(tv: VirtualDevice) -> None:
     result = await probe(address(tv))
     assert result.ok and result.error is None
     assert (result.name, result.friendly_name) == ("bar-tv-1", "Bar TV 1")
-    assert result.api_version == "1.14"
+    assert result.api_version == f"1.{tv.spec.api_minor}"
     assert result.encrypted is (tv.spec.psk is not None)
     assert result.connect_seconds is not None and result.rtt_seconds is not None
     assert result.entities == 8
