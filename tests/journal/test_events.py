@@ -1,0 +1,205 @@
+"""Event records: event → line → event is the identity; ids sort and never repeat."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmdctl import events as ev
+from cmdctl import ids
+from cmdctl.events import Event, EventDecodeError
+from cmdctl.model import Command, Entry, Priority
+
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+field_names = st.text(min_size=1, max_size=12).filter(lambda k: k not in ev.RESERVED)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+text = st.text(max_size=30)
+
+events_any = st.builds(
+    Event,
+    type=st.sampled_from(sorted(ev.KNOWN_TYPES)) | st.text(min_size=1, max_size=15),
+    id=st.text(min_size=1, max_size=30),
+    ts=finite,
+    fields=st.dictionaries(field_names, json_value, max_size=6),
+    v=st.integers(min_value=1, max_value=3),
+)
+
+entries = st.builds(
+    Entry,
+    id=st.text(alphabet=ids.ALPHABET, min_size=26, max_size=26) | text.filter(bool),
+    batch=text,
+    device=text,
+    command=st.builds(
+        Command,
+        domain=st.sampled_from(["switch", "light", "action"]),
+        target=text,
+        args=st.dictionaries(st.text(max_size=8), json_value, max_size=4),
+    ),
+    priority=st.sampled_from(list(Priority)),
+    created=finite,
+    not_before=finite,
+    expires=st.none() | finite,
+    idempotent=st.booleans(),
+    verify=st.booleans(),
+    max_attempts=st.integers(min_value=0, max_value=100),
+    who=text,
+    origin=text,
+    step=text,
+    playbook=st.none() | text,
+)
+
+
+@settings(max_examples=150)
+@given(events_any)
+def test_any_event_round_trips(event: Event) -> None:
+    line = ev.encode(event)
+    assert "\n" not in line and not line.endswith("\n")
+    assert ev.decode(line) == event
+    assert ev.decode(line.encode()) == event
+
+
+@settings(max_examples=150)
+@given(entries)
+def test_queued_round_trips_and_peeks(entry: Entry) -> None:
+    event = ev.queued(entry)
+    line = ev.encode(event)
+    back = ev.decode(line)
+    assert back == event
+    assert list(back.fields) == list(ev.QUEUED_KEYS)
+    head = ev.peek(line.encode())
+    if head is not None:  # None only for ids/batches/devices that need JSON escapes
+        assert head == (b"queued", entry.id, (entry.batch, entry.device))
+    schedule = ev.peek_schedule(line.encode())
+    if schedule is not None:
+        assert schedule == (entry.created, entry.not_before, entry.expires)
+
+
+@settings(max_examples=50)
+@given(st.lists(entries, min_size=1, max_size=20))
+def test_batch_encoding_matches_one_by_one(batch: list[Entry]) -> None:
+    evs = [ev.queued(e) for e in batch]
+    assert ev.encode_many(evs) == [ev.encode(e) for e in evs]
+
+
+def test_fast_path_is_plain_json_with_fixed_head() -> None:
+    entry = Entry(
+        id=ids.new_id(),
+        batch="B1",
+        device="bar-tv-1",
+        command=Command("switch", "tv_power", {"state": True}),
+        priority=Priority.HIGH,
+        created=1.5,
+        not_before=2.25,
+        expires=None,
+        idempotent=False,
+        verify=True,
+        max_attempts=3,
+        who='al"ice@host',
+        origin="bulk",
+        step="power on",
+        playbook=None,
+    )
+    line = ev.encode(ev.queued(entry))
+    obj = json.loads(line)
+    assert list(obj)[:5] == ["t", "id", "ts", "v", "batch"]
+    assert obj["who"] == 'al"ice@host'
+    assert obj["idempotent"] is False and obj["expires"] is None
+
+
+def test_non_finite_times_are_refused() -> None:
+    with pytest.raises(ValueError):
+        ev.encode(Event("done", "X", float("nan")))
+    with pytest.raises(ValueError):
+        ev.encode(Event("done", "X", 1.0, {"duration": float("inf")}))
+
+
+def test_reserved_field_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="reserved"):
+        ev.encode(Event("done", "X", 1.0, {"m": 1}))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "garbage",
+        "[1, 2]",
+        '{"id": "X", "ts": 1, "v": 1}',
+        '{"t": "done", "ts": 1, "v": 1}',
+        '{"t": "done", "id": "X", "v": 1}',
+        '{"t": "done", "id": "X", "ts": true, "v": 1}',
+        '{"t": "done", "id": "X", "ts": 1}',
+        '{"t": "done", "id": "X", "ts": 1, "v": 1',
+        b"\xff\xfe",
+    ],
+)
+def test_damaged_lines_raise_decode_error(line: str | bytes) -> None:
+    with pytest.raises(EventDecodeError):
+        ev.decode(line)
+
+
+def test_unknown_future_types_decode() -> None:
+    event = ev.decode('{"t":"teleported","id":"X","ts":3.0,"v":2,"where":"mars"}')
+    assert event == Event("teleported", "X", 3.0, {"where": "mars"}, 2)
+
+
+def test_constructors_build_the_documented_fields() -> None:
+    assert ev.started("X", 1.0, attempt=2, run="r").fields == {"attempt": 2, "run": "r"}
+    assert ev.done("X", 1.0, outcome="confirmed", duration=0.5).fields == {
+        "outcome": "confirmed",
+        "duration": 0.5,
+    }
+    assert ev.reprioritised("X", 1.0, priority=Priority.LOW).get("priority") == "low"
+
+
+# -- ids ---------------------------------------------------------------------------------------
+
+
+def test_ids_are_sortable_unique_and_monotonic() -> None:
+    made = [ids.new_id() for _ in range(20_000)]
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+    assert all(len(i) == 26 and set(i) <= set(ids.ALPHABET) for i in made[:100])
+    assert all(ids.is_valid(i) for i in made[:100])
+
+
+def test_id_factory_is_deterministic_and_increments_within_a_millisecond() -> None:
+    def make() -> list[str]:
+        clock = iter([1000, 1000, 1000, 999, 1001])
+        factory = ids.IdFactory(clock=lambda: next(clock), randbits=lambda bits: 5)
+        return [factory.new() for _ in range(5)]
+
+    first = make()
+    assert first == make()
+    assert first == sorted(first) and len(set(first)) == 5
+    assert [ids.timestamp_ms(i) for i in first] == [1000, 1000, 1000, 1000, 1001]
+    assert ids.encode((1000 << 80) | 7) == first[2]  # 5, 6, 7 within the same ms
+
+
+def test_id_factory_survives_random_part_overflow() -> None:
+    factory = ids.IdFactory(clock=lambda: 42, randbits=lambda bits: (1 << bits) - 1)
+    a, b = factory.new(), factory.new()
+    assert a < b and ids.timestamp_ms(b) == 43
+
+
+def test_id_timestamp_uses_the_wall_clock() -> None:
+    import time
+
+    now_ms = time.time_ns() // 1_000_000
+    assert abs(ids.timestamp_ms(ids.new_id()) - now_ms) < 5_000
