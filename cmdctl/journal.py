@@ -1,0 +1,938 @@
+"""The journal on disk: format, lock, append, read, verify, compact.
+
+Files in the journal directory (0700; every file 0600):
+
+    journal.jsonl        the append-only log of event lines
+    journal.lock         `filelock` lock taken by writers (append, compact, repair, verify)
+    journal.snapshot     derived cache of the fold (see below); safe to delete
+    drain.lock           held by a running drain (`try_drain_lock`), never waited for
+    archive.jsonl        finished entries that `compact` moved out of the journal
+    quarantine/*.torn    torn tails cut off by a writer after a crash
+    quarantine/*.damaged damaged lines `compact` moved aside
+
+Line format. Each line is the event's JSON (`cmdctl.events`) with two framing keys appended:
+
+    {"t":"done","id":"01J…","ts":1763900000.5,"v":1,"outcome":"confirmed","duration":0.4,"m":0,"c":"1a2b3c4d"}
+
+`c` is the CRC-32 (8 lower-case hex digits) of every byte before `,"c":`. `m` places the line
+in its append: `0` for an append of one line; `"k/n"` for line n-k of an append of n lines
+(`"2/3"`, `"1/3"`, `"0/3"`). An append is committed when its `k = 0` line is complete, so a batch
+is all-or-nothing for every reader: lines of an append whose last line never arrived (a crash,
+or a write still in progress) are not visible, and because `n` is in every line, no later
+append can be mistaken for the missing rest of an earlier one. A single `os.write` carries the whole
+append, followed by one `fsync`; success is reported only after both.
+
+Failure. If the write or the fsync fails, the file is cut back to its size before the append
+and JournalError ("nothing accepted") is raised; an fsync is never retried. (Should the cut
+itself fail after a failed fsync, complete lines may remain that were reported as not accepted.)
+
+Crash repair. A writer, under the lock, checks the tail before appending: bytes after the last
+newline (a torn line) and any trailing lines of an uncommitted append are copied to
+`quarantine/<time>.torn` (fsynced), then cut off the journal. They are never glued onto the next
+record. Readers never repair and need no lock: they just do not see an uncommitted tail.
+
+Damage. A line whose CRC or framing is wrong, or an append broken off in the middle of the file,
+is reported with its line number and skipped; `verify` calls it corruption. A damaged line inside
+an append whose last line is intact costs only that line: the rest of the append still proves
+it was committed.
+
+Compaction rewrites the journal under the lock into a temp file (fsync, rename, fsync the
+directory), keeping every live entry and finished entries younger than the retention. Older
+finished entries (and events for unknown ids) are appended to `archive.jsonl` and fsynced
+*before* the rename, so a crash in between can duplicate archived lines but never lose any.
+Readers that have the old file open keep reading it; the next read opens the new one.
+
+Snapshot. `journal.snapshot` is a derived cache of the fold up to a byte offset (marshal data
+behind its own CRC, recording the journal's device and inode, the offset, and the CRC of the 4 KiB
+before the offset). `load` uses it only when all of these still match the file and then reads just
+the tail; otherwise it reads everything. Readers refresh it (temp file + rename; no lock needed,
+it describes an immutable committed prefix) after reading more than SNAPSHOT_AFTER_BYTES past it;
+compaction replaces it. It is never the source of truth: deleting it is always safe.
+
+Network filesystems (NFS, CIFS/SMB, ...) do not give `flock` and `fsync` the guarantees above;
+writes refuse to run there unless `allow_network_fs=True` (detected from /proc/self/mountinfo on
+Linux; elsewhere the check is skipped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gc
+import marshal
+import os
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cmdctl import events as ev
+from cmdctl.errors import BusyError, JournalError
+from cmdctl.events import Event, EventDecodeError
+from cmdctl.ledger import Ledger, entry_from_queued, fold
+
+JOURNAL_FILE = "journal.jsonl"
+LOCK_FILE = "journal.lock"
+DRAIN_LOCK_FILE = "drain.lock"
+ARCHIVE_FILE = "archive.jsonl"
+SNAPSHOT_FILE = "journal.snapshot"
+QUARANTINE_DIR = "quarantine"
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+# Appends hold the lock for milliseconds; compaction of a very large journal for seconds.
+# Waiting longer than this means something is wrong (a hung process holding the lock).
+LOCK_TIMEOUT_S = 60.0
+
+# A reader that had to read this many bytes past the snapshot writes a fresh one, so a big
+# journal is read in full once and later reads only decode the tail.
+SNAPSHOT_AFTER_BYTES = 4 << 20
+_SNAPSHOT_MAGIC = b"cmdctl-snapshot-1\n"
+_SNAPSHOT_PREFIX_CHECK = 4096  # bytes before the snapshot's offset that must still match
+
+# How far back a writer first looks for the committed end of the journal; doubled as needed.
+_TAIL_WINDOW = 1 << 16
+
+_CRC_KEY = b',"c":"'
+_SUFFIX_LEN = 16  # len(',"c":"xxxxxxxx"}')
+
+NETWORK_FILESYSTEMS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "ncpfs",
+        "afs",
+        "9p",
+        "ceph",
+        "glusterfs",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "davfs",
+        "fuse.sshfs",
+        "fuse.s3fs",
+        "fuse.rclone",
+        "fuse.glusterfs",
+        "fuse.davfs2",
+        "fuse.cephfs",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """A line readers skip: its 1-based number and what is wrong with it."""
+
+    line: int
+    reason: str
+    raw: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """A torn tail a writer moved to quarantine."""
+
+    offset: int
+    size: int
+    lines: int  # complete but uncommitted lines among the moved bytes
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class AppendReport:
+    """What one append did."""
+
+    events: int
+    size: int
+    repairs: tuple[Repair, ...] = ()
+
+
+@dataclass(slots=True)
+class Scan:
+    """One read of the journal: committed lines (framing intact) and what was skipped.
+
+    A read that starts from a snapshot holds only the lines after it (`start` > 0); `committed`
+    and `damaged` still cover the whole journal.
+    """
+
+    lines: list[bytes]
+    offsets: list[int]  # byte offset of each line in the file
+    numbers: list[int]  # 1-based line number of each line
+    damaged: list[Damage]
+    uncommitted: int  # complete lines of an append whose last line is not there yet
+    torn: int  # bytes after the last newline
+    size: int  # bytes of the file seen
+    start: int = 0  # byte offset the read began at
+    end: int = 0  # byte offset just after the last committed line
+    committed: int = 0  # committed lines in the whole journal
+    last_line: int = 0  # line number of the line ending at `end`
+
+    def events(self) -> Iterator[Event]:
+        """Decode the committed lines (lines that fail to decode are added to `damaged`)."""
+        for number, line in zip(self.numbers, self.lines, strict=True):
+            try:
+                yield ev.decode(line)
+            except EventDecodeError as err:
+                self.damaged.append(Damage(number, str(err), line))
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What `verify` found. `ok` is False on corruption."""
+
+    path: Path
+    events: int
+    entries: int
+    damaged: tuple[Damage, ...]
+    problems: tuple[str, ...]  # fold problems: events for unknown ids, duplicates, bad fields
+    torn: int
+    uncommitted: int
+    quarantined: tuple[Path, ...]
+    filesystem: str | None
+    warnings: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """No damaged line and nothing the fold could not place."""
+        return not self.damaged and not self.problems
+
+
+@dataclass(frozen=True, slots=True)
+class CompactReport:
+    """What `compact` kept and moved."""
+
+    kept_entries: int
+    archived_entries: int
+    kept_lines: int
+    archived_lines: int
+    quarantined_lines: int
+    size_before: int
+    size_after: int
+    repairs: tuple[Repair, ...] = ()
+
+
+# -- framing ---------------------------------------------------------------------------------
+
+
+def frame(lines: Sequence[str]) -> bytes:
+    """The bytes of one append: each event line with its `m` and `c` keys and a newline."""
+    n = len(lines)
+    out = []
+    for i, text in enumerate(lines):
+        if n == 1:
+            body = b'%s,"m":0' % text[:-1].encode()
+        else:
+            body = b'%s,"m":"%d/%d"' % (text[:-1].encode(), n - 1 - i, n)
+        out.append(b'%s,"c":"%08x"}\n' % (body, zlib.crc32(body)))
+    return b"".join(out)
+
+
+def _reframe(line: bytes) -> bytes:
+    """A committed line as a one-line append of its own (`m: 0`, fresh CRC), newline included."""
+    body = line[:-_SUFFIX_LEN]
+    cut = body.rfind(b',"m":')
+    body = body[:cut] + b',"m":0'
+    return b'%s,"c":"%08x"}\n' % (body, zlib.crc32(body))
+
+
+_SINGLE = (0, 1)
+
+
+def _more(line: bytes) -> tuple[int, int] | None:
+    """The line's place in its append, (lines after it, lines in the append); None if damaged."""
+    n = len(line)
+    if n < 24 or line[n - 16 : n - 10] != _CRC_KEY or line[n - 2 :] != b'"}':
+        return None
+    try:
+        if zlib.crc32(line[: n - 16]) != int(line[n - 10 : n - 2], 16):
+            return None
+    except ValueError:
+        return None
+    return _place(line)
+
+
+def _place(line: bytes) -> tuple[int, int] | None:
+    """(k, n) from the `m` of a line whose CRC checked out: `0` or `"k/n"`; None if malformed."""
+    n = len(line)
+    cut = line.rfind(b',"m":', 0, n - 16)
+    if cut < 0:
+        return None
+    value = line[cut + 5 : n - 16]
+    if value == b"0":
+        return _SINGLE
+    if value[:1] != b'"' or value[-1:] != b'"':
+        return None
+    k, slash, total = value[1:-1].partition(b"/")
+    if not (slash and k.isdigit() and total.isdigit()):
+        return None
+    place = int(k), int(total)
+    return place if place[1] > 1 and place[0] < place[1] else None
+
+
+def scan_bytes(data: bytes, start: int = 0, first_line: int = 1) -> Scan:
+    """Split journal bytes (found at file offset `start`) into committed lines and the rest."""
+    parts = data.split(b"\n")
+    torn = len(parts.pop())
+    lines: list[bytes] = []
+    offsets: list[int] = []
+    numbers: list[int] = []
+    damaged: list[Damage] = []
+    # The append being read, not committed yet: indexes into `parts` and file offsets.
+    g_index: list[int] = []
+    g_offset: list[int] = []
+    group_n = expect = run = 0  # run: damaged lines right before this one
+    end = pos = start
+    last = first_line - 1
+
+    def commit() -> None:
+        lines.extend(map(parts.__getitem__, g_index))
+        offsets.extend(g_offset)
+        numbers.extend(map(first_line.__add__, g_index))
+        g_index.clear()
+        g_offset.clear()
+
+    crc32 = zlib.crc32
+    gc_was_on = gc.isenabled()
+    gc.disable()  # a million small acyclic objects: collections would only cost time
+    try:
+        for index, line in enumerate(parts):
+            at = pos
+            n = len(line)
+            pos += n + 1
+            place = None
+            if line[n - 16 : n - 10] == b',"c":"' and line[n - 2 :] == b'"}':
+                try:
+                    ok = crc32(line[: n - 16]) == int(line[n - 10 : n - 2], 16)
+                except ValueError:
+                    ok = False
+                if ok:
+                    # Fast path: the next line of the append being read.
+                    if g_index and line.endswith(b',"m":"%d/%d"' % (expect, group_n), 0, n - 16):
+                        g_index.append(index)
+                        g_offset.append(at)
+                        expect -= 1
+                        if expect < 0:  # the append's last line: commit it whole
+                            end, last = pos, first_line + index
+                            commit()
+                        run = 0
+                        continue
+                    place = _SINGLE if line[n - 22 : n - 16] == b',"m":0' else _place(line)
+            if place is None:
+                damaged.append(
+                    Damage(first_line + index, "damaged line (bad framing or checksum)", line)
+                )
+                run += 1
+                if g_index:  # a hole in an append: the rest of it can still prove it committed
+                    expect -= 1
+                    if expect < 0:
+                        end, last = pos, first_line + index
+                        commit()
+                continue
+            if g_index:  # this line does not continue the append: it was broken off
+                damaged.extend(
+                    Damage(first_line + k, "append broken off (its last line is missing)", parts[k])
+                    for k in g_index
+                )
+                g_index.clear()
+                g_offset.clear()
+            if place is _SINGLE:  # the common case: a committed line of its own
+                lines.append(line)
+                offsets.append(at)
+                numbers.append(first_line + index)
+                end, last = pos, first_line + index
+            elif place[1] - 1 - place[0] <= run:  # an append's first line (or one after holes)
+                g_index.append(index)
+                g_offset.append(at)
+                group_n, expect = place[1], place[0] - 1
+                if expect < 0:
+                    end, last = pos, first_line + index
+                    commit()
+            else:
+                damaged.append(
+                    Damage(first_line + index, "line of an append whose start is missing", line)
+                )
+            run = 0
+    finally:
+        if gc_was_on:
+            gc.enable()
+    return Scan(
+        lines=lines,
+        offsets=offsets,
+        numbers=numbers,
+        damaged=damaged,
+        uncommitted=len(g_index),
+        torn=torn,
+        size=start + len(data),
+        start=start,
+        end=end,
+        committed=len(lines),
+        last_line=last,
+    )
+
+
+def _committed_end(buf: bytes, from_start: bool) -> int | None:
+    """Offset in `buf` where the committed journal ends, or None if `buf` starts too late."""
+    last_nl = buf.rfind(b"\n")
+    if last_nl < 0:
+        return 0 if from_start else None
+    cut = last_nl + 1
+    end = last_nl  # the newline ending the line under examination
+    want: tuple[int, int] | None = None  # the place the previous line must have to belong
+    while True:
+        prev_nl = buf.rfind(b"\n", 0, end)
+        if prev_nl < 0 and not from_start:
+            return None
+        place = _more(buf[prev_nl + 1 : end])
+        if want is None:
+            if place is None or place[0] == 0:  # committed, or damage readers report: keep
+                return cut
+        elif place != want:
+            return cut
+        assert place is not None
+        cut = prev_nl + 1
+        if place[0] == place[1] - 1 or prev_nl < 0:  # the start of the uncommitted append
+            return cut
+        want = (place[0] + 1, place[1])
+        end = prev_nl
+
+
+# -- network filesystems ---------------------------------------------------------------------
+
+
+def _unescape_mount(text: str) -> str:
+    return (text.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")).replace(
+        "\\134", "\\"
+    )
+
+
+def filesystem_type(path: Path, mountinfo: str) -> str | None:
+    """The type of the filesystem holding `path`, from /proc/self/mountinfo text."""
+    target = os.path.realpath(path)
+    best: tuple[int, str] | None = None
+    for row in mountinfo.splitlines():
+        left, sep, right = row.partition(" - ")
+        fields = left.split()
+        if not sep or len(fields) < 5 or not right.split():
+            continue
+        mount = _unescape_mount(fields[4])
+        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+        if inside and (best is None or len(mount) >= best[0]):
+            best = (len(mount), right.split()[0])
+    return None if best is None else best[1]
+
+
+def is_network_fs(fstype: str | None) -> bool:
+    """True for filesystems where locks and fsync cannot be trusted."""
+    return fstype is not None and fstype in NETWORK_FILESYSTEMS
+
+
+def _local_filesystem_type(path: Path) -> str | None:
+    try:
+        text = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return None  # not Linux: nothing to check against
+    return filesystem_type(path, text)
+
+
+# -- the journal -----------------------------------------------------------------------------
+
+
+class Journal:
+    """The journal in `directory` (created 0700 on first write)."""
+
+    def __init__(self, directory: Path, *, allow_network_fs: bool = False) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / JOURNAL_FILE
+        self.allow_network_fs = allow_network_fs
+        self.last_repairs: tuple[Repair, ...] = ()
+        self._checked_fs = False
+
+    # -- setup and locks ---------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        try:
+            if not self.directory.is_dir():
+                self.directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                os.chmod(self.directory, DIR_MODE)  # mkdir's mode is filtered by the umask
+        except OSError as err:
+            raise JournalError(f"cannot create journal directory {self.directory}: {err}") from err
+        if not self._checked_fs:
+            fstype = _local_filesystem_type(self.directory)
+            if is_network_fs(fstype) and not self.allow_network_fs:
+                raise JournalError(
+                    f"journal directory {self.directory} is on a network filesystem ({fstype}); "
+                    "its locks and fsync cannot guarantee that accepted commands are kept",
+                    hint="use a local directory (--journal DIR or $CMDCTL_HOME)",
+                )
+            self._checked_fs = True
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        from filelock import FileLock, Timeout  # writers only: readers never pay its import
+
+        self._prepare()
+        lock = FileLock(self.directory / LOCK_FILE, mode=FILE_MODE)
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT_S)
+        except Timeout as err:
+            raise JournalError(
+                f"journal lock {lock.lock_file} still held after {LOCK_TIMEOUT_S:.0f} s",
+                hint="another cmdctl may be stuck; check running processes",
+            ) from err
+        except OSError as err:
+            raise JournalError(f"cannot take the journal lock: {err}") from err
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextlib.contextmanager
+    def try_drain_lock(self) -> Iterator[None]:
+        """Hold the drain lock for the duration; BusyError at once if another process has it."""
+        from filelock import FileLock, Timeout
+
+        self._prepare()
+        lock = FileLock(self.directory / DRAIN_LOCK_FILE, mode=FILE_MODE, is_singleton=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout as err:
+            raise BusyError(
+                "another drain is already running", hint="it will pick up this work"
+            ) from err
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _open_for_append(self) -> int:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
+        try:
+            if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
+                os.fchmod(fd, FILE_MODE)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> AppendReport:
+        """Append `events` as one all-or-nothing batch; JournalError means "not accepted"."""
+        if not events:
+            return AppendReport(0, 0)
+        payload = frame(ev.encode_many(events))
+        with self._locked():
+            try:
+                fd = self._open_for_append()
+            except OSError as err:
+                raise JournalError(f"cannot open {self.path}, nothing accepted: {err}") from err
+            try:
+                repairs = self._repair_tail(fd)
+                start = os.fstat(fd).st_size
+                self._write_all(fd, payload, start)
+            finally:
+                os.close(fd)
+        self.last_repairs = repairs
+        return AppendReport(len(events), len(payload), repairs)
+
+    def _write_all(self, fd: int, payload: bytes, start: int) -> None:
+        view = memoryview(payload)
+        written = 0
+        try:
+            while written < len(payload):
+                n = os.write(fd, view[written:])
+                if n <= 0:
+                    raise OSError(errno.EIO, "write made no progress")
+                written += n
+        except OSError as err:
+            self._cut_back(fd, start)
+            raise JournalError(
+                f"writing {self.path} failed, nothing accepted: {err.strerror or err}"
+            ) from err
+        try:
+            os.fsync(fd)
+        except OSError as err:
+            # Never retry: after a failed fsync the kernel may have dropped the dirty pages and
+            # a second fsync would "succeed" without the data being on disk.
+            self._cut_back(fd, start)
+            raise JournalError(
+                f"fsync of {self.path} failed, nothing accepted: {err.strerror or err}"
+            ) from err
+
+    def _cut_back(self, fd: int, size: int) -> None:
+        # Best effort: if truncation fails too, the batch's last line is missing or unsynced
+        # and the next writer quarantines the uncommitted tail.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+
+    def repair(self) -> tuple[Repair, ...]:
+        """Take the lock and quarantine a torn tail, if there is one."""
+        with self._locked():
+            if not self.path.exists():
+                return ()
+            fd = self._open_for_append()
+            try:
+                return self._repair_tail(fd)
+            finally:
+                os.close(fd)
+
+    def _repair_tail(self, fd: int) -> tuple[Repair, ...]:
+        size = os.fstat(fd).st_size
+        window = _TAIL_WINDOW
+        while True:
+            start = max(0, size - window)
+            buf = os.pread(fd, size - start, start)
+            cut = _committed_end(buf, from_start=start == 0)
+            if cut is not None:
+                break
+            window *= 4
+        cut += start
+        if cut == size:
+            return ()
+        tail = buf[cut - start :]
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.directory / QUARANTINE_DIR / f"{stamp}-{os.getpid()}-{cut}.torn"
+        try:
+            self._write_new_file(target, tail)
+            os.ftruncate(fd, cut)
+            os.fsync(fd)
+        except OSError as err:
+            raise JournalError(
+                f"cannot quarantine the torn tail of {self.path}, nothing accepted: {err}"
+            ) from err
+        return (Repair(cut, size - cut, tail.count(b"\n"), target),)
+
+    def _write_new_file(self, target: Path, data: bytes) -> None:
+        target.parent.mkdir(mode=DIR_MODE, exist_ok=True)
+        os.chmod(target.parent, DIR_MODE)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(target.parent)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read(self) -> Scan:
+        """Read the whole committed journal; no lock, safe during appends and compaction."""
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        except OSError as err:
+            raise JournalError(f"cannot read {self.path}: {err}") from err
+        return scan_bytes(data)
+
+    def load(self) -> tuple[Scan, Ledger]:
+        """Read and fold, starting from a valid snapshot when there is one.
+
+        Returns the scan (damage reports; its `lines` are only those read past the snapshot)
+        and the ledger of current entries. No lock; safe during appends and compaction.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return scan_bytes(b""), Ledger()
+        except OSError as err:
+            raise JournalError(f"cannot read {self.path}: {err}") from err
+        reader = _Reader(fd)
+        gc_was_on = gc.isenabled()
+        gc.disable()  # hundreds of thousands of acyclic rows: collections only cost time
+        try:
+            try:
+                st = os.fstat(fd)
+                snap = self._read_snapshot(fd, st)
+                start = 0 if snap is None else snap[2]
+                data = reader.read_from(start)
+            except OSError as err:
+                raise JournalError(f"cannot read {self.path}: {err}") from err
+            scan = scan_bytes(data, start, 1 if snap is None else snap[5] + 1)
+            ledger = Ledger(reader.read_at)
+            if snap is not None:
+                scan.committed += snap[4]
+                scan.damaged[:0] = [Damage(n, why) for n, why in snap[6]]
+                ledger.load_rows(snap[7])
+            ledger.apply_lines(scan.lines, scan.offsets)
+            if scan.end - start >= SNAPSHOT_AFTER_BYTES:
+                self._write_snapshot(st, scan, ledger, reader)
+        finally:
+            if gc_was_on:
+                gc.enable()
+        return scan, ledger
+
+    def _read_snapshot(self, fd: int, st: os.stat_result) -> tuple[Any, ...] | None:
+        try:
+            blob = (self.directory / SNAPSHOT_FILE).read_bytes()
+        except OSError:
+            return None
+        head = len(_SNAPSHOT_MAGIC)
+        if blob[:head] != _SNAPSHOT_MAGIC or len(blob) < head + 8:
+            return None
+        if zlib.crc32(blob[head + 8 :]) != int(blob[head : head + 8], 16):
+            return None
+        try:
+            snap = marshal.loads(blob[head + 8 :])
+            dev, ino, offset, prefix_crc = snap[:4]
+        except (ValueError, EOFError, TypeError):
+            return None
+        if (dev, ino) != (st.st_dev, st.st_ino) or offset > st.st_size:
+            return None
+        low = max(0, offset - _SNAPSHOT_PREFIX_CHECK)
+        if zlib.crc32(os.pread(fd, offset - low, low)) != prefix_crc:
+            return None  # the file was cut back and rewritten since: not the same journal
+        return tuple(snap)
+
+    def _write_snapshot(
+        self, st: os.stat_result, scan: Scan, ledger: Ledger, reader: _Reader
+    ) -> None:
+        # A cache: written without the lock (it describes an immutable committed prefix) and
+        # without fsync (a torn one fails its CRC). Any failure just means no snapshot.
+        try:
+            rows = ledger.dump_rows()
+            low = max(0, scan.end - _SNAPSHOT_PREFIX_CHECK)
+            prefix_crc = zlib.crc32(reader.read_at(low, scan.end - low))
+            damaged = [(d.line, d.reason) for d in scan.damaged if d.line <= scan.last_line]
+            payload = marshal.dumps(
+                (
+                    st.st_dev,
+                    st.st_ino,
+                    scan.end,
+                    prefix_crc,
+                    scan.committed,
+                    scan.last_line,
+                    damaged,
+                    rows,
+                )
+            )
+            blob = b"%s%08x%s" % (_SNAPSHOT_MAGIC, zlib.crc32(payload), payload)
+            tmp = self.directory / f"{SNAPSHOT_FILE}.tmp-{os.getpid()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+            try:
+                os.fchmod(fd, FILE_MODE)
+                view = memoryview(blob)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.directory / SNAPSHOT_FILE)
+        except (OSError, ValueError, JournalError):
+            with contextlib.suppress(OSError, UnboundLocalError):
+                tmp.unlink()
+
+    def ledger(self) -> Ledger:
+        """The current entries."""
+        return self.load()[1]
+
+    def events(self) -> Iterator[Event]:
+        """Every committed event, decoded, in journal order."""
+        return self.read().events()
+
+    def quarantined(self) -> tuple[Path, ...]:
+        """Files in quarantine."""
+        q = self.directory / QUARANTINE_DIR
+        return tuple(sorted(q.iterdir())) if q.is_dir() else ()
+
+    def verify(self) -> VerifyReport:
+        """Check every line and every entry; see `VerifyReport.ok`."""
+        if self.directory.is_dir():
+            with self._locked():  # a stable view: no append half-way through
+                scan = self.read()
+        else:
+            scan = scan_bytes(b"")
+        ledger = Ledger()
+        for event in scan.events():
+            ledger.apply(event)
+        problems = [f"{p.type} {p.entry_id}: {p.reason}" for p in ledger.problems]
+        for entry_id in ledger.ids():
+            try:
+                entry = entry_from_queued(_as_event(ledger.records(entry_id)[0]))
+                for record in ledger.records(entry_id)[1:]:
+                    entry = fold(entry, _as_event(record))
+            except (EventDecodeError, ValueError, KeyError) as err:
+                problems.append(f"entry {entry_id}: {err}")
+        warnings = []
+        fstype = _local_filesystem_type(self.directory)
+        if is_network_fs(fstype):
+            warnings.append(f"journal is on a network filesystem ({fstype})")
+        for path, want in ((self.directory, DIR_MODE), (self.path, FILE_MODE)):
+            with contextlib.suppress(FileNotFoundError):
+                mode = path.stat().st_mode & 0o777
+                if mode & ~want:
+                    warnings.append(f"{path} has mode {mode:o}, expected {want:o}")
+        if scan.torn or scan.uncommitted:
+            warnings.append(
+                f"torn tail ({scan.uncommitted} uncommitted lines, {scan.torn} bytes): "
+                "the next write moves it to quarantine"
+            )
+        quarantined = self.quarantined()
+        if quarantined:
+            warnings.append(f"{len(quarantined)} file(s) in quarantine")
+        return VerifyReport(
+            path=self.path,
+            events=len(scan.lines),
+            entries=len(ledger),
+            damaged=tuple(scan.damaged),
+            problems=tuple(problems),
+            torn=scan.torn,
+            uncommitted=scan.uncommitted,
+            quarantined=quarantined,
+            filesystem=fstype,
+            warnings=tuple(warnings),
+        )
+
+    # -- compaction --------------------------------------------------------------------------
+
+    def compact(self, keep_seconds: float, now: float) -> CompactReport:
+        """Rewrite the journal without finished entries older than `keep_seconds`."""
+        horizon = now - keep_seconds
+        with self._locked():
+            if not self.path.exists():
+                return CompactReport(0, 0, 0, 0, 0, 0, 0)
+            fd = self._open_for_append()
+            try:
+                repairs = self._repair_tail(fd)
+            finally:
+                os.close(fd)
+            scan = self.read()
+            ledger = Ledger.from_lines(scan.lines)
+            keep: set[str] = set()
+            for entry_id in ledger.ids():
+                if not ledger.state(entry_id).finished:
+                    keep.add(entry_id)
+                    continue
+                entry = ledger.get(entry_id)
+                finished = entry.finished_at if entry.finished_at is not None else entry.updated
+                if finished >= horizon:
+                    keep.add(entry_id)
+            kept: list[bytes] = []
+            archived: list[bytes] = []
+            for line in scan.lines:
+                head = ev.peek(line)
+                if head is not None:
+                    entry_id = head[1]
+                else:
+                    try:
+                        entry_id = ev.decode(line).id
+                    except EventDecodeError:
+                        entry_id = ""
+                (kept if entry_id in keep else archived).append(_reframe(line))
+            try:
+                if scan.damaged:
+                    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+                    self._write_new_file(
+                        self.directory / QUARANTINE_DIR / f"{stamp}-{os.getpid()}.damaged",
+                        b"".join(d.raw + b"\n" for d in scan.damaged),
+                    )
+                if archived:
+                    self._append_archive(b"".join(archived))
+                self._replace(b"".join(kept))
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / SNAPSHOT_FILE).unlink()  # describes the old file
+            except OSError as err:
+                raise JournalError(
+                    f"compaction of {self.path} failed, journal unchanged: {err}"
+                ) from err
+            size_after = self.path.stat().st_size
+        if size_after >= SNAPSHOT_AFTER_BYTES:
+            self.load()  # so the next reader starts from a snapshot of the new file
+        archived_entries = len(ledger) - len(keep)
+        return CompactReport(
+            kept_entries=len(keep),
+            archived_entries=archived_entries,
+            kept_lines=len(kept),
+            archived_lines=len(archived),
+            quarantined_lines=len(scan.damaged),
+            size_before=scan.size,
+            size_after=size_after,
+            repairs=repairs,
+        )
+
+    def _append_archive(self, data: bytes) -> None:
+        path = self.directory / ARCHIVE_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(self.directory)
+
+    def _replace(self, data: bytes) -> None:
+        tmp = self.directory / f"{JOURNAL_FILE}.tmp-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        os.close(fd)
+        os.replace(tmp, self.path)
+        _fsync_dir(self.directory)
+
+
+class _Reader:
+    """Reads committed lines back by position for a ledger built by `Journal.load`.
+
+    Keeps the descriptor of the file that was read, so positions stay valid even after a
+    compaction renamed a new journal into place.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._start = 0
+        self._data = b""
+
+    def read_from(self, start: int) -> bytes:
+        chunks = []
+        offset = start
+        while True:
+            chunk = os.pread(self._fd, 1 << 24, offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+        self._start, self._data = start, b"".join(chunks)
+        return self._data
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        if offset >= self._start:
+            at = offset - self._start
+            return self._data[at : at + size]
+        return os.pread(self._fd, size, offset)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+def _as_event(record: bytes | Event) -> Event:
+    return record if isinstance(record, Event) else ev.decode(record)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

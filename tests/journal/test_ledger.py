@@ -1,0 +1,267 @@
+"""The fold: states, due order, lookups, and the lazy path agreeing with the full decode."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmdctl import events as ev
+from cmdctl.errors import InputError
+from cmdctl.events import Event
+from cmdctl.journal import frame
+from cmdctl.ledger import Ledger, entry_from_queued, fold
+from cmdctl.model import Command, Entry, Priority, State
+
+CMD = Command("switch", "tv_power", {"state": True})
+
+
+def entry(
+    entry_id: str,
+    device: str = "tv-1",
+    priority: Priority = Priority.NORMAL,
+    not_before: float = 0.0,
+    expires: float | None = None,
+    batch: str = "B1",
+) -> Entry:
+    return Entry(
+        id=entry_id,
+        batch=batch,
+        device=device,
+        command=CMD,
+        priority=priority,
+        created=0.0,
+        not_before=not_before,
+        expires=expires,
+        idempotent=True,
+        verify=True,
+        max_attempts=3,
+        who="t@h",
+        origin="bulk",
+        step="s",
+    )
+
+
+def lines_of(evs: list[Event]) -> list[bytes]:
+    """Framed journal lines, as the journal stores them (one append each)."""
+    return [frame([ev.encode(e)])[:-1] for e in evs]
+
+
+def both(evs: list[Event]) -> list[Ledger]:
+    return [Ledger.from_events(evs), Ledger.from_lines(lines_of(evs))]
+
+
+def test_fold_walks_an_entry_through_its_life() -> None:
+    e = entry("A")
+    evs = [
+        ev.queued(e),
+        ev.started("A", 10.0, attempt=1, run="r1"),
+        ev.attempt_failed("A", 11.0, error="refused", kind="unreachable", retry_at=20.0),
+        ev.rescheduled("A", 11.0, not_before=20.0, attempts=1),
+        ev.reprioritised("A", 12.0, priority=Priority.HIGH),
+        ev.started("A", 20.0, attempt=2, run="r2"),
+        ev.done("A", 21.0, outcome="confirmed", duration=1.0),
+    ]
+    states = []
+    for ledger in both(evs):
+        got = ledger.get("A")
+        assert got.state is State.DONE and got.outcome == "confirmed"
+        assert got.attempts == 2 and got.priority is Priority.HIGH
+        assert got.not_before == 20.0 and got.last_error == "refused"
+        assert got.started == 20.0 and got.finished_at == 21.0 and got.updated == 21.0
+        states.append(ledger.state("A"))
+    assert states == [State.DONE, State.DONE]
+
+
+@pytest.mark.parametrize(
+    ("event", "state"),
+    [
+        (ev.started("A", 1.0, attempt=1, run="r"), State.RUNNING),
+        (ev.attempt_failed("A", 1.0, error="x", kind="k", retry_at=None), State.PENDING),
+        (ev.failed("A", 1.0, error="bad key", kind="rejected"), State.FAILED),
+        (ev.cancelled("A", 1.0, who="bob", reason="no"), State.CANCELLED),
+        (ev.expired("A", 1.0), State.EXPIRED),
+        (ev.superseded("A", 1.0, by="B"), State.SUPERSEDED),
+        (ev.skipped("A", 1.0, reason="barrier"), State.SKIPPED),
+        (ev.unknown("A", 1.0, reason="interrupted"), State.UNKNOWN),
+        (Event("teleported", "A", 1.0, {"x": 1}, 2), State.PENDING),
+    ],
+)
+def test_each_event_type_moves_the_state(event: Event, state: State) -> None:
+    for ledger in both([ev.queued(entry("A")), event]):
+        assert ledger.state("A") is state
+        assert ledger.get("A").state is state
+        assert ledger.get("A").updated == 1.0
+
+
+def test_failed_and_superseded_record_why() -> None:
+    a = Ledger.from_events(
+        [ev.queued(entry("A")), ev.failed("A", 1.0, error="bad key", kind="rejected")]
+    ).get("A")
+    assert (a.outcome, a.last_error, a.finished_at) == ("rejected", "bad key", 1.0)
+    b = Ledger.from_events([ev.queued(entry("B")), ev.superseded("B", 2.0, by="C")]).get("B")
+    assert b.superseded_by == "C"
+
+
+def test_retry_resets_attempts_and_outcome() -> None:
+    evs = [
+        ev.queued(entry("A")),
+        ev.started("A", 1.0, attempt=1, run="r"),
+        ev.failed("A", 2.0, error="gone", kind="unreachable"),
+        ev.retried("A", 3.0, who="bob"),
+    ]
+    for ledger in both(evs):
+        got = ledger.get("A")
+        assert got.state is State.PENDING and got.attempts == 0
+        assert got.outcome is None and got.finished_at is None
+        assert got.last_error == "gone"
+
+
+def test_events_for_unknown_ids_and_duplicates_are_reported_not_fatal() -> None:
+    evs = [
+        ev.done("ZZ", 1.0, outcome="confirmed", duration=0.1),
+        ev.queued(entry("A")),
+        ev.queued(entry("A")),
+    ]
+    for ledger in both(evs):
+        assert len(ledger) == 1
+        reasons = sorted((p.entry_id, p.reason) for p in ledger.problems)
+        assert reasons == [("A", "queued twice"), ("ZZ", "event for an unknown id")]
+
+
+def test_due_orders_by_priority_then_age_keeping_device_order() -> None:
+    evs = [
+        ev.queued(entry("01", device="a", priority=Priority.LOW)),
+        ev.queued(entry("02", device="b", priority=Priority.NORMAL)),
+        ev.queued(entry("03", device="c", priority=Priority.HIGH)),
+        ev.queued(entry("04", device="a", priority=Priority.HIGH)),  # must not overtake 01
+        ev.queued(entry("05", device="b", priority=Priority.NORMAL)),
+        ev.queued(entry("06", device="d", priority=Priority.HIGH, not_before=100.0)),  # later
+        ev.queued(entry("07", device="e", priority=Priority.HIGH, expires=5.0)),  # expired
+        ev.queued(entry("08", device="c", priority=Priority.LOW)),
+        ev.queued(entry("09", device="f", priority=Priority.HIGH)),
+        ev.started("09", 1.0, attempt=1, run="r"),  # running: not due
+    ]
+    for ledger in both(evs):
+        order = [e.id for e in ledger.due(now=10.0)]
+        # High slots: 03 (c), 04 (a → its first entry 01 goes here). Normal: 02, 05 (b).
+        # Low slots: 01's slot (a → 04), 08 (c).
+        assert order == ["03", "01", "02", "05", "04", "08"]
+        assert [e.id for e in ledger.expired(now=10.0)] == ["07"]
+        assert "06" in [e.id for e in ledger.due(now=100.0)]
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abc"), st.sampled_from(list(Priority))),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_due_never_runs_an_entry_before_an_earlier_one_of_its_device(
+    spec: list[tuple[str, Priority]],
+) -> None:
+    ledger = Ledger.from_events(
+        [ev.queued(entry(f"{i:03d}", device=d, priority=p)) for i, (d, p) in enumerate(spec)]
+    )
+    order = ledger.due(now=1.0)
+    assert sorted(e.id for e in order) == [f"{i:03d}" for i in range(len(spec))]
+    for device in "abc":
+        ids = [e.id for e in order if e.device == device]
+        assert ids == sorted(ids)
+    # Priority order holds for the slots: ranks of the head entries' original slots.
+    ranks = sorted((p.rank, f"{i:03d}") for i, (_, p) in enumerate(spec))
+    slot_devices = [spec[int(i)][0] for _, i in ranks]
+    assert [e.device for e in order] == slot_devices
+
+
+def test_lookup_by_id_and_prefix() -> None:
+    ledger = Ledger.from_events([ev.queued(entry(i)) for i in ("01ABCD", "01ABCE", "01XYZ")])
+    assert ledger.lookup("01ABCD").id == "01ABCD"
+    assert ledger.lookup("01x").id == "01XYZ"
+    with pytest.raises(InputError, match="matches 2 entries"):
+        ledger.lookup("01ABC")
+    with pytest.raises(InputError, match="no entry"):
+        ledger.lookup("99")
+    with pytest.raises(InputError):
+        ledger.lookup("  ")
+
+
+def test_filters_counts_batches_stuck_and_summary() -> None:
+    evs = [
+        ev.queued(entry("A", device="x", batch="B1", not_before=50.0)),
+        ev.queued(entry("B", device="y", batch="B1", not_before=30.0)),
+        ev.queued(entry("C", device="x", batch="B2")),
+        ev.started("C", 1.0, attempt=1, run="r"),
+        ev.queued(entry("D", device="y", batch="B2")),
+        ev.started("D", 1.0, attempt=1, run="r"),
+        ev.done("D", 2.0, outcome="delivered", duration=1.0),
+    ]
+    for ledger in both(evs):
+        assert [e.id for e in ledger.entries(device="x")] == ["A", "C"]
+        assert [e.id for e in ledger.entries(batch="B2", state=State.DONE)] == ["D"]
+        assert ledger.counts() == {State.PENDING: 2, State.RUNNING: 1, State.DONE: 1}
+        progress = ledger.batches()
+        assert (progress["B1"].total, progress["B1"].finished) == (2, 0)
+        assert (progress["B2"].total, progress["B2"].finished) == (2, 1)
+        assert [e.id for e in ledger.stuck()] == ["C"]
+        summary = ledger.summary()
+        assert (summary.oldest_pending, summary.next_due, summary.stuck) == (0.0, 30.0, 1)
+
+
+event_kinds = st.sampled_from(
+    [
+        "started",
+        "attempt_failed",
+        "rescheduled",
+        "done",
+        "failed",
+        "cancelled",
+        "expired",
+        "superseded",
+        "skipped",
+        "unknown",
+        "reprioritised",
+        "retried",
+        "future_type",
+    ]
+)
+
+
+def _make(kind: str, entry_id: str, ts: float) -> Event:
+    makers = {
+        "started": lambda: ev.started(entry_id, ts, attempt=2, run="r"),
+        "attempt_failed": lambda: ev.attempt_failed(
+            entry_id, ts, error="e", kind="k", retry_at=ts + 1
+        ),
+        "rescheduled": lambda: ev.rescheduled(entry_id, ts, not_before=ts + 5, attempts=1),
+        "done": lambda: ev.done(entry_id, ts, outcome="confirmed", duration=0.5),
+        "failed": lambda: ev.failed(entry_id, ts, error="e", kind="rejected"),
+        "cancelled": lambda: ev.cancelled(entry_id, ts, who="w"),
+        "expired": lambda: ev.expired(entry_id, ts),
+        "superseded": lambda: ev.superseded(entry_id, ts, by="Q"),
+        "skipped": lambda: ev.skipped(entry_id, ts, reason="r"),
+        "unknown": lambda: ev.unknown(entry_id, ts, reason="r"),
+        "reprioritised": lambda: ev.reprioritised(entry_id, ts, priority=Priority.LOW),
+        "retried": lambda: ev.retried(entry_id, ts, who="w"),
+        "future_type": lambda: Event("future_type", entry_id, ts, {"x": [1]}, 2),
+    }
+    return makers[kind]()
+
+
+@settings(max_examples=100)
+@given(st.lists(st.tuples(st.sampled_from("ABC"), event_kinds), max_size=30))
+def test_lazy_fold_agrees_with_the_full_fold(steps: list[tuple[str, str]]) -> None:
+    evs = [ev.queued(entry(i)) for i in "ABC"]
+    evs += [_make(kind, i, float(n)) for n, (i, kind) in enumerate(steps)]
+    expected = {}
+    for event in evs:
+        if event.type == "queued":
+            expected[event.id] = entry_from_queued(event)
+        else:
+            expected[event.id] = fold(expected[event.id], event)
+    for ledger in both(evs):
+        for entry_id, want in expected.items():
+            assert ledger.state(entry_id) is want.state
+            assert ledger.get(entry_id) == want
