@@ -463,6 +463,19 @@ class Ledger:
             counter[row[_STATE]] += 1
         return {b: BatchProgress(b, dict(c)) for b, c in tally.items()}
 
+    def batch_heads(self, batches: Iterable[str] | None = None) -> dict[str, Entry]:
+        """The first entry of each batch (or of the ones named), decoding only those."""
+        wanted = None if batches is None else set(batches)
+        heads: dict[str, Entry] = {}
+        for entry_id, row in self._rows.items():
+            batch = row[_BATCH]
+            if batch in heads or (wanted is not None and batch not in wanted):
+                continue
+            heads[batch] = self._entry(entry_id, row)
+            if wanted is not None and len(heads) == len(wanted):
+                break
+        return heads
+
     def pending(self) -> list[Entry]:
         """Every pending entry, due or not, in id order."""
         return self.entries(state=State.PENDING)

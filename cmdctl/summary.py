@@ -79,9 +79,10 @@ def status(
         summary = ledger.summary()
         counts = dict(summary.counts)
         oldest, next_due = summary.oldest_pending, summary.next_due
+    heads = ledger.batch_heads(progress)
     lines = []
     for b, p in progress.items():
-        head = ledger.entries(batch=b)[0]  # TODO(lead): Ledger.first_of_batch, no full decode
+        head = heads[b]
         lines.append(
             BatchLine(
                 batch=b,

@@ -265,3 +265,20 @@ def test_lazy_fold_agrees_with_the_full_fold(steps: list[tuple[str, str]]) -> No
         for entry_id, want in expected.items():
             assert ledger.state(entry_id) is want.state
             assert ledger.get(entry_id) == want
+
+
+def test_batch_heads_are_the_first_entry_of_each_batch() -> None:
+    evs = [
+        ev.queued(entry("01A", batch="B1")),
+        ev.queued(entry("01B", batch="B2", device="tv-2")),
+        ev.queued(entry("01C", batch="B1", device="tv-3")),
+        ev.queued(entry("01D", batch="B3")),
+    ]
+    for ledger in both(evs):
+        assert {b: e.id for b, e in ledger.batch_heads().items()} == {
+            "B1": "01A",
+            "B2": "01B",
+            "B3": "01D",
+        }
+        assert {b: e.id for b, e in ledger.batch_heads(["B3"]).items()} == {"B3": "01D"}
+        assert ledger.batch_heads(["nope"]) == {}
