@@ -114,7 +114,8 @@ def _table(rows: list[Entry]) -> None:
 
     table = Table(box=None, pad_edge=False)
     for col in ("id", "device", "command", "state", "prio", "due", "tries", "note"):
-        table.add_column(col)
+        wrap = col in ("command", "note")
+        table.add_column(col, no_wrap=not wrap, overflow="fold" if wrap else "ellipsis")
     for e in rows:
         table.add_row(
             e.id,

@@ -291,8 +291,9 @@ def _print_history(rows: list[Entry]) -> None:
         render.line("no finished entries")
         return
     table = Table(box=None, pad_edge=False)
-    for col in ("finished", "device", "command", "state", "outcome", "attempts", "took", "id"):
-        table.add_column(col)
+    for col in ("finished", "device", "command", "state", "outcome", "tries", "took", "id"):
+        wrap = col == "command" or col == "outcome"
+        table.add_column(col, no_wrap=not wrap, overflow="fold" if wrap else "ellipsis")
     for e in rows:
         took = "-"
         if e.finished_at is not None and e.started is not None:
@@ -316,7 +317,8 @@ def _command_text(e: Entry) -> str:
     args = dict(e.command.args)
     if e.command.domain == "action":
         data = args.get("data", {})
-        return f"action {e.command.target}({json.dumps(data, sort_keys=True)[1:-1]})"
+        inner = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(dict(data).items()))
+        return f"action.{e.command.target}({inner})"
     if not args:
         return e.command.selector
     if len(args) == 1:
