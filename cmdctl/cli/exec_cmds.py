@@ -1,19 +1,16 @@
 """`cmdctl send`, `cmdctl drain` and `cmdctl run`: the commands that talk to devices.
 
-aioesphomeapi (through the engine and the transport) is imported inside the commands only, so
-that `--help` and the commands that never talk to devices do not pay for it.
+aioesphomeapi (through the engine and the transport), asyncio and rich are imported inside the
+commands only, so that `--help` and the commands that never talk to devices do not pay for them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from cmdctl import render
 from cmdctl.cli.common import finish, load_inventory, open_journal, who
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
 from cmdctl.errors import BusyError, ExitCode, InputError
@@ -75,13 +72,25 @@ def limit_names(inv: Inventory, pattern: str) -> frozenset[str]:
     return frozenset(select_names(inv, pattern))
 
 
-def run_async(main: Coroutine[Any, Any, T], on_signal: Callable[[str], None]) -> T:
-    """Run `main`, turning SIGINT/SIGTERM into `on_signal` calls instead of exceptions."""
+def run_async(
+    main: Coroutine[Any, Any, T], on_signal: Callable[[str], None] | None = None
+) -> T:
+    """Run `main`, turning SIGINT/SIGTERM into `on_signal` calls (None: cancel `main`)."""
+    import asyncio
+    import signal
+
 
     async def wrapper() -> T:
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def cancel(name: str) -> None:
+            task.cancel(f"stopped by {name}")
+
+        handler = on_signal or cancel
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal, signal.Signals(sig).name)
+            loop.add_signal_handler(sig, handler, signal.Signals(sig).name)
         try:
             return await main
         finally:
@@ -93,6 +102,7 @@ def run_async(main: Coroutine[Any, Any, T], on_signal: Callable[[str], None]) ->
 
 def report(verb: str, totals: Totals, *, json_out: bool, quiet: bool, tty: bool) -> None:
     """The end of a run: JSON on stdout if asked; recap / summary / failures on stderr."""
+    from cmdctl import render
     from cmdctl.cli import progress
 
     if json_out:
@@ -112,6 +122,7 @@ def _observer(quiet: bool, json_out: bool, title: str) -> tuple[Observer, Any]:
     """(observer, context manager around the run) for this terminal."""
     import contextlib
 
+    from cmdctl import render
     from cmdctl.cli import progress
 
     console = render.stderr()
@@ -143,6 +154,7 @@ def drain(
     Example: cmdctl drain --max-time 50s --concurrency 32
     """
     from cmdctl import engine as eng
+    from cmdctl import render
 
     budget = seconds(max_time, "--max-time") if max_time is not None else None
     jr = open_journal(journal)
@@ -202,6 +214,7 @@ def run(
     Example: cmdctl run --limit bar
     """
     from cmdctl import engine as eng
+    from cmdctl import render
 
     jr = open_journal(journal)
     devices, only = _inventory_parts(inventory, limit)
@@ -264,6 +277,10 @@ def send(
 
     Example: cmdctl send bar-tv-3 select.input "HDMI 1"
     """
+    import asyncio
+
+    from cmdctl import render
+
     if now_ and queue_:
         raise InputError("--now and --queue contradict each other", hint="give one of them")
     budget = seconds(timeout, "--timeout")
@@ -278,8 +295,13 @@ def send(
     if mode is direct.Mode.QUEUE:
         result = direct.queue_only(jr, entry)
     else:
-        # The send holds no drain lock; a first Ctrl-C still lets it record what happened.
-        result = asyncio.run(direct.send(jr, address, entry, mode=mode, timeout=budget))
+        try:
+            # Ctrl-C or SIGTERM cancels the send, which records where it stopped first.
+            result = run_async(direct.send(jr, address, entry, mode=mode, timeout=budget))
+        except asyncio.CancelledError:
+            what = "left queued" if idempotent else "marked unknown (it may have run)"
+            render.stderr().print(f"cmdctl: interrupted; {entry.id} {what}", markup=False)
+            finish(ExitCode.INTERRUPTED)
     _send_report(result, json_out=json_out, quiet=quiet)
     finish(result.exit_code)
 
@@ -294,6 +316,8 @@ def _command(entity: str, value: str | None) -> tuple[Any, bool]:
 
 
 def _send_report(result: Any, *, json_out: bool, quiet: bool) -> None:
+    from cmdctl import render
+
     entry: Entry = result.entry
     if json_out:
         render.emit_json(result.as_dict())
@@ -342,7 +366,9 @@ def run_immediate(
     `journal` is the `--journal` option (a path or an open Journal; None: the default place).
     The caller queues the rest afterwards.
     """
-    from cmdctl import direct
+    import asyncio
+
+    from cmdctl import direct, render
     from cmdctl.journal import Journal
 
     jr = journal if isinstance(journal, Journal) else open_journal(journal)

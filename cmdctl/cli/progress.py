@@ -180,14 +180,18 @@ def _cell(count: int, name: str) -> str:
 
 def summary_line(verb: str, totals: Totals) -> str:
     """One line for the whole run (what cron mails)."""
-    parts = [f"{totals.count(name)} {name}" for name in _COLUMNS if totals.count(name)]
+    why = "interrupted" if totals.interrupted else "out of time" if totals.timed_out else ""
+    parts = []
+    for name in _COLUMNS:
+        count = totals.count(name)
+        if count and name == SKIPPED:
+            parts.append(f"{count} skipped (left queued{': ' + why if why else ''})")
+        elif count:
+            parts.append(f"{count} {name}")
     if totals.retried:
         parts.append(f"{totals.retried} retried")
     if totals.recovered:
         parts.append(f"{totals.recovered} recovered from a dead run")
-    if totals.left:
-        why = "interrupted" if totals.interrupted else "out of time" if totals.timed_out else ""
-        parts.append(f"{totals.left} left queued" + (f" ({why})" if why else ""))
     devices = len(totals.devices)
     body = ", ".join(parts) if parts else "nothing to do"
     return (
