@@ -103,8 +103,8 @@ def build_journal(directory: Path, events: int) -> None:
             entries.append(entry)
             chunk.append(ev.queued(entry))
         for entry in entries:
-            chunk.append(ev.started(entry.id, attempt=1, ts=now))
-            chunk.append(ev.done(entry.id, outcome="delivered", ts=now))
+            chunk.append(ev.started(entry.id, now, attempt=1, run="bench"))
+            chunk.append(ev.done(entry.id, now, outcome="delivered", duration=0.01))
         chunk = chunk[: events - written]
         journal.append(chunk)
         written += len(chunk)
