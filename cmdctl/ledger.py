@@ -21,8 +21,9 @@ from __future__ import annotations
 import dataclasses
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from cmdctl import events as ev
@@ -54,6 +55,8 @@ _STATE_INDEX = {state: i for i, state in enumerate(_STATES)}
 
 #: A decoded event, a raw line, or a line's position packed as `offset << 32 | length`.
 Record = Event | bytes | int
+
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})  # read-only: shared by every entry
 
 ReadAt = Callable[[int, int], bytes]
 
@@ -133,7 +136,7 @@ def entry_from_queued(event: Event) -> Entry:
             step=_s(f.pop("step")),
             playbook=None if playbook is None else _s(playbook),
             updated=event.ts,
-            extra=f,
+            extra=f if f else _NO_EXTRA,  # the popped dict keeps its size: share one empty
         )
     except (KeyError, ValueError, TypeError) as err:
         raise EventDecodeError(f"queued record for {event.id} is incomplete: {err}") from err
