@@ -12,6 +12,8 @@ from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, Quie
 from cmdctl.errors import ExitCode
 
 if TYPE_CHECKING:
+    from cmdctl import livecheck
+    from cmdctl.errors import DeviceError
     from cmdctl.inventory import Inventory
     from cmdctl.model import Entry
     from cmdctl.playbook import Plan
@@ -115,6 +117,14 @@ def bulk(
     check: Annotated[
         bool, typer.Option("--check", help="Print the plan; write nothing, contact nothing.")
     ] = False,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="With --check: connect to each device, validate every command against its "
+            "entities and show current → target; sends nothing. Exit 1 invalid, 4 unreachable.",
+        ),
+    ] = False,
     priority: Annotated[
         str | None,
         typer.Option(
@@ -133,14 +143,20 @@ def bulk(
 
     Steps marked `mode: immediate` run inline first; the rest go to the journal for `drain`.
 
-    Example: cmdctl bulk playbooks/game-night.yml --limit 'bar:&tvs'
+    Example: cmdctl bulk playbooks/game-night.yml --limit 'bar:&tvs' --check --online
     """
     from cmdctl import render
 
+    if online and not check:
+        from cmdctl.errors import InputError
+
+        raise InputError("--online only goes with --check", hint="add --check")
     inv = load_inventory(inventory)
     plan = _plan(
         playbook_path, inv, limit=limit, priority=priority, at=at, max_commands=max_commands
     )
+    if check and online:
+        finish(_check_online(plan, inv, json_out=json_out, quiet=quiet))
     if check:
         _print_plan(plan, json_out=json_out)
         finish(ExitCode.OK)
@@ -228,6 +244,129 @@ def _print_plan(plan: Plan, *, json_out: bool) -> None:
     render.line(
         f"{len(plan.queued) + len(plan.immediate)} commands over {len(plan.devices)} devices"
     )
+
+
+def _check_online(plan: Plan, inv: Inventory, *, json_out: bool, quiet: bool) -> ExitCode:
+    """`bulk --check --online`: check every command on its device; print the diff."""
+    import asyncio
+
+    from cmdctl import livecheck
+
+    entries = (*plan.immediate, *plan.queued)
+    report = asyncio.run(livecheck.check_plan(entries, inv.by_name))
+    code = report.exit_code()
+    immediate = {e.id for e in plan.immediate}
+    if json_out:
+        from cmdctl import render
+
+        render.emit_json(_check_json(plan, report, immediate, code))
+    else:
+        _print_check(plan, report, immediate, code, quiet=quiet)
+    return code
+
+
+def _check_json(
+    plan: Plan, report: livecheck.CheckReport, immediate: set[str], code: ExitCode
+) -> dict[str, object]:
+    from cmdctl import livecheck
+
+    return {
+        **_summary(plan),
+        "online": True,
+        "exit_code": int(code),
+        "totals": {s.replace(" ", "_"): report.count(s) for s in livecheck.STATUSES},
+        "devices": [
+            {
+                "device": d.device,
+                "status": d.status,
+                "error": _error_json(d.error),
+                "commands": [
+                    {
+                        "step": c.entry.step,
+                        "selector": c.entry.command.selector,
+                        "resolved": c.selector or None,
+                        "args": dict(c.entry.command.args),
+                        "mode": "immediate" if c.entry.id in immediate else "queued",
+                        "status": c.status,
+                        "current": {f.name: f.current for f in c.fields} if c.fields else None,
+                        "target": {f.name: f.target for f in c.fields} if c.fields else None,
+                        "error": _error_json(c.error),
+                    }
+                    for c in d.commands
+                ],
+            }
+            for d in report.devices
+        ],
+    }
+
+
+def _error_json(error: DeviceError | None) -> dict[str, object] | None:
+    if error is None:
+        return None
+    return {"kind": error.kind, "message": error.reason, "hint": error.hint}
+
+
+def _print_check(
+    plan: Plan,
+    report: livecheck.CheckReport,
+    immediate: set[str],
+    code: ExitCode,
+    *,
+    quiet: bool,
+) -> None:
+    from cmdctl import livecheck, render
+
+    err = render.stderr()
+    if not quiet:
+        render.line(
+            f"check: {plan.name} against {len(report.devices)} devices "
+            "(nothing sent, nothing written)"
+        )
+    for d in report.devices:
+        if d.error is not None:
+            render.line(
+                f"{d.device}: {d.status}: {d.error.reason} — {len(d.commands)} commands not checked"
+            )
+            err.print(f"cmdctl: {d.error.one_line()}", markup=False)
+            continue
+        for c in d.commands:
+            if quiet and c.status != livecheck.INVALID:
+                continue
+            mode = ", immediate" if c.entry.id in immediate else ""
+            render.line(f"{d.device}: {_check_text(c)}  [{c.entry.step}{mode}]")
+            if c.error is not None:
+                err.print(f"cmdctl: {c.error.one_line()}", markup=False)
+    counts = [f"{report.count(s)} {s}" for s in livecheck.STATUSES if report.count(s)]
+    down = sum(1 for d in report.devices if d.error is not None)
+    tail = f"; {down} of {len(report.devices)} devices not checked" if down else ""
+    if not quiet or code:
+        err.print(f"check: {', '.join(counts) or 'nothing to check'}{tail}", markup=False)
+
+
+def _check_text(c: livecheck.CommandCheck) -> str:
+    """`switch.tv_power: false → true`, `select.input: "HDMI 1" (unchanged)`, …"""
+    import json
+
+    from cmdctl import livecheck
+
+    selector = c.selector or c.entry.command.selector
+    if c.status == livecheck.INVALID:
+        return f"{selector}: invalid: {c.error.reason if c.error else ''}"
+    if c.status == livecheck.SEND:
+        return f"{selector}: will send {_value_text(c.entry.command.args)} (no state to compare)"
+    show = json.dumps
+    single = len(c.fields) == 1
+    if c.status == livecheck.UNCHANGED:
+        text = ", ".join(
+            show(f.target) if single else f"{f.name} {show(f.target)}" for f in c.fields
+        )
+        return f"{selector}: {text} (unchanged)"
+    parts = []
+    for f in c.fields:
+        current = "unknown" if f.current is None else show(f.current)
+        step = f"{current} → {show(f.target)}" if f.changes else f"{show(f.target)} (unchanged)"
+        parts.append(step if single else f"{f.name} {step}")
+    return f"{selector}: {', '.join(parts)}"
 
 
 def _value_text(args: object) -> str:
