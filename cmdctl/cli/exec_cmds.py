@@ -7,6 +7,7 @@ commands only, so that `--help` and the commands that never talk to devices do n
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path  # at run time: typer reads the option annotations
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -16,11 +17,10 @@ from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, Quie
 from cmdctl.errors import BusyError, ExitCode, InputError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from cmdctl.engine import Observer
     from cmdctl.inventory import Inventory
     from cmdctl.journal import Journal
+    from cmdctl.metrics import Monitor
     from cmdctl.model import Entry
     from cmdctl.totals import Totals
     from cmdctl.transport import DeviceAddress
@@ -37,6 +37,24 @@ MaxTimeOpt = Annotated[
 ]
 ConcurrencyOpt = Annotated[
     int, typer.Option("--concurrency", "-c", min=1, max=1024, help="Devices worked on at once.")
+]
+MetricsFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics-file",
+        help="Write Prometheus textfile-collector metrics here (atomically) when done.",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+LogFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--log-file",
+        help="Append one JSON line per outcome to this file (mode 0600).",
+        show_default=False,
+        dir_okay=False,
+    ),
 ]
 BatchOpt = Annotated[
     str | None,
@@ -118,6 +136,23 @@ def report(verb: str, totals: Totals, *, json_out: bool, quiet: bool, tty: bool)
         err.print(line, markup=False)
 
 
+def _monitor(
+    jr: Journal, metrics_file: Path | None, log_file: Path | None, *, each_pass: bool
+) -> Monitor:
+    """The `--metrics-file` / `--log-file` handler (input errors before any work starts)."""
+    from cmdctl import metrics, render
+    from cmdctl.cli.status_cmds import _entry_json
+
+    return metrics.Monitor(
+        jr,
+        metrics_file=metrics_file,
+        log_file=log_file,
+        entry_json=_entry_json,
+        warn=render.warn,
+        each_pass=each_pass,
+    )
+
+
 def _observer(quiet: bool, json_out: bool, title: str) -> tuple[Observer, Any]:
     """(observer, context manager around the run) for this terminal."""
     import contextlib
@@ -142,6 +177,8 @@ def drain(
     batch: BatchOpt = None,
     journal: JournalOpt = None,
     inventory: InventoryOpt = None,
+    metrics_file: MetricsFileOpt = None,
+    log_file: LogFileOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -151,7 +188,7 @@ def drain(
     Exit codes: 0 all done, 1 something failed for good, 4 a device was unreachable (its work
     stays queued), 3 journal problem, 6 busy, 130 interrupted.
 
-    Example: cmdctl drain --max-time 50s --concurrency 32
+    Example: cmdctl drain --max-time 50s --metrics-file /var/lib/node_exporter/cmdctl.prom
     """
     from cmdctl import engine as eng
     from cmdctl import render
@@ -161,18 +198,20 @@ def drain(
     devices, only = _inventory_parts(inventory, limit)
     options = eng.DrainOptions(max_time=budget, concurrency=concurrency, only=only, batch=batch)
     observer, view = _observer(quiet, json_out, "drain")
-    engine = eng.Engine(jr, devices, options, observer=observer)
+    monitor = _monitor(jr, metrics_file, log_file, each_pass=False)
+    engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
 
     def on_signal(name: str) -> None:
         engine.request_stop(f"stopped by {name}")
 
     try:
-        with view:
+        with view, monitor:
             totals = run_async(eng.drain(jr, devices, options, engine=engine), on_signal)
     except BusyError:
         if json_out:
             render.emit_json({"exit_code": int(ExitCode.BUSY), "busy": True})
         finish(ExitCode.BUSY)  # quietly: cron overlap is normal
+    monitor.finish(totals)
     report("drain", totals, json_out=json_out, quiet=quiet, tty=render.stderr().is_terminal)
     finish(totals.exit_code())
 
@@ -204,6 +243,8 @@ def run(
     batch: BatchOpt = None,
     journal: JournalOpt = None,
     inventory: InventoryOpt = None,
+    metrics_file: MetricsFileOpt = None,
+    log_file: LogFileOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -220,7 +261,8 @@ def run(
     devices, only = _inventory_parts(inventory, limit)
     options = eng.DrainOptions(concurrency=concurrency, only=only, batch=batch)
     observer, view = _observer(quiet, json_out, "run")
-    engine = eng.Engine(jr, devices, options, observer=observer)
+    monitor = _monitor(jr, metrics_file, log_file, each_pass=True)  # metrics after every pass
+    engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
     tty = render.stderr().is_terminal
     if tty and not quiet and not json_out:
         render.info("cmdctl run: waiting for work; Ctrl-C to stop")
@@ -229,12 +271,13 @@ def run(
         engine.request_stop(f"stopped by {name}")
 
     try:
-        with view:
+        with view, monitor:
             totals = run_async(eng.serve(jr, engine), on_signal)
     except BusyError as err:
         render.stderr().print(f"cmdctl: {err.one_line()}", markup=False)
         finish(ExitCode.BUSY)
     totals.interrupted = False  # Ctrl-C is how `run` ends, not a failure
+    monitor.finish(totals)
     report("run", totals, json_out=json_out, quiet=quiet, tty=tty)
     finish(totals.exit_code())
 
