@@ -1,13 +1,13 @@
 """Playbooks: the YAML schema, validation at load, and expansion into queued entries.
 
 Everything is checked at load, before anything is written, and every error names
-`file:line:column`. The step keys `tags`, `after` and `on_failure` are reserved for a later
-issue and refused with "not supported yet": accepting and ignoring them would silently drop an
-ordering or a failure policy the author asked for.
+`file:line:column`. Fleet keys (tags, barriers, failover/any targets, serial) travel to the
+engine in `Entry.extra`: `tags`, `after` + `on_failure`, `pick` + `candidates`, `serial`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,20 +15,37 @@ from pathlib import Path
 from cmdctl import commands, selection, yamlsrc
 from cmdctl.errors import InputError
 from cmdctl.inventory import Device, Inventory
-from cmdctl.model import DOMAINS, Command, Entry, Priority
+from cmdctl.model import DOMAINS, Command, Entry, JSONValue, Priority
 from cmdctl.timespec import parse_time
-from cmdctl.yamlsrc import Loc, MapNode, Node, SeqNode
+from cmdctl.yamlsrc import Loc, MapNode, Node, ScalarNode, SeqNode
 
 MAX_COMMANDS = 100_000  # default cap on one expansion; --max-commands raises it
 DEFAULT_ATTEMPTS = 3
 MAX_ATTEMPTS = 1_000
 ORIGIN = "bulk"
 MODES = ("queued", "immediate")
+PICKS = ("failover", "any")  # targets: {failover: [...]} runs on the first reachable, in order
+ON_FAILURE = ("skip", "continue")
+MAX_SERIAL = 1_000_000
 
-_TOP_KEYS = ("name", "targets", "priority", "at", "expires", "defaults", "steps")
+_TOP_KEYS = ("name", "targets", "priority", "at", "expires", "defaults", "tags", "serial", "steps")
 _DEFAULT_KEYS = ("attempts", "verify")
-_STEP_KEYS = ("name", "mode", "idempotent", "verify", "attempts", "targets", "action", "data")
-_RESERVED_STEP_KEYS = ("tags", "after", "on_failure")
+_STEP_KEYS = (
+    "name",
+    "mode",
+    "idempotent",
+    "verify",
+    "attempts",
+    "targets",
+    "tags",
+    "after",
+    "on_failure",
+    "action",
+    "data",
+)
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # no ',': `--tags a,b` splits on it
+_TAG_HINT = "tags use letters, digits, '_', '-' and '.'"
+_PERCENT = re.compile(r"\s*(\d{1,3})\s*%\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +61,11 @@ class Step:
     targets: tuple[str, ...] | None  # patterns replacing the playbook's targets
     loc: Loc = field(compare=False)
     targets_loc: Loc | None = field(default=None, compare=False)
+    tags: tuple[str, ...] = ()  # the playbook's tags, then the step's own
+    after: str | None = None  # an earlier step of the playbook this one waits for
+    on_failure: str | None = None  # "skip" | "continue"; only with `after`
+    pick: str | None = None  # "failover" | "any": `targets` are candidates for ONE entry
+    after_loc: Loc | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +83,9 @@ class Playbook:
     targets_loc: Loc | None = field(default=None, compare=False)
     at_loc: Loc | None = field(default=None, compare=False)
     expires_loc: Loc | None = field(default=None, compare=False)
+    pick: str | None = None  # "failover" | "any" when `targets` are candidates
+    tags: tuple[str, ...] = ()  # applied to every step
+    serial: int | str | None = None  # rolling window: N devices, or "N%" of the batch's
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +102,7 @@ class Plan:
     steps: tuple[Step, ...]
     queued: tuple[Entry, ...]
     immediate: tuple[Entry, ...]
+    serial: int | str | None = None
 
     @property
     def count(self) -> int:
@@ -93,10 +119,12 @@ def load_playbook(path: Path, *, max_commands: int = MAX_COMMANDS) -> Playbook:
     name = yamlsrc.want_str(items["name"], "name") if "name" in items else path.stem
     if "targets" not in items:
         raise root.loc.error("the playbook has no 'targets:'", hint="for example targets: all")
-    targets = yamlsrc.want_str_list(items["targets"], "targets")
+    targets, pick, targets_loc = _targets(items["targets"])
     priority = _priority(items["priority"]) if "priority" in items else Priority.NORMAL
     at = _time(items["at"], "at") if "at" in items else None
     expires = _time(items["expires"], "expires") if "expires" in items else None
+    tags = _tags(items["tags"]) if "tags" in items else ()
+    serial = _serial(items["serial"]) if "serial" in items else None
     attempts, verify = DEFAULT_ATTEMPTS, True
     if "defaults" in items:
         defaults = yamlsrc.want_map(items["defaults"], "defaults", root.loc)
@@ -118,11 +146,18 @@ def load_playbook(path: Path, *, max_commands: int = MAX_COMMANDS) -> Playbook:
     steps: list[Step] = []
     names: dict[str, Loc] = {}
     for node in steps_node.items:
-        step = _step(node, attempts, verify)
+        step = _step(node, attempts, verify, tags)
         if step.name in names:
             raise step.loc.error(
                 f"duplicate step name {step.name!r} (first at line {names[step.name].line})",
                 hint="give one of them a different `name:`",
+            )
+        if step.after is not None:
+            _check_after(step, names, steps_node)
+        if step.mode == "immediate" and (step.pick or (step.targets is None and pick)):
+            raise (step.targets_loc or targets_loc or step.loc).error(
+                f"step {step.name!r} is immediate: failover/any targets need a queued step",
+                hint="remove `mode: immediate` or give the step plain targets",
             )
         names[step.name] = step.loc
         steps.append(step)
@@ -135,10 +170,26 @@ def load_playbook(path: Path, *, max_commands: int = MAX_COMMANDS) -> Playbook:
         expires=expires,
         steps=tuple(steps),
         max_commands=max_commands,
-        targets_loc=items["targets"].loc,
+        targets_loc=targets_loc,
         at_loc=items["at"].loc if "at" in items else None,
         expires_loc=items["expires"].loc if "expires" in items else None,
+        pick=pick,
+        tags=tags,
+        serial=serial,
     )
+
+
+def parse_tags(text: str) -> frozenset[str]:
+    """Tags from a command-line value like `power,night` (for `--tags` / `--skip-tags`)."""
+    tags = frozenset(part.strip() for part in text.split(",") if part.strip())
+    if not tags:
+        raise InputError(
+            f"no tags in {text!r}", hint="write tags separated by ',', like power,night"
+        )
+    for tag in sorted(tags):
+        if not _TAG.fullmatch(tag):
+            raise InputError(f"bad tag {tag!r}", hint=_TAG_HINT)
+    return tags
 
 
 def expand(
@@ -152,8 +203,15 @@ def expand(
     priority: Priority | None = None,
     at: str | None = None,
     max_commands: int | None = None,
+    tags: frozenset[str] | None = None,
+    skip_tags: frozenset[str] | None = None,
 ) -> Plan:
-    """Every step on every target device (step-major, devices in inventory order) as entries."""
+    """Every step on every target device (step-major, devices in inventory order) as entries.
+
+    A failover/any step is one entry on its first candidate. `tags` keeps steps with at least
+    one of them, `skip_tags` drops steps with any; a barrier on a step left out of this
+    expansion (by tags or `limit`) is dropped: that step is not part of the batch.
+    """
     where = playbook.targets_loc or Loc(str(playbook.path), 1, 1)
     limited: set[str] | None = None
     if limit is not None:
@@ -161,16 +219,24 @@ def expand(
             limited = set(selection.select_names(inventory, limit))
         except InputError as err:
             raise InputError(f"--limit: {err.message}", hint=err.hint) from None
-    base = _resolve(inventory, playbook.targets, where)
-    plan_steps: list[tuple[Step, tuple[str, ...]]] = []
-    for step in playbook.steps:
-        names = (
-            base if step.targets is None else _resolve(inventory, step.targets, step.targets_loc)
-        )
+    chosen = _filter_tags(playbook, tags, skip_tags)
+    base = _candidates(inventory, playbook.targets, where, playbook.pick is not None)
+    plan_steps: list[tuple[Step, tuple[str, ...], str | None]] = []
+    for step in chosen:
+        if step.targets is None:
+            names, pick, loc = base, playbook.pick, where
+        else:
+            pick, loc = step.pick, step.targets_loc or where
+            names = _candidates(inventory, step.targets, step.targets_loc, pick is not None)
         if limited is not None:
             names = tuple(name for name in names if name in limited)
-        plan_steps.append((step, names))
-    count = sum(len(names) for _, names in plan_steps)
+            if pick is not None and not names:
+                raise loc.error(
+                    f"--limit {limit!r} leaves no {pick} candidate for step {step.name!r}",
+                    hint="widen --limit, or leave the step out with --skip-tags",
+                )
+        plan_steps.append((step, names, pick))
+    count = sum(1 if pick else len(names) for _, names, pick in plan_steps)
     if count == 0:
         raise where.error(
             f"--limit {limit!r} leaves none of this playbook's targets",
@@ -187,10 +253,12 @@ def expand(
     level = priority or playbook.priority
     queued: list[Entry] = []
     immediate: list[Entry] = []
-    for step, names in plan_steps:
+    present = {step.name for step, names, _ in plan_steps if names}
+    for step, names, pick in plan_steps:
         inline = step.mode == "immediate"
         into = immediate if inline else queued
-        for device in names:
+        extra = _extra(step, pick, names, present, playbook.serial)
+        for device in names[:1] if pick else names:
             into.append(
                 Entry(
                     id=ids(),
@@ -208,11 +276,81 @@ def expand(
                     origin=ORIGIN,
                     step=step.name,
                     playbook=playbook.name,
+                    extra=extra,  # shared by the step's entries, like `command`
                 )
             )
-    touched = {name for _, names in plan_steps for name in names}
+    touched = {name for _, names, _ in plan_steps for name in names}
     devices = tuple(device for device in inventory.devices if device.name in touched)
-    return Plan(batch, playbook.name, devices, playbook.steps, tuple(queued), tuple(immediate))
+    steps = tuple(step for step, _, _ in plan_steps)
+    return Plan(
+        batch, playbook.name, devices, steps, tuple(queued), tuple(immediate), playbook.serial
+    )
+
+
+def _extra(
+    step: Step,
+    pick: str | None,
+    names: tuple[str, ...],
+    present: set[str],
+    serial: int | str | None,
+) -> dict[str, JSONValue]:
+    extra: dict[str, JSONValue] = {}
+    if step.tags:
+        extra["tags"] = list(step.tags)
+    if step.after is not None and step.after in present:
+        extra["after"] = step.after
+        extra["on_failure"] = step.on_failure or "skip"
+    if pick is not None:
+        extra["pick"] = pick
+        extra["candidates"] = list(names)
+    if serial is not None:
+        extra["serial"] = serial
+    return extra
+
+
+def _filter_tags(
+    playbook: Playbook, tags: frozenset[str] | None, skip_tags: frozenset[str] | None
+) -> tuple[Step, ...]:
+    steps = playbook.steps
+    if tags is None and skip_tags is None:
+        return steps
+    start = Loc(str(playbook.path), 1, 1)
+    known = {tag for step in steps for tag in step.tags}
+    for option, asked in (("--tags", tags), ("--skip-tags", skip_tags)):
+        for tag in sorted(asked or ()):
+            if tag not in known:
+                hint = yamlsrc.did_you_mean(tag, sorted(known))
+                listed = ", ".join(sorted(known)) if known else "none"
+                raise start.error(
+                    f"{option}: no step of this playbook has tag {tag!r}",
+                    hint=hint or f"its tags: {listed}",
+                )
+    if tags is not None:
+        steps = tuple(step for step in steps if not tags.isdisjoint(step.tags))
+    if skip_tags is not None:
+        steps = tuple(step for step in steps if skip_tags.isdisjoint(step.tags))
+    if not steps:
+        said = " ".join(
+            f"{option} {','.join(sorted(asked))}"
+            for option, asked in (("--tags", tags), ("--skip-tags", skip_tags))
+            if asked is not None
+        )
+        raise start.error(
+            f"{said} leaves no step of this playbook", hint="check the tags of its steps"
+        )
+    return steps
+
+
+def _candidates(
+    inventory: Inventory, patterns: Sequence[str], loc: Loc | None, ordered: bool
+) -> tuple[str, ...]:
+    if not ordered:
+        return _resolve(inventory, patterns, loc)
+    # Failover order is the order written; a pattern adds its devices in inventory order.
+    names: dict[str, None] = {}
+    for pattern in patterns:
+        names.update(dict.fromkeys(_resolve(inventory, (pattern,), loc)))
+    return tuple(names)
 
 
 def _resolve(inventory: Inventory, patterns: Sequence[str], loc: Loc | None) -> tuple[str, ...]:
@@ -256,14 +394,12 @@ def _located(parse: Callable[[], float], loc: Loc | None) -> float:
         raise loc.error(err.message, hint=err.hint) from None
 
 
-def _step(node: Node, attempts: int, verify: bool) -> Step:
+def _step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) -> Step:
     body = yamlsrc.want_map(node, "a step", node.loc)
     selectors: list[str] = []
     for key, loc in body.keys.items():
         if key in _STEP_KEYS:
             continue
-        if key in _RESERVED_STEP_KEYS:
-            raise loc.error(f"step key {key!r} is not supported yet", hint="remove it for now")
         if "." in key:
             selectors.append(key)
             continue
@@ -273,7 +409,7 @@ def _step(node: Node, attempts: int, verify: bool) -> Step:
             )
         raise loc.error(
             f"unknown step key {key!r}",
-            hint=yamlsrc.did_you_mean(key, (*_STEP_KEYS, *_RESERVED_STEP_KEYS))
+            hint=yamlsrc.did_you_mean(key, _STEP_KEYS)
             or "a step is DOMAIN.ENTITY: VALUE (like switch.tv_power: on) or action: NAME",
         )
     items = body.items
@@ -302,8 +438,33 @@ def _step(node: Node, attempts: int, verify: bool) -> Step:
                 hint=yamlsrc.did_you_mean(mode, MODES) or "queued or immediate",
             )
     targets: tuple[str, ...] | None = None
+    pick: str | None = None
+    targets_loc: Loc | None = None
     if "targets" in items:
-        targets = yamlsrc.want_str_list(items["targets"], "targets")
+        targets, pick, targets_loc = _targets(items["targets"])
+    if "tags" in items:
+        tags = tuple(dict.fromkeys((*tags, *_tags(items["tags"]))))
+    after: str | None = None
+    on_failure: str | None = None
+    if "after" in items:
+        after = yamlsrc.want_str(items["after"], "after")
+        if mode == "immediate":
+            raise body.keys["after"].error(
+                "an immediate step runs at once and cannot wait for another step",
+                hint="remove `mode: immediate` or `after:`",
+            )
+    if "on_failure" in items:
+        if after is None:
+            raise body.keys["on_failure"].error(
+                "'on_failure' needs 'after:'",
+                hint="on_failure says what to do when the step named by after: fails",
+            )
+        on_failure = yamlsrc.want_str(items["on_failure"], "on_failure")
+        if on_failure not in ON_FAILURE:
+            raise items["on_failure"].loc.error(
+                f"unknown on_failure {on_failure!r}",
+                hint=yamlsrc.did_you_mean(on_failure, ON_FAILURE) or "skip or continue",
+            )
     return Step(
         name=yamlsrc.want_str(items["name"], "step name") if "name" in items else default_name,
         command=command,
@@ -317,8 +478,90 @@ def _step(node: Node, attempts: int, verify: bool) -> Step:
         attempts=_attempts(items["attempts"]) if "attempts" in items else attempts,
         targets=targets,
         loc=body.keys["name"] if "name" in items else body.loc,
-        targets_loc=items["targets"].loc if "targets" in items else None,
+        targets_loc=targets_loc,
+        tags=tags,
+        after=after,
+        on_failure=on_failure,
+        pick=pick,
+        after_loc=items["after"].loc if "after" in items else None,
     )
+
+
+def _check_after(step: Step, earlier: dict[str, Loc], steps_node: SeqNode) -> None:
+    loc = step.after_loc or step.loc
+    name = step.after
+    if name in earlier:
+        return
+    if name == step.name:
+        raise loc.error(f"step {name!r} cannot wait for itself", hint="name an earlier step")
+    later = _step_names(steps_node)
+    if name in later:
+        raise loc.error(
+            f"after: {name!r} is a later step (line {later[name].line});"
+            " a step can only wait for an earlier one",
+            hint=f"move this step below {name!r}",
+        )
+    raise loc.error(
+        f"after: no earlier step is named {name!r}",
+        hint=yamlsrc.did_you_mean(name or "", earlier)
+        or (f"earlier steps: {', '.join(earlier)}" if earlier else "this is the first step"),
+    )
+
+
+def _step_names(steps_node: SeqNode) -> dict[str, Loc]:
+    # Only for the error message: the names of all steps, as far as they parse.
+    found: dict[str, Loc] = {}
+    for node in steps_node.items:
+        if isinstance(node, MapNode):
+            name = node.items.get("name")
+            if isinstance(name, ScalarNode) and isinstance(name.value, str):
+                found.setdefault(name.value, node.keys["name"])
+            else:
+                for key in node.keys:
+                    if "." in key or key == "action":
+                        label = key
+                        if key == "action" and isinstance(node.items[key], ScalarNode):
+                            label = f"action:{node.items[key].plain}"
+                        found.setdefault(label, node.loc)
+                        break
+    return found
+
+
+def _targets(node: Node) -> tuple[tuple[str, ...], str | None, Loc]:
+    """Patterns (a string or a list), or `{failover: [...]}` / `{any: [...]}` candidates."""
+    if not isinstance(node, MapNode):
+        return yamlsrc.want_str_list(node, "targets"), None, node.loc
+    yamlsrc.check_keys(node, PICKS, "targets")
+    if len(node.items) != 1:
+        where = node.keys["any"] if len(node.items) > 1 else node.loc
+        raise where.error(
+            "targets mapping needs exactly one of failover: or any:"
+            if not node.items
+            else "targets has both failover: and any:; choose one",
+            hint="for example targets: {failover: [ir-blaster-a, ir-blaster-b]}",
+        )
+    ((pick, value),) = node.items.items()
+    return yamlsrc.want_str_list(value, f"targets {pick}"), pick, value.loc
+
+
+def _tags(node: Node) -> tuple[str, ...]:
+    tags = yamlsrc.want_str_list(node, "tags")
+    for tag, item in zip(tags, node.items if isinstance(node, SeqNode) else (node,), strict=True):
+        if not _TAG.fullmatch(tag):
+            raise item.loc.error(f"bad tag {tag!r}", hint=_TAG_HINT)
+    return tuple(dict.fromkeys(tags))
+
+
+def _serial(node: Node) -> int | str:
+    if isinstance(node, ScalarNode) and isinstance(node.value, str) and node.tag is None:
+        match = _PERCENT.fullmatch(node.value)
+        if match is None or not 1 <= int(match.group(1)) <= 100:
+            raise node.loc.error(
+                f"serial must be a whole number or 1% to 100%, not {node.value!r}",
+                hint="for example serial: 5 or serial: 20%",
+            )
+        return f"{int(match.group(1))}%"
+    return yamlsrc.want_int(node, "serial", low=1, high=MAX_SERIAL)
 
 
 def _command(body: MapNode, key: str) -> Command:

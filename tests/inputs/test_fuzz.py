@@ -21,14 +21,17 @@ from cmdctl.playbook import expand, load_playbook
 from .conftest import EXAMPLE_ENV, EXAMPLES, NOW, counter_ids
 
 VENUE = load_inventory(EXAMPLES / "devices.yml", env=EXAMPLE_ENV)
-BASE = yaml.safe_load((EXAMPLES / "game-night.yml").read_text())
+BASES = tuple(
+    yaml.safe_load((EXAMPLES / f"{name}.yml").read_text()) for name in ("game-night", "rollout")
+)
+TAG_FILTERS = (None, frozenset({"ir"}), frozenset({"power", "nope"}))
 FUZZ = settings(max_examples=300, deadline=None)
 
 _DIR = Path(tempfile.mkdtemp(prefix="cmdctl-fuzz-"))
 atexit.register(shutil.rmtree, _DIR, ignore_errors=True)
 
 
-def _check(text: str | bytes) -> None:
+def _check(text: str | bytes, tags: frozenset[str] | None = None) -> None:
     """Load (and expand) `text` as a playbook: success, or an InputError with file and line."""
     path = _DIR / "fuzz.yml"
     if isinstance(text, str):
@@ -37,7 +40,7 @@ def _check(text: str | bytes) -> None:
         path.write_bytes(text)
     try:
         playbook = load_playbook(path, max_commands=1_000)
-        expand(playbook, VENUE, now=NOW, ids=counter_ids(), who="fuzz@test")
+        expand(playbook, VENUE, now=NOW, ids=counter_ids(), who="fuzz@test", tags=tags)
     except InputError as err:
         assert err.file == str(path), err.one_line()
         assert err.line is not None and err.line >= 1, err.one_line()
@@ -110,6 +113,14 @@ SCALARS = st.one_of(
             "switch.tv_power",
             "action",
             "data",
+            "skip",
+            "continue",
+            "power on",
+            "blink",
+            "failover",
+            "any",
+            "ir-blaster-a",
+            "200ms",
         ]
     ),
 )
@@ -142,6 +153,10 @@ KEYS = st.sampled_from(
         "data",
         "tags",
         "after",
+        "on_failure",
+        "serial",
+        "failover",
+        "any",
         "switch.tv_power",
         "light.backlight",
         "number.volume",
@@ -170,7 +185,7 @@ def _containers(node: Any, found: list[Any]) -> list[Any]:
 
 @st.composite
 def mutated_playbooks(draw: st.DrawFn) -> Any:
-    doc = copy.deepcopy(BASE)
+    doc = copy.deepcopy(draw(st.sampled_from(BASES)))
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         target = draw(st.sampled_from(_containers(doc, [])))
         action = draw(st.sampled_from(["replace", "delete", "add", "duplicate"]))
@@ -200,9 +215,9 @@ def mutated_playbooks(draw: st.DrawFn) -> Any:
 
 
 @FUZZ
-@given(mutated_playbooks(), st.booleans())
-def test_mutated_playbooks(doc: Any, flow: bool) -> None:
-    _check(yaml.safe_dump(doc, default_flow_style=flow, allow_unicode=True))
+@given(mutated_playbooks(), st.booleans(), st.sampled_from(TAG_FILTERS))
+def test_mutated_playbooks(doc: Any, flow: bool, tags: frozenset[str] | None) -> None:
+    _check(yaml.safe_dump(doc, default_flow_style=flow, allow_unicode=True), tags)
 
 
 @pytest.mark.parametrize(
@@ -224,13 +239,15 @@ def test_nasty_inputs(text: str) -> None:
 
 
 INVENTORY_BASE = {
-    "defaults": {"port": 6053, "timeout": "10s"},
+    "defaults": {"port": 6053, "timeout": "10s", "pace": "0s"},
     "devices": {
         "bar-tv-1": {"host": "10.0.0.1", "key": "${K}", "groups": ["bar", "tvs"]},
         "bar-tv-2": {"host": "10.0.0.2", "expected_mac": "a0:b7:65:01:02:03", "groups": ["bar"]},
         "patio-tv-1": {"host": "p.local", "port": 6054, "timeout": "8s", "simulate": {"x": 1}},
+        "ir-1": {"host": "i.local", "pace": "250ms", "groups": ["bar"]},
     },
     "groups": {"venue": ["bar", "patio-tv-1"], "outer": ["venue"]},
+    "pace": {"bar": "200ms", "patio-tv-1": "1s"},
 }
 
 

@@ -167,24 +167,6 @@ def test_steps_and_defaults(write: Write) -> None:
             None,
         ),
         (
-            HEAD + "  - switch.tv_power: on\n    after: other\n",
-            (5, 5),
-            "step key 'after' is not supported yet",
-            None,
-        ),
-        (
-            HEAD + "  - switch.tv_power: on\n    tags: [x]\n",
-            (5, 5),
-            "step key 'tags' is not supported yet",
-            None,
-        ),
-        (
-            HEAD + "  - switch.tv_power: on\n    on_failure: stop\n",
-            (5, 5),
-            "step key 'on_failure' is not supported yet",
-            None,
-        ),
-        (
             HEAD + "  - switch.tv_power: on\n  - switch.tv_power: off\n",
             (5, 5),
             "duplicate step name 'switch.tv_power' (first at line 4)",
