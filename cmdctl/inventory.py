@@ -7,7 +7,7 @@ import binascii
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _NAME_HINT = "names use letters, digits, '_', '-' and '.' (patterns use ',', ':', '&', '!', '*')"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MAC = re.compile(r"[0-9a-f]{2}(?:([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4})")
-_TOP_KEYS = ("defaults", "devices", "groups")
-_DEFAULT_KEYS = ("port", "timeout")
+_TOP_KEYS = ("defaults", "devices", "groups", "pace")
+_DEFAULT_KEYS = ("port", "timeout", "pace")
 _DEVICE_KEYS = (
     "host",
     "port",
@@ -36,6 +36,7 @@ _DEVICE_KEYS = (
     "expected_mac",
     "groups",
     "timeout",
+    "pace",
     "simulate",
 )
 
@@ -89,6 +90,7 @@ class Device:
     # validates it; the inventory must not need to know the simulator's schema to load.
     simulate: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     loc: Loc | None = field(default=None, compare=False)
+    pace: float | None = None  # minimum seconds between two commands sent to it (see _paces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,7 @@ class _Loader:
             yamlsrc.load_file(self.path, allow_secret=True), "the inventory", start
         )
         yamlsrc.check_keys(root, _TOP_KEYS, "the inventory")
-        port, timeout = DEFAULT_PORT, None
+        port, timeout, pace = DEFAULT_PORT, None, None
         if "defaults" in root.items:
             defaults = yamlsrc.want_map(root.items["defaults"], "defaults", root.loc)
             yamlsrc.check_keys(defaults, _DEFAULT_KEYS, "defaults")
@@ -165,6 +167,8 @@ class _Loader:
                 port = _port(defaults.items["port"])
             if "timeout" in defaults.items:
                 timeout = _timeout(defaults.items["timeout"])
+            if "pace" in defaults.items:
+                pace = _pace(defaults.items["pace"])
         if "devices" not in root.items:
             raise root.loc.error("the inventory has no 'devices:'", hint=_EXAMPLE_HINT)
         devices_node = yamlsrc.want_map(root.items["devices"], "devices", root.loc)
@@ -175,6 +179,7 @@ class _Loader:
             for name, node in devices_node.items.items()
         ]
         groups, group_locs = self._groups(devices, root.items.get("groups"))
+        devices = _paces(devices, groups, root.items.get("pace"), pace)
         return Inventory(self.path, tuple(devices), groups, group_locs, tuple(self.warnings))
 
     def _device(
@@ -210,6 +215,7 @@ class _Loader:
             timeout=_timeout(items["timeout"]) if "timeout" in items else timeout,
             simulate=simulate,
             loc=name_loc,
+            pace=_pace(items["pace"]) if "pace" in items else None,
         )
 
     def _key(self, device: str, node: Node) -> Secret:
@@ -371,6 +377,52 @@ def _timeout(node: Node) -> float:
     if seconds <= 0:
         raise node.loc.error("timeout must be more than 0s")
     return seconds
+
+
+def _pace(node: Node) -> float:
+    text = yamlsrc.want_text(node, "pace")
+    try:
+        return parse_duration(text)
+    except InputError as err:
+        raise node.loc.error(f"pace: {err.message}", hint=err.hint) from None
+
+
+def _paces(
+    devices: list[Device],
+    groups: Mapping[str, tuple[str, ...]],
+    node: Node | None,
+    default: float | None,
+) -> list[Device]:
+    """Resolve every device's pace (rule in the README's Inventory section)."""
+    # Own `pace:` key, else the top-level entry naming the device, else the smallest group
+    # naming it (most specific; equal sizes: the slowest, safer for IR), else `defaults`.
+    best: dict[str, tuple[int, int, float]] = {}  # device → (rank, group size, -pace)
+    if node is not None:
+        body = yamlsrc.want_map(node, "pace", node.loc)
+        names = {device.name for device in devices}
+        for name, value in body.items.items():
+            seconds = _pace(value)
+            if name in groups:
+                members, rank = groups[name], 1
+            elif name in names:
+                members, rank = (name,), 0
+            else:
+                known = (*(device.name for device in devices), *groups)
+                raise body.keys[name].error(
+                    f"pace names {name!r}, which is no device or group",
+                    hint=yamlsrc.did_you_mean(name, known) or "name a device or a group",
+                )
+            key = (rank, len(members), -seconds)
+            for member in members:
+                if member not in best or key < best[member]:
+                    best[member] = key
+    resolved: list[Device] = []
+    for device in devices:
+        pace = device.pace  # the device's own key wins
+        if pace is None:
+            pace = -best[device.name][2] if device.name in best else default
+        resolved.append(device if pace is device.pace else replace(device, pace=pace))
+    return resolved
 
 
 def _mac(node: Node, device: str) -> str:
