@@ -22,7 +22,7 @@ from cmdctl.playbook import expand, load_playbook
 from .conftest import EXAMPLES, NOW, counter_ids
 
 GOLDEN = Path(__file__).parent / "golden"
-PLAYBOOKS = ("game-night", "closing-time", "volume")
+PLAYBOOKS = ("game-night", "closing-time", "volume", "rollout")
 
 
 def _plain(value: Any) -> Any:
