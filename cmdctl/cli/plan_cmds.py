@@ -21,6 +21,16 @@ if TYPE_CHECKING:
 PlaybookArg = Annotated[
     Path, typer.Argument(help="Playbook YAML file.", show_default=False, dir_okay=False)
 ]
+TagsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tags", "-t", help="Only steps with one of these tags: 'power,night'.", show_default=False
+    ),
+]
+SkipTagsOpt = Annotated[
+    str | None,
+    typer.Option("--skip-tags", help="Leave out steps with any of these tags.", show_default=False),
+]
 MaxCommandsOpt = Annotated[
     int,
     typer.Option("--max-commands", help="Refuse a playbook that expands to more commands."),
@@ -35,11 +45,15 @@ def _plan(
     priority: str | None,
     at: str | None,
     max_commands: int,
+    tags: str | None = None,
+    skip_tags: str | None = None,
 ) -> Plan:
     from cmdctl import playbook
     from cmdctl.ids import IdFactory
     from cmdctl.model import Priority
 
+    wanted = playbook.parse_tags(tags) if tags is not None else None
+    unwanted = playbook.parse_tags(skip_tags) if skip_tags is not None else None
     pb = playbook.load_playbook(playbook_path, max_commands=max_commands)
     prio = _priority(priority) if priority is not None else None
     return playbook.expand(
@@ -52,6 +66,8 @@ def _plan(
         priority=Priority(prio) if prio else None,
         at=at,
         max_commands=max_commands,
+        tags=wanted,
+        skip_tags=unwanted,
     )
 
 
@@ -135,6 +151,8 @@ def bulk(
         str | None,
         typer.Option("--at", help="Override when it is due: '+10m', '2026-11-23T20:00'."),
     ] = None,
+    tags: TagsOpt = None,
+    skip_tags: SkipTagsOpt = None,
     max_commands: MaxCommandsOpt = 100_000,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -153,7 +171,14 @@ def bulk(
         raise InputError("--online only goes with --check", hint="add --check")
     inv = load_inventory(inventory)
     plan = _plan(
-        playbook_path, inv, limit=limit, priority=priority, at=at, max_commands=max_commands
+        playbook_path,
+        inv,
+        limit=limit,
+        priority=priority,
+        at=at,
+        max_commands=max_commands,
+        tags=tags,
+        skip_tags=skip_tags,
     )
     if check and online:
         finish(_check_online(plan, inv, json_out=json_out, quiet=quiet))

@@ -13,7 +13,7 @@ from cmdctl.inventory import Inventory, load_inventory
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "playbooks"
 IR_KEY_ENV = "CMDCTL_EXAMPLE_IR_KEY"
-IR_KEY = "Y21kY3RsIGV4YW1wbGUgaXJfYmxhc3Rlcl9iIGtleS4="  # the example value from devices.yml
+IR_KEY = "Y21kY3RsIGV4YW1wbGUgaXJfYmxhc3Rlcl9iIGtleS4="  # the example value in secrets.yaml
 EXAMPLE_ENV = {IR_KEY_ENV: IR_KEY}
 KEY = "dGVzdC1rZXktZm9yLWNtZGN0bC1pbnB1dC10ZXN0cyE="  # base64 of 32 bytes, for test inventories
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z: a fixed "now" for expansions
