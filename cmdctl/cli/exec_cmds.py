@@ -62,6 +62,43 @@ BatchOpt = Annotated[
 ]
 
 
+WindowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--window",
+        help="At most N (or N%) devices of a batch in progress at once (rolling).",
+        show_default=False,
+    ),
+]
+MaxFailOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-fail",
+        help="Stop taking new devices of a batch once N (or N%) of them have failed.",
+        show_default=False,
+    ),
+]
+FailFastOpt = Annotated[
+    bool,
+    typer.Option("--fail-fast", help="Stop taking new devices of a batch at its first failure."),
+]
+TagsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tags",
+        "-t",
+        help="Only entries with one of these tags: 'power,night'.",
+        show_default=False,
+    ),
+]
+SkipTagsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--skip-tags", help="Leave entries with any of these tags queued.", show_default=False
+    ),
+]
+
+
 # -- shared helpers ----------------------------------------------------------------------------
 
 
@@ -78,6 +115,32 @@ def seconds(text: str, option: str) -> float:
     return value
 
 
+def limit_value(text: str | None, option: str) -> int | str | None:
+    """`5` or `20%` for --window / --max-fail; InputError naming the option otherwise."""
+    if text is None:
+        return None
+    value = text.strip()
+    try:
+        if value.endswith("%"):
+            percent = float(value[:-1])
+            if 0 < percent <= 100:
+                return f"{value[:-1].strip()}%"
+        elif int(value) >= 1:
+            return int(value)
+    except ValueError:
+        pass
+    raise InputError(f"{option}: expected a count like 5 or a share like 20%, got {text!r}")
+
+
+def tag_set(text: str | None) -> frozenset[str] | None:
+    """`power,night` → a set of tags (None when the option was not given)."""
+    if text is None:
+        return None
+    from cmdctl.playbook import parse_tags
+
+    return parse_tags(text)
+
+
 def device_lookup(inv: Inventory) -> Callable[[str], DeviceAddress | None]:
     """name → inventory Device (None when the inventory does not know it)."""
     return inv.by_name.get
@@ -90,13 +153,10 @@ def limit_names(inv: Inventory, pattern: str) -> frozenset[str]:
     return frozenset(select_names(inv, pattern))
 
 
-def run_async(
-    main: Coroutine[Any, Any, T], on_signal: Callable[[str], None] | None = None
-) -> T:
+def run_async(main: Coroutine[Any, Any, T], on_signal: Callable[[str], None] | None = None) -> T:
     """Run `main`, turning SIGINT/SIGTERM into `on_signal` calls (None: cancel `main`)."""
     import asyncio
     import signal
-
 
     async def wrapper() -> T:
         loop = asyncio.get_running_loop()
@@ -177,6 +237,11 @@ def drain(
     batch: BatchOpt = None,
     journal: JournalOpt = None,
     inventory: InventoryOpt = None,
+    window: WindowOpt = None,
+    max_fail: MaxFailOpt = None,
+    fail_fast: FailFastOpt = False,
+    tags: TagsOpt = None,
+    skip_tags: SkipTagsOpt = None,
     metrics_file: MetricsFileOpt = None,
     log_file: LogFileOpt = None,
     json_out: JsonOpt = False,
@@ -196,7 +261,17 @@ def drain(
     budget = seconds(max_time, "--max-time") if max_time is not None else None
     jr = open_journal(journal)
     devices, only = _inventory_parts(inventory, limit)
-    options = eng.DrainOptions(max_time=budget, concurrency=concurrency, only=only, batch=batch)
+    options = eng.DrainOptions(
+        max_time=budget,
+        concurrency=concurrency,
+        only=only,
+        batch=batch,
+        window=limit_value(window, "--window"),
+        max_fail=limit_value(max_fail, "--max-fail"),
+        fail_fast=fail_fast,
+        tags=tag_set(tags),
+        skip_tags=tag_set(skip_tags),
+    )
     observer, view = _observer(quiet, json_out, "drain")
     monitor = _monitor(jr, metrics_file, log_file, each_pass=False)
     engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
@@ -243,6 +318,11 @@ def run(
     batch: BatchOpt = None,
     journal: JournalOpt = None,
     inventory: InventoryOpt = None,
+    window: WindowOpt = None,
+    max_fail: MaxFailOpt = None,
+    fail_fast: FailFastOpt = False,
+    tags: TagsOpt = None,
+    skip_tags: SkipTagsOpt = None,
     metrics_file: MetricsFileOpt = None,
     log_file: LogFileOpt = None,
     json_out: JsonOpt = False,
@@ -259,7 +339,16 @@ def run(
 
     jr = open_journal(journal)
     devices, only = _inventory_parts(inventory, limit)
-    options = eng.DrainOptions(concurrency=concurrency, only=only, batch=batch)
+    options = eng.DrainOptions(
+        concurrency=concurrency,
+        only=only,
+        batch=batch,
+        window=limit_value(window, "--window"),
+        max_fail=limit_value(max_fail, "--max-fail"),
+        fail_fast=fail_fast,
+        tags=tag_set(tags),
+        skip_tags=tag_set(skip_tags),
+    )
     observer, view = _observer(quiet, json_out, "run")
     monitor = _monitor(jr, metrics_file, log_file, each_pass=True)  # metrics after every pass
     engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))

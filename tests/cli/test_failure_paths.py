@@ -152,3 +152,27 @@ def test_unknown_command_is_a_usage_error(workspace: Workspace) -> None:
     result = workspace.run("frobnicate")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--window", "0"], "--window: expected a count like 5 or a share like 20%, got '0'"),
+        (["--max-fail", "lots"], "--max-fail: expected a count like 5 or a share like 20%"),
+        (["--max-fail", "150%"], "--max-fail: expected a count like 5 or a share like 20%"),
+        (["--tags", ","], "no tags in ','"),
+    ],
+)
+def test_drain_rollout_options_are_checked(
+    workspace: Workspace, args: list[str], needle: str
+) -> None:
+    result = workspace.run("drain", *args)
+    assert_clean_failure(result, 2, needle)
+    assert not (workspace.journal / "journal.jsonl").exists()
+
+
+def test_bulk_unknown_tag(workspace: Workspace) -> None:
+    pb = workspace.playbook("ok.yml", volume_playbook(1))
+    result = workspace.run("bulk", str(pb), "--tags", "nightly")
+    assert_clean_failure(result, 2, "nightly")
+    assert not (workspace.journal / "journal.jsonl").exists()
