@@ -12,6 +12,14 @@ one entry in doubt. Transient failures (classified once, in `cmdctl.classify`) a
 tenacity under `cmdctl.retry`'s policy; whatever still fails at the end of the run is rescheduled
 in the journal with backoff, or failed once it has used its attempts.
 
+Fleet coordination, per pass, in this order: `--tags` / `--skip-tags` select entries; barriers
+(`cmdctl.gates`) hold back or skip entries whose `after:` step has not finished everywhere;
+coalescing (`cmdctl.coalesce`) supersedes stale state-setting entries; rolling windows and
+failure thresholds (`cmdctl.rollout`) gate device jobs per batch; a device's `pace` sends its
+commands one at a time, spaced. Entries with `pick` (failover / any) run after the device jobs,
+one at a time, on the first reachable candidate. A drain makes further passes (at most
+`MAX_PASSES`) while entries wait on a barrier that its own work may have opened.
+
 The engine never prints: progress goes to an `Observer`, results come back as `Totals`.
 """
 
@@ -27,9 +35,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cmdctl import events as ev
-from cmdctl import recovery, retry
+from cmdctl import gates, recovery, retry
 from cmdctl import totals as tot
 from cmdctl.classify import DeliveryUnknown
+from cmdctl.coalesce import coalesce
 from cmdctl.errors import DeviceError, DeviceRejected, DeviceUnavailable
 from cmdctl.events import Event
 from cmdctl.ids import new_id
@@ -37,6 +46,7 @@ from cmdctl.journal import Journal
 from cmdctl.ledger import Ledger, entry_from_queued, fold
 from cmdctl.model import Entry, State
 from cmdctl.recorder import Recorder
+from cmdctl.rollout import Gate, Limit, Rollout
 from cmdctl.totals import Tally, Totals
 from cmdctl.transport import (
     CONNECT_TIMEOUT,
@@ -55,6 +65,12 @@ CHUNK = 512
 STOP_MARGIN_S = 2.0
 #: After --max-time (or a second signal), cancel what is still in flight after this grace.
 HARD_STOP_GRACE_S = 5.0
+#: A closed socket reaches the device a few loop turns later; a windowed device job waits this
+#: long after closing so the next device of the window never overlaps it on the device side.
+WINDOW_SETTLE_S = 0.01
+#: Passes one drain makes while entries wait for a barrier that its own work may open; a chain
+#: of `after:` steps deeper than this finishes in the next drain.
+MAX_PASSES = 32
 
 Clock = Callable[[], float]
 
@@ -104,6 +120,12 @@ class DrainOptions:
     verify_timeout: float = VERIFY_TIMEOUT
     job_timeout: float | None = None  # per device call; None: the device's own, else default
     chunk: int = CHUNK
+    window: Limit | None = None  # --window N | N%: devices of a batch in progress at once
+    max_fail: Limit | None = None  # --max-fail N | N%: failed devices before a batch is held
+    fail_fast: bool = False  # --fail-fast: max_fail 1
+    tags: frozenset[str] | None = None  # --tags: only entries with one of these tags
+    skip_tags: frozenset[str] | None = None  # --skip-tags: not entries with one of these
+    coalesce: bool = True  # supersede older state-setting entries (see cmdctl.coalesce)
 
 
 @dataclass(slots=True)
@@ -117,6 +139,8 @@ class _Job:
     started: set[str] = dataclasses.field(default_factory=set)  # RUNNING in the journal now
     requeue: bool = True  # transient give-up → rescheduled (False: failed; immediate steps)
     prestarted: bool = False  # `started` already on disk (send / immediate steps)
+    failed_batches: set[str] = dataclasses.field(default_factory=set)  # failed/unreachable/unknown
+    last_sent: float | None = None  # monotonic time the last command left (for `pace`)
 
 
 class Engine:
@@ -152,6 +176,9 @@ class Engine:
         self._stop_event: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._rec: Recorder | None = None
+        self._rollout: Rollout | None = None
+        self._failed: dict[str, list[str]] = {}  # batch → devices failed in this run (thresholds)
+        self.waiting = 0  # entries the last pass left for a barrier that may open in a later one
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -195,11 +222,26 @@ class Engine:
             ledger.apply(event)
         unknown = [ledger.get(e.id) for e in fixes if e.type == ev.UNKNOWN]
         work = select(ledger, now, only=self.options.only, batch=self.options.batch)
+        if self.options.tags is not None or self.options.skip_tags is not None:
+            work.due = [e for e in work.due
+                        if tagged(e, self.options.tags, self.options.skip_tags)]
+        barrier = gates.check(ledger, work.due)
+        work.due = barrier.ready
+        self.waiting = barrier.waiting
         del ledger  # the caller holds none either: its raw lines are freed before the work
+        for entry, why in barrier.skipped:
+            fixes.append(ev.skipped(entry.id, now, reason=why))
+        if self.options.coalesce:
+            work.due, losers = coalesce(work.due)
+            fixes += [ev.superseded(old.id, now, by=new.id) for old, new in losers]
+            totals.superseded += len(losers)
         fixes += [recovery.expired(entry, now) for entry in work.expired]
         if fixes:
             await rec.durable(*fixes)
             totals.recovered += sum(1 for e in fixes if e.type in (ev.UNKNOWN, ev.RESCHEDULED))
+            for entry, why in barrier.skipped:
+                totals.tally(entry.device).add(tot.SKIPPED)
+                self.observer.finished(entry, tot.SKIPPED, why)
             for entry in work.expired:
                 totals.tally(entry.device).add(tot.EXPIRED)
                 self.observer.finished(entry, tot.EXPIRED, "expired before it could run")
@@ -214,12 +256,88 @@ class Engine:
                 totals.tally(entry.device).add(tot.SKIPPED)
             totals.left += len(due)
             return next_at
+        picked = [e for e in due if e.extra and "pick" in e.extra]
+        if picked:
+            due = [e for e in due if not (e.extra and "pick" in e.extra)]
+        self._rollout = Rollout(due, window=self.options.window, max_fail=self.options.max_fail,
+                                fail_fast=self.options.fail_fast, failed=self._failed) or None
         jobs = self.plan_jobs(due, totals)
         del work, due  # each job holds its own entries and drops them as they finish
         if jobs:
             self.observer.planned([e for job in jobs for e in job.todo])
             await self.run_jobs(jobs, totals)
+        if picked:
+            self.observer.planned(picked)
+            await self._run_picked(picked, totals)
         return next_at
+
+    # -- failover / any-of -----------------------------------------------------------------------
+
+    async def _run_picked(self, picked: Sequence[Entry], totals: Totals) -> None:
+        """Entries with `pick`, one at a time, after the device jobs (one connection per device).
+
+        failover: the first candidate that can be reached, in order; any: the least busy
+        reachable one (fewest entries given an outcome in this run so far, then in order).
+        """
+        for n, entry in enumerate(picked):
+            if self.stopping():
+                rest = picked[n:]
+                for left in rest:
+                    totals.tally(left.device).add(tot.SKIPPED)
+                totals.left += len(rest)
+                return
+            raw = entry.extra.get("candidates")
+            names = [c for c in raw if isinstance(c, str)] if isinstance(raw, list) else []
+            names = names or [entry.device]
+            if entry.extra.get("pick") == "any":
+                names.sort(key=lambda name: sum(totals.tally(name).counts.values()))
+            task = asyncio.ensure_future(self._pick(entry, names, totals))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # this pass itself is being cancelled, not just that entry
+
+    async def _pick(self, entry: Entry, names: Sequence[str], totals: Totals) -> None:
+        """Run `entry` on the first of `names` that connects; give up with the last error."""
+        last: DeviceError = DeviceUnavailable(entry.device, "no candidate is in the inventory")
+        for name in names:
+            address = self.devices(name)
+            if address is None:
+                continue
+            session = DeviceSession(
+                address,
+                connect_timeout=self.options.connect_timeout,
+                verify_timeout=self.options.verify_timeout,
+                job_timeout=self.options.job_timeout,
+            )
+            job = _Job(name, address, [entry], totals.tally(name))
+            try:
+                self.observer.step(name, "connecting")
+                await session.connect()
+            except DeviceError as err:
+                session.close()
+                last = err
+                self.observer.step(name, f"unreachable, next candidate: {err.reason}")
+                continue
+            began = self.monotonic()
+            try:
+                await self._session(job, session)
+            except DeviceError as err:
+                self._give_up(job, err)
+            except asyncio.CancelledError:
+                self._abandon(job, "stopped while in flight")
+                self._leave(job, totals)
+                raise
+            finally:
+                session.close()
+                job.tally.seconds += self.monotonic() - began
+            self._leave(job, totals)
+            return
+        self._give_up(_Job(entry.device, None, [entry], totals.tally(entry.device)), last)
 
     def plan_jobs(
         self, entries: Sequence[Entry], totals: Totals, *, requeue: bool = True,
@@ -269,7 +387,42 @@ class Engine:
             task.cancel()
 
     async def _guarded(self, job: _Job, slots: asyncio.Semaphore, totals: Totals) -> None:
+        rollout = self._rollout
+        if rollout is None:
+            await self._slotted(job, slots, totals)
+            return
+        entered = await rollout.enter(rollout.of(e.batch for e in job.todo))
+        try:
+            await self._slotted(job, slots, totals, entered)
+            if any(g.window is not None for g in entered):
+                await asyncio.sleep(WINDOW_SETTLE_S)
+        finally:
+            rollout.leave(entered, job.failed_batches, job.device)
+
+    def _hold(self, job: _Job, entered: Sequence[Gate], totals: Totals) -> None:
+        """Entries of batches past their failure threshold stay pending, with the reason."""
+        closed = {g.batch: g.reason() for g in entered if g.closed}
+        if not closed:
+            return
+        now = self.clock()
+        held = [e for e in job.todo if e.batch in closed]
+        # Only a new reason is recorded: `cmdctl run` meets the same held entries every pass.
+        self._recorder().record_many(ev.held(e.id, now, reason=closed[e.batch])
+                                     for e in held if e.reason != closed[e.batch])
+        job.todo[:] = [e for e in job.todo if e.batch not in closed]
+        job.tally.add(tot.SKIPPED, len(held))
+        totals.held += len(held)
+        for entry in held:
+            self.observer.finished(entry, tot.SKIPPED, closed[entry.batch])
+
+    async def _slotted(
+        self, job: _Job, slots: asyncio.Semaphore, totals: Totals, entered: Sequence[Gate] = ()
+    ) -> None:
         async with slots:
+            self._hold(job, entered, totals)  # decided when the job really starts
+            if not job.todo:
+                self.observer.device_done(job.tally)
+                return
             if self.stopping():
                 self._leave(job, totals)
                 return
@@ -327,6 +480,7 @@ class Engine:
             # Not in this inventory: leave the work queued (another inventory may know it).
             job.tally.add(tot.UNREACHABLE, len(job.todo))
             job.tally.error = f"{job.device}: not in the inventory; its entries stay queued"
+            job.failed_batches.update(e.batch for e in job.todo)
             for entry in job.todo:
                 self.observer.finished(entry, tot.UNREACHABLE, job.tally.error)
             job.todo.clear()
@@ -378,10 +532,22 @@ class Engine:
         rec = self._recorder()
         self.observer.step(job.device, "connecting")
         await session.connect()
+        pace = _pace(job.address)
         while job.todo:
             if self.stopping():
                 return
-            chunk = self._next_chunk(job.todo)
+            if pace is not None:
+                # One command at a time, each ended by its own barrier, `pace` apart.
+                chunk = job.todo[:1]
+                if job.last_sent is not None:
+                    wait = job.last_sent + pace - self.monotonic()
+                    if wait > 0:
+                        self.observer.step(job.device, f"pacing {wait:.2f}s")
+                        await self._sleep(wait)
+                        if self.stopping():
+                            return
+            else:
+                chunk = self._next_chunk(job.todo)
             # An entry started by an earlier try of this run is on disk as RUNNING already.
             fresh = [e for e in chunk if e.id not in job.started]
             if fresh:
@@ -394,6 +560,7 @@ class Engine:
                 else:
                     await rec.durable(*starts)  # on disk before the command leaves
             self.observer.step(job.device, f"sending {len(chunk)}")
+            job.last_sent = self.monotonic()
             results = await session.execute_many(
                 [e.command for e in chunk], verify=[e.verify for e in chunk]
             )
@@ -426,8 +593,9 @@ class Engine:
                 if result.status == "mismatch":
                     self._mismatch(job, entry, result, now)
                     continue
+                ran_on = job.device if entry.extra and "pick" in entry.extra else None
                 rec.record(ev.done(entry.id, now, outcome=result.status,
-                                   duration=round(result.elapsed, 4)))
+                                   duration=round(result.elapsed, 4), ran_on=ran_on))
                 job.started.discard(entry.id)
                 self._outcome(job, entry, result.status, result.detail)
             elif isinstance(result, DeviceRejected):
@@ -500,6 +668,7 @@ class Engine:
             self.observer.finished(entry, outcome, error)
         job.tally.add(outcome, len(job.todo))
         job.tally.error = error
+        job.failed_batches.update(e.batch for e in job.todo)
         job.started.clear()
         job.todo.clear()
 
@@ -507,11 +676,20 @@ class Engine:
         job.tally.add(outcome)
         if outcome in (tot.FAILED, tot.UNKNOWN):
             job.tally.error = detail
+            job.failed_batches.add(entry.batch)
         self.observer.finished(entry, outcome, detail)
 
     def _recorder(self) -> Recorder:
         assert self._rec is not None, "the engine records only inside a pass"
         return self._rec
+
+
+def _pace(address: DeviceAddress | None) -> float | None:
+    """The device's minimum interval between commands in seconds (inventory `pace`), if any."""
+    pace = getattr(address, "pace", None)
+    if isinstance(pace, int | float) and not isinstance(pace, bool) and pace > 0:
+        return float(pace)
+    return None
 
 
 def _written(err: DeviceError) -> bool:
@@ -544,6 +722,7 @@ def select(
     ready: list[Entry] = []
     expired: list[Entry] = []
     next_due: float | None = None
+    extras = _Extras()
     for entry_id in ledger.ids():
         if ledger.state(entry_id) is not State.PENDING:
             continue
@@ -565,7 +744,7 @@ def select(
                     if next_due is None or times[1] < next_due:
                         next_due = times[1]
                     continue
-        entry = _slim(records)
+        entry = _slim(records, extras)
         if (only is not None and entry.device not in only) or (
             batch is not None and entry.batch != batch
         ):
@@ -590,11 +769,25 @@ def select(
     return Work(due, expired, next_due)
 
 
+def tagged(
+    entry: Entry, tags: frozenset[str] | None, skip_tags: frozenset[str] | None
+) -> bool:
+    """True when `entry`'s tags pass --tags (one of them; untagged entries do not) and
+    --skip-tags (none of them)."""
+    raw = entry.extra.get("tags") if entry.extra else None
+    mine = frozenset([raw] if isinstance(raw, str) else raw or ())
+    if tags is not None and not (mine & tags):
+        return False
+    return not (skip_tags is not None and mine & skip_tags)
+
+
 _INTERNED = ("batch", "device", "who", "origin", "step", "playbook")
 _EMPTY: Mapping[str, object] = {}
 
 
-def _slim(records: Sequence[Event | bytes]) -> Entry:
+def _slim(
+    records: Sequence[Event | bytes], extras: _Extras | None = None
+) -> Entry:
     """Fold an entry's records, interning the strings thousands of entries share."""
     events = [r if isinstance(r, Event) else ev.decode(r) for r in records]
     first = events[0]
@@ -613,9 +806,45 @@ def _slim(records: Sequence[Event | bytes]) -> Entry:
         # The fold hands over a drained copy of the fields that keeps its full size; swap in a
         # shared empty mapping. Safe: nobody else has seen this brand-new frozen instance.
         object.__setattr__(entry, "extra", _EMPTY)
+    elif extras is not None:
+        object.__setattr__(entry, "extra", extras.share(entry.extra))
     for event in events[1:]:
         entry = fold(entry, event)
     return entry
+
+
+class _Extras:
+    """One shared copy of each distinct `extra`: a step's (tags, after, serial...) is the same
+    for all its entries, and they mostly come one after another."""
+
+    __slots__ = ("last", "seen")
+
+    def __init__(self) -> None:
+        self.last: Mapping[str, object] = _EMPTY
+        self.seen: dict[object, Mapping[str, object]] = {}
+
+    def share(self, extra: Mapping[str, object]) -> Mapping[str, object]:
+        """The shared copy equal to `extra` (or `extra` itself when it cannot be keyed)."""
+        if extra == self.last:  # no allocation on the common path
+            return self.last
+        key = _extra_key(extra)
+        if key is None:
+            return extra
+        shared = self.seen.get(key)
+        if shared is None:
+            shared = self.seen[key] = dict(extra)
+        self.last = shared
+        return shared
+
+
+def _extra_key(extra: Mapping[str, object]) -> object:
+    """A hashable key for an `extra` of scalars and lists of them; None otherwise."""
+    key = tuple([(k, tuple(v) if type(v) is list else v) for k, v in extra.items()])
+    try:
+        hash(key)
+    except TypeError:  # a mapping or a nested list: not shared
+        return None
+    return key
 
 
 def lookup(devices: Mapping[str, DeviceAddress]) -> Callable[[str], DeviceAddress | None]:
@@ -637,7 +866,14 @@ async def drain(
     began = time.monotonic()
     with journal.try_drain_lock():
         async with Recorder(journal.append) as rec:
-            await engine.drain_pass(rec, totals, await asyncio.to_thread(journal.ledger))
+            for _ in range(MAX_PASSES):
+                before = totals.entries - totals.held
+                await engine.drain_pass(rec, totals, await asyncio.to_thread(journal.ledger))
+                # Another pass only when entries wait on a barrier this pass may have opened.
+                progressed = totals.entries - totals.held > before
+                if not engine.waiting or not progressed or engine.stopping():
+                    break
+                await rec.flush()
     totals.interrupted = engine.interrupted
     totals.timed_out = engine.stop_reason == "--max-time reached"
     totals.seconds = time.monotonic() - began
@@ -698,6 +934,7 @@ async def run_entries(
 ) -> None:
     """Run entries already recorded as started by this process (send, immediate steps)."""
     engine._rec = rec
+    engine._rollout = None  # windows and thresholds are for drains
     engine.stop_event()
     jobs = engine.plan_jobs(entries, totals, requeue=requeue, prestarted=True)
     engine.observer.planned(list(entries))

@@ -36,6 +36,7 @@ SKIPPED = "skipped"
 UNKNOWN = "unknown"
 REPRIORITISED = "reprioritised"
 RETRIED = "retried"
+HELD = "held"  # not taken by a drain for a reason (threshold crossed); still pending
 
 KNOWN_TYPES = frozenset(
     {
@@ -52,6 +53,7 @@ KNOWN_TYPES = frozenset(
         UNKNOWN,
         REPRIORITISED,
         RETRIED,
+        HELD,
     }
 )
 
@@ -384,6 +386,11 @@ def superseded(entry_id: str, ts: float, *, by: str) -> Event:
 def skipped(entry_id: str, ts: float, *, reason: str) -> Event:
     """A prerequisite failed."""
     return Event(SKIPPED, entry_id, ts, {"reason": reason})
+
+
+def held(entry_id: str, ts: float, *, reason: str) -> Event:
+    """Left pending on purpose by a drain (a failure threshold); `reason` says why."""
+    return Event(HELD, entry_id, ts, {"reason": reason})
 
 
 def unknown(entry_id: str, ts: float, *, reason: str) -> Event:

@@ -12,8 +12,9 @@ Fold rules (`fold`):
   in the same append, so the pair is atomic · rescheduled → PENDING with the new not_before
   done → DONE (outcome) · failed → FAILED (outcome = error kind) · cancelled / expired /
   superseded / skipped → that state · unknown → UNKNOWN (a person decides) · reprioritised →
-  new priority, same state · retried → PENDING with attempts reset to 0 (a person asked for a
-  fresh run) and the outcome cleared · any other type → kept, state unchanged.
+  new priority, same state · held → same state (PENDING), reason set (why a drain left it) ·
+  started clears the reason of a PENDING entry · retried → PENDING with attempts reset to 0
+  (a person asked for a fresh run) and the outcome cleared · any other type → kept, state unchanged.
 """
 
 from __future__ import annotations
@@ -158,6 +159,8 @@ def fold(entry: Entry, event: Event) -> Entry:
         changes["attempts"] = attempt if isinstance(attempt, int) else entry.attempts + 1
         changes["started"] = event.ts
         changes["finished_at"] = None
+        if entry.state is State.PENDING and entry.reason is not None:
+            changes["reason"] = None  # a `held` note no longer applies
         if isinstance(f.get("ran_on"), str):
             changes["ran_on"] = f["ran_on"]
     elif t == ev.ATTEMPT_FAILED:
@@ -175,7 +178,7 @@ def fold(entry: Entry, event: Event) -> Entry:
     elif t == ev.FAILED:
         changes["outcome"] = f.get("kind")
         changes["last_error"] = f.get("error")
-    elif t in (ev.CANCELLED, ev.EXPIRED, ev.SKIPPED, ev.UNKNOWN):
+    elif t in (ev.CANCELLED, ev.EXPIRED, ev.SKIPPED, ev.UNKNOWN, ev.HELD):
         changes["reason"] = f.get("reason") or None
     elif t == ev.SUPERSEDED:
         changes["superseded_by"] = f.get("by")

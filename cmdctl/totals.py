@@ -58,6 +58,8 @@ class Totals:
     devices: dict[str, Tally] = field(default_factory=dict)
     recovered: int = 0  # RUNNING entries of a dead process put back (or marked unknown)
     left: int = 0  # due entries not taken (time ran out, or stopped by a signal)
+    superseded: int = 0  # entries a newer one for the same entity replaced (coalescing)
+    held: int = 0  # entries left pending because their batch crossed its failure threshold
     interrupted: bool = False  # stopped by SIGINT / SIGTERM
     timed_out: bool = False  # stopped taking work because --max-time was near
     seconds: float = 0.0
@@ -86,7 +88,7 @@ class Totals:
     @property
     def idle(self) -> bool:
         """True when there was nothing to do at all."""
-        return not self.entries and not self.recovered and not self.left
+        return not self.entries and not self.recovered and not self.left and not self.superseded
 
     def failed_devices(self) -> list[Tally]:
         """Devices with something failed, unknown or unreachable, by name."""
@@ -104,6 +106,8 @@ class Totals:
             "totals": {name: self.count(name) for name in OUTCOMES} | {"retried": self.retried},
             "recovered": self.recovered,
             "left": self.left,
+            "superseded": self.superseded,
+            "held": self.held,
             "interrupted": self.interrupted,
             "timed_out": self.timed_out,
             "devices": [t.as_dict() for t in sorted_tallies(self.devices.values())],
