@@ -116,20 +116,12 @@ def seconds(text: str, option: str) -> float:
 
 
 def limit_value(text: str | None, option: str) -> int | str | None:
-    """`5` or `20%` for --window / --max-fail; InputError naming the option otherwise."""
+    """`5` or `20%` for --window / --max-fail (None when not given); InputError when malformed."""
     if text is None:
         return None
-    value = text.strip()
-    try:
-        if value.endswith("%"):
-            percent = float(value[:-1])
-            if 0 < percent <= 100:
-                return f"{value[:-1].strip()}%"
-        elif int(value) >= 1:
-            return int(value)
-    except ValueError:
-        pass
-    raise InputError(f"{option}: expected a count like 5 or a share like 20%, got {text!r}")
+    from cmdctl import rollout
+
+    return rollout.parse(text, option)
 
 
 def tag_set(text: str | None) -> frozenset[str] | None:

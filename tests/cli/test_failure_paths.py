@@ -157,9 +157,9 @@ def test_unknown_command_is_a_usage_error(workspace: Workspace) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--window", "0"], "--window: expected a count like 5 or a share like 20%, got '0'"),
-        (["--max-fail", "lots"], "--max-fail: expected a count like 5 or a share like 20%"),
-        (["--max-fail", "150%"], "--max-fail: expected a count like 5 or a share like 20%"),
+        (["--window", "0"], "--window must be at least 1, got 0"),
+        (["--max-fail", "lots"], "--max-fail must be N or N% (1-100%), got 'lots'"),
+        (["--max-fail", "150%"], "--max-fail must be N or N% (1-100%), got '150%'"),
         (["--tags", ","], "no tags in ','"),
     ],
 )
