@@ -135,14 +135,25 @@ def _encode_queued(event: Event, cache: dict[Any, str]) -> str:
         cmd = f["command"]
         ts, created, not_before, expires = event.ts, f["created"], f["not_before"], f["expires"]
         idem, verify, attempts = f["idempotent"], f["verify"], f["max_attempts"]
+        # The cache compares with ==: 1 == 1.0 == True and 0.0 == -0.0, but they encode
+        # differently. Types are pinned here, and a zero is keyed by its text.
+        if (
+            type(created) is not float
+            or type(not_before) is not float
+            or (expires is not None and type(expires) is not float)
+            or type(idem) is not bool
+            or type(verify) is not bool
+            or type(attempts) is not int
+        ):
+            raise _Fallback
         key = (
             id(cmd["args"]),
             cmd["domain"],
             cmd["target"],
             f["priority"],
-            created,
-            not_before,
-            expires,
+            repr(created) if created == 0.0 else created,
+            repr(not_before) if not_before == 0.0 else not_before,
+            repr(expires) if expires == 0.0 else expires,
             idem,
             verify,
             attempts,
@@ -163,7 +174,7 @@ def _encode_queued(event: Event, cache: dict[Any, str]) -> str:
     if tail is None:
         tail = _queued_tail(f)
         cache[key] = tail
-    r_ts = cache.get(ts) or cache.setdefault(ts, repr(ts))
+    r_ts = repr(ts) if ts == 0.0 else (cache.get(ts) or cache.setdefault(ts, repr(ts)))
     esc = encode_basestring
     try:
         return (

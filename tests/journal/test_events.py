@@ -203,3 +203,31 @@ def test_id_timestamp_uses_the_wall_clock() -> None:
 
     now_ms = time.time_ns() // 1_000_000
     assert abs(ids.timestamp_ms(ids.new_id()) - now_ms) < 5_000
+
+
+def test_batch_encoding_keeps_values_that_compare_equal_apart() -> None:
+    # Found by hypothesis in CI: the batch cache compared 0.0 == -0.0 and reused the wrong text.
+    from dataclasses import replace
+
+    from cmdctl.model import Command, Entry, Priority
+
+    base = Entry(
+        id="01" + "0" * 24,
+        batch="b",
+        device="d",
+        command=Command("switch", "x", {}),
+        priority=Priority.HIGH,
+        created=0.0,
+        not_before=0.0,
+        expires=None,
+        idempotent=False,
+        verify=False,
+        max_attempts=1,
+        who="w",
+        origin="bulk",
+        step="s",
+    )
+    batch = [base, replace(base, created=-0.0), replace(base, not_before=-0.0, expires=0.0)]
+    evs = [ev.queued(e) for e in batch] + [ev.queued(base, ts=-0.0)]
+    assert ev.encode_many(evs) == [ev.encode(e) for e in evs]
+    assert [ev.decode(line) for line in ev.encode_many(evs)] == evs
