@@ -63,15 +63,17 @@ import marshal
 import os
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cmdctl import events as ev
 from cmdctl.errors import BusyError, JournalError
 from cmdctl.events import Event, EventDecodeError
 from cmdctl.ledger import Ledger, entry_from_queued, fold
+
+T = TypeVar("T")
 
 JOURNAL_FILE = "journal.jsonl"
 LOCK_FILE = "journal.lock"
@@ -526,18 +528,35 @@ class Journal:
         """Append `events` as one all-or-nothing batch; JournalError means "not accepted"."""
         if not events:
             return AppendReport(0, 0)
-        payload = frame(ev.encode_many(events))
         with self._locked():
-            try:
-                fd = self._open_for_append()
-            except OSError as err:
-                raise JournalError(f"cannot open {self.path}, nothing accepted: {err}") from err
-            try:
-                repairs = self._repair_tail(fd)
-                start = os.fstat(fd).st_size
-                self._write_all(fd, payload, start)
-            finally:
-                os.close(fd)
+            return self._append_locked(events)
+
+    def transact(self, decide: Callable[[Ledger], T]) -> tuple[T, AppendReport]:
+        """Decide on the current entries and append, under the lock: no writer in between.
+
+        `decide` gets the ledger as of now and returns its result; the events to append are
+        the result's `events` attribute (a sequence of Event; empty: nothing is written).
+        """
+        with self._locked():
+            _scan, ledger = self.load()
+            result = decide(ledger)
+            events: Sequence[Event] = getattr(result, "events", ())
+            report = self._append_locked(events) if events else AppendReport(0, 0)
+        return result, report
+
+    def _append_locked(self, events: Sequence[Event]) -> AppendReport:
+        """`append` for a caller that already holds the lock."""
+        payload = frame(ev.encode_many(events))
+        try:
+            fd = self._open_for_append()
+        except OSError as err:
+            raise JournalError(f"cannot open {self.path}, nothing accepted: {err}") from err
+        try:
+            repairs = self._repair_tail(fd)
+            start = os.fstat(fd).st_size
+            self._write_all(fd, payload, start)
+        finally:
+            os.close(fd)
         self.last_repairs = repairs
         return AppendReport(len(events), len(payload), repairs)
 

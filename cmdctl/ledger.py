@@ -47,6 +47,7 @@ TRANSITIONS: dict[str, State] = {
     ev.RETRIED: State.PENDING,
 }
 _TRANSITIONS_B = {k.encode(): v for k, v in TRANSITIONS.items()}
+_FINISHED_STATES = frozenset(state for state in State if state.finished)
 _TERMINAL = frozenset({ev.DONE, ev.FAILED, ev.CANCELLED, ev.EXPIRED, ev.SUPERSEDED, ev.SKIPPED})
 
 # A row: [state, batch, device, records, cached Entry or None, (created, not_before) or None].
@@ -148,6 +149,11 @@ def fold(entry: Entry, event: Event) -> Entry:
     """`entry` after `event` (see the module docstring for the rules)."""
     t = event.type
     f = event.fields
+    if entry.state in _FINISHED_STATES and t != ev.RETRIED and t != ev.REPRIORITISED:
+        # Finished is final until a person asks again (`retried`): a writer that decided on a
+        # stale view (a drain that planned an entry just before it was cancelled) cannot
+        # reopen or rewrite it. Its events stay in the journal, for `queue show`.
+        return entry
     changes: dict[str, Any] = {"updated": event.ts}
     state = TRANSITIONS.get(t)
     if state is not None:
@@ -252,7 +258,7 @@ class Ledger:
         _records(row).append(event)
         row[_CACHE] = None
         state = TRANSITIONS.get(event.type)
-        if state is not None:
+        if state is not None and (row[_STATE] not in _FINISHED_STATES or event.type == ev.RETRIED):
             row[_STATE] = state
 
     def apply_lines(self, lines: Sequence[bytes], offsets: Sequence[int] | None = None) -> None:
@@ -261,6 +267,7 @@ class Ledger:
         transitions = _TRANSITIONS_B
         head = ev.HEAD.match
         pending = State.PENDING
+        finished = _FINISHED_STATES
         problems = self.problems
         strings: dict[bytes, str] = {}
         for index, line in enumerate(lines):
@@ -296,7 +303,7 @@ class Ledger:
             records.append(record)
             row[4] = None
             state = transitions.get(kind)
-            if state is not None:
+            if state is not None and (row[0] not in finished or kind == b"retried"):
                 row[0] = state
 
     def _apply_slow(self, line: bytes, record: bytes | int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -212,11 +213,9 @@ def _select(
     return ledger.entries(device=device, batch=_batch(ledger, batch))
 
 
-def _apply(change: Change, verb: str, *, journal: JournalOpt, json_out: bool, quiet: bool) -> None:
+def _report(change: Change, verb: str, *, json_out: bool, quiet: bool) -> None:
     from cmdctl import render
 
-    if change.events:
-        open_journal(journal).append(list(change.events))
     if json_out:
         render.emit_json(
             {
@@ -226,9 +225,8 @@ def _apply(change: Change, verb: str, *, journal: JournalOpt, json_out: bool, qu
         )
     else:
         if not quiet:
-            render.line(
-                f"{verb} {len(change.changed)} entr{'y' if len(change.changed) == 1 else 'ies'}"
-            )
+            n = len(change.changed)
+            render.line(f"{verb} {n} entr{'y' if n == 1 else 'ies'}")
         for e, why in change.refused[:20]:
             render.warn(f"{e.id} ({e.device} {e.command.selector}) left alone: {why}")
         if len(change.refused) > 20:
@@ -236,6 +234,11 @@ def _apply(change: Change, verb: str, *, journal: JournalOpt, json_out: bool, qu
     if not change.changed and change.refused:
         finish(ExitCode.FAILED)
     finish(ExitCode.OK)
+
+
+def _transact(journal: JournalOpt, decide: Callable[[Ledger], Change]) -> Change:
+    """Decide and append under the journal lock, so no writer slips in between."""
+    return open_journal(journal).transact(decide)[0]
 
 
 @queue_app.command("cancel")
@@ -253,14 +256,16 @@ def cancel(
     """
     from cmdctl import queueops
 
-    ledger = open_journal(journal).ledger()
-    chosen = _select(ledger, entry_id, device=device, batch=batch)
-    if entry_id is None:
-        chosen = [e for e in chosen if not e.finished]
-        if not chosen:
-            raise InputError("nothing to cancel: no unfinished entries match")
-    change = queueops.cancel(chosen, who=who(), now=now())
-    _apply(change, "cancelled", journal=journal, json_out=json_out, quiet=quiet)
+    def decide(ledger: Ledger) -> Change:
+        chosen = _select(ledger, entry_id, device=device, batch=batch)
+        if entry_id is None:
+            chosen = [e for e in chosen if not e.finished]
+            if not chosen:
+                raise InputError("nothing to cancel: no unfinished entries match")
+        return queueops.cancel(chosen, who=who(), now=now())
+
+    change = _transact(journal, decide)
+    _report(change, "cancelled", json_out=json_out, quiet=quiet)
 
 
 @queue_app.command("retry")
@@ -284,21 +289,25 @@ def retry(
     from cmdctl import queueops
     from cmdctl.model import State
 
-    ledger = open_journal(journal).ledger()
-    if failed:
-        if entry_id is not None:
-            raise InputError("give an ID or --failed, not both")
-        chosen = ledger.entries(state=State.FAILED, device=device, batch=_batch(ledger, batch))
-        if not chosen:
-            raise InputError("nothing to retry: no failed entries match")
-    else:
-        chosen = _select(ledger, entry_id, device=device, batch=batch)
-        if entry_id is None:
-            chosen = [e for e in chosen if e.state in queueops.RETRYABLE]
+    def decide(ledger: Ledger) -> Change:
+        if failed:
+            if entry_id is not None:
+                raise InputError("give an ID or --failed, not both")
+            chosen = ledger.entries(state=State.FAILED, device=device, batch=_batch(ledger, batch))
             if not chosen:
-                raise InputError("nothing to retry: no failed, unknown or expired entries match")
-    change = queueops.retry(chosen, who=who(), now=now())
-    _apply(change, "requeued", journal=journal, json_out=json_out, quiet=quiet)
+                raise InputError("nothing to retry: no failed entries match")
+        else:
+            chosen = _select(ledger, entry_id, device=device, batch=batch)
+            if entry_id is None:
+                chosen = [e for e in chosen if e.state in queueops.RETRYABLE]
+                if not chosen:
+                    raise InputError(
+                        "nothing to retry: no failed, unknown or expired entries match"
+                    )
+        return queueops.retry(chosen, who=who(), now=now())
+
+    change = _transact(journal, decide)
+    _report(change, "requeued", json_out=json_out, quiet=quiet)
 
 
 @queue_app.command("priority")
@@ -318,9 +327,12 @@ def priority(
     from cmdctl.model import Priority
 
     prio = Priority(_priority(level))
-    ledger = open_journal(journal).ledger()
-    change = queueops.reprioritise([ledger.lookup(entry_id)], prio, now=now())
-    _apply(change, f"set to {prio.value}", journal=journal, json_out=json_out, quiet=quiet)
+
+    def decide(ledger: Ledger) -> Change:
+        return queueops.reprioritise([ledger.lookup(entry_id)], prio, now=now())
+
+    change = _transact(journal, decide)
+    _report(change, f"set to {prio.value}", json_out=json_out, quiet=quiet)
 
 
 def register(app: typer.Typer) -> None:

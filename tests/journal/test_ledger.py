@@ -282,3 +282,30 @@ def test_batch_heads_are_the_first_entry_of_each_batch() -> None:
         }
         assert {b: e.id for b, e in ledger.batch_heads(["B3"]).items()} == {"B3": "01D"}
         assert ledger.batch_heads(["nope"]) == {}
+
+
+def test_a_finished_entry_changes_only_when_a_person_retries_it() -> None:
+    # Found by the chaos soak: a drain that planned an entry just before it was cancelled
+    # appended attempt_failed + rescheduled, which reopened it; compaction then archived it
+    # as cancelled while the journal still held the later events.
+    evs = [
+        ev.queued(entry("01A")),
+        ev.cancelled("01A", 1.0, who="p@h"),
+        ev.started("01A", 2.0, attempt=1, run="stale-drain"),
+        ev.attempt_failed("01A", 3.0, error="refused", kind="unreachable", retry_at=9.0),
+        ev.rescheduled("01A", 3.0, not_before=9.0, attempts=1),
+        ev.queued(entry("01B")),
+        ev.started("01B", 2.0, attempt=1, run="r"),
+        ev.done("01B", 3.0, outcome="confirmed", duration=0.1),
+        ev.cancelled("01B", 4.0, who="p@h"),
+    ]
+    for ledger in both(evs):
+        assert ledger.state("01A") is State.CANCELLED
+        assert ledger.get("01A").state is State.CANCELLED
+        assert ledger.get("01A").attempts == 0
+        assert ledger.state("01B") is State.DONE and ledger.get("01B").outcome == "confirmed"
+        assert len(ledger.records("01A")) == 5  # the events are kept, for `queue show`
+    again = [*evs, ev.retried("01A", 5.0, who="p@h")]
+    for ledger in both(again):
+        assert ledger.state("01A") is State.PENDING
+        assert ledger.get("01A").state is State.PENDING
