@@ -17,7 +17,7 @@ from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, Quie
 from cmdctl.errors import BusyError, ExitCode, InputError
 
 if TYPE_CHECKING:
-    from cmdctl.engine import Observer
+    from cmdctl.engine import DrainOptions, Observer
     from cmdctl.inventory import Inventory
     from cmdctl.journal import Journal
     from cmdctl.metrics import Monitor
@@ -131,6 +131,34 @@ def tag_set(text: str | None) -> frozenset[str] | None:
     from cmdctl.playbook import parse_tags
 
     return parse_tags(text)
+
+
+def drain_options(
+    concurrency: int,
+    only: frozenset[str] | None,
+    batch: str | None,
+    window: str | None,
+    max_fail: str | None,
+    fail_fast: bool,
+    tags: str | None,
+    skip_tags: str | None,
+    *,
+    max_time: float | None,
+) -> DrainOptions:
+    """The engine's options from the flags `drain` and `run` share; InputError when malformed."""
+    from cmdctl.engine import DrainOptions
+
+    return DrainOptions(
+        max_time=max_time,
+        concurrency=concurrency,
+        only=only,
+        batch=batch,
+        window=limit_value(window, "--window"),
+        max_fail=limit_value(max_fail, "--max-fail"),
+        fail_fast=fail_fast,
+        tags=tag_set(tags),
+        skip_tags=tag_set(skip_tags),
+    )
 
 
 def device_lookup(inv: Inventory) -> Callable[[str], DeviceAddress | None]:
@@ -253,16 +281,8 @@ def drain(
     budget = seconds(max_time, "--max-time") if max_time is not None else None
     jr = open_journal(journal)
     devices, only = _inventory_parts(inventory, limit)
-    options = eng.DrainOptions(
-        max_time=budget,
-        concurrency=concurrency,
-        only=only,
-        batch=batch,
-        window=limit_value(window, "--window"),
-        max_fail=limit_value(max_fail, "--max-fail"),
-        fail_fast=fail_fast,
-        tags=tag_set(tags),
-        skip_tags=tag_set(skip_tags),
+    options = drain_options(
+        concurrency, only, batch, window, max_fail, fail_fast, tags, skip_tags, max_time=budget
     )
     observer, view = _observer(quiet, json_out, "drain")
     monitor = _monitor(jr, metrics_file, log_file, each_pass=False)
@@ -331,15 +351,8 @@ def run(
 
     jr = open_journal(journal)
     devices, only = _inventory_parts(inventory, limit)
-    options = eng.DrainOptions(
-        concurrency=concurrency,
-        only=only,
-        batch=batch,
-        window=limit_value(window, "--window"),
-        max_fail=limit_value(max_fail, "--max-fail"),
-        fail_fast=fail_fast,
-        tags=tag_set(tags),
-        skip_tags=tag_set(skip_tags),
+    options = drain_options(
+        concurrency, only, batch, window, max_fail, fail_fast, tags, skip_tags, max_time=None
     )
     observer, view = _observer(quiet, json_out, "run")
     monitor = _monitor(jr, metrics_file, log_file, each_pass=True)  # metrics after every pass
