@@ -31,12 +31,14 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Protocol
 
 from cmdctl import events as ev
 from cmdctl import gates, recovery, retry
 from cmdctl import totals as tot
+from cmdctl.claims import Claims
 from cmdctl.classify import DeliveryUnknown
 from cmdctl.coalesce import coalesce
 from cmdctl.errors import DeviceError, DeviceRejected, DeviceUnavailable
@@ -176,6 +178,7 @@ class Engine:
         self._stop_event: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._rec: Recorder | None = None
+        self._withdrawn: AbstractSet[str] = frozenset()
         self._rollout: Rollout | None = None
         self._failed: dict[str, list[str]] = {}  # batch → devices failed in this run (thresholds)
         self.waiting = 0  # entries the last pass left for a barrier that may open in a later one
@@ -212,9 +215,17 @@ class Engine:
 
     # -- a pass --------------------------------------------------------------------------------
 
-    async def drain_pass(self, rec: Recorder, totals: Totals, ledger: Ledger) -> float | None:
-        """Recover, expire, run everything due; returns the next due time (epoch) or None."""
+    async def drain_pass(
+        self, rec: Recorder, totals: Totals, ledger: Ledger,
+        withdrawn: AbstractSet[str] = frozenset(),
+    ) -> float | None:
+        """Recover, expire, run everything due; returns the next due time (epoch) or None.
+
+        `withdrawn` is kept current by the recorder's appends (`cmdctl.claims`): entries a
+        person cancelled after `ledger` was read, which this pass must not send.
+        """
         self._rec = rec
+        self._withdrawn = withdrawn
         self.stop_event()
         now = self.clock()
         fixes = recovery.recover(ledger, now, run=self.run_id, holding_drain_lock=True)
@@ -555,10 +566,11 @@ class Engine:
                 owner = recovery.me(self.run_id, self.kind, now + session.job_timeout)
                 starts = [recovery.started(e, now, owner, attempt=e.attempts + 1) for e in fresh]
                 job.started.update(e.id for e in fresh)
-                if all(e.idempotent for e in fresh):
-                    rec.record_many(starts)
-                else:
-                    await rec.durable(*starts)  # on disk before the command leaves
+                # On disk before the command leaves, and decided against `queue cancel`
+                # under the journal lock (cmdctl.claims): a cancel from then on is refused.
+                await rec.durable(*starts)
+                if self._withdrawn and self._drop_withdrawn(job, chunk):
+                    continue
             self.observer.step(job.device, f"sending {len(chunk)}")
             job.last_sent = self.monotonic()
             results = await session.execute_many(
@@ -568,6 +580,19 @@ class Engine:
             del job.todo[: len(chunk)]
             if transient is not None:
                 raise transient
+
+    def _drop_withdrawn(self, job: _Job, chunk: Sequence[Entry]) -> bool:
+        """Take entries cancelled while this run held them out of `job`; True if any were."""
+        gone = [e for e in chunk if e.id in self._withdrawn]
+        if not gone:
+            return False
+        ids = {e.id for e in gone}
+        job.todo[:] = [e for e in job.todo if e.id not in ids]
+        job.started.difference_update(ids)
+        job.tally.add(tot.SKIPPED, len(gone))
+        for entry in gone:
+            self.observer.finished(entry, tot.SKIPPED, "cancelled while this run held it")
+        return True
 
     def _next_chunk(self, todo: list[Entry]) -> list[Entry]:
         """A run of idempotent entries (up to the chunk size), or one non-idempotent entry."""
@@ -865,10 +890,13 @@ async def drain(
     totals = Totals()
     began = time.monotonic()
     with journal.try_drain_lock():
-        async with Recorder(journal.append) as rec:
+        claims = Claims(journal)
+        async with Recorder(claims.append) as rec:
             for _ in range(MAX_PASSES):
                 before = totals.entries - totals.held
-                await engine.drain_pass(rec, totals, await asyncio.to_thread(journal.ledger))
+                ledger = await asyncio.to_thread(_look, claims)
+                await engine.drain_pass(rec, totals, ledger, claims.withdrawn)
+                del ledger
                 # Another pass only when entries wait on a barrier this pass may have opened.
                 progressed = totals.entries - totals.held > before
                 if not engine.waiting or not progressed or engine.stopping():
@@ -878,6 +906,13 @@ async def drain(
     totals.timed_out = engine.stop_reason == "--max-time reached"
     totals.seconds = time.monotonic() - began
     return totals
+
+
+def _look(claims: Claims) -> Ledger:
+    """Read the journal for a pass (the recorder is idle: nothing of ours is in flight)."""
+    scan, ledger = claims.journal.load()
+    claims.seen(scan)
+    return ledger
 
 
 def journal_stamp(journal: Journal) -> tuple[int, int]:
@@ -904,12 +939,13 @@ async def serve(
     began = time.monotonic()
     stop = engine.stop_event()
     with journal.try_drain_lock():
-        async with Recorder(journal.append) as rec:
+        claims = Claims(journal)
+        async with Recorder(claims.append) as rec:
             while engine.stop_reason is None:
                 stamp = journal_stamp(journal)
-                wake_at = await engine.drain_pass(
-                    rec, totals, await asyncio.to_thread(journal.ledger)
-                )
+                ledger = await asyncio.to_thread(_look, claims)
+                wake_at = await engine.drain_pass(rec, totals, ledger, claims.withdrawn)
+                del ledger
                 await rec.flush()
                 seen = journal_stamp(journal)
                 if seen != stamp:

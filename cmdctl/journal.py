@@ -174,6 +174,11 @@ class Scan:
     end: int = 0  # byte offset just after the last committed line
     committed: int = 0  # committed lines in the whole journal
     last_line: int = 0  # line number of the line ending at `end`
+    file: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the file read, when `load` read it
+
+    def mark(self) -> Mark:
+        """Where this read ended: the position `Journal.append_since` looks past."""
+        return Mark(self.file, self.end)
 
     def events(self) -> Iterator[Event]:
         """Decode the committed lines (lines that fail to decode are added to `damaged`)."""
@@ -182,6 +187,14 @@ class Scan:
                 yield ev.decode(line)
             except EventDecodeError as err:
                 self.damaged.append(Damage(number, str(err), line))
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A position in one journal file: everything before `offset` has been seen."""
+
+    file: tuple[int, int]  # (st_dev, st_ino): a compaction's new file is a different one
+    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -544,20 +557,58 @@ class Journal:
             report = self._append_locked(events) if events else AppendReport(0, 0)
         return result, report
 
+    def append_since(
+        self, since: Mark | None, decide: Callable[[Sequence[bytes]], Sequence[Event]]
+    ) -> tuple[AppendReport, Mark]:
+        """Look at what others appended after `since`, then append, under the lock.
+
+        `decide` gets the committed lines after `since` (every line when `since` is None or
+        the file was replaced, as compaction does) and returns the events to append (empty:
+        nothing is written). Returns the report and the mark just past the journal's end, so
+        the next call sees only what was appended after this one.
+        """
+        with self._locked():
+            fd = self._open()
+            try:
+                repairs = self._repair_tail(fd)
+                st = os.fstat(fd)
+                start = 0
+                if since is not None and since.file == (st.st_dev, st.st_ino):
+                    start = min(since.offset, st.st_size)
+                try:
+                    data = _pread_all(fd, start)
+                except OSError as err:
+                    raise JournalError(f"cannot read {self.path}: {err}") from err
+                events = decide(scan_bytes(data, start).lines)
+                report = self._append_fd(fd, events, repairs)
+                end = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+        return report, Mark((st.st_dev, st.st_ino), end)
+
     def _append_locked(self, events: Sequence[Event]) -> AppendReport:
         """`append` for a caller that already holds the lock."""
-        payload = frame(ev.encode_many(events))
+        fd = self._open()
         try:
-            fd = self._open_for_append()
-        except OSError as err:
-            raise JournalError(f"cannot open {self.path}, nothing accepted: {err}") from err
-        try:
-            repairs = self._repair_tail(fd)
-            start = os.fstat(fd).st_size
-            self._write_all(fd, payload, start)
+            return self._append_fd(fd, events, self._repair_tail(fd))
         finally:
             os.close(fd)
+
+    def _open(self) -> int:
+        try:
+            return self._open_for_append()
+        except OSError as err:
+            raise JournalError(f"cannot open {self.path}, nothing accepted: {err}") from err
+
+    def _append_fd(
+        self, fd: int, events: Sequence[Event], repairs: tuple[Repair, ...]
+    ) -> AppendReport:
+        """Write `events` at the end of the repaired file `fd` (the lock held), then fsync."""
         self.last_repairs = repairs
+        if not events:
+            return AppendReport(0, 0, repairs)
+        payload = frame(ev.encode_many(events))
+        self._write_all(fd, payload, os.fstat(fd).st_size)
         return AppendReport(len(events), len(payload), repairs)
 
     def _write_all(self, fd: int, payload: bytes, start: int) -> None:
@@ -678,6 +729,7 @@ class Journal:
             except OSError as err:
                 raise JournalError(f"cannot read {self.path}: {err}") from err
             scan = scan_bytes(data, start, 1 if snap is None else snap[5] + 1)
+            scan.file = (st.st_dev, st.st_ino)
             ledger = Ledger(reader.read_at)
             if snap is not None:
                 scan.committed += snap[4]
@@ -923,15 +975,7 @@ class _Reader:
         self._data = b""
 
     def read_from(self, start: int) -> bytes:
-        chunks = []
-        offset = start
-        while True:
-            chunk = os.pread(self._fd, 1 << 24, offset)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            offset += len(chunk)
-        self._start, self._data = start, b"".join(chunks)
+        self._start, self._data = start, _pread_all(self._fd, start)
         return self._data
 
     def read_at(self, offset: int, size: int) -> bytes:
@@ -943,6 +987,19 @@ class _Reader:
     def __del__(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._fd)
+
+
+def _pread_all(fd: int, start: int) -> bytes:
+    """Everything in `fd` from `start` to its end."""
+    chunks = []
+    offset = start
+    while True:
+        chunk = os.pread(fd, 1 << 24, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _as_event(record: bytes | Event) -> Event:

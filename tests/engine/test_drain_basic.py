@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from cmdctl import engine as eng
 from cmdctl import recovery
 from cmdctl.errors import ExitCode, JournalError
 from cmdctl.events import Event
-from cmdctl.journal import AppendReport, Journal
+from cmdctl.journal import AppendReport, Journal, Mark
 from cmdctl.model import Priority
 from cmdctl.simulator import Fleet
 
@@ -127,11 +127,20 @@ class FailingJournal(Journal):
         super().__init__(directory)
         self.ok = ok
 
-    def append(self, events: Sequence[Event]) -> AppendReport:
+    def _spend(self) -> None:
         if self.ok <= 0:
             raise JournalError("writing journal.jsonl failed, nothing accepted: No space left")
         self.ok -= 1
+
+    def append(self, events: Sequence[Event]) -> AppendReport:
+        self._spend()
         return super().append(events)
+
+    def append_since(
+        self, since: Mark | None, decide: Callable[[Sequence[bytes]], Sequence[Event]]
+    ) -> tuple[AppendReport, Mark]:
+        self._spend()  # the drain's appends (cmdctl.claims)
+        return super().append_since(since, decide)
 
 
 async def test_a_journal_that_stops_accepting_stops_the_drain_before_any_unrecorded_press(

@@ -1,0 +1,80 @@
+"""`cmdctl queue cancel` while a drain is working through the same entries.
+
+The drain read the journal before the cancel, so its plan still holds the entries. What a person
+is told must be what happens: an entry `queue cancel` reports cancelled is never sent, and an
+entry the drain already started is refused by the cancel ("running now"), never both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cmdctl import engine as eng
+from cmdctl import events as ev
+from cmdctl.journal import Journal
+from cmdctl.retry import RetryPolicy
+from cmdctl.simulator import Fleet
+
+from .conftest import Address, acmdctl, address, cli_env, make_entry, queue, received, tvs
+
+ONE_TRY = RetryPolicy(tries=1, ambiguous_tries=1, initial=0.01, maximum=0.01, jitter=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Paced(Address):
+    """An inventory device with `pace`: the drain sends one command, then waits."""
+
+    pace: float | None = None
+
+
+@pytest.mark.parametrize("idempotent", [True, False], ids=["idempotent", "press"])
+async def test_cancel_during_a_drain_is_either_refused_or_never_sent(
+    tmp_path: Path, idempotent: bool
+) -> None:
+    journal = Journal(tmp_path / "home")
+    async with Fleet(tvs(1)) as fleet:
+        dev = fleet.devices[0]
+        base = address(dev)
+        paced = Paced(**{f: getattr(base, f) for f in Address.__dataclass_fields__}, pace=0.25)
+        made = queue(journal, [
+            make_entry(dev.name, "number", "volume", {"value": float(n)}, idempotent=idempotent)
+            for n in range(16)
+        ])
+        options = eng.DrainOptions(policy=ONE_TRY, coalesce=False, connect_timeout=2.0)
+        drain = asyncio.ensure_future(eng.drain(journal, eng.lookup({dev.name: paced}), options))
+        for _ in range(200):  # until the drain is under way (its plan holds all sixteen)
+            if received(dev):
+                break
+            await asyncio.sleep(0.02)
+        assert received(dev), "the drain never started"
+        code, out, err = await acmdctl("queue", "cancel", "--batch", "B", "--json",
+                                       env=cli_env(journal.directory))
+        totals = await drain
+    assert code == 0, err
+    said = json.loads(out)
+    cancelled = set(said["cancelled"])
+    refused = {r["id"]: r["reason"] for r in said["refused"]}
+    assert cancelled, "the cancel came too late to test anything: slow the device down"
+    # Entries already done are not asked about; one being sent at that instant is refused.
+    assert all("running now" in why for why in refused.values()), refused
+
+    by_value = {e.command.args["value"]: e.id for e in made}
+    sent = {by_value[args["value"]] for _, args in received(dev)}
+    ledger = journal.ledger()
+    done = {e.id for e in made if ledger.state(e.id).value == "done"}
+    assert sent == done  # everything sent is done; nothing cancelled was sent
+    assert not sent & cancelled
+    assert {ledger.state(i).value for i in cancelled} == {"cancelled"}
+    assert done | cancelled == {e.id for e in made}
+    assert totals.count("skipped") == len(cancelled)
+    # Nothing was appended for an entry after its `cancelled` event.
+    ended: set[str] = set()
+    for event in journal.events():
+        assert event.id not in ended, f"{event.type} for {event.id} after it was cancelled"
+        if event.type == ev.CANCELLED:
+            ended.add(event.id)

@@ -1,0 +1,106 @@
+"""`Journal.append_since` and `Claims`: a drain's appends see the cancels made since its read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from cmdctl import events as ev
+from cmdctl.claims import Claims
+from cmdctl.journal import Journal, Mark
+from cmdctl.model import State
+
+from .test_journal import entry
+
+
+def collect(seen: list[bytes]) -> Callable[[Sequence[bytes]], list[ev.Event]]:
+    """A decision that appends nothing and keeps the lines it was shown."""
+
+    def decide(lines: Sequence[bytes]) -> list[ev.Event]:
+        seen.extend(lines)
+        return []
+
+    return decide
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal(tmp_path / "j")
+
+
+def test_append_since_shows_only_what_came_after_the_mark(journal: Journal) -> None:
+    a, b = entry(), entry()
+    journal.append([ev.queued(a)])
+    scan, _ = journal.load()
+    journal.append([ev.queued(b)])  # someone else, after our read
+    seen: list[bytes] = []
+
+    def decide(lines: Sequence[bytes]) -> list[ev.Event]:
+        seen.extend(lines)
+        return [ev.started(a.id, 5.0, attempt=1, run="r")]
+
+    report, mark = journal.append_since(scan.mark(), decide)
+    assert [ev.decode(line).id for line in seen] == [b.id]
+    assert report.events == 1
+    assert mark.offset == journal.path.stat().st_size
+    # Nothing new since: the next look sees nothing, and our own append is not shown back.
+    seen.clear()
+    journal.append_since(mark, decide)
+    assert seen == []
+
+
+def test_append_since_reads_everything_after_a_compaction(journal: Journal) -> None:
+    a, b = entry(), entry()
+    journal.append([ev.queued(a), ev.queued(b)])
+    scan, _ = journal.load()
+    journal.compact(keep_seconds=0.0, now=0.0)  # a new file (a new inode) in its place
+    seen: list[bytes] = []
+    report, mark = journal.append_since(scan.mark(), collect(seen))
+    assert sorted(ev.decode(line).id for line in seen) == sorted([a.id, b.id])
+    assert report.events == 0
+    assert journal.path.stat().st_ino == mark.file[1]
+
+
+def test_append_since_a_mark_past_the_end_reads_from_the_start(journal: Journal) -> None:
+    a = entry()
+    journal.append([ev.queued(a)])
+    st = journal.path.stat()
+    seen: list[bytes] = []
+    journal.append_since(Mark((st.st_dev, st.st_ino), st.st_size + 999), collect(seen))
+    assert seen == []  # clamped to the end: never an error
+    journal.append_since(None, collect(seen))
+    assert len(seen) == 1
+
+
+def test_claims_drop_the_events_of_entries_cancelled_since_the_read(journal: Journal) -> None:
+    a, b, c = entry(), entry(), entry()
+    journal.append([ev.queued(a), ev.queued(b), ev.queued(c)])
+    claims = Claims(journal)
+    scan, _ = journal.load()
+    claims.seen(scan)
+    journal.append([ev.cancelled(a.id, 2.0, who="bob"), ev.cancelled(c.id, 2.0, who="bob"),
+                    ev.retried(c.id, 3.0, who="bob")])  # c: cancelled, then wanted again
+    claims.append([ev.started(x.id, 4.0, attempt=1, run="r") for x in (a, b, c)])
+    assert claims.withdrawn == {a.id}
+    ledger = journal.ledger()
+    assert ledger.state(a.id) is State.CANCELLED
+    assert ledger.state(b.id) is State.RUNNING
+    assert ledger.state(c.id) is State.RUNNING
+    started = [e.id for e in journal.events() if e.type == ev.STARTED]
+    assert started == [b.id, c.id]  # nothing written for `a` after its cancel
+    # A new read folds the cancel in: the set starts empty again.
+    scan, _ = journal.load()
+    claims.seen(scan)
+    assert claims.withdrawn == set()
+
+
+def test_claims_with_nothing_withdrawn_append_everything(journal: Journal) -> None:
+    a = entry()
+    journal.append([ev.queued(a)])
+    claims = Claims(journal)
+    claims.seen(journal.load()[0])
+    report = claims.append([ev.started(a.id, 4.0, attempt=1, run="r")])
+    assert report.events == 1
+    assert journal.ledger().state(a.id) is State.RUNNING
