@@ -5,6 +5,7 @@ Files in the journal directory (0700; every file 0600):
     journal.jsonl        the append-only log of event lines
     journal.lock         `filelock` lock taken by writers (append, compact, repair, verify)
     journal.snapshot     derived cache of the fold (see below); safe to delete
+    journal.delta        derived cache: each append's lines, pre-read (see below); safe to delete
     drain.lock           held by a running drain (`try_drain_lock`), never waited for
     archive.jsonl        finished entries that `compact` moved out of the journal
     quarantine/*.torn    torn tails cut off by a writer after a crash
@@ -49,6 +50,14 @@ the tail; otherwise it reads everything. Readers refresh it (temp file + rename;
 it describes an immutable committed prefix) after reading more than SNAPSHOT_AFTER_BYTES past it;
 compaction replaces it. It is never the source of truth: deleting it is always safe.
 
+Delta. Every append also adds a record to `journal.delta` describing its own lines (types, ids,
+positions, and batch/device/times of `queued` events), so a reader can fold a run of appends
+nobody has read yet without reading, checksumming and parsing those lines; the first `status`
+after a million events of `bulk` and drains costs about as much as a warm one plus one fold.
+`load` uses the records that continue from the snapshot (or the start), checks that the journal
+still holds the bytes the last one describes, and reads the journal only past them. Like the
+snapshot it trusts a committed prefix once checked; `verify` and `compact` always read every line.
+
 Network filesystems (NFS, CIFS/SMB, ...) do not give `flock` and `fsync` the guarantees above;
 writes refuse to run there unless `allow_network_fs=True` (detected from /proc/self/mountinfo on
 Linux; elsewhere the check is skipped).
@@ -68,6 +77,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cmdctl import delta
 from cmdctl import events as ev
 from cmdctl.errors import BusyError, JournalError
 from cmdctl.events import Event, EventDecodeError
@@ -237,6 +247,11 @@ class CompactReport:
 
 def frame(lines: Sequence[str]) -> bytes:
     """The bytes of one append: each event line with its `m` and `c` keys and a newline."""
+    return b"".join(frame_lines(lines))
+
+
+def frame_lines(lines: Sequence[str]) -> list[bytes]:
+    """`frame`, line by line (each with its newline)."""
     n = len(lines)
     out = []
     for i, text in enumerate(lines):
@@ -245,7 +260,7 @@ def frame(lines: Sequence[str]) -> bytes:
         else:
             body = b'%s,"m":"%d/%d"' % (text[:-1].encode(), n - 1 - i, n)
         out.append(b'%s,"c":"%08x"}\n' % (body, zlib.crc32(body)))
-    return b"".join(out)
+    return out
 
 
 def _reframe(line: bytes) -> bytes:
@@ -607,8 +622,13 @@ class Journal:
         self.last_repairs = repairs
         if not events:
             return AppendReport(0, 0, repairs)
-        payload = frame(ev.encode_many(events))
-        self._write_all(fd, payload, os.fstat(fd).st_size)
+        lines = frame_lines(ev.encode_many(events))
+        payload = b"".join(lines)
+        st = os.fstat(fd)
+        self._write_all(fd, payload, st.st_size)
+        blob = delta.record((st.st_dev, st.st_ino), st.st_size, lines, events)
+        if blob is not None:
+            delta.append(self.directory, blob)
         return AppendReport(len(events), len(payload), repairs)
 
     def _write_all(self, fd: int, payload: bytes, start: int) -> None:
@@ -669,7 +689,7 @@ class Journal:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = self.directory / QUARANTINE_DIR / f"{stamp}-{os.getpid()}-{cut}.torn"
         try:
-            self._write_new_file(target, tail)
+            target = self._write_new_file(target, tail)
             os.ftruncate(fd, cut)
             os.fsync(fd)
         except OSError as err:
@@ -678,10 +698,21 @@ class Journal:
             ) from err
         return (Repair(cut, size - cut, tail.count(b"\n"), target),)
 
-    def _write_new_file(self, target: Path, data: bytes) -> None:
+    def _write_new_file(self, target: Path, data: bytes) -> Path:
+        """Write `data` to a new file named `target` (or `target` with `-2`, `-3`, ... before
+        its suffix when that name is taken: two quarantines in one second); returns its path."""
         target.parent.mkdir(mode=DIR_MODE, exist_ok=True)
         os.chmod(target.parent, DIR_MODE)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        n = 1
+        while True:
+            try:
+                fd = os.open(target, flags, FILE_MODE)
+                break
+            except FileExistsError:
+                n += 1
+                stem = target.stem if n == 2 else target.stem.rsplit("-", 1)[0]
+                target = target.with_name(f"{stem}-{n}{target.suffix}")
         try:
             os.fchmod(fd, FILE_MODE)
             view = memoryview(data)
@@ -691,6 +722,7 @@ class Journal:
         finally:
             os.close(fd)
         _fsync_dir(target.parent)
+        return target
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -723,21 +755,28 @@ class Journal:
         try:
             try:
                 st = os.fstat(fd)
+                file_id = (st.st_dev, st.st_ino)
                 snap = self._read_snapshot(fd, st)
-                start = 0 if snap is None else snap[2]
-                data = reader.read_from(start)
+                base = 0 if snap is None else snap[2]
+                chain = delta.chain(self.directory, fd, file_id, base, st.st_size)
+                data = reader.read_from(chain.end)
             except OSError as err:
                 raise JournalError(f"cannot read {self.path}: {err}") from err
-            scan = scan_bytes(data, start, 1 if snap is None else snap[5] + 1)
-            scan.file = (st.st_dev, st.st_ino)
+            before = (0 if snap is None else snap[5]) + chain.lines
+            scan = scan_bytes(data, chain.end, before + 1)
+            scan.file = file_id
+            scan.committed += chain.lines
             ledger = Ledger(reader.read_at)
             if snap is not None:
                 scan.committed += snap[4]
                 scan.damaged[:0] = [Damage(n, why) for n, why in snap[6]]
                 ledger.load_rows(snap[7])
+            for heads in chain.heads:
+                ledger.apply_heads(heads.kinds, heads.ids, heads.places, heads.queued)
             ledger.apply_lines(scan.lines, scan.offsets)
-            if scan.end - start >= SNAPSHOT_AFTER_BYTES:
-                self._write_snapshot(st, scan, ledger, reader)
+            big = scan.end - base >= SNAPSHOT_AFTER_BYTES
+            if big and self._write_snapshot(st, scan, ledger, reader):
+                delta.prune(self.directory, scan.end, file_id)
         finally:
             if gc_was_on:
                 gc.enable()
@@ -767,7 +806,7 @@ class Journal:
 
     def _write_snapshot(
         self, st: os.stat_result, scan: Scan, ledger: Ledger, reader: _Reader
-    ) -> None:
+    ) -> bool:
         # A cache: written without the lock (it describes an immutable committed prefix) and
         # without fsync (a torn one fails its CRC). Any failure just means no snapshot.
         try:
@@ -801,6 +840,8 @@ class Journal:
         except (OSError, ValueError, JournalError):
             with contextlib.suppress(OSError, UnboundLocalError):
                 tmp.unlink()
+            return False
+        return True
 
     def ledger(self) -> Ledger:
         """The current entries."""
@@ -911,6 +952,7 @@ class Journal:
                 self._replace(b"".join(kept))
                 with contextlib.suppress(FileNotFoundError):
                     (self.directory / SNAPSHOT_FILE).unlink()  # describes the old file
+                delta.remove(self.directory)  # so does this
             except OSError as err:
                 raise JournalError(
                     f"compaction of {self.path} failed, journal unchanged: {err}"

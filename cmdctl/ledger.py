@@ -24,10 +24,12 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from types import MappingProxyType
 from typing import Any
 
 from cmdctl import events as ev
+from cmdctl.delta import KINDS, QUEUED_CODE
 from cmdctl.errors import InputError, JournalError
 from cmdctl.events import Event, EventDecodeError
 from cmdctl.model import Command, Entry, Priority, State
@@ -306,6 +308,56 @@ class Ledger:
             if state is not None and (row[0] not in finished or kind == b"retried"):
                 row[0] = state
 
+    def apply_heads(
+        self,
+        kinds: bytes,
+        ids: Sequence[str],
+        places: Sequence[int],
+        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
+    ) -> None:
+        """Fold lines already read by their writer (`cmdctl.delta`): as `apply_lines` would.
+
+        `kinds` holds one code into `delta.KINDS` per line, `places` the packed positions,
+        `queued` the batches, devices, created and not_before times of the `queued` lines.
+        """
+        rows = self._rows
+        pending = State.PENDING
+        n = len(ids)
+        if kinds.count(QUEUED_CODE) == n and rows.keys().isdisjoint(ids) and len(set(ids)) == n:
+            # A bulk: new rows only, built by C-level maps (no per-line bytecode).
+            batches, devices, created_at, due_at = queued
+            fresh = zip(  # strict=False: the repeats are endless; the rest are n long
+                repeat(pending), batches, devices, map(list, zip(places, strict=True)),
+                repeat(None), zip(created_at, due_at, strict=True), strict=False,
+            )
+            rows.update(zip(ids, map(list, fresh), strict=True))
+            return
+        finished = _FINISHED_STATES
+        problems = self.problems
+        moves = [TRANSITIONS.get(kind) for kind in KINDS]
+        retried = KINDS.index(ev.RETRIED)
+        details = zip(*queued, strict=True)
+        for code, ident, place in zip(kinds, ids, places, strict=True):
+            row = rows.get(ident)
+            if code == QUEUED_CODE:
+                batch, device, created, not_before = next(details)
+                if row is not None:
+                    problems.append(Problem(ident, ev.QUEUED, "queued twice"))
+                    continue
+                rows[ident] = [pending, batch, device, [place], None, (created, not_before)]
+                continue
+            if row is None:
+                problems.append(Problem(ident, KINDS[code], "event for an unknown id"))
+                continue
+            records = row[3]
+            if type(records) is bytes:  # packed positions from a snapshot
+                records = row[3] = _unpack(records)
+            records.append(place)
+            row[4] = None
+            state = moves[code]
+            if state is not None and (row[0] not in finished or code == retried):
+                row[0] = state
+
     def _apply_slow(self, line: bytes, record: bytes | int) -> None:
         try:
             event = ev.decode(line)
@@ -331,9 +383,9 @@ class Ledger:
                     recs = array("Q", recs).tobytes()
                 except (TypeError, OverflowError) as err:  # events, raw lines, or a file > 4 GiB
                     raise ValueError("only a ledger of journal positions can be dumped") from err
-            schedule = row[_SCHEDULE]
-            if schedule is None and row[_STATE] is State.PENDING and len(recs) == 8:
-                schedule = self._schedule(entry_id, row)
+            schedule = None  # kept for single-record pending rows only (what `summary` uses)
+            if row[_STATE] is State.PENDING and len(recs) == 8:
+                schedule = row[_SCHEDULE] or self._schedule(entry_id, row)
             rows[entry_id] = [index[row[_STATE]], row[_BATCH], row[_DEVICE], recs, None, schedule]
         problems = [(p.entry_id, p.type, p.reason) for p in self.problems]
         return (rows, problems)

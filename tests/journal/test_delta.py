@@ -1,0 +1,220 @@
+"""`journal.delta`: a read through the writers' records folds to exactly what a full read does."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmdctl import delta
+from cmdctl import events as ev
+from cmdctl import journal as journal_mod
+from cmdctl.events import Event
+from cmdctl.journal import Journal
+from cmdctl.ledger import Ledger
+
+from .test_journal import entry
+
+
+def full(journal: Journal) -> tuple[int, list[int], list[object], list[object]]:
+    """What a read of every line gives: committed count, damaged lines, entries, problems."""
+    scan = journal.read()
+    ledger = Ledger.from_lines(scan.lines)
+    return (
+        len(scan.lines),
+        [d.line for d in scan.damaged],
+        [(i, ledger.state(i), ledger.get(i)) for i in ledger.ids()],
+        sorted(map(repr, ledger.problems)),
+    )
+
+
+def loaded(journal: Journal) -> tuple[int, list[int], list[object], list[object]]:
+    scan, ledger = journal.load()
+    return (
+        scan.committed,
+        [d.line for d in scan.damaged],
+        [(i, ledger.state(i), ledger.get(i)) for i in ledger.ids()],
+        sorted(map(repr, ledger.problems)),
+    )
+
+
+def summary_of(journal: Journal) -> object:
+    return journal.load()[1].summary()
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal(tmp_path / "j")
+
+
+def test_every_append_leaves_a_record_and_a_read_uses_them(journal: Journal) -> None:
+    first = [entry(device=f"tv-{i}") for i in range(5)]
+    journal.append([ev.queued(e) for e in first])
+    journal.append([ev.started(first[0].id, 2.0, attempt=1, run="r"),
+                    ev.done(first[0].id, 3.0, outcome="confirmed", duration=0.1)])
+    journal.append([ev.cancelled(first[1].id, 4.0, who="bob")])
+    scan, _ = journal.load()
+    assert scan.start == journal.path.stat().st_size  # nothing left to read from the journal
+    assert scan.committed == 8
+    assert loaded(journal) == full(journal)
+    assert summary_of(journal).counts  # pending times come from the records, not the lines
+
+
+def test_records_of_another_file_or_a_rewritten_one_are_not_used(journal: Journal) -> None:
+    journal.append([ev.queued(entry()) for _ in range(3)])
+    blob = (journal.directory / delta.DELTA_FILE).read_bytes()
+    # The same bytes in a new file (a copy, a restore): another inode, so the records are
+    # ignored and the journal itself is read.
+    copy = journal.path.with_suffix(".copy")
+    copy.write_bytes(journal.path.read_bytes())  # a new inode while the old one still exists
+    copy.replace(journal.path)
+    scan, _ = journal.load()
+    assert scan.start == 0 and loaded(journal) == full(journal)
+    # The same inode with other bytes at the record's end: the CRC check refuses it.
+    journal.append([ev.queued(entry())])
+    size = journal.path.stat().st_size
+    with open(journal.path, "r+b") as f:
+        f.seek(size - 20)
+        f.write(b"0" * 8)  # breaks that line's CRC too: it must show as damaged
+    scan, _ = journal.load()
+    assert scan.damaged and loaded(journal) == full(journal)
+    assert blob  # (the first file's records were there all along)
+
+
+def test_a_torn_or_damaged_delta_file_costs_only_speed(journal: Journal) -> None:
+    for _ in range(3):
+        journal.append([ev.queued(entry()) for _ in range(4)])
+    path = journal.directory / delta.DELTA_FILE
+    blob = path.read_bytes()
+    path.write_bytes(blob[:-7])  # a crash while the last record was written
+    scan, _ = journal.load()
+    assert 0 < scan.start < journal.path.stat().st_size
+    assert loaded(journal) == full(journal)
+    damaged = bytearray(blob)
+    damaged[100] ^= 0xFF  # inside the first record's payload
+    path.write_bytes(bytes(damaged))
+    scan, _ = journal.load()
+    assert scan.start == 0 and loaded(journal) == full(journal)
+    path.write_bytes(b"not a delta file at all")
+    assert loaded(journal) == full(journal)
+
+
+def test_a_line_written_behind_the_journals_back_breaks_the_chain(journal: Journal) -> None:
+    journal.append([ev.queued(entry())])
+    with journal.path.open("ab") as f:
+        f.write(b"garbage\n")
+    journal.append([ev.queued(entry())])
+    scan, _ = journal.load()
+    assert [d.line for d in scan.damaged] == [2]
+    assert loaded(journal) == full(journal)
+
+
+def test_a_snapshot_prunes_the_records_it_covers_and_compaction_drops_them(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal.append([ev.queued(entry()) for _ in range(10)])
+    path = journal.directory / delta.DELTA_FILE
+    assert path.exists()
+    monkeypatch.setattr(journal_mod, "SNAPSHOT_AFTER_BYTES", 0)
+    journal.load()  # writes a snapshot covering everything
+    assert not path.exists()
+    e = entry()
+    journal.append([ev.queued(e), ev.cancelled(e.id, 5.0, who="bob")])
+    assert path.exists()
+    journal.compact(keep_seconds=0.0, now=1e12)
+    assert not path.exists()
+    assert loaded(journal) == full(journal)
+
+
+def test_the_delta_file_is_private(journal: Journal) -> None:
+    old = os.umask(0)
+    try:
+        journal.append([ev.queued(entry())])
+    finally:
+        os.umask(old)
+    assert (journal.directory / delta.DELTA_FILE).stat().st_mode & 0o777 == 0o600
+
+
+# -- the property: any history reads back the same through records, snapshot and lines -----
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("queue"), st.integers(1, 6)),
+        st.tuples(st.sampled_from([ev.STARTED, ev.DONE, ev.CANCELLED, ev.RETRIED, ev.HELD,
+                                   ev.RESCHEDULED, ev.REPRIORITISED, "custom", "ghost"]),
+                  st.integers(0, 50)),
+        st.tuples(st.just("garbage"), st.just(0)),
+        st.tuples(st.just("requeue"), st.integers(0, 50)),
+        st.tuples(st.just("read"), st.sampled_from([0, 1 << 40])),
+        st.tuples(st.just("tear-delta"), st.integers(1, 40)),
+        st.tuples(st.just("compact"), st.just(0)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _event(kind: str, entry_id: str, ts: float) -> Event:
+    if kind == ev.STARTED:
+        return ev.started(entry_id, ts, attempt=1, run="r")
+    if kind == ev.DONE:
+        return ev.done(entry_id, ts, outcome="confirmed", duration=0.1)
+    if kind == ev.CANCELLED:
+        return ev.cancelled(entry_id, ts, who="bob")
+    if kind == ev.RETRIED:
+        return ev.retried(entry_id, ts, who="bob")
+    if kind == ev.HELD:
+        return ev.held(entry_id, ts, reason="threshold")
+    if kind == ev.RESCHEDULED:
+        return ev.rescheduled(entry_id, ts, not_before=ts + 60, attempts=1)
+    if kind == ev.REPRIORITISED:
+        return Event(ev.REPRIORITISED, entry_id, ts, {"priority": "high"})
+    if kind == "ghost":
+        return ev.done("NO-SUCH-ID", ts, outcome="confirmed", duration=0.1)
+    return Event("custom_kind", entry_id, ts, {"x": 1})  # a type the delta cannot code
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops)
+def test_any_history_reads_the_same_with_or_without_the_caches(
+    history: list[tuple[str, int]],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = Journal(Path(tmp) / "j")
+        ids: list[str] = []
+        queued: dict[str, Event] = {}
+        for step, (op, n) in enumerate(history):
+            ts = 10.0 + step
+            if op == "queue":
+                made = [entry(device=f"tv-{i % 3}", created=ts) for i in range(n)]
+                events = [ev.queued(e) for e in made]
+                queued.update((e.id, q) for e, q in zip(made, events, strict=True))
+                ids += [e.id for e in made]
+                journal.append(events)
+            elif op == "requeue" and ids:
+                journal.append([queued[ids[n % len(ids)]]])  # "queued twice"
+            elif op == "garbage" and journal.path.exists():
+                with journal.path.open("ab") as f:
+                    f.write(b"garbage\n")
+            elif op == "read":
+                journal_mod.SNAPSHOT_AFTER_BYTES, before = n, journal_mod.SNAPSHOT_AFTER_BYTES
+                try:
+                    journal.load()
+                finally:
+                    journal_mod.SNAPSHOT_AFTER_BYTES = before
+            elif op == "tear-delta":
+                path = journal.directory / delta.DELTA_FILE
+                if path.exists():
+                    blob = path.read_bytes()
+                    path.write_bytes(blob[: max(0, len(blob) - n)])
+            elif op == "compact":
+                journal.compact(keep_seconds=0.0, now=1e12)
+            elif ids:
+                journal.append([_event(op, ids[n % len(ids)], ts)])
+            assert loaded(journal) == full(journal)
+        if ids:
+            assert summary_of(journal) == Ledger.from_lines(journal.read().lines).summary()
