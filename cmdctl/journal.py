@@ -102,7 +102,7 @@ LOCK_TIMEOUT_S = 60.0
 # A reader that had to read this many bytes past the snapshot writes a fresh one, so a big
 # journal is read in full once and later reads only decode the tail.
 SNAPSHOT_AFTER_BYTES = 4 << 20
-_SNAPSHOT_MAGIC = b"cmdctl-snapshot-1\n"
+_SNAPSHOT_MAGIC = b"cmdctl-snapshot-2\n"  # 2: columnar rows
 _SNAPSHOT_PREFIX_CHECK = 4096  # bytes before the snapshot's offset that must still match
 
 # How far back a writer first looks for the committed end of the journal; doubled as needed.

@@ -20,11 +20,13 @@ Fold rules (`fold`):
 from __future__ import annotations
 
 import dataclasses
+import operator
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import compress, repeat
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -200,6 +202,19 @@ def fold(entry: Entry, event: Event) -> Entry:
     return dataclasses.replace(entry, **changes)
 
 
+def _packed(records: bytes | list[Record]) -> bytes:
+    """A row's records as packed positions (what a snapshot keeps)."""
+    if type(records) is bytes:
+        return records
+    return array("Q", records).tobytes()  # type: ignore[type-var]
+
+
+_COL_STATE, _COL_BATCH, _COL_DEVICE, _COL_RECORDS, _COL_SCHEDULE = (
+    itemgetter(_STATE), itemgetter(_BATCH), itemgetter(_DEVICE), itemgetter(_RECORDS),
+    itemgetter(_SCHEDULE),
+)
+
+
 def _unpack(packed: bytes) -> list[Record]:
     return array("Q", packed).tolist()  # type: ignore[return-value]
 
@@ -321,17 +336,60 @@ class Ledger:
         `queued` the batches, devices, created and not_before times of the `queued` lines.
         """
         rows = self._rows
-        pending = State.PENDING
         n = len(ids)
-        if kinds.count(QUEUED_CODE) == n and rows.keys().isdisjoint(ids) and len(set(ids)) == n:
-            # A bulk: new rows only, built by C-level maps (no per-line bytecode).
+        n_queued = kinds.count(QUEUED_CODE)
+        others: Iterable[tuple[int, int, str, int]]
+        if n_queued:
+            is_queued = list(map(QUEUED_CODE.__eq__, kinds))
+            new_ids = list(compress(ids, is_queued))
+            if not rows.keys().isdisjoint(new_ids) or len(set(new_ids)) != n_queued:
+                self._apply_heads_in_order(kinds, ids, places, queued)  # "queued twice"
+                return
+            # New rows for the queued lines at once, by C-level maps (no per-line bytecode).
             batches, devices, created_at, due_at = queued
-            fresh = zip(  # strict=False: the repeats are endless; the rest are n long
-                repeat(pending), batches, devices, map(list, zip(places, strict=True)),
-                repeat(None), zip(created_at, due_at, strict=True), strict=False,
+            fresh = zip(  # strict=False: the repeats are endless; the rest are n_queued long
+                repeat(State.PENDING), batches, devices,
+                map(list, zip(compress(places, is_queued), strict=False)), repeat(None),
+                zip(created_at, due_at, strict=True), strict=False,
             )
-            rows.update(zip(ids, map(list, fresh), strict=True))
-            return
+            rows.update(zip(new_ids, map(list, fresh), strict=True))
+            if n_queued == n:
+                return
+            # An event must not reach a row queued later in the same append ("unknown id").
+            born = dict(zip(new_ids, compress(range(n), is_queued), strict=True))
+            others = compress(zip(range(n), kinds, ids, places, strict=True),
+                              map(operator.not_, is_queued))
+        else:
+            born = {}
+            others = zip(range(n), kinds, ids, places, strict=True)
+        finished = _FINISHED_STATES
+        problems = self.problems
+        moves = [TRANSITIONS.get(kind) for kind in KINDS]
+        retried = KINDS.index(ev.RETRIED)
+        for index, code, ident, place in others:
+            row = rows.get(ident)
+            if row is None or (born and born.get(ident, -1) > index):
+                problems.append(Problem(ident, KINDS[code], "event for an unknown id"))
+                continue
+            records = row[3]
+            if type(records) is bytes:  # packed positions from a snapshot
+                records = row[3] = _unpack(records)
+            records.append(place)
+            row[4] = None
+            state = moves[code]
+            if state is not None and (row[0] not in finished or code == retried):
+                row[0] = state
+
+    def _apply_heads_in_order(
+        self,
+        kinds: bytes,
+        ids: Sequence[str],
+        places: Sequence[int],
+        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
+    ) -> None:
+        """`apply_heads` line by line (an append that queues an id already known)."""
+        rows = self._rows
+        pending = State.PENDING
         finished = _FINISHED_STATES
         problems = self.problems
         moves = [TRANSITIONS.get(kind) for kind in KINDS]
@@ -350,7 +408,7 @@ class Ledger:
                 problems.append(Problem(ident, KINDS[code], "event for an unknown id"))
                 continue
             records = row[3]
-            if type(records) is bytes:  # packed positions from a snapshot
+            if type(records) is bytes:
                 records = row[3] = _unpack(records)
             records.append(place)
             row[4] = None
@@ -373,30 +431,36 @@ class Ledger:
     # -- snapshots (a derived cache the journal validates; see cmdctl.journal) ----------------
 
     def dump_rows(self) -> tuple[Any, ...]:
-        """The rows as plain data for `marshal`; only a ledger of journal positions can be."""
-        rows: dict[str, list[Any]] = {}
-        index = _STATE_INDEX
-        for entry_id, row in self._rows.items():
-            recs = row[_RECORDS]
-            if type(recs) is not bytes:
-                try:
-                    recs = array("Q", recs).tobytes()
-                except (TypeError, OverflowError) as err:  # events, raw lines, or a file > 4 GiB
-                    raise ValueError("only a ledger of journal positions can be dumped") from err
-            schedule = None  # kept for single-record pending rows only (what `summary` uses)
-            if row[_STATE] is State.PENDING and len(recs) == 8:
-                schedule = row[_SCHEDULE] or self._schedule(entry_id, row)
-            rows[entry_id] = [index[row[_STATE]], row[_BATCH], row[_DEVICE], recs, None, schedule]
+        """The rows as plain data for `marshal`; only a ledger of journal positions can be.
+
+        Columns (ids, state codes, batches, devices, packed records, schedules), built and
+        restored by C-level maps: a million-event ledger dumps and loads in a fraction of a
+        second.
+        """
+        values = list(self._rows.values())
+        codes = bytes(map(_STATE_INDEX.__getitem__, map(_COL_STATE, values)))
+        try:
+            records = list(map(_packed, map(_COL_RECORDS, values)))
+        except (TypeError, OverflowError) as err:  # events, raw lines, or a file > 4 GiB
+            raise ValueError("only a ledger of journal positions can be dumped") from err
+        # A schedule is kept for pending rows only (what `summary` uses, when single-record).
+        pending = _STATE_INDEX[State.PENDING]
+        schedules = [s if c == pending else None
+                     for s, c in zip(map(_COL_SCHEDULE, values), codes, strict=True)]
+        for i, (entry_id, row) in enumerate(self._rows.items()):
+            if schedules[i] is None and codes[i] == pending and len(records[i]) == 8:
+                schedules[i] = self._schedule(entry_id, row)
+        columns = (list(self._rows), codes, list(map(_COL_BATCH, values)),
+                   list(map(_COL_DEVICE, values)), records, schedules)
         problems = [(p.entry_id, p.type, p.reason) for p in self.problems]
-        return (rows, problems)
+        return (columns, problems)
 
     def load_rows(self, dumped: tuple[Any, ...]) -> None:
         """Restore rows from `dump_rows` output (before applying newer lines)."""
-        rows, problems = dumped
-        states = _STATES
-        for row in rows.values():
-            row[0] = states[row[0]]
-        self._rows = rows
+        (ids, codes, batches, devices, records, schedules), problems = dumped
+        states = map(_STATES.__getitem__, codes)
+        rows = zip(states, batches, devices, records, repeat(None), schedules, strict=False)
+        self._rows = dict(zip(ids, map(list, rows), strict=True))
         self.problems = [Problem(*p) for p in problems]
 
     # -- materialising -------------------------------------------------------------------------

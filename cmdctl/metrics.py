@@ -485,5 +485,9 @@ class Monitor:
 
 
 def _recorded(ledger: Ledger, marks: Mapping[str, float]) -> bool:
-    """True when every entry has an event newer than its mark (gone from the journal: too)."""
-    return all(i not in ledger or ledger.get(i).updated > t for i, t in marks.items())
+    """True when every entry has its outcome on disk: an event newer than its mark, and not
+    just its `started` (written before the command leaves); gone from the journal: too."""
+    return all(
+        i not in ledger or (ledger.state(i) is not State.RUNNING and ledger.get(i).updated > t)
+        for i, t in marks.items()
+    )
