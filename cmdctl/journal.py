@@ -75,7 +75,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from cmdctl import delta
 from cmdctl import events as ev
@@ -83,7 +83,15 @@ from cmdctl.errors import BusyError, JournalError
 from cmdctl.events import Event, EventDecodeError
 from cmdctl.ledger import Ledger, entry_from_queued, fold
 
-T = TypeVar("T")
+
+class Decision(Protocol):
+    """What a `Journal.transact` decision returns: at least the events to append."""
+
+    @property
+    def events(self) -> Sequence[Event]: ...
+
+
+D = TypeVar("D", bound=Decision)
 
 JOURNAL_FILE = "journal.jsonl"
 LOCK_FILE = "journal.lock"
@@ -559,16 +567,16 @@ class Journal:
         with self._locked():
             return self._append_locked(events)
 
-    def transact(self, decide: Callable[[Ledger], T]) -> tuple[T, AppendReport]:
+    def transact(self, decide: Callable[[Ledger], D]) -> tuple[D, AppendReport]:
         """Decide on the current entries and append, under the lock: no writer in between.
 
-        `decide` gets the ledger as of now and returns its result; the events to append are
-        the result's `events` attribute (a sequence of Event; empty: nothing is written).
+        `decide` gets the ledger as of now and returns a decision whose `events` are appended
+        (empty: nothing is written); the decision is returned with the append's report.
         """
         with self._locked():
             _scan, ledger = self.load()
             result = decide(ledger)
-            events: Sequence[Event] = getattr(result, "events", ())
+            events = result.events
             report = self._append_locked(events) if events else AppendReport(0, 0)
         return result, report
 
