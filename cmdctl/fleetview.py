@@ -196,29 +196,9 @@ async def inspect(device: DeviceAddress) -> DeviceEntities:
 
 
 async def _read_states(session: DeviceSession, rows: Sequence[EntityRow]) -> dict[Any, Any]:
-    """Subscribe to states and collect the initial ones (bounded by STATE_TIMEOUT)."""
+    """The initial states of the rows that have one (bounded by STATE_TIMEOUT)."""
     wanted = {(r.key, r.device_id) for r in rows if _domain(r) not in _STATELESS}
-    states: dict[Any, Any] = {}
-    if not wanted:
-        return states
-    complete = asyncio.Event()
-
-    def on_state(state: Any) -> None:
-        states[(state.key, state.device_id)] = state
-        if wanted <= states.keys():
-            complete.set()
-
-    # DeviceSession has no public way to read states yet; its client is the one connection.
-    client = session._client
-    if client is None or not session.connected:
-        raise DeviceUnavailable(session.name, "connection lost while listing entities")
-    client.subscribe_states(on_state)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(STATE_TIMEOUT):
-            await complete.wait()
-    if not session.connected:
-        raise DeviceUnavailable(session.name, "connection lost while reading states")
-    return states
+    return await session.read_states(wanted, STATE_TIMEOUT)
 
 
 def _domain(row: EntityRow) -> str:

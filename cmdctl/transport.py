@@ -16,9 +16,10 @@ it only when the entry is idempotent, up to its max attempts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Protocol
@@ -180,6 +181,7 @@ class DeviceSession:
         self._waiters: dict[tuple[int, int], _Waiter] = {}
         self._lost: DeviceError | None = None
         self._lost_event = asyncio.Event()
+        self._state_seen = asyncio.Event()  # set on every state update (read_states waits on it)
         self._deadline = 0.0
         self._phase_timeout: float | None = None  # the bound of the await in flight
 
@@ -478,6 +480,7 @@ class DeviceSession:
     def _on_state(self, state: Any) -> None:
         entity = (state.key, state.device_id)
         self._states[entity] = state
+        self._state_seen.set()
         waiter = self._waiters.get(entity)
         if waiter is not None and not waiter.done.done() and waiter.expect.reached(state):
             waiter.done.set_result(asyncio.get_running_loop().time())
@@ -625,6 +628,30 @@ class DeviceSession:
         self._phase_timeout = bound = self._bound(BARRIER_TIMEOUT)
         async with asyncio.timeout(bound):
             await self._client_or_fail().device_info()
+
+    async def read_states(
+        self, wanted: Collection[tuple[int, int]], timeout: float
+    ) -> dict[tuple[int, int], Any]:
+        """The states the device reports for `wanted` (key, device_id) within `timeout` s.
+
+        Uses the session's one state subscription (the one confirmation uses). Entities that
+        report nothing in time are left out; DeviceUnavailable if the connection drops.
+        """
+        want = set(wanted)
+        if want:
+            self._subscribe()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not want <= self._states.keys() and self._connected:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            self._state_seen.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._state_seen.wait(), left)
+        if not self._connected:
+            raise self._lost or DeviceUnavailable(self.name, "connection lost while reading states")
+        return {entity: self._states[entity] for entity in want if entity in self._states}
 
     async def round_trip(self) -> float:
         """Seconds for one request/response on the open connection (a liveness probe)."""

@@ -455,3 +455,21 @@ async def test_an_inventory_device_is_an_address(noise_tv: VirtualDevice) -> Non
         assert session.job_timeout == 5.0
         result = await session.execute(Command("switch", "tv_power", {"state": True}))
     assert result.status == "confirmed"
+
+
+async def test_read_states_returns_what_the_device_reports_and_leaves_out_the_silent(
+    tv: VirtualDevice,
+) -> None:
+    async with DeviceSession(address(tv)) as session:
+        await session.execute(Command("number", "volume", {"value": 33.0}))
+        volume = session.plan(Command("number", "volume", {"value": 1.0}))
+        power = session.plan(Command("switch", "tv_power", {"state": True}))
+        silent = (424242, 0)  # no such entity: nothing ever arrives for it
+        began = time.monotonic()
+        states = await session.read_states(
+            [(volume.key, volume.device_id), (power.key, power.device_id), silent], 0.3
+        )
+        assert time.monotonic() - began >= 0.3  # waited for the silent one, then gave up
+    assert states[(volume.key, volume.device_id)].state == 33.0
+    assert (power.key, power.device_id) in states
+    assert silent not in states
