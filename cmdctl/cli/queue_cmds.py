@@ -126,7 +126,7 @@ def _table(rows: list[Entry]) -> None:
             e.priority.value,
             format_time(e.not_before),
             f"{e.attempts}/{e.max_attempts}",
-            e.last_error or e.reason or "",
+            e.reason or e.last_error or "",  # why it waits (held, unknown) before an old error
         )
     render.stdout().print(table)
 

@@ -107,3 +107,23 @@ def test_no_key_reaches_the_journal(workspace: Workspace) -> None:
     for path in workspace.journal.rglob("*"):
         if path.is_file():
             assert KEY not in path.read_text(errors="replace"), path
+
+
+def test_queue_ls_notes_why_an_entry_waits_before_an_older_error(workspace: Workspace) -> None:
+    from cmdctl import events as ev
+    from cmdctl.journal import Journal
+
+    pb = workspace.playbook("v.yml", volume_playbook(1))
+    assert workspace.run("bulk", str(pb), "--limit", "tv-1").returncode == 0
+    journal = Journal(workspace.journal)
+    [entry_id] = list(journal.ledger().ids())
+    journal.append([
+        ev.attempt_failed(entry_id, 5.0, error="tv-1: connection refused", kind="refused",
+                          retry_at=35.0),
+        ev.rescheduled(entry_id, 5.0, not_before=35.0, attempts=1),
+        ev.held(entry_id, 40.0, reason="batch held: 3 of 4 devices failed (--max-fail 2)"),
+    ])
+    ls = workspace.run("queue", "ls")
+    assert ls.returncode == 0, ls.stderr
+    assert "batch held: 3 of 4 devices failed" in ls.stdout
+    assert "connection refused" not in ls.stdout
