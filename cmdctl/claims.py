@@ -24,7 +24,8 @@ from collections.abc import Sequence
 
 from cmdctl import events as ev
 from cmdctl.events import Event, EventDecodeError
-from cmdctl.journal import AppendReport, Journal, Mark, Scan
+from cmdctl.framing import Mark, Scan
+from cmdctl.journal import AppendReport, Journal
 
 _CANCELLED = ev.CANCELLED.encode()
 _RETRIED = ev.RETRIED.encode()

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmdctl import events as ev
+from cmdctl import framing
 from cmdctl import journal as journal_mod
 from cmdctl.errors import BusyError, JournalError
 from cmdctl.events import Event
@@ -126,7 +127,7 @@ def test_torn_last_line_is_quarantined_and_never_glued(journal: Journal) -> None
     assert (repair.offset, repair.size, repair.lines) == (len(intact), 57, 0)
     assert repair.path.read_bytes() == torn
     assert journal.path.read_bytes().startswith(intact)
-    assert all(journal_mod._more(line) for line in lines(journal.path)[:-1])
+    assert all(framing._more(line) for line in lines(journal.path)[:-1])
     scan, ledger = journal.load()
     assert not scan.damaged and scan.torn == 0
     assert ledger.batches()["B2"].total == 3
@@ -451,7 +452,7 @@ def test_writes_refuse_a_network_filesystem(
     journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The mount table is the machine's; pretend the journal directory sits on NFS.
-    monkeypatch.setattr(journal_mod, "_local_filesystem_type", lambda path: "nfs4")
+    monkeypatch.setattr(journal_mod, "local_filesystem_type", lambda path: "nfs4")
     with pytest.raises(JournalError, match=r"network filesystem \(nfs4\)") as err:
         journal.append(queued_batch(1))
     assert err.value.hint and "local directory" in err.value.hint
@@ -496,7 +497,7 @@ def test_any_crash_point_shows_exactly_the_appends_completed_before_it(
     scan = scan_bytes(blob[:cut])
     assert scan.lines == complete and scan.damaged == []
     assert scan.end == done_at
-    assert journal_mod._committed_end(blob[:cut], from_start=True) == done_at
+    assert framing.committed_end(blob[:cut], from_start=True) == done_at
 
 
 @settings(max_examples=150, deadline=None)
