@@ -339,12 +339,9 @@ class Ledger:
         n = len(ids)
         n_queued = kinds.count(QUEUED_CODE)
         others: Iterable[tuple[int, int, str, int]]
-        if n_queued:
-            is_queued = list(map(QUEUED_CODE.__eq__, kinds))
-            new_ids = list(compress(ids, is_queued))
-            if not rows.keys().isdisjoint(new_ids) or len(set(new_ids)) != n_queued:
-                self._apply_heads_in_order(kinds, ids, places, queued)  # "queued twice"
-                return
+        is_queued = list(map(QUEUED_CODE.__eq__, kinds))
+        new_ids = list(compress(ids, is_queued))
+        if n_queued and rows.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
             # New rows for the queued lines at once, by C-level maps (no per-line bytecode).
             batches, devices, created_at, due_at = queued
             fresh = zip(  # strict=False: the repeats are endless; the rest are n_queued long
@@ -359,56 +356,28 @@ class Ledger:
             born = dict(zip(new_ids, compress(range(n), is_queued), strict=True))
             others = compress(zip(range(n), kinds, ids, places, strict=True),
                               map(operator.not_, is_queued))
-        else:
+        else:  # line by line: an append that queues an id already known ("queued twice")
             born = {}
             others = zip(range(n), kinds, ids, places, strict=True)
         finished = _FINISHED_STATES
         problems = self.problems
         moves = [TRANSITIONS.get(kind) for kind in KINDS]
         retried = KINDS.index(ev.RETRIED)
+        details = zip(*queued, strict=True)  # used only line by line
         for index, code, ident, place in others:
-            row = rows.get(ident)
-            if row is None or (born and born.get(ident, -1) > index):
-                problems.append(Problem(ident, KINDS[code], "event for an unknown id"))
-                continue
-            records = row[3]
-            if type(records) is bytes:  # packed positions from a snapshot
-                records = row[3] = _unpack(records)
-            records.append(place)
-            row[4] = None
-            state = moves[code]
-            if state is not None and (row[0] not in finished or code == retried):
-                row[0] = state
-
-    def _apply_heads_in_order(
-        self,
-        kinds: bytes,
-        ids: Sequence[str],
-        places: Sequence[int],
-        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
-    ) -> None:
-        """`apply_heads` line by line (an append that queues an id already known)."""
-        rows = self._rows
-        pending = State.PENDING
-        finished = _FINISHED_STATES
-        problems = self.problems
-        moves = [TRANSITIONS.get(kind) for kind in KINDS]
-        retried = KINDS.index(ev.RETRIED)
-        details = zip(*queued, strict=True)
-        for code, ident, place in zip(kinds, ids, places, strict=True):
             row = rows.get(ident)
             if code == QUEUED_CODE:
                 batch, device, created, not_before = next(details)
                 if row is not None:
                     problems.append(Problem(ident, ev.QUEUED, "queued twice"))
                     continue
-                rows[ident] = [pending, batch, device, [place], None, (created, not_before)]
+                rows[ident] = [State.PENDING, batch, device, [place], None, (created, not_before)]
                 continue
-            if row is None:
+            if row is None or (born and born.get(ident, -1) > index):
                 problems.append(Problem(ident, KINDS[code], "event for an unknown id"))
                 continue
             records = row[3]
-            if type(records) is bytes:
+            if type(records) is bytes:  # packed positions from a snapshot
                 records = row[3] = _unpack(records)
             records.append(place)
             row[4] = None
