@@ -25,6 +25,9 @@ MAX_BYTES = 10 * 1024 * 1024  # far beyond any real inventory or playbook
 MAX_ALIAS_NODES = 100_000  # nodes reachable through aliases; a bomb needs millions
 MAX_DEPTH = 100  # real files nest < 10 deep; also keeps the parser far from its stack limits
 
+_TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
+_TOO_DEEP_HINT = "real files nest a few levels; look for an unclosed '[' or '{'"
+
 SECRET_TAG = "!secret"
 
 _STR = "tag:yaml.org,2002:str"
@@ -203,6 +206,10 @@ class _Composer:
             mark = err.problem_mark or err.context_mark
             loc = self.loc(mark) if mark is not None else Loc(self.name, 1, 1)
             problem = err.problem or err.context or "invalid YAML"
+            if "nesting depth" in problem:
+                # libyaml >= 0.2.6 (PyYAML 6.0.4) stops at 1000 flow levels while it scans
+                # ahead for a simple key, before our own depth check sees an event
+                raise loc.error(_TOO_DEEP, hint=_TOO_DEEP_HINT) from None
             # from None: the parser's own message quotes the source line, which in
             # secrets.yaml is a key; ours carries the location and the problem instead
             raise loc.error(f"YAML syntax error: {problem}") from None
@@ -235,7 +242,7 @@ class _Composer:
                 is_map = kind is yaml.MappingStartEvent
                 self._check_collection_tag(event, _MAP if is_map else _SEQ)
                 if len(stack) >= MAX_DEPTH:
-                    raise self.loc(event.start_mark).error(f"nested deeper than {MAX_DEPTH} levels")
+                    raise self.loc(event.start_mark).error(_TOO_DEEP, hint=_TOO_DEEP_HINT)
                 stack.append(_Open(is_map, self.loc(event.start_mark), event.anchor))
                 continue
             elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
