@@ -14,7 +14,7 @@ from typing import Any
 
 from cmdctl import yamlsrc
 from cmdctl.errors import InputError
-from cmdctl.model import DOMAINS, Command, JSONValue
+from cmdctl.model import DOMAINS, MEDIA_COMMANDS, Command, JSONValue
 from cmdctl.timespec import parse_duration
 
 Path_ = tuple[str | int, ...]
@@ -26,10 +26,6 @@ CLIMATE_FAN_MODES = (
 CLIMATE_SWING_MODES = ("off", "both", "vertical", "horizontal")
 CLIMATE_PRESETS = ("none", "home", "away", "boost", "comfort", "eco", "sleep", "activity")
 LOCK_COMMANDS = ("lock", "unlock", "open")
-MEDIA_COMMANDS = (
-    "play", "pause", "stop", "mute", "unmute", "toggle", "volume_up", "volume_down", "enqueue",
-    "repeat_one", "repeat_off", "clear_playlist", "turn_on", "turn_off",
-)  # fmt: skip
 # Repeating these changes the outcome, so they must never be repeated automatically.
 NON_IDEMPOTENT_MEDIA = frozenset({"volume_up", "volume_down", "toggle"})
 

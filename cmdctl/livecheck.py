@@ -165,7 +165,7 @@ def _rows(plans: Iterable[Plan]) -> list[EntityRow]:
 def _check(entry: Entry, plan: Plan | DeviceRejected, states: Mapping[Any, Any]) -> CommandCheck:
     if isinstance(plan, DeviceRejected):
         return CommandCheck(entry, INVALID, error=plan)
-    from cmdctl.entities import observe
+    from cmdctl.expectation import observe
 
     expect = plan.expect
     state = states.get((plan.key, plan.device_id))

@@ -78,6 +78,12 @@ DOMAINS: tuple[str, ...] = (
     "action",
 )
 
+#: media_player commands: what playbooks may say (commands) and devices are checked for (validator).
+MEDIA_COMMANDS = (
+    "play", "pause", "stop", "mute", "unmute", "toggle", "volume_up", "volume_down", "enqueue",
+    "repeat_one", "repeat_off", "clear_playlist", "turn_on", "turn_off",
+)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Command:

@@ -44,8 +44,9 @@ from cmdctl.classify import (
     classify,
     device_closed,
 )
-from cmdctl.entities import EntityIndex, EntityRow, Expectation, Plan
+from cmdctl.entities import EntityIndex, EntityRow, Plan
 from cmdctl.errors import DeviceError, DeviceRejected, DeviceUnavailable
+from cmdctl.expectation import Expectation
 from cmdctl.model import Command
 
 # TCP connect + Noise handshake + Hello take 0.1–1.2 s on healthy Wi-Fi; a batch tool fails fast
