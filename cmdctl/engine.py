@@ -242,20 +242,26 @@ class Engine:
         del ledger  # the caller holds none either: its raw lines are freed before the work
         for entry, why in barrier.skipped:
             fixes.append(ev.skipped(entry.id, now, reason=why))
+        losers: Sequence[tuple[Entry, Entry]] = ()
         if self.options.coalesce:
             work.due, losers = coalesce(work.due)
             fixes += [ev.superseded(old.id, now, by=new.id) for old, new in losers]
-            totals.superseded += len(losers)
         fixes += [recovery.expired(entry, now) for entry in work.expired]
         if fixes:
             await rec.durable(*fixes)
+            # A person may have cancelled some of these since `ledger` was read: the claims
+            # dropped their events, so they are no outcome of this run and are not counted.
+            gone = self._withdrawn
+            totals.superseded += sum(1 for old, _ in losers if old.id not in gone)
             totals.recovered += sum(1 for e in fixes if e.type in (ev.UNKNOWN, ev.RESCHEDULED))
             for entry, why in barrier.skipped:
-                totals.tally(entry.device).add(tot.SKIPPED)
-                self.observer.finished(entry, tot.SKIPPED, why)
+                if entry.id not in gone:
+                    totals.tally(entry.device).add(tot.SKIPPED)
+                    self.observer.finished(entry, tot.SKIPPED, why)
             for entry in work.expired:
-                totals.tally(entry.device).add(tot.EXPIRED)
-                self.observer.finished(entry, tot.EXPIRED, "expired before it could run")
+                if entry.id not in gone:
+                    totals.tally(entry.device).add(tot.EXPIRED)
+                    self.observer.finished(entry, tot.EXPIRED, "expired before it could run")
             for entry in unknown:
                 tally = totals.tally(entry.device)
                 tally.add(tot.UNKNOWN)
@@ -431,6 +437,8 @@ class Engine:
     ) -> None:
         async with slots:
             self._hold(job, entered, totals)  # decided when the job really starts
+            if self._withdrawn:  # all of them cancelled meanwhile: do not even connect
+                self._drop_withdrawn(job, job.todo)
             if not job.todo:
                 self.observer.device_done(job.tally)
                 return

@@ -78,3 +78,49 @@ async def test_cancel_during_a_drain_is_either_refused_or_never_sent(
         assert event.id not in ended, f"{event.type} for {event.id} after it was cancelled"
         if event.type == ev.CANCELLED:
             ended.add(event.id)
+
+
+async def test_entries_cancelled_after_the_read_are_no_outcome_of_the_pass(tmp_path: Path) -> None:
+    """Cancels landing between a pass's read and its first append: not counted, not dialled.
+
+    The pass's own bookkeeping (an expiry, a coalesced pair) is dropped by the claims for the
+    cancelled entries, so the recap must not report them either; and a device whose every
+    entry was cancelled meanwhile is not connected to (here it could not be: its port is closed,
+    so a connection attempt would show as `unreachable`).
+    """
+    import socket
+    import time
+
+    from cmdctl import totals as tot
+    from cmdctl.claims import Claims
+    from cmdctl.recorder import Recorder
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    devices = {n: Address(n, "127.0.0.1", port) for n in ("tv-a", "tv-b")}
+    journal = Journal(tmp_path / "home")
+    now = time.time()
+    expired, older = queue(journal, [
+        make_entry("tv-a", "switch", "tv_power", {"state": True}, expires=now - 60),
+        make_entry("tv-b", "number", "volume", {"value": 10.0}),
+    ])
+    # another batch: a newer volume for the same entity supersedes the older one (coalescing)
+    [newer] = queue(journal, [make_entry("tv-b", "number", "volume", {"value": 20.0}, batch="C")])
+    claims = Claims(journal)
+    scan, ledger = journal.load()  # the pass's picture: all three are still its to handle
+    claims.seen(scan)
+    person = Journal(tmp_path / "home")  # `queue cancel` in another process, meanwhile
+    person.append([ev.cancelled(e.id, now, who="ops@desk") for e in (expired, older, newer)])
+
+    options = eng.DrainOptions(policy=ONE_TRY, coalesce=True, connect_timeout=2.0)
+    engine = eng.Engine(journal, eng.lookup(devices), options)
+    totals = eng.Totals()
+    async with Recorder(claims.append) as rec:
+        await engine.drain_pass(rec, totals, ledger, claims.withdrawn)
+
+    assert totals.count(tot.EXPIRED) == 0 and totals.superseded == 0
+    assert totals.count(tot.UNREACHABLE) == 0, "dialled a device whose entries were all cancelled"
+    assert totals.count(tot.SKIPPED) == 1  # the one the pass had planned to send
+    assert {journal.ledger().state(e.id).value for e in (expired, older, newer)} == {"cancelled"}
+    assert [e.type for e in journal.events()] == [ev.QUEUED] * 3 + [ev.CANCELLED] * 3
