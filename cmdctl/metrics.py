@@ -106,6 +106,18 @@ def render(m: DrainMetrics) -> str:
         [({}, t.left)],
     )
     gauge(
+        "cmdctl_drain_superseded_commands",
+        "Commands the last drain did not send because a newer one for the same entity "
+        "replaced them (coalescing).",
+        [({}, t.superseded)],
+    )
+    gauge(
+        "cmdctl_drain_held_commands",
+        "Commands the last drain left pending because their batch crossed its failure "
+        "threshold (cmdctl queue ls says why).",
+        [({}, t.held)],
+    )
+    gauge(
         "cmdctl_drain_duration_seconds", "Wall time of the last drain.", [({}, round(t.seconds, 3))]
     )
     gauge(

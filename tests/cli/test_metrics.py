@@ -131,6 +131,7 @@ def test_render_parses_and_escapes_label_values() -> None:
     totals.tally(odd).add("confirmed", 3)
     totals.tally("bar-tv-1").add("failed")
     totals.tally("bar-tv-1").retried = 2
+    totals.superseded, totals.held = 4, 5
     m = metrics.DrainMetrics(
         totals, queued=7, finished=1_700_000_000.5, latencies={odd: [0.3, 0.1, 0.2]}
     )
@@ -139,6 +140,8 @@ def test_render_parses_and_escapes_label_values() -> None:
     assert fams["cmdctl_drain_commands"].value(outcome="confirmed") == 3
     assert fams["cmdctl_drain_commands"].value(outcome="failed") == 1
     assert fams["cmdctl_drain_retries"].value() == 2
+    assert fams["cmdctl_drain_superseded_commands"].value() == 4
+    assert fams["cmdctl_drain_held_commands"].value() == 5
     assert fams["cmdctl_drain_exit_code"].value() == 1
     assert fams["cmdctl_device_commands"].value(device=odd, outcome="confirmed") == 3
     lat = fams["cmdctl_command_duration_seconds"]
@@ -225,6 +228,8 @@ def test_drain_metrics_match_the_json_totals_and_log_has_a_line_per_outcome(
         assert drained.value(outcome=outcome) == totals[outcome], outcome
     assert (totals["confirmed"], totals["failed"], totals["unreachable"]) == (4, 2, 3)
     assert fams["cmdctl_drain_retries"].value() == totals["retried"]
+    assert fams["cmdctl_drain_superseded_commands"].value() == report["superseded"]
+    assert fams["cmdctl_drain_held_commands"].value() == report["held"]
     assert fams["cmdctl_drain_exit_code"].value() == report["exit_code"] == 1
     assert fams["cmdctl_queued_commands"].value() == _pending(ws) == 3  # bar-tv-3's, requeued
     assert math.isclose(fams["cmdctl_drain_duration_seconds"].value(), report["seconds"])
