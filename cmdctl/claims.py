@@ -14,6 +14,10 @@ and drops it if the entry turned out withdrawn, so for each entry exactly one of
 Either way nothing is appended for an entry after its `cancelled` event. A `retried` after
 the `cancelled` (both while the drain ran) makes the entry the drain's again.
 
+`journal compact` may run meanwhile and archive the cancelled entry, cancel and all: the file is
+then replaced and read whole, and an entry the drain writes about that is no longer in it was
+finished by someone else (only a cancel finishes an entry a drain holds), so it is withdrawn too.
+
 `Claims.append` runs in the recorder's worker thread; `seen` must only be called while the
 recorder is idle (between passes, after a flush).
 """
@@ -47,20 +51,32 @@ class Claims:
     def append(self, events: Sequence[Event]) -> AppendReport:
         """Append `events`, without those of entries cancelled since the last look."""
         report, self._mark = self.journal.append_since(
-            self._mark, lambda lines: self._keep(lines, events)
+            self._mark, lambda lines, whole: self._keep(lines, whole, events)
         )
         return report
 
-    def _keep(self, lines: Sequence[bytes], events: Sequence[Event]) -> Sequence[Event]:
+    def _keep(
+        self, lines: Sequence[bytes], whole: bool, events: Sequence[Event]
+    ) -> Sequence[Event]:
         """`append_since`'s decision: learn of new cancels, keep the events still ours."""
+        present: set[str] = set()
         for line in lines:
-            if _CANCELLED not in line and _RETRIED not in line:
+            if whole:
+                kind, entry_id = _head(line)
+                present.add(entry_id)
+            elif _CANCELLED not in line and _RETRIED not in line:
                 continue  # the common case, cheaply; `_head` reads the type exactly
-            kind, entry_id = _head(line)
+            else:
+                kind, entry_id = _head(line)
             if kind == ev.CANCELLED:
                 self.withdrawn.add(entry_id)
             elif kind == ev.RETRIED:
                 self.withdrawn.discard(entry_id)
+        if whole:  # a replaced file: entries archived since the drain's read are done with
+            born = {e.id for e in events if e.type == ev.QUEUED}
+            self.withdrawn.update(
+                e.id for e in events if e.id not in present and e.id not in born
+            )
         if not self.withdrawn:
             return events
         return [e for e in events if e.id not in self.withdrawn]

@@ -290,14 +290,16 @@ class Journal:
         return result, report
 
     def append_since(
-        self, since: Mark | None, decide: Callable[[Sequence[bytes]], Sequence[Event]]
+        self, since: Mark | None, decide: Callable[[Sequence[bytes], bool], Sequence[Event]]
     ) -> tuple[AppendReport, Mark]:
         """Look at what others appended after `since`, then append, under the lock.
 
-        `decide` gets the committed lines after `since` (every line when `since` is None or
-        the file was replaced, as compaction does) and returns the events to append (empty:
-        nothing is written). Returns the report and the mark just past the journal's end, so
-        the next call sees only what was appended after this one.
+        `decide(lines, whole)` gets the committed lines after `since` and returns the events to
+        append (empty: nothing is written). `whole` is True when the lines are the entire file:
+        `since` is None, at the start, or of a file since replaced (compaction archives the
+        finished entries, so an entry missing from a whole read was finished by someone). Returns
+        the report and the mark just past the journal's end, so the next call sees only what
+        was appended after this one.
         """
         with self._locked():
             fd = self._open()
@@ -311,7 +313,7 @@ class Journal:
                     data = _pread_all(fd, start)
                 except OSError as err:
                     raise JournalError(f"cannot read {self.path}: {err}") from err
-                events = decide(scan_bytes(data, start).lines)
+                events = decide(scan_bytes(data, start).lines, start == 0)
                 report = self._append_fd(fd, events, repairs)
                 end = os.fstat(fd).st_size
             finally:

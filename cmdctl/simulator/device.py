@@ -175,6 +175,11 @@ class VirtualDevice:
             await asyncio.sleep(down)
             await self.set_offline(False)
 
+    @property
+    def connections_made(self) -> int:
+        """How many connections the device has accepted so far."""
+        return self._connections
+
     def next_connection_number(self) -> int:
         """A number for a new connection, unique per device."""
         self._connections += 1

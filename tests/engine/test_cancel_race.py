@@ -16,11 +16,20 @@ import pytest
 
 from cmdctl import engine as eng
 from cmdctl import events as ev
-from cmdctl.journal import Journal
+from cmdctl.journal import ARCHIVE_FILE, Journal, scan_bytes
+from cmdctl.ledger import Ledger
 from cmdctl.retry import RetryPolicy
 from cmdctl.simulator import Fleet
 
 from .conftest import Address, acmdctl, address, cli_env, make_entry, queue, received, tvs
+
+
+def _all_events(journal: Journal) -> list[ev.Event]:
+    """Every event: the archive's (older), then the journal's."""
+    archive = journal.directory / ARCHIVE_FILE
+    data = archive.read_bytes() if archive.exists() else b""
+    return [ev.decode(line) for line in scan_bytes(data, 0).lines] + list(journal.events())
+
 
 ONE_TRY = RetryPolicy(tries=1, ambiguous_tries=1, initial=0.01, maximum=0.01, jitter=0.0)
 
@@ -65,7 +74,8 @@ async def test_cancel_during_a_drain_is_either_refused_or_never_sent(
 
     by_value = {e.command.args["value"]: e.id for e in made}
     sent = {by_value[args["value"]] for _, args in received(dev)}
-    ledger = journal.ledger()
+    history = _all_events(journal)  # the archive first: compaction moves finished entries there
+    ledger = Ledger.from_events(history)
     done = {e.id for e in made if ledger.state(e.id).value == "done"}
     assert sent == done  # everything sent is done; nothing cancelled was sent
     assert not sent & cancelled
@@ -74,10 +84,46 @@ async def test_cancel_during_a_drain_is_either_refused_or_never_sent(
     assert totals.count("skipped") == len(cancelled)
     # Nothing was appended for an entry after its `cancelled` event.
     ended: set[str] = set()
-    for event in journal.events():
+    for event in history:
         assert event.id not in ended, f"{event.type} for {event.id} after it was cancelled"
         if event.type == ev.CANCELLED:
             ended.add(event.id)
+
+
+async def test_a_cancel_archived_by_compaction_while_a_drain_connects_still_wins(
+    tmp_path: Path,
+) -> None:
+    """`queue cancel`, then `journal compact --keep 0s`, both while the drain is still in its
+    handshake: the compaction moves the cancelled entries, cancel and all, to the archive before
+    the drain appends anything, so the drain never reads those `cancelled` lines (seen in the
+    chaos soak: cancelled entries sent anyway). None may be sent."""
+    journal = Journal(tmp_path / "home")
+    async with Fleet(tvs(1, slow_handshake=4.0)) as fleet:
+        dev = fleet.devices[0]
+        made = queue(journal, [
+            make_entry(dev.name, "number", "volume", {"value": float(n)}) for n in range(4)
+        ])
+        options = eng.DrainOptions(policy=ONE_TRY, coalesce=False, connect_timeout=10.0)
+        devices = eng.lookup({dev.name: address(dev)})
+        drain = asyncio.ensure_future(eng.drain(journal, devices, options))
+        for _ in range(200):  # until the drain has read the journal and is connecting
+            if dev.connections_made:
+                break
+            await asyncio.sleep(0.02)
+        assert dev.connections_made, "the drain never connected"
+        env = cli_env(journal.directory)
+        cancel = await acmdctl("queue", "cancel", "--batch", "B", "--json", env=env)
+        compact = await acmdctl("journal", "compact", "--keep", "0s", "--json", env=env)
+        assert not drain.done(), "the handshake ended too soon to test anything"
+        totals = await drain
+    assert cancel[0] == 0 and compact[0] == 0, (cancel, compact)
+    assert sorted(json.loads(cancel[1])["cancelled"]) == sorted(e.id for e in made)
+    assert json.loads(compact[1])["archived_entries"] == len(made)
+    assert received(dev) == []
+    assert totals.count("skipped") == len(made)
+    assert not list(journal.events()), "nothing written for entries archived as cancelled"
+    history = _all_events(journal)
+    assert {Ledger.from_events(history).state(e.id).value for e in made} == {"cancelled"}
 
 
 async def test_entries_cancelled_after_the_read_are_no_outcome_of_the_pass(tmp_path: Path) -> None:

@@ -137,7 +137,7 @@ class FailingJournal(Journal):
         return super().append(events)
 
     def append_since(
-        self, since: Mark | None, decide: Callable[[Sequence[bytes]], Sequence[Event]]
+        self, since: Mark | None, decide: Callable[[Sequence[bytes], bool], Sequence[Event]]
     ) -> tuple[AppendReport, Mark]:
         self._spend()  # the drain's appends (cmdctl.claims)
         return super().append_since(since, decide)

@@ -15,11 +15,15 @@ from cmdctl.model import State
 from .test_journal import entry
 
 
-def collect(seen: list[bytes]) -> Callable[[Sequence[bytes]], list[ev.Event]]:
+def collect(
+    seen: list[bytes], wholes: list[bool] | None = None
+) -> Callable[[Sequence[bytes], bool], list[ev.Event]]:
     """A decision that appends nothing and keeps the lines it was shown."""
 
-    def decide(lines: Sequence[bytes]) -> list[ev.Event]:
+    def decide(lines: Sequence[bytes], whole: bool) -> list[ev.Event]:
         seen.extend(lines)
+        if wholes is not None:
+            wholes.append(whole)
         return []
 
     return decide
@@ -36,13 +40,16 @@ def test_append_since_shows_only_what_came_after_the_mark(journal: Journal) -> N
     scan, _ = journal.load()
     journal.append([ev.queued(b)])  # someone else, after our read
     seen: list[bytes] = []
+    wholes: list[bool] = []
 
-    def decide(lines: Sequence[bytes]) -> list[ev.Event]:
+    def decide(lines: Sequence[bytes], whole: bool) -> list[ev.Event]:
         seen.extend(lines)
+        wholes.append(whole)
         return [ev.started(a.id, 5.0, attempt=1, run="r")]
 
     report, mark = journal.append_since(scan.mark(), decide)
     assert [ev.decode(line).id for line in seen] == [b.id]
+    assert wholes == [False]
     assert report.events == 1
     assert mark.offset == journal.path.stat().st_size
     # Nothing new since: the next look sees nothing, and our own append is not shown back.
@@ -57,8 +64,10 @@ def test_append_since_reads_everything_after_a_compaction(journal: Journal) -> N
     scan, _ = journal.load()
     journal.compact(keep_seconds=0.0, now=0.0)  # a new file (a new inode) in its place
     seen: list[bytes] = []
-    report, mark = journal.append_since(scan.mark(), collect(seen))
+    wholes: list[bool] = []
+    report, mark = journal.append_since(scan.mark(), collect(seen, wholes))
     assert sorted(ev.decode(line).id for line in seen) == sorted([a.id, b.id])
+    assert wholes == [True]
     assert report.events == 0
     assert journal.path.stat().st_ino == mark.file[1]
 
@@ -104,3 +113,36 @@ def test_claims_with_nothing_withdrawn_append_everything(journal: Journal) -> No
     report = claims.append([ev.started(a.id, 4.0, attempt=1, run="r")])
     assert report.events == 1
     assert journal.ledger().state(a.id) is State.RUNNING
+
+
+@pytest.mark.parametrize("retried", [False, True], ids=["cancelled", "cancelled-then-retried"])
+def test_claims_see_a_cancel_that_a_compaction_archived(journal: Journal, retried: bool) -> None:
+    """`journal compact --keep 0s` right after a cancel moves the entry, cancel and all, to the
+    archive: the drain never reads that `cancelled` line, yet must not start the entry."""
+    a, b = entry(), entry()
+    journal.append([ev.queued(a), ev.queued(b)])
+    claims = Claims(journal)
+    claims.seen(journal.load()[0])
+    journal.append([ev.cancelled(a.id, 2.0, who="bob")])
+    if retried:  # wanted again before the compaction: live, so kept, and the drain's again
+        journal.append([ev.retried(a.id, 3.0, who="bob")])
+    journal.compact(keep_seconds=0.0, now=10.0)
+    report = claims.append([ev.started(x.id, 4.0, attempt=1, run="r") for x in (a, b)])
+    assert claims.withdrawn == (set() if retried else {a.id})
+    assert report.events == (2 if retried else 1)
+    started = [e.id for e in journal.events() if e.type == ev.STARTED]
+    assert started == ([a.id, b.id] if retried else [b.id])
+    # Later appends (the same file now) keep it withdrawn until the drain reads again.
+    claims.append([ev.done(a.id, 5.0, outcome="confirmed", duration=0.1)])
+    assert (a.id in set(journal.ledger().ids())) is retried  # nothing for `a` in the journal
+
+
+def test_claims_after_a_compaction_keep_their_own_new_entries(journal: Journal) -> None:
+    """Only entries a whole read lacks are withdrawn; one queued in the same append is not."""
+    a, new = entry(), entry()
+    journal.append([ev.queued(a)])
+    claims = Claims(journal)
+    claims.seen(journal.load()[0])
+    journal.compact(keep_seconds=0.0, now=10.0)
+    report = claims.append([ev.started(a.id, 4.0, attempt=1, run="r"), ev.queued(new)])
+    assert report.events == 2 and claims.withdrawn == set()
