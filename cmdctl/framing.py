@@ -45,10 +45,11 @@ class Scan:
     committed: int = 0  # committed lines in the whole journal
     last_line: int = 0  # line number of the line ending at `end`
     file: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the file read, when `load` read it
+    check: int = 0  # `tail_check` of the bytes before `end`, when `load` read it
 
     def mark(self) -> Mark:
         """Where this read ended: the position `Journal.append_since` looks past."""
-        return Mark(self.file, self.end)
+        return Mark(self.file, self.end, self.check)
 
     def events(self) -> Iterator[Event]:
         """Decode the committed lines (lines that fail to decode are added to `damaged`)."""
@@ -61,10 +62,26 @@ class Scan:
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """A position in one journal file: everything before `offset` has been seen."""
+    """A position in one journal file: everything before `offset` has been seen.
 
-    file: tuple[int, int]  # (st_dev, st_ino): a compaction's new file is a different one
+    `file` alone does not name a file for good: a compaction renames a new file into place and
+    the filesystem reuses the freed inode for the next one (ext4 alternates between two). So a
+    mark also keeps `check`, the CRC-32 of the bytes just before `offset`: a file that does not
+    hold them there is not the one that was read.
+    """
+
+    file: tuple[int, int]  # (st_dev, st_ino)
     offset: int
+    check: int = 0  # tail_check(bytes before offset)
+
+
+#: How many bytes before a mark's offset its check covers.
+MARK_CHECK = 4096
+
+
+def tail_check(data: bytes) -> int:
+    """A mark's check of `data`, the (up to) MARK_CHECK bytes that end at its offset."""
+    return zlib.crc32(data[-MARK_CHECK:])
 
 
 # -- framing ---------------------------------------------------------------------------------

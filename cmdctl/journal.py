@@ -82,6 +82,7 @@ from cmdctl import events as ev
 from cmdctl.errors import BusyError, JournalError
 from cmdctl.events import Event, EventDecodeError
 from cmdctl.framing import (
+    MARK_CHECK,
     Damage,
     Mark,
     Scan,
@@ -90,6 +91,7 @@ from cmdctl.framing import (
     frame_lines,
     reframe,
     scan_bytes,
+    tail_check,
 )
 from cmdctl.ledger import Ledger, entry_from_queued, fold
 from cmdctl.netfs import filesystem_type, is_network_fs, local_filesystem_type
@@ -296,8 +298,8 @@ class Journal:
 
         `decide(lines, whole)` gets the committed lines after `since` and returns the events to
         append (empty: nothing is written). `whole` is True when the lines are the entire file:
-        `since` is None, at the start, or of a file since replaced (compaction archives the
-        finished entries, so an entry missing from a whole read was finished by someone). Returns
+        `since` is None, at the start, or of a file since replaced (see `Mark`; compaction
+        archives finished entries, so an entry missing from a whole read was finished). Returns
         the report and the mark just past the journal's end, so the next call sees only what
         was appended after this one.
         """
@@ -306,19 +308,17 @@ class Journal:
             try:
                 repairs = self._repair_tail(fd)
                 st = os.fstat(fd)
-                start = 0
-                if since is not None and since.file == (st.st_dev, st.st_ino):
-                    start = min(since.offset, st.st_size)
                 try:
+                    start = _resume_at(fd, st, since)
                     data = _pread_all(fd, start)
                 except OSError as err:
                     raise JournalError(f"cannot read {self.path}: {err}") from err
                 events = decide(scan_bytes(data, start).lines, start == 0)
                 report = self._append_fd(fd, events, repairs)
-                end = os.fstat(fd).st_size
+                mark = _end_mark(fd)
             finally:
                 os.close(fd)
-        return report, Mark((st.st_dev, st.st_ino), end)
+        return report, mark
 
     def _append_locked(self, events: Sequence[Event]) -> AppendReport:
         """`append` for a caller that already holds the lock."""
@@ -484,6 +484,8 @@ class Journal:
             before = (0 if snap is None else snap[5]) + chain.lines
             scan = scan_bytes(data, chain.end, before + 1)
             scan.file = file_id
+            low = max(0, scan.end - MARK_CHECK)
+            scan.check = tail_check(reader.read_at(low, scan.end - low))
             scan.committed += chain.lines
             ledger = Ledger(reader.read_at)
             if snap is not None:
@@ -748,6 +750,24 @@ class _Reader:
     def __del__(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._fd)
+
+
+def _resume_at(fd: int, st: os.stat_result, mark: Mark | None) -> int:
+    """`mark`'s offset if the open journal `fd` is the file it was taken in; else 0."""
+    if mark is None or mark.file != (st.st_dev, st.st_ino) or mark.offset > st.st_size:
+        return 0
+    low = max(0, mark.offset - MARK_CHECK)
+    return mark.offset if tail_check(os.pread(fd, mark.offset - low, low)) == mark.check else 0
+
+
+def _end_mark(fd: int) -> Mark:
+    """A mark at the end of the open journal `fd`."""
+    try:
+        st = os.fstat(fd)
+        low = max(0, st.st_size - MARK_CHECK)
+        return Mark((st.st_dev, st.st_ino), st.st_size, tail_check(os.pread(fd, MARK_CHECK, low)))
+    except OSError:  # what was appended is on disk; the next look just reads the whole file
+        return Mark((-1, -1), 0)
 
 
 def _pread_all(fd: int, start: int) -> bytes:
