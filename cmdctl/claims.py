@@ -15,8 +15,9 @@ Either way nothing is appended for an entry after its `cancelled` event. A `retr
 the `cancelled` (both while the drain ran) makes the entry the drain's again.
 
 `journal compact` may run meanwhile and archive the cancelled entry, cancel and all: the file is
-then replaced and read whole, and an entry the drain writes about that is no longer in it was
-finished by someone else (only a cancel finishes an entry a drain holds), so it is withdrawn too.
+then replaced and read whole, and an entry the drain writes about, then or later in the pass,
+that was not in it was finished by someone else (only a cancel finishes an entry a drain
+holds), so it is withdrawn too.
 
 `Claims.append` runs in the recorder's worker thread; `seen` must only be called while the
 recorder is idle (between passes, after a flush).
@@ -42,11 +43,15 @@ class Claims:
         self.journal = journal
         self.withdrawn: set[str] = set()  # cancelled since the drain's last read: do not send
         self._mark: Mark | None = None
+        #: ids in the journal at the last whole read since the drain's read (None: none yet).
+        #: An entry of the drain's that is not among them was archived: finished by someone.
+        self._present: set[str] | None = None
 
     def seen(self, scan: Scan) -> None:
         """The drain has (re)read the journal up to `scan`'s end: earlier cancels are folded."""
         self._mark = scan.mark()
         self.withdrawn.clear()
+        self._present = None
 
     def append(self, events: Sequence[Event]) -> AppendReport:
         """Append `events`, without those of entries cancelled since the last look."""
@@ -60,6 +65,8 @@ class Claims:
     ) -> Sequence[Event]:
         """`append_since`'s decision: learn of new cancels, keep the events still ours."""
         present: set[str] = set()
+        if whole:
+            self._present = present
         for line in lines:
             if whole:
                 kind, entry_id = _head(line)
@@ -72,11 +79,10 @@ class Claims:
                 self.withdrawn.add(entry_id)
             elif kind == ev.RETRIED:
                 self.withdrawn.discard(entry_id)
-        if whole:  # a replaced file: entries archived since the drain's read are done with
-            born = {e.id for e in events if e.type == ev.QUEUED}
-            self.withdrawn.update(
-                e.id for e in events if e.id not in present and e.id not in born
-            )
+        known = self._present
+        if known is not None:  # the file was replaced: entries archived since are done with
+            known.update(e.id for e in events if e.type == ev.QUEUED)  # ours, not archived
+            self.withdrawn.update(e.id for e in events if e.id not in known)
         if not self.withdrawn:
             return events
         return [e for e in events if e.id not in self.withdrawn]

@@ -179,3 +179,25 @@ def test_claims_after_a_compaction_keep_their_own_new_entries(journal: Journal) 
     journal.compact(keep_seconds=0.0, now=10.0)
     report = claims.append([ev.started(a.id, 4.0, attempt=1, run="r"), ev.queued(new)])
     assert report.events == 2 and claims.withdrawn == set()
+
+
+def test_claims_remember_what_a_compaction_archived_for_the_rest_of_the_pass(
+    journal: Journal,
+) -> None:
+    """Seen in the soak: the drain's first append after the compaction is about another entry
+    (a whole read, but not about `a`); its next one, about `a`, reads on from there and no
+    longer sees that `a` is gone. It must still not start it."""
+    a, b = entry(), entry()
+    journal.append([ev.queued(a), ev.queued(b)])
+    claims = Claims(journal)
+    claims.seen(journal.load()[0])
+    journal.append([ev.cancelled(a.id, 2.0, who="bob")])
+    journal.compact(keep_seconds=0.0, now=10.0)  # `a` archived, cancel and all
+    claims.append([ev.started(b.id, 4.0, attempt=1, run="r")])  # the whole read: about `b`
+    report = claims.append([ev.started(a.id, 5.0, attempt=1, run="r")])
+    assert report.events == 0 and claims.withdrawn == {a.id}
+    assert a.id not in set(journal.ledger().ids())
+    # A new read starts afresh: nothing is withdrawn, nothing is taken for archived.
+    claims.seen(journal.load()[0])
+    assert claims.withdrawn == set()
+    assert claims.append([ev.done(b.id, 6.0, outcome="confirmed", duration=0.1)]).events == 1
