@@ -64,17 +64,14 @@ class Claims:
         self, lines: Sequence[bytes], whole: bool, events: Sequence[Event]
     ) -> Sequence[Event]:
         """`append_since`'s decision: learn of new cancels, keep the events still ours."""
-        present: set[str] = set()
+        present: set[str] = set()  # kept only when `lines` are the whole file
         if whole:
             self._present = present
         for line in lines:
-            if whole:
-                kind, entry_id = _head(line)
-                present.add(entry_id)
-            elif _CANCELLED not in line and _RETRIED not in line:
+            if not whole and _CANCELLED not in line and _RETRIED not in line:
                 continue  # the common case, cheaply; `_head` reads the type exactly
-            else:
-                kind, entry_id = _head(line)
+            kind, entry_id = _head(line)
+            present.add(entry_id)
             if kind == ev.CANCELLED:
                 self.withdrawn.add(entry_id)
             elif kind == ev.RETRIED:

@@ -19,7 +19,6 @@ TEMPERATURE_TOLERANCE = 0.05
 HUMIDITY_TOLERANCE = 0.5
 
 
-
 @dataclass(frozen=True, slots=True)
 class Check:
     """One field of an entity state and the value it must show (`tolerance` for numbers)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cmdctl import events as ev
@@ -72,16 +72,20 @@ class Mark:
 
     file: tuple[int, int]  # (st_dev, st_ino)
     offset: int
-    check: int = 0  # tail_check(bytes before offset)
+    check: int = 0  # tail_check at offset
 
 
-#: How many bytes before a mark's offset its check covers.
-MARK_CHECK = 4096
+#: How many bytes before an offset `tail_check` covers (marks and the snapshot).
+TAIL_CHECK = 4096
 
 
-def tail_check(data: bytes) -> int:
-    """A mark's check of `data`, the (up to) MARK_CHECK bytes that end at its offset."""
-    return zlib.crc32(data[-MARK_CHECK:])
+def tail_check(read: Callable[[int, int], bytes], offset: int) -> int:
+    """CRC-32 of the (up to) TAIL_CHECK bytes of a file that end at `offset`.
+
+    `read(offset, size)` reads the file. Proof that a file still holds what was seen there.
+    """
+    low = max(0, offset - TAIL_CHECK)
+    return zlib.crc32(read(low, offset - low))
 
 
 # -- framing ---------------------------------------------------------------------------------

@@ -82,7 +82,6 @@ from cmdctl import events as ev
 from cmdctl.errors import BusyError, JournalError
 from cmdctl.events import Event, EventDecodeError
 from cmdctl.framing import (
-    MARK_CHECK,
     Damage,
     Mark,
     Scan,
@@ -130,7 +129,6 @@ LOCK_TIMEOUT_S = 60.0
 # journal is read in full once and later reads only decode the tail.
 SNAPSHOT_AFTER_BYTES = 4 << 20
 _SNAPSHOT_MAGIC = b"cmdctl-snapshot-2\n"  # 2: columnar rows
-_SNAPSHOT_PREFIX_CHECK = 4096  # bytes before the snapshot's offset that must still match
 
 # How far back a writer first looks for the committed end of the journal; doubled as needed.
 _TAIL_WINDOW = 1 << 16
@@ -484,8 +482,7 @@ class Journal:
             before = (0 if snap is None else snap[5]) + chain.lines
             scan = scan_bytes(data, chain.end, before + 1)
             scan.file = file_id
-            low = max(0, scan.end - MARK_CHECK)
-            scan.check = tail_check(reader.read_at(low, scan.end - low))
+            scan.check = tail_check(reader.read_at, scan.end)
             scan.committed += chain.lines
             ledger = Ledger(reader.read_at)
             if snap is not None:
@@ -520,8 +517,7 @@ class Journal:
             return None
         if (dev, ino) != (st.st_dev, st.st_ino) or offset > st.st_size:
             return None
-        low = max(0, offset - _SNAPSHOT_PREFIX_CHECK)
-        if zlib.crc32(os.pread(fd, offset - low, low)) != prefix_crc:
+        if tail_check(_preader(fd), offset) != prefix_crc:
             return None  # the file was cut back and rewritten since: not the same journal
         return tuple(snap)
 
@@ -532,8 +528,7 @@ class Journal:
         # without fsync (a torn one fails its CRC). Any failure just means no snapshot.
         try:
             rows = ledger.dump_rows()
-            low = max(0, scan.end - _SNAPSHOT_PREFIX_CHECK)
-            prefix_crc = zlib.crc32(reader.read_at(low, scan.end - low))
+            prefix_crc = tail_check(reader.read_at, scan.end)
             damaged = [(d.line, d.reason) for d in scan.damaged if d.line <= scan.last_line]
             payload = marshal.dumps(
                 (
@@ -756,18 +751,21 @@ def _resume_at(fd: int, st: os.stat_result, mark: Mark | None) -> int:
     """`mark`'s offset if the open journal `fd` is the file it was taken in; else 0."""
     if mark is None or mark.file != (st.st_dev, st.st_ino) or mark.offset > st.st_size:
         return 0
-    low = max(0, mark.offset - MARK_CHECK)
-    return mark.offset if tail_check(os.pread(fd, mark.offset - low, low)) == mark.check else 0
+    return mark.offset if tail_check(_preader(fd), mark.offset) == mark.check else 0
 
 
 def _end_mark(fd: int) -> Mark:
     """A mark at the end of the open journal `fd`."""
     try:
         st = os.fstat(fd)
-        low = max(0, st.st_size - MARK_CHECK)
-        return Mark((st.st_dev, st.st_ino), st.st_size, tail_check(os.pread(fd, MARK_CHECK, low)))
+        return Mark((st.st_dev, st.st_ino), st.st_size, tail_check(_preader(fd), st.st_size))
     except OSError:  # what was appended is on disk; the next look just reads the whole file
         return Mark((-1, -1), 0)
+
+
+def _preader(fd: int) -> Callable[[int, int], bytes]:
+    """`read(offset, size)` on `fd`, for `tail_check`."""
+    return lambda offset, size: os.pread(fd, size, offset)
 
 
 def _pread_all(fd: int, start: int) -> bytes:
