@@ -68,10 +68,10 @@ def write_fleet(root: Path, devices: int, steps: int) -> tuple[Path, Path]:
 
 def build_journal(directory: Path, events: int) -> None:
     """A realistic journal: batches of queued entries, most of them started and done."""
-    from cmdctl import events as ev
-    from cmdctl.ids import IdFactory
-    from cmdctl.journal import Journal
-    from cmdctl.model import Command, Entry, Priority
+    from cmdctl.core.ids import IdFactory
+    from cmdctl.core.model import Command, Entry, Priority
+    from cmdctl.journal import events as ev
+    from cmdctl.journal.store import Journal
 
     ids = IdFactory()
     journal = Journal(directory)

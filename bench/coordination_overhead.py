@@ -36,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "engine")
 from drain_throughput import CONCURRENCY, entries, inventory_hosts
 from simproc import running
 
-from cmdctl import engine as eng
-from cmdctl import events as ev
-from cmdctl import gates
-from cmdctl.ids import new_id
-from cmdctl.journal import Journal
-from cmdctl.model import Command, Entry
+from cmdctl.core.ids import new_id
+from cmdctl.core.model import Command, Entry
+from cmdctl.drain import engine as eng
+from cmdctl.drain import gates
+from cmdctl.journal import events as ev
+from cmdctl.journal.store import Journal
 
 
 def with_checks(items: list[Entry]) -> list[Entry]:
@@ -97,7 +97,7 @@ async def drain(
 
 def checks_alone(journal: Journal) -> float:
     """Seconds the barrier check and coalescing take over the journal's due entries (best of 5)."""
-    from cmdctl.coalesce import coalesce
+    from cmdctl.drain.coalesce import coalesce
 
     ledger = journal.ledger()
     due = eng.select(ledger, time.time() + 60).due

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from drain_throughput import entries, fresh_journal, inventory_hosts
 from simproc import cmdctl_argv, installed_env, running
 
-from cmdctl.journal import Journal
+from cmdctl.journal.store import Journal
 
 
 def main() -> None:

@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "engine")
 
 from simproc import cmdctl_argv, installed_env, running
 
-from cmdctl import events as ev
-from cmdctl.ids import new_id
-from cmdctl.journal import Journal
-from cmdctl.model import Command, Entry, Priority
+from cmdctl.core.ids import new_id
+from cmdctl.core.model import Command, Entry, Priority
+from cmdctl.journal import events as ev
+from cmdctl.journal.store import Journal
 
 CONCURRENCY = 64  # the drain default
 
@@ -83,7 +83,7 @@ def cli_drain(journal: Journal, inventory: Path) -> float:
 async def engine_drain(journal: Journal, hosts: dict[str, tuple[str, int]]) -> float:
     from dataclasses import dataclass
 
-    from cmdctl import engine as eng
+    from cmdctl.drain import engine as eng
 
     @dataclass(frozen=True)
     class Address:

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from cmdctl import events
-from cmdctl.ids import new_id
-from cmdctl.journal import Journal
-from cmdctl.model import Command, Entry, Priority
+from cmdctl.core.ids import new_id
+from cmdctl.core.model import Command, Entry, Priority
+from cmdctl.journal import events
+from cmdctl.journal.store import Journal
 
 TARGET_PER_S = 150_000
 

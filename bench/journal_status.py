@@ -21,15 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from cmdctl import events
-from cmdctl.ids import IdFactory
-from cmdctl.journal import Journal
-from cmdctl.model import Command, Entry, Priority
+from cmdctl.core.ids import IdFactory
+from cmdctl.core.model import Command, Entry, Priority
+from cmdctl.journal import events
+from cmdctl.journal.store import Journal
 
 STATUS_SCRIPT = """
 import sys, time
 from pathlib import Path
-from cmdctl.journal import Journal
+from cmdctl.journal.store import Journal
 scan, ledger = Journal(Path(sys.argv[1])).load()
 summary = ledger.summary()
 batches = ledger.batches()
@@ -137,10 +137,10 @@ def main() -> int:
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
-        base = [sys.executable, "-c", "import cmdctl.journal"]
+        base = [sys.executable, "-c", "import cmdctl.journal.store"]
         start = time.perf_counter()
         subprocess.run(base, check=True)
-        print(f"baseline: python -c 'import cmdctl.journal'  {time.perf_counter() - start:.3f} s")
+        print(f"baseline: import store {time.perf_counter() - start:.3f} s")
         for total, limit in ((args.small, 0.3), (args.events, 3.0)):
             directory = root / f"journal-{total}"
             start = time.perf_counter()

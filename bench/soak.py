@@ -45,11 +45,11 @@ from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cmdctl import events as ev
-from cmdctl.journal import ARCHIVE_FILE, QUARANTINE_DIR, Journal, scan_bytes
-from cmdctl.ledger import entry_from_queued, fold
-from cmdctl.model import Entry, State
-from cmdctl.timespec import parse_duration
+from cmdctl.core.model import Entry, State
+from cmdctl.core.timespec import parse_duration
+from cmdctl.journal import events as ev
+from cmdctl.journal.ledger import entry_from_queued, fold
+from cmdctl.journal.store import ARCHIVE_FILE, QUARANTINE_DIR, Journal, scan_bytes
 
 OP_TIMEOUT = 120.0  # any one cmdctl process; a drain is bounded by --max-time plus device timeouts
 SIM_READY_TIMEOUT = 30.0  # simulator start-up on a busy 2-core box

@@ -1,4 +1,8 @@
-"""The command-line layer: typer commands; with `cmdctl.render`, the only code that prints."""
+"""The command line: typer commands, rendering and paths; the only wing that prints and the one
+place where errors become exit codes.
+
+May import every other wing; nothing imports it.
+"""
 
 from cmdctl.cli.app import main
 

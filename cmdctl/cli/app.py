@@ -9,7 +9,7 @@ import traceback
 import typer
 
 from cmdctl import __version__
-from cmdctl.errors import CmdctlError, ExitCode
+from cmdctl.core.errors import CmdctlError, ExitCode
 
 app = typer.Typer(
     name="cmdctl",
@@ -73,7 +73,7 @@ _register()
 
 def _report_internal_error(exc: BaseException) -> str:
     """Write the traceback (never locals) to a crash file; return where it went."""
-    from cmdctl.paths import crash_dir
+    from cmdctl.cli.paths import crash_dir
 
     try:
         directory = crash_dir()

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from cmdctl.errors import ExitCode
+from cmdctl.core.errors import ExitCode
 
 if TYPE_CHECKING:
-    from cmdctl.inventory import Inventory
-    from cmdctl.journal import Journal
+    from cmdctl.inputs.inventory import Inventory
+    from cmdctl.journal.store import Journal
 
 
 def who() -> str:
@@ -34,15 +34,15 @@ def now() -> float:
 
 def open_journal(explicit: Path | None) -> Journal:
     """The journal at `--journal`, `$CMDCTL_HOME` or the XDG state dir."""
-    from cmdctl.journal import Journal
-    from cmdctl.paths import journal_dir
+    from cmdctl.cli.paths import journal_dir
+    from cmdctl.journal.store import Journal
 
     return Journal(journal_dir(explicit))
 
 
 def load_inventory(explicit: Path | None) -> Inventory:
     """The inventory at `--inventory`, `$CMDCTL_INVENTORY` or `./devices.yml`."""
-    from cmdctl import inventory
+    from cmdctl.inputs import inventory
 
     path = inventory.find_inventory(explicit, os.environ, Path.cwd())
     return inventory.load_inventory(path)

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cmdctl.cli.common import finish, now, who
-from cmdctl.errors import ExitCode, InputError
+from cmdctl.core.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
+    from cmdctl.drain.totals import Totals
     from cmdctl.simulator import DeviceSpec
-    from cmdctl.totals import Totals
 
 #: The playbook `demo` runs; the same file as playbooks/game-night.yml (a test keeps them equal).
 BUNDLED_PLAYBOOK = Path(__file__).resolve().parent.parent / "data" / "game-night.yml"
@@ -53,7 +53,7 @@ def demo(
     """
     import asyncio
 
-    from cmdctl import render
+    from cmdctl.cli import render
 
     workdir, temporary = _workdir(keep)
     try:
@@ -115,11 +115,13 @@ def _unused_port() -> int:
 
 
 async def _demo(workdir: Path, count: int, seed: int) -> ExitCode:
-    from cmdctl import direct, events, inventory, playbook, render
-    from cmdctl import engine as eng
-    from cmdctl.cli import exec_cmds, progress
-    from cmdctl.ids import IdFactory
-    from cmdctl.journal import Journal
+    from cmdctl.cli import exec_cmds, progress, render
+    from cmdctl.core.ids import IdFactory
+    from cmdctl.drain import direct
+    from cmdctl.drain import engine as eng
+    from cmdctl.inputs import inventory, playbook
+    from cmdctl.journal import events
+    from cmdctl.journal.store import Journal
     from cmdctl.simulator import Fleet, write_inventory
 
     specs, staging = _venue(count, seed)
@@ -187,9 +189,9 @@ async def _demo(workdir: Path, count: int, seed: int) -> ExitCode:
 
 
 def _show_status(journal: object) -> None:
-    from cmdctl import summary
     from cmdctl.cli.status_cmds import _print_status
-    from cmdctl.journal import Journal
+    from cmdctl.journal import summary
+    from cmdctl.journal.store import Journal
 
     assert isinstance(journal, Journal)
     scan, ledger = journal.load()

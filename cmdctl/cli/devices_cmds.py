@@ -12,12 +12,12 @@ import typer
 
 from cmdctl.cli.common import finish, load_inventory, now, open_journal
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, QuietOpt
-from cmdctl.errors import ExitCode, InputError
+from cmdctl.core.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
-    from cmdctl.fleetview import Activity, DeviceEntities, EntityView
-    from cmdctl.inventory import Device, Inventory
-    from cmdctl.transport import ProbeResult
+    from cmdctl.device.fleetview import Activity, DeviceEntities, EntityView
+    from cmdctl.device.transport import ProbeResult
+    from cmdctl.inputs.inventory import Device, Inventory
 
 devices_app = typer.Typer(
     name="devices",
@@ -37,7 +37,7 @@ PatternArg = Annotated[
 
 
 def _selected(inv: Inventory, pattern: str | None) -> tuple[Device, ...]:
-    from cmdctl.selection import select
+    from cmdctl.inputs.selection import select
 
     if pattern is None:
         if not inv.devices:
@@ -48,7 +48,7 @@ def _selected(inv: Inventory, pattern: str | None) -> tuple[Device, ...]:
 
 def _memberships(inv: Inventory) -> dict[str, list[str]]:
     """device → every group it belongs to (through groups of groups too), `all` left out."""
-    from cmdctl.inventory import ALL
+    from cmdctl.inputs.inventory import ALL
 
     out: dict[str, list[str]] = {name: [] for name in inv.names}
     for group, members in inv.groups.items():
@@ -77,7 +77,8 @@ def ls(
 
     Example: cmdctl devices ls 'bar:&tvs'
     """
-    from cmdctl import fleetview, render
+    from cmdctl.cli import render
+    from cmdctl.device import fleetview
 
     inv = load_inventory(inventory)
     chosen = _selected(inv, pattern)
@@ -124,8 +125,8 @@ def _ls_json(device: Device, groups: list[str], act: Activity | None) -> dict[st
 def _ls_table(rows: list[dict[str, Any]], *, t: float) -> None:
     from rich.table import Table
 
-    from cmdctl import render
-    from cmdctl.timespec import format_age, format_duration
+    from cmdctl.cli import render
+    from cmdctl.core.timespec import format_age, format_duration
 
     table = Table(box=None, pad_edge=False)
     for col in ("device", "address", "encrypted", "groups", "timeout", "last seen", "last outcome"):
@@ -180,8 +181,9 @@ def probe(
     """
     import asyncio
 
-    from cmdctl import fleetview, render
+    from cmdctl.cli import render
     from cmdctl.cli.exec_cmds import seconds
+    from cmdctl.device import fleetview
 
     bound = seconds(timeout, "--timeout")
     inv = load_inventory(inventory)
@@ -236,7 +238,7 @@ def probe(
 
 
 def _probe_totals(results: list[ProbeResult]) -> dict[str, int]:
-    from cmdctl import fleetview
+    from cmdctl.device import fleetview
 
     totals = {"online": 0, "offline": 0, "rejected": 0}
     for r in results:
@@ -249,7 +251,7 @@ def _ms(value: float | None) -> float | None:
 
 
 def _probe_json(r: ProbeResult) -> dict[str, Any]:
-    from cmdctl import fleetview
+    from cmdctl.device import fleetview
 
     return {
         "device": r.device,
@@ -271,7 +273,8 @@ def _probe_json(r: ProbeResult) -> dict[str, Any]:
 def _probe_table(results: list[ProbeResult]) -> None:
     from rich.table import Table
 
-    from cmdctl import fleetview, render
+    from cmdctl.cli import render
+    from cmdctl.device import fleetview
 
     table = Table(box=None, pad_edge=False)
     for col in ("device", "status", "esphome", "name", "mac", "connect", "latency", "error"):
@@ -307,7 +310,8 @@ def entities(
     """
     import asyncio
 
-    from cmdctl import fleetview, render
+    from cmdctl.cli import render
+    from cmdctl.device import fleetview
 
     inv = load_inventory(inventory)
     listing = asyncio.run(fleetview.inspect(inv.device(device)))
@@ -370,7 +374,7 @@ def _state_text(v: EntityView) -> str:
 def _entities_table(listing: DeviceEntities) -> None:
     from rich.table import Table
 
-    from cmdctl import render
+    from cmdctl.cli import render
 
     table = Table(box=None, pad_edge=False)
     for col in ("selector", "name", "state", "details"):

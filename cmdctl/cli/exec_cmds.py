@@ -14,16 +14,16 @@ import typer
 
 from cmdctl.cli.common import finish, load_inventory, open_journal, who
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
-from cmdctl.errors import BusyError, ExitCode, InputError
+from cmdctl.core.errors import BusyError, ExitCode, InputError
 
 if TYPE_CHECKING:
-    from cmdctl.engine import DrainOptions, Observer
-    from cmdctl.inventory import Inventory
-    from cmdctl.journal import Journal
-    from cmdctl.metrics import Monitor
-    from cmdctl.model import Entry
-    from cmdctl.totals import Totals
-    from cmdctl.transport import DeviceAddress
+    from cmdctl.core.model import Entry
+    from cmdctl.device.transport import DeviceAddress
+    from cmdctl.drain.engine import DrainOptions, Observer
+    from cmdctl.drain.metrics import Monitor
+    from cmdctl.drain.totals import Totals
+    from cmdctl.inputs.inventory import Inventory
+    from cmdctl.journal.store import Journal
 
 T = TypeVar("T")
 
@@ -104,7 +104,7 @@ SkipTagsOpt = Annotated[
 
 def seconds(text: str, option: str) -> float:
     """`90`, `90s`, `1m30s`, `200ms` → seconds (more than zero); InputError naming the option."""
-    from cmdctl.timespec import parse_duration
+    from cmdctl.core.timespec import parse_duration
 
     try:
         value = parse_duration(text)
@@ -119,7 +119,7 @@ def limit_value(text: str | None, option: str) -> int | str | None:
     """`5` or `20%` for --window / --max-fail (None when not given); InputError when malformed."""
     if text is None:
         return None
-    from cmdctl import rollout
+    from cmdctl.drain import rollout
 
     return rollout.parse(text, option)
 
@@ -128,7 +128,7 @@ def tag_set(text: str | None) -> frozenset[str] | None:
     """`power,night` → a set of tags (None when the option was not given)."""
     if text is None:
         return None
-    from cmdctl.playbook import parse_tags
+    from cmdctl.inputs.playbook import parse_tags
 
     return parse_tags(text)
 
@@ -146,7 +146,7 @@ def drain_options(
     max_time: float | None,
 ) -> DrainOptions:
     """The engine's options from the flags `drain` and `run` share; InputError when malformed."""
-    from cmdctl.engine import DrainOptions
+    from cmdctl.drain.engine import DrainOptions
 
     return DrainOptions(
         max_time=max_time,
@@ -168,7 +168,7 @@ def device_lookup(inv: Inventory) -> Callable[[str], DeviceAddress | None]:
 
 def limit_names(inv: Inventory, pattern: str) -> frozenset[str]:
     """Device names a --limit pattern selects (an error when it selects nothing)."""
-    from cmdctl.selection import select_names
+    from cmdctl.inputs.selection import select_names
 
     return frozenset(select_names(inv, pattern))
 
@@ -200,8 +200,7 @@ def run_async(main: Coroutine[Any, Any, T], on_signal: Callable[[str], None] | N
 
 def report(verb: str, totals: Totals, *, json_out: bool, quiet: bool, tty: bool) -> None:
     """The end of a run: JSON on stdout if asked; recap / summary / failures on stderr."""
-    from cmdctl import render
-    from cmdctl.cli import progress
+    from cmdctl.cli import progress, render
 
     if json_out:
         render.emit_json(totals.as_dict())
@@ -220,8 +219,9 @@ def _monitor(
     jr: Journal, metrics_file: Path | None, log_file: Path | None, *, each_pass: bool
 ) -> Monitor:
     """The `--metrics-file` / `--log-file` handler (input errors before any work starts)."""
-    from cmdctl import metrics, render
+    from cmdctl.cli import render
     from cmdctl.cli.status_cmds import _entry_json
+    from cmdctl.drain import metrics
 
     return metrics.Monitor(
         jr,
@@ -237,8 +237,7 @@ def _observer(quiet: bool, json_out: bool, title: str) -> tuple[Observer, Any]:
     """(observer, context manager around the run) for this terminal."""
     import contextlib
 
-    from cmdctl import render
-    from cmdctl.cli import progress
+    from cmdctl.cli import progress, render
 
     console = render.stderr()
     if console.is_terminal and not quiet and not json_out:
@@ -275,8 +274,8 @@ def drain(
 
     Example: cmdctl drain --max-time 50s --metrics-file /var/lib/node_exporter/cmdctl.prom
     """
-    from cmdctl import engine as eng
-    from cmdctl import render
+    from cmdctl.cli import render
+    from cmdctl.drain import engine as eng
 
     budget = seconds(max_time, "--max-time") if max_time is not None else None
     jr = open_journal(journal)
@@ -346,8 +345,8 @@ def run(
 
     Example: cmdctl run --limit bar
     """
-    from cmdctl import engine as eng
-    from cmdctl import render
+    from cmdctl.cli import render
+    from cmdctl.drain import engine as eng
 
     jr = open_journal(journal)
     devices, only = _inventory_parts(inventory, limit)
@@ -416,7 +415,7 @@ def send(
     """
     import asyncio
 
-    from cmdctl import render
+    from cmdctl.cli import render
 
     if now_ and queue_:
         raise InputError("--now and --queue contradict each other", hint="give one of them")
@@ -425,7 +424,7 @@ def send(
     address = inv.device(device)  # InputError with a did-you-mean hint
     command, idempotent = _command(entity, value)
     jr = open_journal(journal)
-    from cmdctl import direct
+    from cmdctl.drain import direct
 
     entry = direct.send_entry(device, command, who=who(), idempotent=idempotent, verify=verify)
     mode = direct.Mode.NOW if now_ else direct.Mode.QUEUE if queue_ else direct.Mode.AUTO
@@ -445,7 +444,7 @@ def send(
 
 def _command(entity: str, value: str | None) -> tuple[Any, bool]:
     """(Command, idempotent default) from the command line."""
-    from cmdctl import commands
+    from cmdctl.inputs import commands
 
     domain, target = commands.parse_selector(entity)
     command = commands.parse_cli_value(domain, target, "" if value is None else value)
@@ -453,7 +452,7 @@ def _command(entity: str, value: str | None) -> tuple[Any, bool]:
 
 
 def _send_report(result: Any, *, json_out: bool, quiet: bool) -> None:
-    from cmdctl import render
+    from cmdctl.cli import render
 
     entry: Entry = result.entry
     if json_out:
@@ -505,8 +504,9 @@ def run_immediate(
     """
     import asyncio
 
-    from cmdctl import direct, render
-    from cmdctl.journal import Journal
+    from cmdctl.cli import render
+    from cmdctl.drain import direct
+    from cmdctl.journal.store import Journal
 
     jr = journal if isinstance(journal, Journal) else open_journal(journal)
     entries: Sequence[Entry] = plan.immediate

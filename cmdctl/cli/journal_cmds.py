@@ -8,7 +8,7 @@ import typer
 
 from cmdctl.cli.common import finish, now, open_journal
 from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
-from cmdctl.errors import ExitCode
+from cmdctl.core.errors import ExitCode
 
 journal_app = typer.Typer(
     name="journal",
@@ -24,7 +24,7 @@ def verify(journal: JournalOpt = None, json_out: JsonOpt = False, quiet: QuietOp
 
     Example: cmdctl journal verify
     """
-    from cmdctl import render
+    from cmdctl.cli import render
 
     report = open_journal(journal).verify()
     if json_out:
@@ -77,8 +77,8 @@ def compact(
     """
     from dataclasses import asdict
 
-    from cmdctl import render
-    from cmdctl.timespec import parse_duration
+    from cmdctl.cli import render
+    from cmdctl.core.timespec import parse_duration
 
     keep_s = parse_duration(keep)
     jr = open_journal(journal)

@@ -9,14 +9,14 @@ import typer
 
 from cmdctl.cli.common import finish, load_inventory, now, open_journal, who
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
-from cmdctl.errors import ExitCode
+from cmdctl.core.errors import ExitCode
 
 if TYPE_CHECKING:
-    from cmdctl import livecheck
-    from cmdctl.errors import DeviceError
-    from cmdctl.inventory import Inventory
-    from cmdctl.model import Entry
-    from cmdctl.playbook import Plan
+    from cmdctl.core.errors import DeviceError
+    from cmdctl.core.model import Entry
+    from cmdctl.device import livecheck
+    from cmdctl.inputs.inventory import Inventory
+    from cmdctl.inputs.playbook import Plan
 
 PlaybookArg = Annotated[
     Path, typer.Argument(help="Playbook YAML file.", show_default=False, dir_okay=False)
@@ -48,9 +48,9 @@ def _plan(
     tags: str | None = None,
     skip_tags: str | None = None,
 ) -> Plan:
-    from cmdctl import playbook
-    from cmdctl.ids import IdFactory
-    from cmdctl.model import Priority
+    from cmdctl.core.ids import IdFactory
+    from cmdctl.core.model import Priority
+    from cmdctl.inputs import playbook
 
     wanted = playbook.parse_tags(tags) if tags is not None else None
     unwanted = playbook.parse_tags(skip_tags) if skip_tags is not None else None
@@ -72,8 +72,8 @@ def _plan(
 
 
 def _priority(text: str) -> str:
-    from cmdctl.errors import InputError
-    from cmdctl.model import Priority
+    from cmdctl.core.errors import InputError
+    from cmdctl.core.model import Priority
 
     try:
         return Priority(text.lower()).value
@@ -106,7 +106,7 @@ def validate(
 
     Example: cmdctl validate playbooks/game-night.yml --inventory playbooks/devices.yml
     """
-    from cmdctl import render
+    from cmdctl.cli import render
 
     inv = load_inventory(inventory)
     plan = _plan(playbook_path, inv, limit=limit, priority=None, at=None, max_commands=max_commands)
@@ -163,10 +163,10 @@ def bulk(
 
     Example: cmdctl bulk playbooks/game-night.yml --limit 'bar:&tvs' --check --online
     """
-    from cmdctl import render
+    from cmdctl.cli import render
 
     if online and not check:
-        from cmdctl.errors import InputError
+        from cmdctl.core.errors import InputError
 
         raise InputError("--online only goes with --check", hint="add --check")
     inv = load_inventory(inventory)
@@ -192,7 +192,7 @@ def bulk(
 
     jr = open_journal(journal)
     if plan.queued:
-        from cmdctl import events
+        from cmdctl.journal import events
 
         report = jr.append([events.queued(entry) for entry in plan.queued])
         for repair in getattr(report, "repairs", ()):
@@ -222,7 +222,7 @@ def _run_immediate(
 
 
 def _print_plan(plan: Plan, *, json_out: bool) -> None:
-    from cmdctl import render
+    from cmdctl.cli import render
 
     immediate = {e.id for e in plan.immediate}
     if json_out:
@@ -275,14 +275,14 @@ def _check_online(plan: Plan, inv: Inventory, *, json_out: bool, quiet: bool) ->
     """`bulk --check --online`: check every command on its device; print the diff."""
     import asyncio
 
-    from cmdctl import livecheck
+    from cmdctl.device import livecheck
 
     entries = (*plan.immediate, *plan.queued)
     report = asyncio.run(livecheck.check_plan(entries, inv.by_name))
     code = report.exit_code()
     immediate = {e.id for e in plan.immediate}
     if json_out:
-        from cmdctl import render
+        from cmdctl.cli import render
 
         render.emit_json(_check_json(plan, report, immediate, code))
     else:
@@ -293,7 +293,7 @@ def _check_online(plan: Plan, inv: Inventory, *, json_out: bool, quiet: bool) ->
 def _check_json(
     plan: Plan, report: livecheck.CheckReport, immediate: set[str], code: ExitCode
 ) -> dict[str, object]:
-    from cmdctl import livecheck
+    from cmdctl.device import livecheck
 
     return {
         **_summary(plan),
@@ -339,7 +339,8 @@ def _print_check(
     *,
     quiet: bool,
 ) -> None:
-    from cmdctl import livecheck, render
+    from cmdctl.cli import render
+    from cmdctl.device import livecheck
 
     err = render.stderr()
     if not quiet:
@@ -372,7 +373,7 @@ def _check_text(c: livecheck.CommandCheck) -> str:
     """`switch.tv_power: false → true`, `select.input: "HDMI 1" (unchanged)`, …"""
     import json
 
-    from cmdctl import livecheck
+    from cmdctl.device import livecheck
 
     selector = c.selector or c.entry.command.selector
     if c.status == livecheck.INVALID:

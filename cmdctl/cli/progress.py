@@ -23,8 +23,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from cmdctl.model import Entry
-from cmdctl.totals import (
+from cmdctl.core.model import Entry
+from cmdctl.drain.totals import (
     CONFIRMED,
     DELIVERED,
     EXPIRED,

@@ -9,12 +9,12 @@ import typer
 
 from cmdctl.cli.common import finish, now, open_journal, who
 from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
-from cmdctl.errors import ExitCode, InputError
+from cmdctl.core.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
-    from cmdctl.ledger import Ledger
-    from cmdctl.model import Entry
-    from cmdctl.queueops import Change
+    from cmdctl.core.model import Entry
+    from cmdctl.journal.ledger import Ledger
+    from cmdctl.journal.queueops import Change
 
 queue_app = typer.Typer(
     name="queue",
@@ -36,7 +36,7 @@ IdArg = Annotated[str | None, typer.Argument(help="Entry id or unique prefix.", 
 
 
 def _state(text: str | None) -> object:
-    from cmdctl.model import State
+    from cmdctl.core.model import State
 
     if text is None:
         return None
@@ -77,9 +77,9 @@ def ls(
 
     Example: cmdctl queue ls --device bar-tv-3 --state failed
     """
-    from cmdctl import render
+    from cmdctl.cli import render
     from cmdctl.cli.status_cmds import _entry_json
-    from cmdctl.model import State
+    from cmdctl.core.model import State
 
     ledger = open_journal(journal).ledger()
     wanted = _state(state)
@@ -109,9 +109,9 @@ def ls(
 def _table(rows: list[Entry]) -> None:
     from rich.table import Table
 
-    from cmdctl import render
+    from cmdctl.cli import render
     from cmdctl.cli.status_cmds import _command_text
-    from cmdctl.timespec import format_time
+    from cmdctl.core.timespec import format_time
 
     table = Table(box=None, pad_edge=False)
     for col in ("id", "device", "command", "state", "prio", "due", "tries", "note"):
@@ -141,10 +141,10 @@ def show(
 
     Example: cmdctl queue show 01JDA3
     """
-    from cmdctl import events as ev
-    from cmdctl import render
+    from cmdctl.cli import render
     from cmdctl.cli.status_cmds import _entry_json
-    from cmdctl.timespec import format_time
+    from cmdctl.core.timespec import format_time
+    from cmdctl.journal import events as ev
 
     ledger = open_journal(journal).ledger()
     entry = ledger.lookup(entry_id)
@@ -214,7 +214,7 @@ def _select(
 
 
 def _report(change: Change, verb: str, *, json_out: bool, quiet: bool) -> None:
-    from cmdctl import render
+    from cmdctl.cli import render
 
     if json_out:
         render.emit_json(
@@ -254,7 +254,7 @@ def cancel(
 
     Example: cmdctl queue cancel --batch 01JDA3
     """
-    from cmdctl import queueops
+    from cmdctl.journal import queueops
 
     def decide(ledger: Ledger) -> Change:
         chosen = _select(ledger, entry_id, device=device, batch=batch)
@@ -286,8 +286,8 @@ def retry(
 
     Example: cmdctl queue retry --failed --batch 01JDA3
     """
-    from cmdctl import queueops
-    from cmdctl.model import State
+    from cmdctl.core.model import State
+    from cmdctl.journal import queueops
 
     def decide(ledger: Ledger) -> Change:
         if failed:
@@ -322,9 +322,9 @@ def priority(
 
     Example: cmdctl queue priority 01JDA3 high
     """
-    from cmdctl import queueops
     from cmdctl.cli.plan_cmds import _priority
-    from cmdctl.model import Priority
+    from cmdctl.core.model import Priority
+    from cmdctl.journal import queueops
 
     prio = Priority(_priority(level))
 

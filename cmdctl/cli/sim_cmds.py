@@ -10,7 +10,7 @@ import typer
 
 from cmdctl.cli.common import finish
 from cmdctl.cli.options import InventoryOpt, QuietOpt
-from cmdctl.errors import ExitCode, InputError
+from cmdctl.core.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
     from cmdctl.simulator import DeviceSpec, Fleet
@@ -95,7 +95,7 @@ def _specs(
         if not spec_file.is_file():
             raise InputError(f"no such file: {spec_file}", file=str(spec_file))
         return simulator.load_spec_file(spec_file)
-    from cmdctl import inventory as inv_mod
+    from cmdctl.inputs import inventory as inv_mod
 
     path = inv_mod.find_inventory(inventory, os.environ, Path.cwd())
     inv = inv_mod.load_inventory(path)
@@ -159,7 +159,7 @@ def _print_fleet(fleet: Fleet, write_to: Path | None, record: Path | None) -> No
 
     from rich.table import Table
 
-    from cmdctl import render
+    from cmdctl.cli import render
 
     table = Table(box=None, pad_edge=False, title_justify="left")
     for col in ("device", "address", "encryption", "entities", "actions", "faults"):

@@ -8,12 +8,12 @@ import typer
 
 from cmdctl.cli.common import finish, now, open_journal
 from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
-from cmdctl.errors import ExitCode
+from cmdctl.core.errors import ExitCode
 
 if TYPE_CHECKING:
-    from cmdctl.ledger import Ledger
-    from cmdctl.model import Entry
-    from cmdctl.summary import Status
+    from cmdctl.core.model import Entry
+    from cmdctl.journal.ledger import Ledger
+    from cmdctl.journal.summary import Status
 
 
 def status(
@@ -46,8 +46,8 @@ def status(
 
     Example: cmdctl status --json
     """
-    from cmdctl import summary
-    from cmdctl.timespec import parse_duration
+    from cmdctl.core.timespec import parse_duration
+    from cmdctl.journal import summary
 
     jr = open_journal(journal)
     scan, ledger = jr.load()
@@ -68,7 +68,7 @@ def status(
             max_failure_rate=max_failure_rate,
         )
         if json_out:
-            from cmdctl import render
+            from cmdctl.cli import render
 
             render.emit_json(
                 {
@@ -83,7 +83,7 @@ def status(
             typer.echo(f"CMDCTL {report.line}")
         raise typer.Exit(int(report.health))
     if json_out:
-        from cmdctl import render
+        from cmdctl.cli import render
 
         render.emit_json(_status_json(st))
     elif not quiet:
@@ -92,7 +92,7 @@ def status(
 
 
 def _batch_id(ledger: Ledger, text: str) -> str:
-    from cmdctl.errors import InputError
+    from cmdctl.core.errors import InputError
 
     batches: list[str] = list(ledger.batches())
     if text in batches:
@@ -166,9 +166,9 @@ def _entry_json(e: Entry) -> dict[str, Any]:
 def _print_status(st: Status, *, events: int, path: str) -> None:
     from rich.table import Table
 
-    from cmdctl import render
-    from cmdctl.model import State
-    from cmdctl.timespec import format_duration
+    from cmdctl.cli import render
+    from cmdctl.core.model import State
+    from cmdctl.core.timespec import format_duration
 
     out = render.stdout()
     if not st.total:
@@ -260,8 +260,8 @@ def history(
 
     Example: cmdctl history --device bar-tv-3 --since 1h
     """
-    from cmdctl import summary
-    from cmdctl.timespec import parse_duration
+    from cmdctl.core.timespec import parse_duration
+    from cmdctl.journal import summary
 
     jr = open_journal(journal)
     ledger = jr.ledger()
@@ -273,7 +273,7 @@ def history(
         since=cutoff,
     )[:limit]
     if json_out:
-        from cmdctl import render
+        from cmdctl.cli import render
 
         render.emit_json([_entry_json(e) for e in rows])
         finish(ExitCode.OK)
@@ -284,8 +284,8 @@ def history(
 def _print_history(rows: list[Entry]) -> None:
     from rich.table import Table
 
-    from cmdctl import render
-    from cmdctl.timespec import format_time
+    from cmdctl.cli import render
+    from cmdctl.core.timespec import format_time
 
     if not rows:
         render.line("no finished entries")

@@ -9,7 +9,7 @@ import logging
 import time
 from typing import Any
 
-from cmdctl.errors import InputError
+from cmdctl.core.errors import InputError
 from cmdctl.simulator.actions import Action
 from cmdctl.simulator.entities import COMMANDS, KINDS, Entity
 from cmdctl.simulator.faults import Faults

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from cmdctl.errors import InputError
+from cmdctl.core.errors import InputError
 from cmdctl.simulator.device import VirtualDevice
 from cmdctl.simulator.record import Recorder
 from cmdctl.simulator.spec import DeviceSpec

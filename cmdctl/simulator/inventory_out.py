@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from cmdctl.errors import InputError
+from cmdctl.core.errors import InputError
 from cmdctl.simulator.device import VirtualDevice
 
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from cmdctl.errors import InputError
+from cmdctl.core.errors import InputError
 from cmdctl.simulator.faults import FaultSpec
 from cmdctl.simulator.spec import (
     ARG_TYPES,

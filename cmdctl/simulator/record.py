@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from cmdctl.errors import InputError
+from cmdctl.core.errors import InputError
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from cmdctl import events as ev
-from cmdctl.journal import Journal
-from cmdctl.model import Command, Entry, Priority
+from cmdctl.core.model import Command, Entry, Priority
+from cmdctl.journal import events as ev
+from cmdctl.journal.store import Journal
 from cmdctl.simulator import (
     ActionSpec,
     ArgSpec,
@@ -319,7 +319,7 @@ def test_entities_of_an_offline_device_exits_4(sim: tuple[RunningFleet, Workspac
 
 
 def _entry(device: str, created: float) -> Entry:
-    from cmdctl.ids import new_id
+    from cmdctl.core.ids import new_id
 
     return Entry(
         id=new_id(),
@@ -397,7 +397,7 @@ def test_ls_does_not_import_the_client(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "cmdctl.fleetview" in result.stderr  # the tracer saw the command run
+    assert "cmdctl.device.fleetview" in result.stderr  # the tracer saw the command run
     assert [line for line in result.stderr.splitlines() if "aioesphomeapi" in line] == []
 
 

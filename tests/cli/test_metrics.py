@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from cmdctl import metrics
+from cmdctl.drain import metrics
+from cmdctl.drain.totals import Totals
 from cmdctl.simulator import venue
-from cmdctl.totals import Totals
 from tests.cli.helpers import Workspace, make_workspace
 from tests.cli.test_devices import RunningFleet, assert_clean
 

@@ -110,8 +110,8 @@ def test_no_key_reaches_the_journal(workspace: Workspace) -> None:
 
 
 def test_queue_ls_notes_why_an_entry_waits_before_an_older_error(workspace: Workspace) -> None:
-    from cmdctl import events as ev
-    from cmdctl.journal import Journal
+    from cmdctl.journal import events as ev
+    from cmdctl.journal.store import Journal
 
     pb = workspace.playbook("v.yml", volume_playbook(1))
     assert workspace.run("bulk", str(pb), "--limit", "tv-1").returncode == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cmdctl.inventory import Inventory, load_inventory
+from cmdctl.inputs.inventory import Inventory, load_inventory
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "playbooks"
 IR_KEY_ENV = "CMDCTL_EXAMPLE_IR_KEY"

@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from cmdctl.commands import (
+from cmdctl.core.errors import InputError
+from cmdctl.core.model import Command
+from cmdctl.inputs.commands import (
     CommandValueError,
     idempotent_default,
     parse_cli_value,
     parse_command,
     parse_selector,
 )
-from cmdctl.errors import InputError
-from cmdctl.model import Command
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from cmdctl import events, ledger
-from cmdctl.errors import InputError
-from cmdctl.inventory import Inventory, load_inventory
-from cmdctl.playbook import Plan, expand, load_playbook, parse_tags
+from cmdctl.core.errors import InputError
+from cmdctl.inputs.inventory import Inventory, load_inventory
+from cmdctl.inputs.playbook import Plan, expand, load_playbook, parse_tags
+from cmdctl.journal import events, ledger
 
 from .conftest import EXAMPLES, NOW, counter_ids
 from .test_playbook import _big_venue

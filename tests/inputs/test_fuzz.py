@@ -14,9 +14,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmdctl.errors import InputError
-from cmdctl.inventory import load_inventory
-from cmdctl.playbook import expand, load_playbook
+from cmdctl.core.errors import InputError
+from cmdctl.inputs.inventory import load_inventory
+from cmdctl.inputs.playbook import expand, load_playbook
 
 from .conftest import EXAMPLE_ENV, EXAMPLES, NOW, counter_ids
 

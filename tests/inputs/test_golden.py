@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from cmdctl.inventory import Inventory
-from cmdctl.model import Command, Entry
-from cmdctl.playbook import expand, load_playbook
+from cmdctl.core.model import Command, Entry
+from cmdctl.inputs.inventory import Inventory
+from cmdctl.inputs.playbook import expand, load_playbook
 
 from .conftest import EXAMPLES, NOW, counter_ids
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cmdctl.errors import InputError
-from cmdctl.inventory import Secret, find_inventory, load_inventory
+from cmdctl.core.errors import InputError
+from cmdctl.inputs.inventory import Secret, find_inventory, load_inventory
 
 from .conftest import EXAMPLE_ENV, EXAMPLES, IR_KEY, IR_KEY_ENV, KEY
 
@@ -276,7 +276,7 @@ def test_secret_copies_but_never_pickles() -> None:
     import dataclasses
     import pickle
 
-    from cmdctl.inventory import Device
+    from cmdctl.inputs.inventory import Device
 
     secret = Secret(KEY)
     device = Device("tv", "h", key=secret)

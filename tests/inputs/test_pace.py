@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cmdctl.errors import InputError
-from cmdctl.inventory import Device, load_inventory
+from cmdctl.core.errors import InputError
+from cmdctl.inputs.inventory import Device, load_inventory
 
 from .conftest import EXAMPLE_ENV, EXAMPLES
 

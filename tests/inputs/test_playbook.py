@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cmdctl.errors import InputError
-from cmdctl.inventory import Inventory, load_inventory
-from cmdctl.model import Command, Priority, State
-from cmdctl.playbook import expand, load_playbook
+from cmdctl.core.errors import InputError
+from cmdctl.core.model import Command, Priority, State
+from cmdctl.inputs.inventory import Inventory, load_inventory
+from cmdctl.inputs.playbook import expand, load_playbook
 
 from .conftest import EXAMPLES, KEY, NOW, counter_ids
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cmdctl.errors import InputError
-from cmdctl.inventory import Inventory
-from cmdctl.selection import select, select_names
+from cmdctl.core.errors import InputError
+from cmdctl.inputs.inventory import Inventory
+from cmdctl.inputs.selection import select, select_names
 
 BAR = tuple(f"bar-tv-{i}" for i in range(1, 7))
 PATIO = ("patio-tv-1", "patio-tv-2")

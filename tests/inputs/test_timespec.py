@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cmdctl.errors import InputError
-from cmdctl.timespec import format_age, format_duration, parse_duration, parse_time
+from cmdctl.core.errors import InputError
+from cmdctl.core.timespec import format_age, format_duration, parse_duration, parse_time
 
 NOW = 1_800_000_000.0
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cmdctl import yamlsrc
-from cmdctl.errors import InputError
-from cmdctl.yamlsrc import MapNode, ScalarNode, SeqNode, load_file, load_text
+from cmdctl.core.errors import InputError
+from cmdctl.inputs import yamlsrc
+from cmdctl.inputs.yamlsrc import MapNode, ScalarNode, SeqNode, load_file, load_text
 
 
 def _error(text: str, **kwargs: object) -> InputError:

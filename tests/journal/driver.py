@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from cmdctl import events
-from cmdctl import journal as journal_mod
-from cmdctl.ids import new_id
-from cmdctl.journal import Journal
-from cmdctl.model import Command, Entry, Priority
+from cmdctl.core.ids import new_id
+from cmdctl.core.model import Command, Entry, Priority
+from cmdctl.journal import events
+from cmdctl.journal import store as journal_mod
+from cmdctl.journal.store import Journal
 
 
 def batch_events(size: int, tag: str) -> tuple[str, list[events.Event]]:

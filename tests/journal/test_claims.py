@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cmdctl import events as ev
-from cmdctl.claims import Claims
-from cmdctl.journal import Journal, Mark
-from cmdctl.model import State
+from cmdctl.core.model import State
+from cmdctl.journal import events as ev
+from cmdctl.journal.claims import Claims
+from cmdctl.journal.store import Journal, Mark
 
 from .test_journal import entry
 

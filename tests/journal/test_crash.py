@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cmdctl.journal import Journal
+from cmdctl.journal.store import Journal
 
 DRIVER = Path(__file__).with_name("driver.py")
 

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmdctl import delta
-from cmdctl import events as ev
-from cmdctl import journal as journal_mod
-from cmdctl.events import Event
-from cmdctl.journal import Journal
-from cmdctl.ledger import Ledger
+from cmdctl.journal import delta
+from cmdctl.journal import events as ev
+from cmdctl.journal import store as journal_mod
+from cmdctl.journal.events import Event
+from cmdctl.journal.ledger import Ledger
+from cmdctl.journal.store import Journal
 
 from .test_journal import entry
 

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmdctl import events as ev
-from cmdctl import ids
-from cmdctl.events import Event, EventDecodeError
-from cmdctl.model import Command, Entry, Priority
+from cmdctl.core import ids
+from cmdctl.core.model import Command, Entry, Priority
+from cmdctl.journal import events as ev
+from cmdctl.journal.events import Event, EventDecodeError
 
 json_leaf = (
     st.none()
@@ -209,7 +209,7 @@ def test_batch_encoding_keeps_values_that_compare_equal_apart() -> None:
     # Found by hypothesis in CI: the batch cache compared 0.0 == -0.0 and reused the wrong text.
     from dataclasses import replace
 
-    from cmdctl.model import Command, Entry, Priority
+    from cmdctl.core.model import Command, Entry, Priority
 
     base = Entry(
         id="01" + "0" * 24,

@@ -15,14 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmdctl import events as ev
-from cmdctl import framing
-from cmdctl import journal as journal_mod
-from cmdctl.errors import BusyError, JournalError
-from cmdctl.events import Event
-from cmdctl.ids import new_id
-from cmdctl.journal import Journal, filesystem_type, frame, is_network_fs, scan_bytes
-from cmdctl.model import Command, Entry, Priority, State
+from cmdctl.core.errors import BusyError, JournalError
+from cmdctl.core.ids import new_id
+from cmdctl.core.model import Command, Entry, Priority, State
+from cmdctl.journal import events as ev
+from cmdctl.journal import framing
+from cmdctl.journal import store as journal_mod
+from cmdctl.journal.events import Event
+from cmdctl.journal.store import Journal, filesystem_type, frame, is_network_fs, scan_bytes
 
 CMD = Command("light", "backlight", {"state": True, "brightness": 0.4})
 
@@ -246,8 +246,8 @@ def test_failed_write_is_not_accepted_and_leaves_the_file_unchanged(journal: Jou
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from driver import batch_events
-        from cmdctl.errors import JournalError
-        from cmdctl.journal import Journal
+        from cmdctl.core.errors import JournalError
+        from cmdctl.journal.store import Journal
         try:
             Journal(Path({str(journal.directory)!r})).append(batch_events(500, "x")[1])
         except JournalError as err:
@@ -295,7 +295,7 @@ def test_drain_lock_is_busy_while_another_process_holds_it(journal: Journal) -> 
         f"""
         import sys, time
         from pathlib import Path
-        from cmdctl.journal import Journal
+        from cmdctl.journal.store import Journal
         with Journal(Path({str(journal.directory)!r})).try_drain_lock():
             print("held", flush=True)
             sys.stdin.readline()
@@ -400,7 +400,7 @@ def test_snapshot_is_used_validated_and_refreshed(
 
 def Ledger_entries(journal: Journal) -> list[Entry]:
     """The entries from a full decode of every line (no snapshot, no lazy path)."""
-    from cmdctl.ledger import Ledger
+    from cmdctl.journal.ledger import Ledger
 
     ledger = Ledger.from_events(journal.events())
     return [ledger.get(i) for i in ledger.ids()]

@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmdctl import events as ev
-from cmdctl.errors import InputError
-from cmdctl.events import Event
-from cmdctl.journal import frame
-from cmdctl.ledger import Ledger, entry_from_queued, fold
-from cmdctl.model import Command, Entry, Priority, State
+from cmdctl.core.errors import InputError
+from cmdctl.core.model import Command, Entry, Priority, State
+from cmdctl.journal import events as ev
+from cmdctl.journal.events import Event
+from cmdctl.journal.ledger import Ledger, entry_from_queued, fold
+from cmdctl.journal.store import frame
 
 CMD = Command("switch", "tv_power", {"state": True})
 

@@ -15,7 +15,7 @@ from aioesphomeapi import (
 )
 from aioesphomeapi.core import ReadFailedAPIError, SocketAPIError, SocketClosedAPIError
 
-from cmdctl.errors import InputError
+from cmdctl.core.errors import InputError
 from cmdctl.simulator import DeviceSpec, FaultSpec, Fleet, VirtualDevice, venue
 from cmdctl.simulator.naming import fnv1
 

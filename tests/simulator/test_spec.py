@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aioesphomeapi.object_id import compute_object_id
 
-from cmdctl.errors import InputError
+from cmdctl.core.errors import InputError
 from cmdctl.simulator import load_spec_file, spec_from_block, venue
 from cmdctl.simulator.naming import fnv1, object_id_of
 

@@ -1,0 +1,141 @@
+"""Domain values shared by every layer: priorities, entry states, commands and entries.
+
+Frozen, slotted dataclasses; raw YAML/JSON never travels past the loaders that build these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+#: JSON-compatible value used in command arguments.
+JSONValue = Any
+
+
+class Priority(StrEnum):
+    """Queue priority; due entries run high before normal before low."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """Sort key: lower runs first."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
+
+
+class State(StrEnum):
+    """Where an entry is in its life. The fold of its journal events decides it."""
+
+    PENDING = "pending"  # queued, waiting until due (not_before) and for a drain
+    RUNNING = "running"  # a drain started it and has not recorded an outcome yet
+    DONE = "done"  # delivered or confirmed (see Entry.outcome)
+    FAILED = "failed"  # rejected, or gave up after max attempts
+    CANCELLED = "cancelled"  # a person cancelled it
+    EXPIRED = "expired"  # not executed before its `expires` time
+    SUPERSEDED = "superseded"  # a newer entry set the same entity (coalescing)
+    SKIPPED = "skipped"  # a prerequisite failed (barriers)
+    UNKNOWN = "unknown"  # non-idempotent and interrupted mid-flight: a person must decide
+
+    @property
+    def finished(self) -> bool:
+        """True for states no drain will ever touch again without a person asking."""
+        return self in _FINISHED
+
+
+_FINISHED = frozenset(
+    {
+        State.DONE,
+        State.FAILED,
+        State.CANCELLED,
+        State.EXPIRED,
+        State.SUPERSEDED,
+        State.SKIPPED,
+    }
+)
+
+
+#: Entity domains a step can address (`domain.object_id: value`), plus `action` for user actions.
+DOMAINS: tuple[str, ...] = (
+    "switch",
+    "light",
+    "number",
+    "select",
+    "button",
+    "text",
+    "cover",
+    "fan",
+    "climate",
+    "lock",
+    "valve",
+    "media_player",
+    "action",
+)
+
+#: media_player commands: what playbooks may say (commands) and devices are checked for (validator).
+MEDIA_COMMANDS = (
+    "play", "pause", "stop", "mute", "unmute", "toggle", "volume_up", "volume_down", "enqueue",
+    "repeat_one", "repeat_off", "clear_playlist", "turn_on", "turn_off",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One thing to do to one entity (or one user action) of a device.
+
+    `target` is the entity's object_id (`tv_power`) or its friendly name (`TV Power`), or the
+    action name for domain `action`. `args` is the canonical, JSON-compatible argument mapping
+    produced by `cmdctl.inputs.commands.parse_command` (for example `{"state": True}` for a switch).
+    """
+
+    domain: str
+    target: str
+    args: Mapping[str, JSONValue] = field(default_factory=dict)
+
+    @property
+    def selector(self) -> str:
+        """`domain.target`, as written in playbooks."""
+        return f"{self.domain}.{self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """The current state of one queued command: the fold of its journal events."""
+
+    id: str
+    batch: str
+    device: str
+    command: Command
+    priority: Priority
+    created: float  # epoch seconds
+    not_before: float  # epoch seconds; not due before this
+    expires: float | None  # epoch seconds; dropped as expired if not executed by then
+    idempotent: bool  # False: never repeated automatically
+    verify: bool  # wait for the state to reach the target after sending
+    max_attempts: int
+    who: str  # user@host that queued it
+    origin: str  # send / bulk / retry ...
+    step: str  # step name within its playbook ("" for `send`)
+    playbook: str | None = None  # playbook name, when queued by `bulk`
+    state: State = State.PENDING
+    attempts: int = 0
+    outcome: str | None = None  # done: "confirmed" | "delivered"; failed: error kind
+    last_error: str | None = None
+    reason: str | None = None  # why it is expired / superseded / unknown / skipped / cancelled
+    updated: float = 0.0  # epoch seconds of the last event
+    started: float | None = None  # epoch seconds of the last `started` event
+    finished_at: float | None = None  # epoch seconds of the terminal event
+    superseded_by: str | None = None
+    ran_on: str | None = None  # device that actually ran it, when it differs (failover)
+    extra: Mapping[str, JSONValue] = field(default_factory=dict)  # forward-compatible fields
+
+    @property
+    def finished(self) -> bool:
+        """True when no drain will touch this entry again on its own."""
+        return self.state.finished

@@ -1,0 +1,770 @@
+"""Talking to one device with the real aioesphomeapi client: connect, resolve, send, confirm.
+
+One `APIClient` and one connection per device at a time (devices have 4–5 API slots and Home
+Assistant holds one). A session lists the entities once per connection, validates every command
+against them before anything is sent, writes a device's commands back to back, proves delivery
+with one following request/response (the device handles a connection's messages in order), then
+waits, bounded, for the subscribed states to show the targets.
+
+Statuses: `confirmed` (the state shows the target), `delivered` (barrier passed; nothing to
+confirm, or a cover still moving), `mismatch` (delivered, but the state did not reach the target
+within the verify timeout). A mismatch is not an exception: the device took the command and did
+something else, or was slow; the engine records it as a failure of kind "mismatch" and retries
+it only when the entry is idempotent, up to its max attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Protocol
+
+from aioesphomeapi.client import APIClient
+from aioesphomeapi.model import (
+    ClimateFanMode,
+    ClimateMode,
+    ClimatePreset,
+    ClimateSwingMode,
+    ConnectionClosedEvent,
+    FanDirection,
+    LockCommand,
+    MediaPlayerCommand,
+)
+
+from cmdctl import __version__
+from cmdctl.core.errors import DeviceError, DeviceRejected, DeviceUnavailable
+from cmdctl.core.model import Command
+from cmdctl.device.classify import (
+    DEVICE_EXCEPTIONS,
+    DeliveryUnknown,
+    another_device,
+    classify,
+    device_closed,
+)
+from cmdctl.device.entities import EntityIndex, EntityRow, Plan
+from cmdctl.device.expectation import Expectation
+
+# TCP connect + Noise handshake + Hello take 0.1–1.2 s on healthy Wi-Fi; a batch tool fails fast
+# and lets the drain retry later rather than wait out the client's 30–60 s defaults.
+CONNECT_TIMEOUT = 5.0
+# Device info + the entity list: big configs take seconds to list (aioesphomeapi#234).
+DISCOVER_TIMEOUT = 10.0
+# One device_info round trip after the sends; longer means the device is struggling.
+BARRIER_TIMEOUT = 5.0
+# State pushes follow a command at once (or on the firmware's 100 ms batch delay); lights and fans
+# settle well within this. Covers take longer and end "delivered, still moving" instead.
+VERIFY_TIMEOUT = 3.0
+# An action with a response runs user code on the device before it answers.
+ACTION_TIMEOUT = 10.0
+# Whole device job (connect + a batch) when the inventory gives no `timeout:`.
+DEFAULT_JOB_TIMEOUT = 30.0
+
+CLIENT_INFO = f"cmdctl/{__version__}"
+
+#: What a device job can fail with: already classified, or still raw from the client.
+_FAILURES: tuple[type[BaseException], ...] = (DeviceError, *DEVICE_EXCEPTIONS)
+
+Status = Literal["confirmed", "delivered", "mismatch"]
+
+#: ESPHome's response modes → execute_service's `return_response` (None: fire and forget).
+_RETURN_RESPONSE: dict[str, bool | None] = {
+    "none": None,
+    "optional": False,
+    "status": False,
+    "only": True,
+}
+
+
+class SecretKey(Protocol):
+    """A key that only says what it is when asked."""
+
+    def reveal(self) -> str: ...
+
+
+class DeviceAddress(Protocol):
+    """What the transport needs to know about a device (an inventory `Device` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def key(self) -> SecretKey | None: ...
+    @property
+    def expected_name(self) -> str | None: ...
+    @property
+    def expected_mac(self) -> str | None: ...
+    @property
+    def timeout(self) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one command ended on the device; `elapsed` counts from its batch's first send."""
+
+    status: Status
+    elapsed: float
+    detail: str = ""  # action response JSON, observed state on mismatch, "still moving", …
+
+    @property
+    def ok(self) -> bool:
+        """True unless the state did not reach the target."""
+        return self.status != "mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """`cmdctl devices probe` for one device: reachable or not, and what answered."""
+
+    device: str
+    ok: bool
+    connect_seconds: float | None = None
+    rtt_seconds: float | None = None  # one device_info round trip on the open connection
+    name: str = ""
+    friendly_name: str = ""
+    mac_address: str = ""
+    esphome_version: str = ""
+    model: str = ""
+    api_version: str = ""
+    encrypted: bool = False
+    entities: int = 0
+    error: DeviceError | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EntityListing:
+    """`cmdctl devices entities` for one device."""
+
+    device: str
+    friendly_name: str
+    esphome_version: str
+    rows: tuple[EntityRow, ...]
+
+
+@dataclass(slots=True)
+class _Waiter:
+    entity: tuple[int, int]  # (key, device_id)
+    expect: Expectation
+    done: asyncio.Future[float]  # loop time the target was seen
+    delivered: float = 0.0  # seconds from the batch start to the barrier that covered it
+
+
+class DeviceSession:
+    """One connection to one device; use as `async with DeviceSession(device) as session`."""
+
+    def __init__(
+        self,
+        device: DeviceAddress,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        verify_timeout: float = VERIFY_TIMEOUT,
+        job_timeout: float | None = None,
+    ) -> None:
+        self.device = device
+        self.connect_timeout = connect_timeout
+        self.verify_timeout = verify_timeout
+        self.job_timeout = job_timeout or device.timeout or DEFAULT_JOB_TIMEOUT
+        self.info: Any = None  # aioesphomeapi DeviceInfo of the current connection
+        self.connect_seconds: float | None = None
+        self._client: APIClient | None = None
+        self._index: EntityIndex | None = None
+        self._connected = False
+        self._closing = False
+        self._subscribed = False
+        self._states: dict[tuple[int, int], Any] = {}
+        self._waiters: dict[tuple[int, int], _Waiter] = {}
+        self._lost: DeviceError | None = None
+        self._lost_event = asyncio.Event()
+        self._state_seen = asyncio.Event()  # set on every state update (read_states waits on it)
+        self._deadline = 0.0
+        self._phase_timeout: float | None = None  # the bound of the await in flight
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> DeviceSession:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def name(self) -> str:
+        """The device's inventory name."""
+        return self.device.name
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection is up."""
+        return self._connected and self._client is not None and self._client.is_connected
+
+    @property
+    def api_version(self) -> str:
+        """`major.minor` the device answered Hello with ("" when not connected)."""
+        version = self._client.api_version if self._client is not None else None
+        return f"{version.major}.{version.minor}" if version is not None else ""
+
+    @property
+    def index(self) -> EntityIndex:
+        """The entity list of the current connection (connect first)."""
+        if self._index is None:
+            raise DeviceUnavailable(self.name, "not connected")
+        return self._index
+
+    async def connect(self) -> None:
+        """Connect, log in, and list the entities; no-op when already connected."""
+        self._start_job()
+        await self._ensure_connected()
+
+    def close(self) -> None:
+        """Drop the connection: DisconnectRequest without waiting for the answer.
+
+        Every batch already ended with a round trip, so a graceful wait proves nothing more and
+        would cost a round trip per device; the socket is closed at once and the slot freed.
+        """
+        self._closing = True
+        self._connected = False
+        self._fail_waiters()
+        if self._client is not None:
+            self._client.force_disconnect()
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def plan(self, command: Command) -> Plan:
+        """Resolve and validate a command against this device, without sending anything."""
+        return self.index.plan(command)
+
+    async def execute(self, command: Command, *, verify: bool = True) -> Outcome:
+        """Send one command and wait for its outcome; raises the `DeviceError` if it failed."""
+        (result,) = await self.execute_many([command], verify=verify)
+        if isinstance(result, DeviceError):
+            raise result
+        return result
+
+    async def execute_many(
+        self, commands: Sequence[Command], *, verify: bool | Sequence[bool] = True
+    ) -> list[Outcome | DeviceError]:
+        """Send commands in order over this connection: all sends, one barrier, then verify.
+
+        Raises a `DeviceError` when nothing could be attempted (connect failed). Otherwise one
+        result per command: invalid ones are `DeviceRejected` and not sent; after a connection
+        failure mid-batch, commands already written get `DeliveryUnknown` and the rest the
+        connection's error.
+
+        Only the last command to an entity in a segment is verified (earlier ones end
+        `delivered`: firmware pushes only the latest state of an entity per 100 ms batch). An
+        action may change any entity, so commands before it are confirmed before it is sent: a
+        batch is cut into segments at actions that follow something still to confirm.
+        """
+        flags = [verify] * len(commands) if isinstance(verify, bool) else list(verify)
+        if len(flags) != len(commands):
+            raise ValueError("one verify flag per command")
+        self._start_job()
+        await self._ensure_connected()
+        results: list[Outcome | DeviceError | None] = [None] * len(commands)
+        todo: list[tuple[int, Plan]] = []
+        for i, command in enumerate(commands):
+            try:
+                plan = self.index.plan(command)
+            except DeviceRejected as err:
+                results[i] = err
+                continue
+            todo.append((i, plan if flags[i] else _unverified(plan)))
+        if any(p.expect is not None for _, p in todo):
+            self._subscribe()
+        start = asyncio.get_running_loop().time()
+        segment: list[tuple[int, Plan]] = []
+        for i, plan in todo:
+            if plan.command.domain == "action" and any(p.expect for _, p in segment):
+                if not await self._segment(segment, results, start):
+                    break
+                segment = []
+            segment.append((i, plan))
+        else:
+            await self._segment(segment, results, start)
+        return [r if r is not None else self._unexpected() for r in results]
+
+    async def _segment(
+        self,
+        segment: list[tuple[int, Plan]],
+        results: list[Outcome | DeviceError | None],
+        start: float,
+    ) -> bool:
+        """Send one segment, prove delivery, verify; False when the connection failed."""
+        loop = asyncio.get_running_loop()
+        last = {(p.key, p.device_id): i for i, p in segment if p.expect is not None}
+        waiting: dict[int, _Waiter] = {}
+        pending: list[int] = []  # written, not yet behind a barrier
+        phase = "sending"
+        try:
+            for i, plan in segment:
+                entity = (plan.key, plan.device_id)
+                if plan.expect is not None and last[entity] == i:
+                    waiting[i] = self._wait_for(entity, plan.expect)
+                if plan.response not in ("", "none"):
+                    phase = "waiting for the action's answer"
+                    answer, answered = await self._call_action(plan, start)
+                    results[i] = answer
+                    if answered:  # it came after everything written before it: all delivered
+                        self._delivered(pending, results, waiting, loop.time() - start)
+                        pending.clear()
+                    phase = "sending"
+                    continue
+                if plan.command.domain == "action":
+                    client = self._client_or_fail()
+                    await client.execute_service(plan.info, dict(plan.args["data"]))
+                else:
+                    self._send(plan)
+                pending.append(i)
+            if pending:
+                phase = "waiting for delivery"
+                await self._barrier()
+                self._delivered(pending, results, waiting, loop.time() - start)
+                pending.clear()
+        except _FAILURES as err:
+            error = self._fail(err, phase)
+            for j in pending:
+                results[j] = DeliveryUnknown(
+                    self.name, f"{error.reason} (after sending; delivery unknown)"
+                )
+            for j, result in enumerate(results):
+                if result is None:
+                    results[j] = error
+            for w in waiting.values():
+                w.done.cancel()
+            return False
+        await self._verify(waiting, results, start)
+        return True
+
+    def _delivered(
+        self,
+        indexes: list[int],
+        results: list[Outcome | DeviceError | None],
+        waiting: dict[int, _Waiter],
+        elapsed: float,
+    ) -> None:
+        for j in indexes:
+            if j in waiting:
+                waiting[j].delivered = elapsed
+            elif results[j] is None:
+                results[j] = Outcome("delivered", elapsed)
+
+    async def _verify(
+        self,
+        waiting: dict[int, _Waiter],
+        results: list[Outcome | DeviceError | None],
+        start: float,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        until = min(loop.time() + self.verify_timeout, self._deadline)
+        open_ = [w.done for i, w in waiting.items() if results[i] is None and not w.done.done()]
+        if open_ and not self._lost_event.is_set():
+            lost = asyncio.ensure_future(self._lost_event.wait())
+            try:
+                while (left := until - loop.time()) > 0 and not lost.done():
+                    remaining: list[asyncio.Future[Any]] = [f for f in open_ if not f.done()]
+                    if not remaining:
+                        break
+                    remaining.append(lost)
+                    await asyncio.wait(remaining, timeout=left, return_when="FIRST_COMPLETED")
+            finally:
+                lost.cancel()
+        now = loop.time() - start
+        for i, waiter in waiting.items():
+            if self._waiters.get(waiter.entity) is waiter:
+                del self._waiters[waiter.entity]
+            if results[i] is not None:
+                continue
+            done = waiter.done
+            if done.done() and not done.cancelled():
+                # A state seen before the barrier still counts from when delivery was proven.
+                results[i] = Outcome("confirmed", max(done.result() - start, waiter.delivered))
+                continue
+            done.cancel()
+            state = self._states.get(waiter.entity)
+            expect = waiter.expect
+            if self._lost is not None:
+                results[i] = Outcome("delivered", now, "connection lost before confirmation")
+            elif expect.moving(state):
+                results[i] = Outcome("delivered", now, f"still moving: {expect.observed(state)}")
+            else:
+                seen = expect.observed(state)
+                results[i] = Outcome("mismatch", now, f"expected {expect.describe()}, saw {seen}")
+
+    # -- the device side -------------------------------------------------------------------
+
+    async def _ensure_connected(self) -> None:
+        if self.connected:
+            return
+        device = self.device
+        if self._client is None:
+            self._client = APIClient(
+                device.host,
+                device.port,
+                None,
+                noise_psk=self._reveal() or None,
+                client_info=CLIENT_INFO,
+                expected_name=device.expected_name or None,
+                expected_mac=device.expected_mac or None,
+                # Answering the device's GetTimeRequest is Home Assistant's job; for a short batch
+                # connection it would only cost a timezone lookup in a worker thread per process.
+                provide_time=False,
+            )
+            self._client.add_connection_closed_callback(self._on_closed)
+        client = self._client
+        self._closing = False
+        self._lost = None
+        self._lost_event.clear()
+        self._subscribed = False
+        self._states.clear()
+        self._index = None
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        phase, bound = "connecting", self._bound(self.connect_timeout)
+        try:
+            async with asyncio.timeout(bound):
+                await client.connect(login=True, log_errors=False)
+            self.connect_seconds = loop.time() - began
+            phase, bound = "listing entities", self._bound(DISCOVER_TIMEOUT)
+            async with asyncio.timeout(bound):
+                info, entities, services = await client.device_info_and_list_entities()
+        except DEVICE_EXCEPTIONS as err:
+            client.force_disconnect()
+            raise classify(
+                err,
+                self.name,
+                host=self.device.host,
+                port=self.device.port,
+                phase=phase,
+                timeout=bound,
+                secret=self._reveal(),
+            ) from err
+        self._check_identity(info)
+        self.info = info
+        sub_devices = {d.device_id: d.name for d in info.devices}
+        self._index = EntityIndex(self.name, entities, services, sub_devices)
+        self._connected = True
+
+    def _check_identity(self, info: Any) -> None:
+        """Plaintext sessions carry no MAC before DeviceInfo: check both here."""
+        device = self.device
+        mac = info.mac_address.replace(":", "").lower()
+        wrong_name = device.expected_name and info.name != device.expected_name
+        wrong_mac = device.expected_mac and mac and mac != device.expected_mac.lower()
+        if wrong_name or wrong_mac:
+            assert self._client is not None
+            self._client.force_disconnect()
+            raise another_device(
+                self.name,
+                name=info.name,
+                mac=None if wrong_name else mac,
+                where=f" at {self._where()}",
+            )
+
+    def _subscribe(self) -> None:
+        if not self._subscribed:
+            self._client_or_fail().subscribe_states(self._on_state)
+            self._subscribed = True
+
+    def _on_state(self, state: Any) -> None:
+        entity = (state.key, state.device_id)
+        self._states[entity] = state
+        self._state_seen.set()
+        waiter = self._waiters.get(entity)
+        if waiter is not None and not waiter.done.done() and waiter.expect.reached(state):
+            waiter.done.set_result(asyncio.get_running_loop().time())
+
+    def _wait_for(self, entity: tuple[int, int], expect: Expectation) -> _Waiter:
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(entity, expect, loop.create_future())
+        previous = self._waiters.get(entity)
+        if previous is not None and not previous.done.done():
+            previous.done.cancel()
+        self._waiters[entity] = waiter
+        # A switch already in the target state publishes nothing (dedup): accept what we have.
+        if expect.reached(self._states.get(entity)):
+            waiter.done.set_result(loop.time())
+        return waiter
+
+    def _on_closed(self, event: ConnectionClosedEvent) -> None:
+        self._connected = False
+        if self._closing:
+            return
+        if event.error is not None and not event.expected_disconnect:
+            self._lost = self._classify(event.error, "sending")
+        else:
+            self._lost = device_closed(self.name, expected=event.expected_disconnect)
+        self._lost_event.set()
+
+    def _fail_waiters(self) -> None:
+        for waiter in self._waiters.values():
+            waiter.done.cancel()
+        self._waiters.clear()
+
+    def _send(self, plan: Plan) -> None:
+        """Write one entity command (synchronous: commands have no reply)."""
+        client = self._client_or_fail()
+        a, key, dev = plan.args, plan.key, plan.device_id
+        match plan.command.domain:
+            case "switch":
+                client.switch_command(key, a["state"], device_id=dev)
+            case "number":
+                client.number_command(key, a["value"], device_id=dev)
+            case "select":
+                client.select_command(key, a["option"], device_id=dev)
+            case "text":
+                client.text_command(key, a["value"], device_id=dev)
+            case "button":
+                client.button_command(key, device_id=dev)
+            case "light":
+                client.light_command(
+                    key,
+                    state=a.get("state"),
+                    brightness=a.get("brightness"),
+                    color_brightness=a.get("color_brightness"),
+                    rgb=a.get("rgb"),
+                    white=a.get("white"),
+                    color_temperature=a.get("color_temperature"),
+                    transition_length=a.get("transition"),
+                    flash_length=a.get("flash"),
+                    effect=a.get("effect"),
+                    device_id=dev,
+                )
+            case "cover":
+                client.cover_command(
+                    key,
+                    position=a.get("position"),
+                    tilt=a.get("tilt"),
+                    stop=bool(a.get("stop")),
+                    device_id=dev,
+                )
+            case "valve":
+                client.valve_command(
+                    key, position=a.get("position"), stop=bool(a.get("stop")), device_id=dev
+                )
+            case "fan":
+                client.fan_command(
+                    key,
+                    state=a.get("state"),
+                    speed_level=a.get("speed_level"),
+                    oscillating=a.get("oscillating"),
+                    direction=_enum(FanDirection, a.get("direction")),
+                    preset_mode=a.get("preset_mode"),
+                    device_id=dev,
+                )
+            case "climate":
+                client.climate_command(
+                    key,
+                    mode=_enum(ClimateMode, a.get("mode")),
+                    target_temperature=a.get("target_temperature"),
+                    target_temperature_low=a.get("target_temperature_low"),
+                    target_temperature_high=a.get("target_temperature_high"),
+                    fan_mode=_enum(ClimateFanMode, a.get("fan_mode")),
+                    swing_mode=_enum(ClimateSwingMode, a.get("swing_mode")),
+                    custom_fan_mode=a.get("custom_fan_mode"),
+                    preset=_enum(ClimatePreset, a.get("preset")),
+                    custom_preset=a.get("custom_preset"),
+                    target_humidity=a.get("target_humidity"),
+                    device_id=dev,
+                )
+            case "lock":
+                client.lock_command(
+                    key, _enum(LockCommand, a["command"]), code=a.get("code"), device_id=dev
+                )
+            case "media_player":
+                client.media_player_command(
+                    key,
+                    command=_enum(MediaPlayerCommand, a.get("command")),
+                    volume=a.get("volume"),
+                    media_url=a.get("media_url"),
+                    announcement=a.get("announcement"),
+                    device_id=dev,
+                )
+            case other:
+                raise DeviceRejected(self.name, f"{other} entities take no commands")
+
+    async def _call_action(self, plan: Plan, start: float) -> tuple[Outcome | DeviceError, bool]:
+        """Run an action that answers; returns its outcome and whether an answer came."""
+        client = self._client_or_fail()
+        self._phase_timeout = bound = self._bound(ACTION_TIMEOUT)
+        try:
+            response = await client.execute_service(
+                plan.info,
+                dict(plan.args["data"]),
+                return_response=_RETURN_RESPONSE[plan.response],
+                timeout=bound,
+            )
+        except TimeoutError:
+            if not self.connected:
+                raise
+            # The device took the call but never answered; the connection itself is fine.
+            unknown = DeliveryUnknown(
+                self.name,
+                f"{plan.selector}: no answer after {bound:.1f}s (it may or may not have run)",
+            )
+            return unknown, False
+        elapsed = asyncio.get_running_loop().time() - start
+        if response is None:
+            return Outcome("delivered", elapsed), True
+        if not response.success:
+            reason = response.error_message or "no reason given"
+            return DeviceRejected(self.name, f"{plan.selector} failed: {reason}"), True
+        data = response.response_data.decode("utf-8", "replace") if response.response_data else ""
+        return Outcome("delivered", elapsed, data), True
+
+    async def _barrier(self) -> None:
+        """A request/response after the sends: the device has handled everything before it."""
+        self._phase_timeout = bound = self._bound(BARRIER_TIMEOUT)
+        async with asyncio.timeout(bound):
+            await self._client_or_fail().device_info()
+
+    async def read_states(
+        self, wanted: Collection[tuple[int, int]], timeout: float
+    ) -> dict[tuple[int, int], Any]:
+        """The states the device reports for `wanted` (key, device_id) within `timeout` s.
+
+        Uses the session's one state subscription (the one confirmation uses). Entities that
+        report nothing in time are left out; DeviceUnavailable if the connection drops.
+        """
+        want = set(wanted)
+        if want:
+            self._subscribe()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not want <= self._states.keys() and self._connected:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            self._state_seen.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._state_seen.wait(), left)
+        if not self._connected:
+            raise self._lost or DeviceUnavailable(self.name, "connection lost while reading states")
+        return {entity: self._states[entity] for entity in want if entity in self._states}
+
+    async def round_trip(self) -> float:
+        """Seconds for one request/response on the open connection (a liveness probe)."""
+        self._start_job()
+        began = time.perf_counter()
+        try:
+            await self._barrier()
+        except _FAILURES as err:
+            raise self._fail(err, "probing") from err
+        return time.perf_counter() - began
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _start_job(self) -> None:
+        self._deadline = asyncio.get_running_loop().time() + self.job_timeout
+
+    def _bound(self, phase_timeout: float) -> float:
+        """The phase's own timeout, cut to what is left of the job timeout."""
+        left = self._deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise DeviceUnavailable(
+                self.name, f"timed out after {self.job_timeout:.1f}s (device job timeout)"
+            )
+        return min(phase_timeout, left)
+
+    def _client_or_fail(self) -> APIClient:
+        if self._client is None or not self._connected:
+            raise self._lost or DeviceUnavailable(self.name, "connection lost")
+        return self._client
+
+    def _fail(self, err: BaseException, phase: str) -> DeviceError:
+        """Classify a mid-session failure and drop the broken connection."""
+        if isinstance(err, DeviceError):
+            error = err
+        elif self._lost is not None and not isinstance(err, TimeoutError):
+            error = self._lost  # knows whether the device asked to go (reboot) or just went
+        else:
+            error = self._classify(err, phase)
+        self._connected = False
+        if self._client is not None:
+            self._closing = True
+            self._client.force_disconnect()
+        return error
+
+    def _classify(self, err: BaseException, phase: str) -> DeviceError:
+        return classify(
+            err,
+            self.name,
+            host=self.device.host,
+            port=self.device.port,
+            phase=phase,
+            timeout=self._phase_timeout,
+            secret=self._reveal(),
+        )
+
+    def _reveal(self) -> str | None:
+        """The key, only ever passed straight on (never held in a local of a raising frame)."""
+        return self.device.key.reveal() if self.device.key is not None else None
+
+    def _where(self) -> str:
+        return f"{self.device.host}:{self.device.port}"
+
+    def _unexpected(self) -> DeviceError:
+        return DeviceUnavailable(self.name, "no outcome recorded (internal error)")
+
+
+def _unverified(plan: Plan) -> Plan:
+    """The same plan with nothing to confirm (verification off for this command)."""
+    return dataclasses.replace(plan, expect=None) if plan.expect is not None else plan
+
+
+def _enum(kind: Any, name: str | None) -> Any:
+    """`"heat_cool"` → `ClimateMode.HEAT_COOL` (None stays None)."""
+    return None if name is None else kind[name.upper()]
+
+
+async def probe(device: DeviceAddress, *, connect_timeout: float = CONNECT_TIMEOUT) -> ProbeResult:
+    """Connect, read device info and time one round trip; failures are data, not exceptions."""
+    session = DeviceSession(device, connect_timeout=connect_timeout)
+    try:
+        await session.connect()
+        rtt = await session.round_trip()
+        api = session.api_version
+        entities = len(session.index.rows())
+    except DeviceError as err:
+        return ProbeResult(device=device.name, ok=False, error=err)
+    finally:
+        session.close()
+    info = session.info
+    return ProbeResult(
+        device=device.name,
+        ok=True,
+        connect_seconds=session.connect_seconds,
+        rtt_seconds=rtt,
+        name=info.name,
+        friendly_name=info.friendly_name,
+        mac_address=info.mac_address,
+        esphome_version=info.esphome_version,
+        model=info.model,
+        api_version=api,
+        encrypted=device.key is not None,
+        entities=entities,
+    )
+
+
+async def fetch_entities(device: DeviceAddress) -> EntityListing:
+    """The device's entities and actions, as `cmdctl devices entities` shows them."""
+    async with DeviceSession(device) as session:
+        info = session.info
+        return EntityListing(
+            device=device.name,
+            friendly_name=info.friendly_name,
+            esphome_version=info.esphome_version,
+            rows=tuple(session.index.rows()),
+        )

@@ -1,0 +1,73 @@
+"""Coalescing: of several due entries that set the same entity to a state, only the newest runs.
+
+A device that was away for an hour should not replay forty stale volume changes. Among due
+entries for the same (device, domain, target) whose command sets a state, the newest in queue
+order wins and the older ones are superseded by it, when:
+
+* the older entry belongs to another batch than the winner: within one batch (one playbook run,
+  one `send`) the steps are a deliberate sequence (a blink, a ramp) and all of them run;
+* the winner's command sets at least every field the older one sets (a light's brightness-only
+  change does not swallow an older "off").
+
+Never for buttons, actions, `idempotent: false` entries, media_player commands (volume_up,
+toggle…; only a volume level coalesces), lock `open` or cover/valve `stop`. Only due entries
+take part, so an entry still waiting for its `not_before` or its barrier never supersedes (nor
+is superseded by) anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cmdctl.core.model import Entry
+
+#: Domains whose commands set a state (rather than trigger something).
+STATEFUL = frozenset(
+    {"switch", "select", "number", "text", "light", "cover", "valve", "fan", "climate", "lock",
+     "media_player"}
+)
+
+
+def coalescible(entry: Entry) -> bool:
+    """True when running `entry` only sets its entity to a state a newer command may replace."""
+    cmd = entry.command
+    if not entry.idempotent or cmd.domain not in STATEFUL:
+        return False
+    if entry.extra and "pick" in entry.extra:
+        return False  # its device is only the first candidate
+    args = cmd.args
+    if cmd.domain in ("cover", "valve"):
+        return "stop" not in args
+    if cmd.domain == "media_player":
+        return "command" not in args  # a volume level; commands are relative or one-shot
+    if cmd.domain == "lock":
+        return args.get("command") != "open"  # opening the latch is an action, not a state
+    return True
+
+
+def coalesce(due: Sequence[Entry]) -> tuple[list[Entry], list[tuple[Entry, Entry]]]:
+    """(entries to run, in the given order; (superseded, winner) pairs)."""
+    # String keys and no spare lists: 10,000 due entries must not feed the cyclic GC.
+    groups: dict[str, list[Entry]] = {}
+    for entry in due:
+        if coalescible(entry):
+            cmd = entry.command
+            key = f"{entry.device}\0{cmd.domain}\0{cmd.target}"
+            members = groups.get(key)
+            if members is None:
+                groups[key] = [entry]
+            else:
+                members.append(entry)
+    losers: list[tuple[Entry, Entry]] = []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        winner = max(members, key=lambda e: e.id)
+        keys = winner.command.args.keys()
+        for entry in members:
+            if entry.batch != winner.batch and entry.command.args.keys() <= keys:
+                losers.append((entry, winner))
+    if not losers:
+        return list(due), []
+    gone = {loser.id for loser, _ in losers}
+    return [e for e in due if e.id not in gone], losers

@@ -1,0 +1,277 @@
+"""Commands run at once rather than queued: `cmdctl send` and a playbook's immediate steps.
+
+Both are journaled, so nothing accepted is lost and `history` shows them: before connecting, the
+entry's `queued` and `started` events (the latter naming this process and a lease) go to disk in
+ONE append. A concurrent drain therefore never sees the entry as pending while this process works
+on it, and if this process dies, the next drain's recovery finds it (idempotent: run again;
+`idempotent: false`: marked unknown).
+
+`send` by default falls back to the queue on a transient failure: the entry is put back to
+pending, high priority, due now, and the next drain retries it. `--now` records the failure
+instead; `--queue` only queues. Permanent failures (unknown entity, invalid value, wrong key)
+fail at once and are never queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from cmdctl.core.errors import CmdctlError, DeviceError, DeviceRejected, DeviceUnavailable, ExitCode
+from cmdctl.core.ids import new_id
+from cmdctl.core.model import Command, Entry, Priority
+from cmdctl.device.classify import DeliveryUnknown, classify
+from cmdctl.device.transport import (
+    CONNECT_TIMEOUT,
+    DEFAULT_JOB_TIMEOUT,
+    VERIFY_TIMEOUT,
+    DeviceAddress,
+    DeviceSession,
+)
+from cmdctl.drain import recovery
+from cmdctl.drain.retry import RetryPolicy
+from cmdctl.drain.totals import Totals
+from cmdctl.journal import events as ev
+from cmdctl.journal.events import Event
+from cmdctl.journal.recorder import Recorder
+from cmdctl.journal.store import Journal
+
+if TYPE_CHECKING:
+    from cmdctl.drain.engine import Observer
+
+#: `send` gives the device this long (connect, command, barrier, verification) before it falls
+#: back to the queue: long enough for a healthy device on Wi-Fi, short enough to feel direct.
+SEND_TIMEOUT_S = 5.0
+#: Added to the lease of a `started` event: recovery leaves the entry alone until then.
+LEASE_MARGIN_S = 30.0
+#: A sent command that must still be retried by drains gets this many attempts in all.
+SEND_MAX_ATTEMPTS = 5
+#: Immediate steps retry a transient failure once, briefly: a person is waiting.
+IMMEDIATE_POLICY = RetryPolicy(tries=2, ambiguous_tries=2, initial=0.3, maximum=1.0, jitter=0.2)
+
+
+class Mode(StrEnum):
+    """How `send` routes a command."""
+
+    AUTO = "auto"  # direct; queued when the device is away
+    NOW = "now"  # direct only; a failure is recorded, never queued
+    QUEUE = "queue"  # queued only
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """How one `send` ended."""
+
+    entry: Entry
+    status: str  # confirmed | delivered | queued | failed | unknown | unreachable | mismatch
+    seconds: float
+    detail: str = ""
+    error: DeviceError | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The documented code for this outcome."""
+        if self.status in ("confirmed", "delivered"):
+            return ExitCode.OK
+        if self.status == "queued":
+            return ExitCode.QUEUED if self.error is not None else ExitCode.OK
+        if self.status == "unreachable":
+            return ExitCode.UNREACHABLE
+        return ExitCode.FAILED
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "id": self.entry.id,
+            "device": self.entry.device,
+            "command": self.entry.command.selector,
+            "args": dict(self.entry.command.args),
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "detail": self.detail,
+            "error": None if self.error is None else self.error.one_line(),
+            "exit_code": int(self.exit_code),
+        }
+
+
+def send_entry(
+    device: str,
+    command: Command,
+    *,
+    who: str,
+    idempotent: bool,
+    verify: bool = True,
+    now: float | None = None,
+    max_attempts: int = SEND_MAX_ATTEMPTS,
+) -> Entry:
+    """The journal entry for one `cmdctl send`: its own batch, high priority, due now."""
+    now = time.time() if now is None else now
+    ident = new_id()
+    return Entry(
+        id=ident,
+        batch=ident,
+        device=device,
+        command=command,
+        priority=Priority.HIGH,
+        created=now,
+        not_before=now,
+        expires=None,
+        idempotent=idempotent,
+        verify=verify,
+        max_attempts=max_attempts,
+        who=who,
+        origin="send",
+        step="",
+    )
+
+
+def queue_only(journal: Journal, entry: Entry) -> SendResult:
+    """`send --queue`: one durable `queued` event; the next drain runs it."""
+    journal.append([ev.queued(entry)])
+    return SendResult(entry, "queued", 0.0)
+
+
+def queued_and_started(entries: Sequence[Entry], owner: recovery.Owner, now: float) -> list[Event]:
+    """`queued` + `started` events for entries run at once, appended together."""
+    out = [ev.queued(e) for e in entries]
+    out += [recovery.started(e, now, owner, attempt=1) for e in entries]
+    return out
+
+
+async def send(
+    journal: Journal,
+    device: DeviceAddress,
+    entry: Entry,
+    *,
+    mode: Mode = Mode.AUTO,
+    timeout: float = SEND_TIMEOUT_S,
+    clock: Callable[[], float] = time.time,
+) -> SendResult:
+    """Run one command on its device now, journaled; see the module docstring for routing."""
+    if mode is Mode.QUEUE:
+        return queue_only(journal, entry)
+    now = clock()
+    owner = recovery.me(new_id(), recovery.SEND, now + timeout + LEASE_MARGIN_S)
+    await asyncio.to_thread(journal.append, queued_and_started([entry], owner, now))
+    began = time.monotonic()
+    session = DeviceSession(
+        device,
+        connect_timeout=min(CONNECT_TIMEOUT, timeout),
+        verify_timeout=min(VERIFY_TIMEOUT, timeout),
+        job_timeout=timeout,
+    )
+    try:
+        try:
+            # A backstop over the session's own bounds, which each phase already respects.
+            async with asyncio.timeout(timeout + 1.0):
+                outcome = await session.execute(entry.command, verify=entry.verify)
+        except TimeoutError as err:
+            raise classify(err, device.name, phase="sending", timeout=timeout) from err
+        finally:
+            session.close()
+    except DeviceError as err:
+        result, events = _failure(entry, err, mode, clock(), time.monotonic() - began)
+        await asyncio.to_thread(journal.append, events)
+        return result
+    except BaseException:
+        # Interrupted (Ctrl-C) before an outcome: leave nothing RUNNING behind.
+        _interrupted(journal, entry, clock())
+        raise
+    seconds = time.monotonic() - began
+    if outcome.status == "mismatch":
+        error = f"{entry.device}: {entry.command.selector}: state did not follow ({outcome.detail})"
+        await asyncio.to_thread(
+            journal.append, [ev.failed(entry.id, clock(), error=error, kind="mismatch")]
+        )
+        return SendResult(entry, "mismatch", seconds, outcome.detail)
+    await asyncio.to_thread(
+        journal.append,
+        [ev.done(entry.id, clock(), outcome=outcome.status, duration=round(outcome.elapsed, 4))],
+    )
+    return SendResult(entry, outcome.status, seconds, outcome.detail)
+
+
+def _failure(
+    entry: Entry, err: DeviceError, mode: Mode, now: float, seconds: float
+) -> tuple[SendResult, list[Event]]:
+    text = err.one_line()
+    if isinstance(err, DeliveryUnknown) and not entry.idempotent:
+        reason = (
+            f"{err.reason}; it may or may not have run and is not safe to repeat "
+            f"(`cmdctl queue retry {entry.id}` runs it again)"
+        )
+        return SendResult(entry, "unknown", seconds, reason, err), [
+            ev.unknown(entry.id, now, reason=reason)
+        ]
+    if isinstance(err, DeviceUnavailable):
+        if mode is Mode.AUTO:
+            return SendResult(entry, "queued", seconds, text, err), [
+                ev.attempt_failed(entry.id, now, error=text, kind=err.kind, retry_at=now),
+                ev.rescheduled(entry.id, now, not_before=now, attempts=1),
+            ]
+        return SendResult(entry, "unreachable", seconds, text, err), [
+            ev.attempt_failed(entry.id, now, error=text, kind=err.kind, retry_at=None),
+            ev.failed(entry.id, now, error=text, kind=err.kind),
+        ]
+    kind = err.kind if isinstance(err, DeviceRejected) else "rejected"
+    return SendResult(entry, "failed", seconds, text, err), [
+        ev.failed(entry.id, now, error=text, kind=kind)
+    ]
+
+
+def _interrupted(journal: Journal, entry: Entry, now: float) -> None:
+    if entry.idempotent:
+        events = [ev.rescheduled(entry.id, now, not_before=now, attempts=0)]
+    else:
+        reason = (
+            "interrupted after it was started; it may or may not have run and is not safe to "
+            f"repeat (`cmdctl queue retry {entry.id}` runs it again)"
+        )
+        events = [ev.unknown(entry.id, now, reason=reason)]
+    # If this fails too, the next drain's recovery covers it: the owner pid will be gone.
+    with contextlib.suppress(CmdctlError):
+        journal.append(events)
+
+
+async def run_immediate(
+    journal: Journal,
+    devices: Callable[[str], DeviceAddress | None],
+    entries: Sequence[Entry],
+    *,
+    concurrency: int | None = None,
+    observer: Observer | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Totals:
+    """Run a playbook's immediate entries inline, concurrently across devices; never queued.
+
+    Transient failures are retried once, then recorded as failed (kind `unreachable`), not left
+    pending: an immediate step is worth doing now or not at all.
+    """
+    from cmdctl.drain import engine as eng
+
+    totals = Totals()
+    if not entries:
+        return totals
+    options = eng.DrainOptions(
+        concurrency=concurrency or eng.DEFAULT_CONCURRENCY, policy=IMMEDIATE_POLICY
+    )
+    engine = eng.Engine(journal, devices, options, observer=observer, clock=clock,
+                        kind=recovery.SEND)
+    now = clock()
+    # Devices wait for a slot in rounds; each round may use its job timeout on both tries.
+    rounds = math.ceil(len({e.device for e in entries}) / options.concurrency)
+    lease = now + rounds * IMMEDIATE_POLICY.tries * DEFAULT_JOB_TIMEOUT + LEASE_MARGIN_S
+    owner = recovery.me(engine.run_id, recovery.SEND, lease)
+    began = time.monotonic()
+    await asyncio.to_thread(journal.append, queued_and_started(entries, owner, now))
+    async with Recorder(journal.append) as rec:
+        await eng.run_entries(engine, rec, entries, totals, requeue=False)
+    totals.seconds = time.monotonic() - began
+    return totals
+

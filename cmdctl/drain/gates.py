@@ -1,0 +1,127 @@
+"""Barriers: a step with `after: <step>` waits until that step has finished on every target.
+
+An entry whose `extra["after"]` names a step of its batch is held back (not due) while any entry
+of that step in the batch is pending or running. Once all have finished, it runs if the step
+ended done everywhere (confirmed / delivered, or superseded by a newer entry). Where it ended any
+other way (failed, expired, cancelled, skipped, unknown), `on_failure` decides: `skip` (the
+default) skips the dependent step on every device, `continue` only on the devices where the
+prerequisite failed. A prerequisite that names no entry of the batch never holds anything back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring
+
+from cmdctl.core.model import Entry, State
+from cmdctl.journal import events as ev
+from cmdctl.journal.ledger import Ledger
+
+_WAIT = frozenset({State.PENDING, State.RUNNING})
+
+
+@dataclass(slots=True)
+class Barriers:
+    """What the barrier check made of the due entries."""
+
+    ready: list[Entry]  # may run now, in the given order
+    skipped: list[tuple[Entry, str]] = field(default_factory=list)  # (entry, reason)
+    waiting: int = 0  # held back until their prerequisite has finished everywhere
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """How a prerequisite step stands in its batch."""
+
+    running: bool  # some entry of it is still pending or running
+    failed_on: tuple[str, ...]  # devices where it did not end done, in queue order
+
+
+def _ok(entry: Entry) -> bool:
+    if entry.state is State.DONE:
+        return True
+    return entry.state is State.SUPERSEDED and entry.superseded_by is not None
+
+
+def _steps(
+    ledger: Ledger, wanted: Mapping[str, set[str]], due: Sequence[Entry]
+) -> dict[tuple[str, str], _Step]:
+    """How each wanted (batch, step) stands, decoding only entries that may belong to one.
+
+    A batch of 10,000 entries behind a barrier must not cost 10,000 decodes: due entries are
+    decoded already, and any other raw `queued` line is matched on its batch (the fixed head)
+    and its step (a byte search) before it is decoded.
+    """
+    needles = {
+        batch: [b'"step":' + encode_basestring(name).encode() + b"," for name in names]
+        for batch, names in wanted.items()
+    }
+    running: set[tuple[str, str]] = set()
+    failed: dict[tuple[str, str], list[str]] = {}
+    seen = {entry.id for entry in due}
+    for entry in due:  # pending: a prerequisite among them has not finished
+        names = wanted.get(entry.batch)
+        if names is not None and entry.step in names:
+            running.add((entry.batch, entry.step))
+    for entry_id in ledger.ids():
+        if entry_id in seen:
+            continue
+        head = ledger.records(entry_id)[0]
+        if isinstance(head, bytes):
+            peeked = ev.peek(head)
+            if peeked is not None and peeked[2] is not None:
+                batch_needles = needles.get(peeked[2][0])
+                if batch_needles is None or not any(n in head for n in batch_needles):
+                    continue
+        entry = ledger.get(entry_id)
+        if entry.step not in wanted.get(entry.batch, ()):
+            continue
+        key = (entry.batch, entry.step)
+        if entry.state in _WAIT:
+            running.add(key)
+        elif not _ok(entry):
+            failed.setdefault(key, []).append(entry.ran_on or entry.device)
+    return {
+        (batch, name): _Step((batch, name) in running,
+                             tuple(dict.fromkeys(failed.get((batch, name), ()))))
+        for batch, names in wanted.items()
+        for name in names
+    }
+
+
+def check(ledger: Ledger, due: Sequence[Entry]) -> Barriers:
+    """Split due entries into ready, skipped (with reasons) and waiting."""
+    wanted: dict[str, set[str]] = {}
+    for entry in due:
+        if entry.extra:
+            after = entry.extra.get("after")
+            if isinstance(after, str) and after not in wanted.get(entry.batch, ()):
+                wanted.setdefault(entry.batch, set()).add(after)
+    if not wanted:
+        return Barriers(list(due))
+    steps = _steps(ledger, wanted, due)
+    if not any(s.running or s.failed_on for s in steps.values()):
+        return Barriers(list(due))  # every barrier is open
+    out = Barriers([])
+    for entry in due:
+        after = entry.extra.get("after") if entry.extra else None
+        if not isinstance(after, str):
+            out.ready.append(entry)
+            continue
+        step = steps[(entry.batch, after)]
+        if step.running:
+            out.waiting += 1
+            continue
+        if not step.failed_on:
+            out.ready.append(entry)
+            continue
+        if entry.extra.get("on_failure", "skip") == "continue":
+            if entry.device not in step.failed_on:
+                out.ready.append(entry)
+                continue
+            where = entry.device
+        else:
+            where = ", ".join(step.failed_on)
+        out.skipped.append((entry, f"prerequisite {after!r} failed on {where}"))
+    return out

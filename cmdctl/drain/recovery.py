@@ -1,0 +1,173 @@
+"""Entries left RUNNING by a process that died, and pending entries past their `expires`.
+
+Every `started` event names its owner: the run id, what kind of process (`drain` or `send`), its
+pid and host, and a lease (the time by which it will have recorded an outcome). An entry is
+abandoned when its owner is gone:
+
+* owner a drain: only one drain runs at a time (the drain lock), so a drain that finds RUNNING
+  entries of another drain run knows that run is dead;
+* owner a `send` (which does not take the drain lock): dead when its pid is gone (same host) or
+  its lease has passed (any host).
+
+Abandoned idempotent entries go back to pending (at-least-once; the interrupted attempt is not
+counted against them). Abandoned `idempotent: false` entries become `unknown`: the command may or
+may not have reached the device, and only a person may decide to run it again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from cmdctl.core.model import Entry, State
+from cmdctl.journal import events as ev
+from cmdctl.journal.events import Event, EventDecodeError
+from cmdctl.journal.ledger import Ledger
+
+DRAIN = "drain"
+SEND = "send"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who started an entry, and until when it promised to finish it."""
+
+    run: str
+    kind: str  # DRAIN | SEND
+    pid: int
+    host: str
+    lease: float  # epoch seconds
+
+    def describe(self) -> str:
+        """`drain run 01J… (pid 4242 on box)`."""
+        return f"{self.kind} run {self.run} (pid {self.pid} on {self.host})"
+
+
+def this_host() -> str:
+    """The host name recorded in `started` events."""
+    return socket.gethostname()
+
+
+def me(run: str, kind: str, lease: float) -> Owner:
+    """This process as an owner."""
+    return Owner(run=run, kind=kind, pid=os.getpid(), host=this_host(), lease=lease)
+
+
+def started(entry: Entry, ts: float, owner: Owner, *, attempt: int | None = None) -> Event:
+    """The `started` event for the next attempt of `entry`, carrying its owner."""
+    base = ev.started(
+        entry.id, ts, attempt=entry.attempts + 1 if attempt is None else attempt, run=owner.run
+    )
+    fields = dict(base.fields)
+    # Owner fields ride along as forward-compatible data; the fold ignores what it does not know.
+    fields.update(by=owner.kind, pid=owner.pid, host=owner.host, lease=owner.lease)
+    return Event(base.type, base.id, base.ts, fields)
+
+
+def owner_of(ledger: Ledger, entry_id: str) -> Owner | None:
+    """The owner named by the entry's last `started` event, or None if there is none."""
+    for record in reversed(ledger.records(entry_id)):
+        if isinstance(record, Event):
+            event = record
+        else:
+            if not record.startswith(b'{"t":"started"'):
+                continue
+            try:
+                event = ev.decode(record)
+            except EventDecodeError:
+                continue
+        if event.type != ev.STARTED:
+            continue
+        return _owner(event.fields)
+    return None
+
+
+def _owner(fields: Any) -> Owner:
+    def num(key: str) -> float:
+        value = fields.get(key)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    run = fields.get("run")
+    kind = fields.get("by")
+    host = fields.get("host")
+    return Owner(
+        run=run if isinstance(run, str) else "?",
+        # A `started` event without owner fields was written by a drain (older format).
+        kind=kind if isinstance(kind, str) else DRAIN,
+        pid=int(num("pid")),
+        host=host if isinstance(host, str) else "",
+        lease=num("lease"),
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def abandoned(owner: Owner | None, now: float, *, run: str, holding_drain_lock: bool) -> bool:
+    """True when nobody will ever record an outcome for an entry started by `owner`."""
+    if owner is None:
+        return holding_drain_lock
+    if owner.run == run:
+        return False
+    if owner.kind == DRAIN and holding_drain_lock:
+        return True
+    if owner.host == this_host():
+        return not pid_alive(owner.pid) or owner.lease < now
+    return owner.lease < now
+
+
+def recover(ledger: Ledger, now: float, *, run: str, holding_drain_lock: bool) -> list[Event]:
+    """Events that put every abandoned RUNNING entry back to pending, or mark it unknown."""
+    out: list[Event] = []
+    for entry in ledger.entries(state=State.RUNNING):
+        owner = owner_of(ledger, entry.id)
+        if not abandoned(owner, now, run=run, holding_drain_lock=holding_drain_lock):
+            continue
+        who = owner.describe() if owner is not None else "an unknown process"
+        if entry.idempotent:
+            reason = f"interrupted: {who} died before recording an outcome"
+            out.append(
+                ev.attempt_failed(entry.id, now, error=reason, kind="interrupted", retry_at=now)
+            )
+            # The interruption was ours, not the device's: do not count the attempt.
+            out.append(
+                ev.rescheduled(entry.id, now, not_before=now, attempts=max(0, entry.attempts - 1))
+            )
+        else:
+            reason = (
+                f"interrupted: {who} died after starting it; the command may or may not have "
+                f"reached {entry.device}, and it is not safe to repeat "
+                f"(`cmdctl queue retry {entry.id}` runs it again)"
+            )
+            out.append(ev.unknown(entry.id, now, reason=reason))
+    return out
+
+
+def expired(entry: Entry, now: float) -> Event:
+    """The `expired` event for a pending entry whose `expires` time has passed."""
+    return ev.expired(entry.id, now, reason=f"not run before it expired at {_iso(entry.expires)}")
+
+
+def expire(ledger: Ledger, now: float) -> list[Event]:
+    """`expired` events for pending entries whose `expires` time has passed."""
+    return [expired(entry, now) for entry in ledger.expired(now)]
+
+
+def _iso(ts: float | None) -> str:
+    import datetime as dt
+
+    if ts is None:
+        return "?"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

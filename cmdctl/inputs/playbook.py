@@ -1,0 +1,628 @@
+"""Playbooks: the YAML schema, validation at load, and expansion into queued entries.
+
+Everything is checked at load, before anything is written, and every error names
+`file:line:column`. Fleet keys (tags, barriers, failover/any targets, serial) travel to the
+engine in `Entry.extra`: `tags`, `after` + `on_failure`, `pick` + `candidates`, `serial`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cmdctl.core.errors import InputError
+from cmdctl.core.model import DOMAINS, Command, Entry, JSONValue, Priority
+from cmdctl.core.timespec import parse_time
+from cmdctl.inputs import commands, selection, yamlsrc
+from cmdctl.inputs.inventory import Device, Inventory
+from cmdctl.inputs.yamlsrc import Loc, MapNode, Node, ScalarNode, SeqNode
+
+MAX_COMMANDS = 100_000  # default cap on one expansion; --max-commands raises it
+DEFAULT_ATTEMPTS = 3
+MAX_ATTEMPTS = 1_000
+ORIGIN = "bulk"
+MODES = ("queued", "immediate")
+PICKS = ("failover", "any")  # targets: {failover: [...]} runs on the first reachable, in order
+ON_FAILURE = ("skip", "continue")
+MAX_SERIAL = 1_000_000
+
+_TOP_KEYS = ("name", "targets", "priority", "at", "expires", "defaults", "tags", "serial", "steps")
+_DEFAULT_KEYS = ("attempts", "verify")
+_STEP_KEYS = (
+    "name",
+    "mode",
+    "idempotent",
+    "verify",
+    "attempts",
+    "targets",
+    "tags",
+    "after",
+    "on_failure",
+    "action",
+    "data",
+)
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # no ',': `--tags a,b` splits on it
+_TAG_HINT = "tags use letters, digits, '_', '-' and '.'"
+_PERCENT = re.compile(r"\s*(\d{1,3})\s*%\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One command, sent to every target device of the step."""
+
+    name: str
+    command: Command
+    mode: str  # "queued" | "immediate"
+    idempotent: bool
+    verify: bool
+    attempts: int
+    targets: tuple[str, ...] | None  # patterns replacing the playbook's targets
+    loc: Loc = field(compare=False)
+    targets_loc: Loc | None = field(default=None, compare=False)
+    tags: tuple[str, ...] = ()  # the playbook's tags, then the step's own
+    after: str | None = None  # an earlier step of the playbook this one waits for
+    on_failure: str | None = None  # "skip" | "continue"; only with `after`
+    pick: str | None = None  # "failover" | "any": `targets` are candidates for ONE entry
+    after_loc: Loc | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Playbook:
+    """A validated playbook."""
+
+    name: str
+    path: Path
+    targets: tuple[str, ...]
+    priority: Priority
+    at: str | None  # as written; resolved against `now` at expansion
+    expires: str | None  # as written; relative ones count from `at`
+    steps: tuple[Step, ...]
+    max_commands: int = MAX_COMMANDS
+    targets_loc: Loc | None = field(default=None, compare=False)
+    at_loc: Loc | None = field(default=None, compare=False)
+    expires_loc: Loc | None = field(default=None, compare=False)
+    pick: str | None = None  # "failover" | "any" when `targets` are candidates
+    tags: tuple[str, ...] = ()  # applied to every step
+    serial: int | str | None = None  # rolling window: N devices, or "N%" of the batch's
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One expansion of a playbook: the batch to queue and the entries to run inline.
+
+    Entries of `mode: immediate` steps are due at once (`not_before` = now), whatever `at` says.
+    Entries share their step's `Command` (frozen; its args must not be mutated).
+    """
+
+    batch: str
+    name: str  # the playbook's name
+    devices: tuple[Device, ...]
+    steps: tuple[Step, ...]
+    queued: tuple[Entry, ...]
+    immediate: tuple[Entry, ...]
+    serial: int | str | None = None
+
+    @property
+    def count(self) -> int:
+        """All commands in the plan."""
+        return len(self.queued) + len(self.immediate)
+
+
+def load_playbook(path: Path, *, max_commands: int = MAX_COMMANDS) -> Playbook:
+    """Load and validate a playbook; every error is an `InputError` with a location."""
+    start = Loc(str(path), 1, 1)
+    root = yamlsrc.want_map(yamlsrc.load_file(path), "a playbook", start)
+    yamlsrc.check_keys(root, _TOP_KEYS, "the playbook")
+    items = root.items
+    name = yamlsrc.want_str(items["name"], "name") if "name" in items else path.stem
+    if "targets" not in items:
+        raise root.loc.error("the playbook has no 'targets:'", hint="for example targets: all")
+    targets, pick, targets_loc = _targets(items["targets"])
+    priority = _priority(items["priority"]) if "priority" in items else Priority.NORMAL
+    at = _time(items["at"], "at") if "at" in items else None
+    expires = _time(items["expires"], "expires") if "expires" in items else None
+    tags = _tags(items["tags"]) if "tags" in items else ()
+    serial = _serial(items["serial"]) if "serial" in items else None
+    attempts, verify = DEFAULT_ATTEMPTS, True
+    if "defaults" in items:
+        defaults = yamlsrc.want_map(items["defaults"], "defaults", root.loc)
+        yamlsrc.check_keys(defaults, _DEFAULT_KEYS, "defaults")
+        if "attempts" in defaults.items:
+            attempts = _attempts(defaults.items["attempts"])
+        if "verify" in defaults.items:
+            verify = yamlsrc.want_bool(defaults.items["verify"], "verify")
+    if "steps" not in items:
+        raise root.loc.error("the playbook has no 'steps:'")
+    steps_node = items["steps"]
+    if not isinstance(steps_node, SeqNode) or not steps_node.items:
+        raise steps_node.loc.error("steps must be a non-empty list")
+    if len(steps_node.items) > max_commands:
+        raise steps_node.loc.error(
+            f"{len(steps_node.items):,} steps is more than the {max_commands:,}-command cap",
+            hint="raise it with --max-commands",
+        )
+    steps: list[Step] = []
+    names: dict[str, Loc] = {}
+    for node in steps_node.items:
+        step = _step(node, attempts, verify, tags)
+        if step.name in names:
+            raise step.loc.error(
+                f"duplicate step name {step.name!r} (first at line {names[step.name].line})",
+                hint="give one of them a different `name:`",
+            )
+        if step.after is not None:
+            _check_after(step, names, steps_node)
+        if step.mode == "immediate" and (step.pick or (step.targets is None and pick)):
+            raise (step.targets_loc or targets_loc or step.loc).error(
+                f"step {step.name!r} is immediate: failover/any targets need a queued step",
+                hint="remove `mode: immediate` or give the step plain targets",
+            )
+        names[step.name] = step.loc
+        steps.append(step)
+    return Playbook(
+        name=name,
+        path=path,
+        targets=targets,
+        priority=priority,
+        at=at,
+        expires=expires,
+        steps=tuple(steps),
+        max_commands=max_commands,
+        targets_loc=targets_loc,
+        at_loc=items["at"].loc if "at" in items else None,
+        expires_loc=items["expires"].loc if "expires" in items else None,
+        pick=pick,
+        tags=tags,
+        serial=serial,
+    )
+
+
+def parse_tags(text: str) -> frozenset[str]:
+    """Tags from a command-line value like `power,night` (for `--tags` / `--skip-tags`)."""
+    tags = frozenset(part.strip() for part in text.split(",") if part.strip())
+    if not tags:
+        raise InputError(
+            f"no tags in {text!r}", hint="write tags separated by ',', like power,night"
+        )
+    for tag in sorted(tags):
+        if not _TAG.fullmatch(tag):
+            raise InputError(f"bad tag {tag!r}", hint=_TAG_HINT)
+    return tags
+
+
+def expand(
+    playbook: Playbook,
+    inventory: Inventory,
+    *,
+    now: float,
+    ids: Callable[[], str],
+    who: str,
+    limit: str | None = None,
+    priority: Priority | None = None,
+    at: str | None = None,
+    max_commands: int | None = None,
+    tags: frozenset[str] | None = None,
+    skip_tags: frozenset[str] | None = None,
+) -> Plan:
+    """Every step on every target device (step-major, devices in inventory order) as entries.
+
+    A failover/any step is one entry on its first candidate. `tags` keeps steps with at least
+    one of them, `skip_tags` drops steps with any; a barrier on a step left out of this
+    expansion (by tags or `limit`) is dropped: that step is not part of the batch.
+    """
+    where = playbook.targets_loc or Loc(str(playbook.path), 1, 1)
+    limited: set[str] | None = None
+    if limit is not None:
+        try:
+            limited = set(selection.select_names(inventory, limit))
+        except InputError as err:
+            raise InputError(f"--limit: {err.message}", hint=err.hint) from None
+    chosen = _filter_tags(playbook, tags, skip_tags)
+    base = _candidates(inventory, playbook.targets, where, playbook.pick is not None)
+    plan_steps: list[tuple[Step, tuple[str, ...], str | None]] = []
+    for step in chosen:
+        if step.targets is None:
+            names, pick, loc = base, playbook.pick, where
+        else:
+            pick, loc = step.pick, step.targets_loc or where
+            names = _candidates(inventory, step.targets, step.targets_loc, pick is not None)
+        if limited is not None:
+            names = tuple(name for name in names if name in limited)
+            if pick is not None and not names:
+                raise loc.error(
+                    f"--limit {limit!r} leaves no {pick} candidate for step {step.name!r}",
+                    hint="widen --limit, or leave the step out with --skip-tags",
+                )
+        plan_steps.append((step, names, pick))
+    count = sum(1 if pick else len(names) for _, names, pick in plan_steps)
+    if count == 0:
+        raise where.error(
+            f"--limit {limit!r} leaves none of this playbook's targets",
+            hint="check the pattern against the playbook's targets",
+        )
+    cap = playbook.max_commands if max_commands is None else max_commands
+    if count > cap:
+        raise where.error(
+            f"the playbook expands to {count:,} commands, more than the cap of {cap:,}",
+            hint="raise it with --max-commands, or narrow the targets with --limit",
+        )
+    not_before, expires = _schedule(playbook, now, at)
+    batch = ids()
+    level = priority or playbook.priority
+    queued: list[Entry] = []
+    immediate: list[Entry] = []
+    present = {step.name for step, names, _ in plan_steps if names}
+    for step, names, pick in plan_steps:
+        inline = step.mode == "immediate"
+        into = immediate if inline else queued
+        extra = _extra(step, pick, names, present, playbook.serial)
+        for device in names[:1] if pick else names:
+            into.append(
+                Entry(
+                    id=ids(),
+                    batch=batch,
+                    device=device,
+                    command=step.command,
+                    priority=level,
+                    created=now,
+                    not_before=now if inline else not_before,  # inline steps run now
+                    expires=expires,
+                    idempotent=step.idempotent,
+                    verify=step.verify,
+                    max_attempts=step.attempts,
+                    who=who,
+                    origin=ORIGIN,
+                    step=step.name,
+                    playbook=playbook.name,
+                    extra=extra,  # shared by the step's entries, like `command`
+                )
+            )
+    touched = {name for _, names, _ in plan_steps for name in names}
+    devices = tuple(device for device in inventory.devices if device.name in touched)
+    steps = tuple(step for step, _, _ in plan_steps)
+    return Plan(
+        batch, playbook.name, devices, steps, tuple(queued), tuple(immediate), playbook.serial
+    )
+
+
+def _extra(
+    step: Step,
+    pick: str | None,
+    names: tuple[str, ...],
+    present: set[str],
+    serial: int | str | None,
+) -> dict[str, JSONValue]:
+    extra: dict[str, JSONValue] = {}
+    if step.tags:
+        extra["tags"] = list(step.tags)
+    if step.after is not None and step.after in present:
+        extra["after"] = step.after
+        extra["on_failure"] = step.on_failure or "skip"
+    if pick is not None:
+        extra["pick"] = pick
+        extra["candidates"] = list(names)
+    if serial is not None:
+        extra["serial"] = serial
+    return extra
+
+
+def _filter_tags(
+    playbook: Playbook, tags: frozenset[str] | None, skip_tags: frozenset[str] | None
+) -> tuple[Step, ...]:
+    steps = playbook.steps
+    if tags is None and skip_tags is None:
+        return steps
+    start = Loc(str(playbook.path), 1, 1)
+    known = {tag for step in steps for tag in step.tags}
+    for option, asked in (("--tags", tags), ("--skip-tags", skip_tags)):
+        for tag in sorted(asked or ()):
+            if tag not in known:
+                hint = yamlsrc.did_you_mean(tag, sorted(known))
+                listed = ", ".join(sorted(known)) if known else "none"
+                raise start.error(
+                    f"{option}: no step of this playbook has tag {tag!r}",
+                    hint=hint or f"its tags: {listed}",
+                )
+    if tags is not None:
+        steps = tuple(step for step in steps if not tags.isdisjoint(step.tags))
+    if skip_tags is not None:
+        steps = tuple(step for step in steps if skip_tags.isdisjoint(step.tags))
+    if not steps:
+        said = " ".join(
+            f"{option} {','.join(sorted(asked))}"
+            for option, asked in (("--tags", tags), ("--skip-tags", skip_tags))
+            if asked is not None
+        )
+        raise start.error(
+            f"{said} leaves no step of this playbook", hint="check the tags of its steps"
+        )
+    return steps
+
+
+def _candidates(
+    inventory: Inventory, patterns: Sequence[str], loc: Loc | None, ordered: bool
+) -> tuple[str, ...]:
+    if not ordered:
+        return _resolve(inventory, patterns, loc)
+    # Failover order is the order written; a pattern adds its devices in inventory order.
+    names: dict[str, None] = {}
+    for pattern in patterns:
+        names.update(dict.fromkeys(_resolve(inventory, (pattern,), loc)))
+    return tuple(names)
+
+
+def _resolve(inventory: Inventory, patterns: Sequence[str], loc: Loc | None) -> tuple[str, ...]:
+    try:
+        return selection.union(inventory, patterns)
+    except InputError as err:
+        if loc is None:
+            raise
+        raise loc.error(err.message, hint=err.hint) from None
+
+
+def _schedule(playbook: Playbook, now: float, at: str | None) -> tuple[float, float | None]:
+    if at is not None:
+        try:
+            not_before = parse_time(at, now=now)
+        except InputError as err:
+            raise InputError(f"--at: {err.message}", hint=err.hint) from None
+    elif playbook.at is not None:
+        not_before = _located(lambda: parse_time(playbook.at or "", now=now), playbook.at_loc)
+    else:
+        not_before = now
+    if playbook.expires is None:
+        return not_before, None
+    text = playbook.expires
+    expires = _located(lambda: parse_time(text, now=now, base=not_before), playbook.expires_loc)
+    if expires <= max(now, not_before):
+        loc = playbook.expires_loc or Loc(str(playbook.path), 1, 1)
+        raise loc.error(
+            f"expires ({text}) is not after the start time; every command would expire unrun",
+            hint="use a relative time like +2h, counted from `at`",
+        )
+    return not_before, expires
+
+
+def _located(parse: Callable[[], float], loc: Loc | None) -> float:
+    try:
+        return parse()
+    except InputError as err:
+        if loc is None:
+            raise
+        raise loc.error(err.message, hint=err.hint) from None
+
+
+def _step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) -> Step:
+    body = yamlsrc.want_map(node, "a step", node.loc)
+    selectors: list[str] = []
+    for key, loc in body.keys.items():
+        if key in _STEP_KEYS:
+            continue
+        if "." in key:
+            selectors.append(key)
+            continue
+        if key in DOMAINS:
+            raise loc.error(
+                f"{key!r} needs an entity", hint=f"write {key}.ENTITY, like switch.tv_power: on"
+            )
+        raise loc.error(
+            f"unknown step key {key!r}",
+            hint=yamlsrc.did_you_mean(key, _STEP_KEYS)
+            or "a step is DOMAIN.ENTITY: VALUE (like switch.tv_power: on) or action: NAME",
+        )
+    items = body.items
+    if "action" in items:
+        selectors.append("action")
+    elif "data" in items:
+        raise body.keys["data"].error("'data' belongs to an 'action:' step")
+    if not selectors:
+        raise body.loc.error(
+            "this step has no command",
+            hint="add DOMAIN.ENTITY: VALUE (like switch.tv_power: on) or action: NAME",
+        )
+    if len(selectors) > 1:
+        raise body.keys[selectors[1]].error(
+            f"a step has exactly one command; this one has {' and '.join(selectors)}",
+            hint="split it into separate steps",
+        )
+    command = _command(body, selectors[0])
+    default_name = f"action:{command.target}" if command.domain == "action" else selectors[0]
+    mode = "queued"
+    if "mode" in items:
+        mode = yamlsrc.want_str(items["mode"], "mode")
+        if mode not in MODES:
+            raise items["mode"].loc.error(
+                f"unknown mode {mode!r}",
+                hint=yamlsrc.did_you_mean(mode, MODES) or "queued or immediate",
+            )
+    targets: tuple[str, ...] | None = None
+    pick: str | None = None
+    targets_loc: Loc | None = None
+    if "targets" in items:
+        targets, pick, targets_loc = _targets(items["targets"])
+    if "tags" in items:
+        tags = tuple(dict.fromkeys((*tags, *_tags(items["tags"]))))
+    after: str | None = None
+    on_failure: str | None = None
+    if "after" in items:
+        after = yamlsrc.want_str(items["after"], "after")
+        if mode == "immediate":
+            raise body.keys["after"].error(
+                "an immediate step runs at once and cannot wait for another step",
+                hint="remove `mode: immediate` or `after:`",
+            )
+    if "on_failure" in items:
+        if after is None:
+            raise body.keys["on_failure"].error(
+                "'on_failure' needs 'after:'",
+                hint="on_failure says what to do when the step named by after: fails",
+            )
+        on_failure = yamlsrc.want_str(items["on_failure"], "on_failure")
+        if on_failure not in ON_FAILURE:
+            raise items["on_failure"].loc.error(
+                f"unknown on_failure {on_failure!r}",
+                hint=yamlsrc.did_you_mean(on_failure, ON_FAILURE) or "skip or continue",
+            )
+    return Step(
+        name=yamlsrc.want_str(items["name"], "step name") if "name" in items else default_name,
+        command=command,
+        mode=mode,
+        idempotent=(
+            yamlsrc.want_bool(items["idempotent"], "idempotent")
+            if "idempotent" in items
+            else commands.idempotent_default(command)
+        ),
+        verify=yamlsrc.want_bool(items["verify"], "verify") if "verify" in items else verify,
+        attempts=_attempts(items["attempts"]) if "attempts" in items else attempts,
+        targets=targets,
+        loc=body.keys["name"] if "name" in items else body.loc,
+        targets_loc=targets_loc,
+        tags=tags,
+        after=after,
+        on_failure=on_failure,
+        pick=pick,
+        after_loc=items["after"].loc if "after" in items else None,
+    )
+
+
+def _check_after(step: Step, earlier: dict[str, Loc], steps_node: SeqNode) -> None:
+    loc = step.after_loc or step.loc
+    name = step.after
+    if name in earlier:
+        return
+    if name == step.name:
+        raise loc.error(f"step {name!r} cannot wait for itself", hint="name an earlier step")
+    later = _step_names(steps_node)
+    if name in later:
+        raise loc.error(
+            f"after: {name!r} is a later step (line {later[name].line});"
+            " a step can only wait for an earlier one",
+            hint=f"move this step below {name!r}",
+        )
+    raise loc.error(
+        f"after: no earlier step is named {name!r}",
+        hint=yamlsrc.did_you_mean(name or "", earlier)
+        or (f"earlier steps: {', '.join(earlier)}" if earlier else "this is the first step"),
+    )
+
+
+def _step_names(steps_node: SeqNode) -> dict[str, Loc]:
+    # Only for the error message: the names of all steps, as far as they parse.
+    found: dict[str, Loc] = {}
+    for node in steps_node.items:
+        if isinstance(node, MapNode):
+            name = node.items.get("name")
+            if isinstance(name, ScalarNode) and isinstance(name.value, str):
+                found.setdefault(name.value, node.keys["name"])
+            else:
+                for key in node.keys:
+                    if "." in key or key == "action":
+                        label = key
+                        if key == "action" and isinstance(node.items[key], ScalarNode):
+                            label = f"action:{node.items[key].plain}"
+                        found.setdefault(label, node.loc)
+                        break
+    return found
+
+
+def _targets(node: Node) -> tuple[tuple[str, ...], str | None, Loc]:
+    """Patterns (a string or a list), or `{failover: [...]}` / `{any: [...]}` candidates."""
+    if not isinstance(node, MapNode):
+        return yamlsrc.want_str_list(node, "targets"), None, node.loc
+    yamlsrc.check_keys(node, PICKS, "targets")
+    if len(node.items) != 1:
+        where = node.keys["any"] if len(node.items) > 1 else node.loc
+        raise where.error(
+            "targets mapping needs exactly one of failover: or any:"
+            if not node.items
+            else "targets has both failover: and any:; choose one",
+            hint="for example targets: {failover: [ir-blaster-a, ir-blaster-b]}",
+        )
+    ((pick, value),) = node.items.items()
+    return yamlsrc.want_str_list(value, f"targets {pick}"), pick, value.loc
+
+
+def _tags(node: Node) -> tuple[str, ...]:
+    tags = yamlsrc.want_str_list(node, "tags")
+    for tag, item in zip(tags, node.items if isinstance(node, SeqNode) else (node,), strict=True):
+        if not _TAG.fullmatch(tag):
+            raise item.loc.error(f"bad tag {tag!r}", hint=_TAG_HINT)
+    return tuple(dict.fromkeys(tags))
+
+
+def _serial(node: Node) -> int | str:
+    if isinstance(node, ScalarNode) and isinstance(node.value, str) and node.tag is None:
+        match = _PERCENT.fullmatch(node.value)
+        if match is None or not 1 <= int(match.group(1)) <= 100:
+            raise node.loc.error(
+                f"serial must be a whole number or 1% to 100%, not {node.value!r}",
+                hint="for example serial: 5 or serial: 20%",
+            )
+        return f"{int(match.group(1))}%"
+    return yamlsrc.want_int(node, "serial", low=1, high=MAX_SERIAL)
+
+
+def _command(body: MapNode, key: str) -> Command:
+    key_loc = body.keys[key]
+    if key == "action":
+        domain = "action"
+        target = yamlsrc.want_str(body.items["action"], "action")
+        value_node: Node | None = body.items.get("data")
+        if value_node is not None and not isinstance(value_node, MapNode):
+            raise value_node.loc.error("data must be a mapping of argument: value")
+    else:
+        try:
+            domain, target = commands.parse_selector(key)
+        except InputError as err:
+            raise key_loc.error(err.message, hint=err.hint) from None
+        value_node = body.items[key]
+    value = value_node.plain if value_node is not None else None
+    try:
+        return commands.parse_command(domain, target, value)
+    except commands.CommandValueError as err:
+        loc = _path_loc(value_node, err.path, err.at_key) if value_node else key_loc
+        raise loc.error(f"{domain}.{target}: {err.message}", hint=err.hint) from None
+    except InputError as err:
+        raise key_loc.error(err.message, hint=err.hint) from None
+
+
+def _path_loc(node: Node, path: commands.Path_, at_key: bool) -> Loc:
+    loc = node.loc
+    for i, part in enumerate(path):
+        if isinstance(node, MapNode) and isinstance(part, str) and part in node.items:
+            if at_key and i == len(path) - 1:
+                return node.keys[part]
+            node = node.items[part]
+        elif isinstance(node, SeqNode) and isinstance(part, int) and part < len(node.items):
+            node = node.items[part]
+        else:
+            break
+        loc = node.loc
+    return loc
+
+
+def _priority(node: Node) -> Priority:
+    text = yamlsrc.want_str(node, "priority").strip().lower()
+    try:
+        return Priority(text)
+    except ValueError:
+        levels = [level.value for level in Priority]
+        raise node.loc.error(
+            f"unknown priority {text!r}",
+            hint=yamlsrc.did_you_mean(text, levels) or f"one of: {', '.join(levels)}",
+        ) from None
+
+
+def _time(node: Node, what: str) -> str:
+    text = yamlsrc.want_text(node, what).strip()
+    try:
+        parse_time(text, now=0.0)
+    except InputError as err:
+        raise node.loc.error(f"{what}: {err.message}", hint=err.hint) from None
+    return text
+
+
+def _attempts(node: Node) -> int:
+    return yamlsrc.want_int(node, "attempts", low=1, high=MAX_ATTEMPTS)

@@ -1,0 +1,419 @@
+"""Journal event records (`"v": 1`) and their one-line JSON encoding.
+
+A line is one JSON object whose first keys are always, in this order, `"t"` (event type), `"id"`
+(entry id), `"ts"` (epoch seconds), `"v"` (record version), then the event's own fields in a
+fixed order. The fixed head lets readers (`peek`) learn the type, id and batch of a line without
+decoding it. Keys `m` and `c` are reserved for the journal's framing and dropped by `decode`.
+
+Readers must tolerate event types they do not know (a newer cmdctl wrote them): `decode` returns
+them like any other event and the ledger keeps them without changing state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring
+from typing import Any
+
+from cmdctl.core.model import Entry, JSONValue, Priority
+
+VERSION = 1
+
+QUEUED = "queued"
+STARTED = "started"
+ATTEMPT_FAILED = "attempt_failed"
+RESCHEDULED = "rescheduled"
+DONE = "done"
+FAILED = "failed"
+CANCELLED = "cancelled"
+EXPIRED = "expired"
+SUPERSEDED = "superseded"
+SKIPPED = "skipped"
+UNKNOWN = "unknown"
+REPRIORITISED = "reprioritised"
+RETRIED = "retried"
+HELD = "held"  # not taken by a drain for a reason (threshold crossed); still pending
+
+KNOWN_TYPES = frozenset(
+    {
+        QUEUED,
+        STARTED,
+        ATTEMPT_FAILED,
+        RESCHEDULED,
+        DONE,
+        FAILED,
+        CANCELLED,
+        EXPIRED,
+        SUPERSEDED,
+        SKIPPED,
+        UNKNOWN,
+        REPRIORITISED,
+        RETRIED,
+        HELD,
+    }
+)
+
+#: Keys of the head and of the journal's framing; event fields may not use them.
+RESERVED = frozenset({"t", "id", "ts", "v", "m", "c"})
+
+#: Field order of a `queued` event: every `Entry` field fixed at queue time.
+QUEUED_KEYS = (
+    "batch",
+    "device",
+    "command",
+    "priority",
+    "created",
+    "not_before",
+    "expires",
+    "idempotent",
+    "verify",
+    "max_attempts",
+    "who",
+    "origin",
+    "step",
+    "playbook",
+)
+
+_dumps = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
+).encode
+
+
+class EventDecodeError(ValueError):
+    """A line that is not a well-formed event record."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One journal record: something that happened to entry `id` at `ts`."""
+
+    type: str
+    id: str
+    ts: float
+    fields: Mapping[str, JSONValue] = field(default_factory=dict)
+    v: int = VERSION
+
+    def get(self, key: str, default: JSONValue = None) -> JSONValue:
+        """A field's value, or `default`."""
+        return self.fields.get(key, default)
+
+
+class _Fallback(Exception):
+    """The fast encoder met a value it does not handle; use the generic one."""
+
+
+def _ts(value: float) -> str:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"event time must be finite, got {value!r}")
+    return float.__repr__(number)
+
+
+def _head(event: Event) -> str:
+    if type(event.type) is not str or not event.type or type(event.id) is not str:
+        raise ValueError(f"event needs a type and an id, got {event.type!r} / {event.id!r}")
+    return (
+        f'{{"t":{encode_basestring(event.type)},"id":{encode_basestring(event.id)},'
+        f'"ts":{_ts(event.ts)},"v":{int(event.v)}'
+    )
+
+
+def _encode_queued(event: Event, cache: dict[Any, str]) -> str:
+    """The hot path of `bulk`: a `queued` event as built by `queued()`, without json.dumps.
+
+    `cache` lives for one batch. Entries of a bulk differ mostly in id and device, so everything
+    after "device" is encoded once per distinct (command, times, flags, who, step, ...).
+    """
+    f = event.fields
+    if type(f) is not dict or len(f) != len(QUEUED_KEYS):
+        raise _Fallback
+    try:
+        cmd = f["command"]
+        ts, created, not_before, expires = event.ts, f["created"], f["not_before"], f["expires"]
+        idem, verify, attempts = f["idempotent"], f["verify"], f["max_attempts"]
+        # The cache compares with ==: 1 == 1.0 == True and 0.0 == -0.0, but they encode
+        # differently. Types are pinned here, and a zero is keyed by its text.
+        if (
+            type(created) is not float
+            or type(not_before) is not float
+            or (expires is not None and type(expires) is not float)
+            or type(idem) is not bool
+            or type(verify) is not bool
+            or type(attempts) is not int
+        ):
+            raise _Fallback
+        key = (
+            id(cmd["args"]),
+            cmd["domain"],
+            cmd["target"],
+            f["priority"],
+            repr(created) if created == 0.0 else created,
+            repr(not_before) if not_before == 0.0 else not_before,
+            repr(expires) if expires == 0.0 else expires,
+            idem,
+            verify,
+            attempts,
+            f["who"],
+            f["origin"],
+            f["step"],
+            f["playbook"],
+        )
+    except (KeyError, TypeError) as err:
+        raise _Fallback from err
+    # x - x is 0.0 (falsy) only for finite floats; NaN and infinities are not JSON.
+    if type(ts) is not float or ts - ts or type(event.v) is not int:
+        raise _Fallback
+    try:
+        tail = cache.get(key)
+    except TypeError as err:  # an unhashable value where a string belongs
+        raise _Fallback from err
+    if tail is None:
+        tail = _queued_tail(f)
+        cache[key] = tail
+    r_ts = repr(ts) if ts == 0.0 else (cache.get(ts) or cache.setdefault(ts, repr(ts)))
+    esc = encode_basestring
+    try:
+        return (
+            f'{{"t":"queued","id":{esc(event.id)},"ts":{r_ts},"v":{event.v},'
+            f'"batch":{esc(f["batch"])},"device":{esc(f["device"])},{tail}'
+        )
+    except TypeError as err:  # a non-str where a str belongs
+        raise _Fallback from err
+
+
+def _queued_tail(f: dict[str, Any]) -> str:
+    cmd, created, not_before, expires = f["command"], f["created"], f["not_before"], f["expires"]
+    idem, verify, attempts, playbook = (
+        f["idempotent"],
+        f["verify"],
+        f["max_attempts"],
+        f["playbook"],
+    )
+    if (
+        type(cmd) is not dict
+        or tuple(cmd) != ("domain", "target", "args")
+        or type(created) is not float
+        or type(not_before) is not float
+        or created - created
+        or not_before - not_before
+        or (expires is not None and (type(expires) is not float or expires - expires))
+        or type(idem) is not bool
+        or type(verify) is not bool
+        or type(attempts) is not int
+    ):
+        raise _Fallback
+    esc = encode_basestring
+    try:
+        return (
+            f'"command":{_dumps(cmd)},"priority":{esc(f["priority"])},"created":{created!r},'
+            f'"not_before":{not_before!r},"expires":{"null" if expires is None else repr(expires)},'
+            f'"idempotent":{"true" if idem else "false"},"verify":{"true" if verify else "false"},'
+            f'"max_attempts":{attempts},"who":{esc(f["who"])},"origin":{esc(f["origin"])},'
+            f'"step":{esc(f["step"])},"playbook":{"null" if playbook is None else esc(playbook)}}}'
+        )
+    except TypeError as err:
+        raise _Fallback from err
+
+
+def _encode_generic(event: Event, head: str) -> str:
+    fields = event.fields
+    if not fields:
+        return head + "}"
+    bad = RESERVED.intersection(fields)
+    if bad:
+        raise ValueError(f"event fields may not use reserved keys {sorted(bad)}")
+    body = _dumps(dict(fields))
+    return f"{head},{body[1:]}"
+
+
+def encode(event: Event) -> str:
+    """The event as one JSON line (no newline)."""
+    return encode_many([event])[0]
+
+
+def encode_many(events: Iterable[Event]) -> list[str]:
+    """Encode a batch; a command shared by many entries is encoded once per batch."""
+    cache: dict[Any, str] = {}
+    out = []
+    for event in events:
+        if event.type == QUEUED:
+            try:
+                out.append(_encode_queued(event, cache))
+                continue
+            except _Fallback:
+                pass
+        out.append(_encode_generic(event, _head(event)))
+    return out
+
+
+def decode(line: str | bytes) -> Event:
+    """Parse one line; raises EventDecodeError when it is not an event record."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise EventDecodeError(f"not JSON: {err}") from err
+    if not isinstance(obj, dict):
+        raise EventDecodeError("not a JSON object")
+    kind = obj.pop("t", None)
+    ident = obj.pop("id", None)
+    ts = obj.pop("ts", None)
+    version = obj.pop("v", None)
+    obj.pop("m", None)
+    obj.pop("c", None)
+    if not isinstance(kind, str) or not kind:
+        raise EventDecodeError("missing event type")
+    if not isinstance(ident, str) or not ident:
+        raise EventDecodeError("missing entry id")
+    if isinstance(ts, bool) or not isinstance(ts, int | float):
+        raise EventDecodeError("missing event time")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise EventDecodeError("missing record version")
+    return Event(kind, ident, float(ts), obj, version)
+
+
+#: The fixed head of a line: type, id and, for `queued`, batch and device (no JSON escapes).
+HEAD = re.compile(
+    rb'\{"t":"([^"\\]*)","id":"([^"\\]*)"'
+    rb'(?:,"ts":[-+.eE0-9]+,"v":[0-9]+,"batch":"([^"\\]*)","device":"([^"\\]*)")?'
+)
+
+
+def peek(line: bytes) -> tuple[bytes, str, tuple[str, str] | None] | None:
+    """(type, id, (batch, device) for `queued`) from a line's fixed head; None if not canonical."""
+    match = HEAD.match(line)
+    if match is None:
+        return None
+    kind, raw_id, batch, device = match.groups()
+    if kind != b"queued":
+        return kind, raw_id.decode(), None
+    if batch is None:
+        return None
+    return kind, raw_id.decode(), (batch.decode(), device.decode())
+
+
+def peek_schedule(line: bytes) -> tuple[float, float, float | None] | None:
+    """(created, not_before, expires) of a canonical `queued` line, or None if not canonical."""
+    at = line.rfind(b',"created":')
+    end = line.find(b',"idempotent":', at)
+    if at < 0 or end < 0:
+        return None
+    parts = line[at + 11 : end].split(b",")
+    if (
+        len(parts) != 3
+        or not parts[1].startswith(b'"not_before":')
+        or not parts[2].startswith(b'"expires":')
+    ):
+        return None
+    try:
+        expires = parts[2][10:]
+        return (
+            float(parts[0]),
+            float(parts[1][13:]),
+            None if expires == b"null" else float(expires),
+        )
+    except ValueError:
+        return None
+
+
+# -- constructors ------------------------------------------------------------------------------
+
+
+def queued(entry: Entry, ts: float | None = None) -> Event:
+    """The event that puts `entry` in the journal."""
+    cmd = entry.command
+    args = cmd.args if type(cmd.args) is dict else dict(cmd.args)
+    fields: dict[str, Any] = {
+        "batch": entry.batch,
+        "device": entry.device,
+        "command": {"domain": cmd.domain, "target": cmd.target, "args": args},
+        "priority": entry.priority.value,
+        "created": entry.created,
+        "not_before": entry.not_before,
+        "expires": entry.expires,
+        "idempotent": entry.idempotent,
+        "verify": entry.verify,
+        "max_attempts": entry.max_attempts,
+        "who": entry.who,
+        "origin": entry.origin,
+        "step": entry.step,
+        "playbook": entry.playbook,
+    }
+    if entry.extra:
+        fields.update((k, v) for k, v in entry.extra.items() if k not in fields)
+    return Event(QUEUED, entry.id, entry.created if ts is None else ts, fields)
+
+
+def started(entry_id: str, ts: float, *, attempt: int, run: str) -> Event:
+    """A drain (run `run`) began attempt number `attempt`."""
+    return Event(STARTED, entry_id, ts, {"attempt": attempt, "run": run})
+
+
+def attempt_failed(
+    entry_id: str, ts: float, *, error: str, kind: str, retry_at: float | None
+) -> Event:
+    """One attempt failed; a `rescheduled` or `failed` event follows in the same append."""
+    return Event(ATTEMPT_FAILED, entry_id, ts, {"error": error, "kind": kind, "retry_at": retry_at})
+
+
+def rescheduled(entry_id: str, ts: float, *, not_before: float, attempts: int) -> Event:
+    """Back to pending, not due before `not_before`."""
+    return Event(RESCHEDULED, entry_id, ts, {"not_before": not_before, "attempts": attempts})
+
+
+def done(
+    entry_id: str, ts: float, *, outcome: str, duration: float, ran_on: str | None = None
+) -> Event:
+    """Finished: `outcome` is "confirmed" or "delivered"."""
+    fields: dict[str, JSONValue] = {"outcome": outcome, "duration": duration}
+    if ran_on is not None:
+        fields["ran_on"] = ran_on
+    return Event(DONE, entry_id, ts, fields)
+
+
+def failed(entry_id: str, ts: float, *, error: str, kind: str) -> Event:
+    """Failed for good."""
+    return Event(FAILED, entry_id, ts, {"error": error, "kind": kind})
+
+
+def cancelled(entry_id: str, ts: float, *, who: str, reason: str = "") -> Event:
+    """A person cancelled it."""
+    return Event(CANCELLED, entry_id, ts, {"who": who, "reason": reason})
+
+
+def expired(entry_id: str, ts: float, *, reason: str = "") -> Event:
+    """Not executed before its `expires` time."""
+    return Event(EXPIRED, entry_id, ts, {"reason": reason})
+
+
+def superseded(entry_id: str, ts: float, *, by: str) -> Event:
+    """A newer entry (`by`) sets the same entity."""
+    return Event(SUPERSEDED, entry_id, ts, {"by": by})
+
+
+def skipped(entry_id: str, ts: float, *, reason: str) -> Event:
+    """A prerequisite failed."""
+    return Event(SKIPPED, entry_id, ts, {"reason": reason})
+
+
+def held(entry_id: str, ts: float, *, reason: str) -> Event:
+    """Left pending on purpose by a drain (a failure threshold); `reason` says why."""
+    return Event(HELD, entry_id, ts, {"reason": reason})
+
+
+def unknown(entry_id: str, ts: float, *, reason: str) -> Event:
+    """Interrupted mid-flight and not safe to repeat: a person must decide."""
+    return Event(UNKNOWN, entry_id, ts, {"reason": reason})
+
+
+def reprioritised(entry_id: str, ts: float, *, priority: Priority) -> Event:
+    """New priority."""
+    return Event(REPRIORITISED, entry_id, ts, {"priority": priority.value})
+
+
+def retried(entry_id: str, ts: float, *, who: str) -> Event:
+    """A person asked to run it again: back to pending with fresh attempts."""
+    return Event(RETRIED, entry_id, ts, {"who": who})

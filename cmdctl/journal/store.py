@@ -1,0 +1,793 @@
+"""The journal on disk: format, lock, append, read, verify, compact.
+
+Files in the journal directory (0700; every file 0600):
+
+    journal.jsonl        the append-only log of event lines
+    journal.lock         `filelock` lock taken by writers (append, compact, repair, verify)
+    journal.snapshot     derived cache of the fold (see below); safe to delete
+    journal.delta        derived cache: each append's lines, pre-read (see below); safe to delete
+    drain.lock           held by a running drain (`try_drain_lock`), never waited for
+    archive.jsonl        finished entries that `compact` moved out of the journal
+    quarantine/*.torn    torn tails cut off by a writer after a crash
+    quarantine/*.damaged damaged lines `compact` moved aside
+
+Line format. Each line is the event's JSON (`cmdctl.journal.events`) with two framing keys appended:
+
+    {"t":"done","id":"01J…","ts":1763900000.5,"v":1,"outcome":"confirmed","duration":0.4,"m":0,"c":"1a2b3c4d"}
+
+`c` is the CRC-32 (8 lower-case hex digits) of every byte before `,"c":`. `m` places the line
+in its append: `0` for an append of one line; `"k/n"` for line n-k of an append of n lines
+(`"2/3"`, `"1/3"`, `"0/3"`). An append is committed when its `k = 0` line is complete, so a batch
+is all-or-nothing for every reader: lines of an append whose last line never arrived (a crash,
+or a write still in progress) are not visible, and because `n` is in every line, no later
+append can be mistaken for the missing rest of an earlier one. A single `os.write` carries the whole
+append, followed by one `fsync`; success is reported only after both.
+
+Failure. If the write or the fsync fails, the file is cut back to its size before the append
+and JournalError ("nothing accepted") is raised; an fsync is never retried. (Should the cut
+itself fail after a failed fsync, complete lines may remain that were reported as not accepted.)
+
+Crash repair. A writer, under the lock, checks the tail before appending: bytes after the last
+newline (a torn line) and any trailing lines of an uncommitted append are copied to
+`quarantine/<time>.torn` (fsynced), then cut off the journal. They are never glued onto the next
+record. Readers never repair and need no lock: they just do not see an uncommitted tail.
+
+Damage. A line whose CRC or framing is wrong, or an append broken off in the middle of the file,
+is reported with its line number and skipped; `verify` calls it corruption. A damaged line inside
+an append whose last line is intact costs only that line: the rest of the append still proves
+it was committed.
+
+Compaction rewrites the journal under the lock into a temp file (fsync, rename, fsync the
+directory), keeping every live entry and finished entries younger than the retention. Older
+finished entries (and events for unknown ids) are appended to `archive.jsonl` and fsynced
+*before* the rename, so a crash in between can duplicate archived lines but never lose any.
+Readers that have the old file open keep reading it; the next read opens the new one.
+
+Snapshot. `journal.snapshot` is a derived cache of the fold up to a byte offset (marshal data
+behind its own CRC, recording the journal's device and inode, the offset, and the CRC of the 4 KiB
+before the offset). `load` uses it only when all of these still match the file and then reads just
+the tail; otherwise it reads everything. Readers refresh it (temp file + rename; no lock needed,
+it describes an immutable committed prefix) after reading more than SNAPSHOT_AFTER_BYTES past it;
+compaction replaces it. It is never the source of truth: deleting it is always safe.
+
+Delta. Every append also adds a record to `journal.delta` describing its own lines (types, ids,
+positions, and batch/device/times of `queued` events), so a reader can fold a run of appends
+nobody has read yet without reading, checksumming and parsing those lines; the first `status`
+after a million events of `bulk` and drains costs about as much as a warm one plus one fold.
+`load` uses the records that continue from the snapshot (or the start), checks that the journal
+still holds the bytes the last one describes, and reads the journal only past them. Like the
+snapshot it trusts a committed prefix once checked; `verify` and `compact` always read every line.
+
+Network filesystems (NFS, CIFS/SMB, ...) do not give `flock` and `fsync` the guarantees above;
+writes refuse to run there unless `allow_network_fs=True` (detected from /proc/self/mountinfo on
+Linux; elsewhere the check is skipped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gc
+import marshal
+import os
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from cmdctl.core.errors import BusyError, JournalError
+from cmdctl.journal import delta
+from cmdctl.journal import events as ev
+from cmdctl.journal.events import Event, EventDecodeError
+from cmdctl.journal.framing import (
+    Damage,
+    Mark,
+    Scan,
+    committed_end,
+    frame,
+    frame_lines,
+    reframe,
+    scan_bytes,
+    tail_check,
+)
+from cmdctl.journal.ledger import Ledger, entry_from_queued, fold
+from cmdctl.journal.netfs import filesystem_type, is_network_fs, local_filesystem_type
+
+__all__ = [  # what other modules and the tests take from here
+    "ARCHIVE_FILE", "QUARANTINE_DIR", "SNAPSHOT_AFTER_BYTES", "AppendReport", "CompactReport",
+    "Damage", "Journal", "Mark", "Repair", "Scan", "VerifyReport", "filesystem_type", "frame",
+    "frame_lines", "is_network_fs", "scan_bytes",
+]
+
+
+class Decision(Protocol):
+    """What a `Journal.transact` decision returns: at least the events to append."""
+
+    @property
+    def events(self) -> Sequence[Event]: ...
+
+
+D = TypeVar("D", bound=Decision)
+
+JOURNAL_FILE = "journal.jsonl"
+LOCK_FILE = "journal.lock"
+DRAIN_LOCK_FILE = "drain.lock"
+ARCHIVE_FILE = "archive.jsonl"
+SNAPSHOT_FILE = "journal.snapshot"
+QUARANTINE_DIR = "quarantine"
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+# Appends hold the lock for milliseconds; compaction of a very large journal for seconds.
+# Waiting longer than this means something is wrong (a hung process holding the lock).
+LOCK_TIMEOUT_S = 60.0
+
+# A reader that had to read this many bytes past the snapshot writes a fresh one, so a big
+# journal is read in full once and later reads only decode the tail.
+SNAPSHOT_AFTER_BYTES = 4 << 20
+_SNAPSHOT_MAGIC = b"cmdctl-snapshot-2\n"  # 2: columnar rows
+
+# How far back a writer first looks for the committed end of the journal; doubled as needed.
+_TAIL_WINDOW = 1 << 16
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """A torn tail a writer moved to quarantine."""
+
+    offset: int
+    size: int
+    lines: int  # complete but uncommitted lines among the moved bytes
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class AppendReport:
+    """What one append did."""
+
+    events: int
+    size: int
+    repairs: tuple[Repair, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What `verify` found. `ok` is False on corruption."""
+
+    path: Path
+    events: int
+    entries: int
+    damaged: tuple[Damage, ...]
+    problems: tuple[str, ...]  # fold problems: events for unknown ids, duplicates, bad fields
+    torn: int
+    uncommitted: int
+    quarantined: tuple[Path, ...]
+    filesystem: str | None
+    warnings: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """No damaged line and nothing the fold could not place."""
+        return not self.damaged and not self.problems
+
+
+@dataclass(frozen=True, slots=True)
+class CompactReport:
+    """What `compact` kept and moved."""
+
+    kept_entries: int
+    archived_entries: int
+    kept_lines: int
+    archived_lines: int
+    quarantined_lines: int
+    size_before: int
+    size_after: int
+    repairs: tuple[Repair, ...] = ()
+
+
+# -- the journal -----------------------------------------------------------------------------
+
+
+class Journal:
+    """The journal in `directory` (created 0700 on first write)."""
+
+    def __init__(self, directory: Path, *, allow_network_fs: bool = False) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / JOURNAL_FILE
+        self.allow_network_fs = allow_network_fs
+        self.last_repairs: tuple[Repair, ...] = ()
+        self._checked_fs = False
+
+    # -- setup and locks ---------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        try:
+            if not self.directory.is_dir():
+                self.directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                os.chmod(self.directory, DIR_MODE)  # mkdir's mode is filtered by the umask
+        except OSError as err:
+            raise JournalError(f"cannot create journal directory {self.directory}: {err}") from err
+        if not self._checked_fs:
+            fstype = local_filesystem_type(self.directory)
+            if is_network_fs(fstype) and not self.allow_network_fs:
+                raise JournalError(
+                    f"journal directory {self.directory} is on a network filesystem ({fstype}); "
+                    "its locks and fsync cannot guarantee that accepted commands are kept",
+                    hint="use a local directory (--journal DIR or $CMDCTL_HOME)",
+                )
+            self._checked_fs = True
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        from filelock import FileLock, Timeout  # writers only: readers never pay its import
+
+        self._prepare()
+        lock = FileLock(self.directory / LOCK_FILE, mode=FILE_MODE)
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT_S)
+        except Timeout as err:
+            raise JournalError(
+                f"journal lock {lock.lock_file} still held after {LOCK_TIMEOUT_S:.0f} s",
+                hint="another cmdctl may be stuck; check running processes",
+            ) from err
+        except OSError as err:
+            raise JournalError(f"cannot take the journal lock: {err}") from err
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextlib.contextmanager
+    def try_drain_lock(self) -> Iterator[None]:
+        """Hold the drain lock for the duration; BusyError at once if another process has it."""
+        from filelock import FileLock, Timeout
+
+        self._prepare()
+        lock = FileLock(self.directory / DRAIN_LOCK_FILE, mode=FILE_MODE, is_singleton=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout as err:
+            raise BusyError(
+                "another drain is already running", hint="it will pick up this work"
+            ) from err
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _open_for_append(self) -> int:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
+        try:
+            if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
+                os.fchmod(fd, FILE_MODE)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> AppendReport:
+        """Append `events` as one all-or-nothing batch; JournalError means "not accepted"."""
+        if not events:
+            return AppendReport(0, 0)
+        with self._locked():
+            return self._append_locked(events)
+
+    def transact(self, decide: Callable[[Ledger], D]) -> tuple[D, AppendReport]:
+        """Decide on the current entries and append, under the lock: no writer in between.
+
+        `decide` gets the ledger as of now and returns a decision whose `events` are appended
+        (empty: nothing is written); the decision is returned with the append's report.
+        """
+        with self._locked():
+            _scan, ledger = self.load()
+            result = decide(ledger)
+            events = result.events
+            report = self._append_locked(events) if events else AppendReport(0, 0)
+        return result, report
+
+    def append_since(
+        self, since: Mark | None, decide: Callable[[Sequence[bytes], bool], Sequence[Event]]
+    ) -> tuple[AppendReport, Mark]:
+        """Look at what others appended after `since`, then append, under the lock.
+
+        `decide(lines, whole)` gets the committed lines after `since` and returns the events to
+        append (empty: nothing is written). `whole` is True when the lines are the entire file:
+        `since` is None, at the start, or of a file since replaced (see `Mark`; compaction
+        archives finished entries, so an entry missing from a whole read was finished). Returns
+        the report and the mark just past the journal's end, so the next call sees only what
+        was appended after this one.
+        """
+        with self._locked():
+            fd = self._open()
+            try:
+                repairs = self._repair_tail(fd)
+                st = os.fstat(fd)
+                try:
+                    start = _resume_at(fd, st, since)
+                    data = _pread_all(fd, start)
+                except OSError as err:
+                    raise JournalError(f"cannot read {self.path}: {err}") from err
+                events = decide(scan_bytes(data, start).lines, start == 0)
+                report = self._append_fd(fd, events, repairs)
+                mark = _end_mark(fd)
+            finally:
+                os.close(fd)
+        return report, mark
+
+    def _append_locked(self, events: Sequence[Event]) -> AppendReport:
+        """`append` for a caller that already holds the lock."""
+        fd = self._open()
+        try:
+            return self._append_fd(fd, events, self._repair_tail(fd))
+        finally:
+            os.close(fd)
+
+    def _open(self) -> int:
+        try:
+            return self._open_for_append()
+        except OSError as err:
+            raise JournalError(f"cannot open {self.path}, nothing accepted: {err}") from err
+
+    def _append_fd(
+        self, fd: int, events: Sequence[Event], repairs: tuple[Repair, ...]
+    ) -> AppendReport:
+        """Write `events` at the end of the repaired file `fd` (the lock held), then fsync."""
+        self.last_repairs = repairs
+        if not events:
+            return AppendReport(0, 0, repairs)
+        lines = frame_lines(ev.encode_many(events))
+        payload = b"".join(lines)
+        st = os.fstat(fd)
+        self._write_all(fd, payload, st.st_size)
+        blob = delta.record((st.st_dev, st.st_ino), st.st_size, lines, events)
+        if blob is not None:
+            delta.append(self.directory, blob)
+        return AppendReport(len(events), len(payload), repairs)
+
+    def _write_all(self, fd: int, payload: bytes, start: int) -> None:
+        view = memoryview(payload)
+        written = 0
+        try:
+            while written < len(payload):
+                n = os.write(fd, view[written:])
+                if n <= 0:
+                    raise OSError(errno.EIO, "write made no progress")
+                written += n
+        except OSError as err:
+            self._cut_back(fd, start)
+            raise JournalError(
+                f"writing {self.path} failed, nothing accepted: {err.strerror or err}"
+            ) from err
+        try:
+            os.fsync(fd)
+        except OSError as err:
+            # Never retry: after a failed fsync the kernel may have dropped the dirty pages and
+            # a second fsync would "succeed" without the data being on disk.
+            self._cut_back(fd, start)
+            raise JournalError(
+                f"fsync of {self.path} failed, nothing accepted: {err.strerror or err}"
+            ) from err
+
+    def _cut_back(self, fd: int, size: int) -> None:
+        # Best effort: if truncation fails too, the batch's last line is missing or unsynced
+        # and the next writer quarantines the uncommitted tail.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+
+    def repair(self) -> tuple[Repair, ...]:
+        """Take the lock and quarantine a torn tail, if there is one."""
+        with self._locked():
+            if not self.path.exists():
+                return ()
+            fd = self._open_for_append()
+            try:
+                return self._repair_tail(fd)
+            finally:
+                os.close(fd)
+
+    def _repair_tail(self, fd: int) -> tuple[Repair, ...]:
+        size = os.fstat(fd).st_size
+        window = _TAIL_WINDOW
+        while True:
+            start = max(0, size - window)
+            buf = os.pread(fd, size - start, start)
+            cut = committed_end(buf, from_start=start == 0)
+            if cut is not None:
+                break
+            window *= 4
+        cut += start
+        if cut == size:
+            return ()
+        tail = buf[cut - start :]
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.directory / QUARANTINE_DIR / f"{stamp}-{os.getpid()}-{cut}.torn"
+        try:
+            target = self._write_new_file(target, tail)
+            os.ftruncate(fd, cut)
+            os.fsync(fd)
+        except OSError as err:
+            raise JournalError(
+                f"cannot quarantine the torn tail of {self.path}, nothing accepted: {err}"
+            ) from err
+        return (Repair(cut, size - cut, tail.count(b"\n"), target),)
+
+    def _write_new_file(self, target: Path, data: bytes) -> Path:
+        """Write `data` to a new file named `target` (or `target` with `-2`, `-3`, ... before
+        its suffix when that name is taken: two quarantines in one second); returns its path."""
+        target.parent.mkdir(mode=DIR_MODE, exist_ok=True)
+        os.chmod(target.parent, DIR_MODE)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        n = 1
+        while True:
+            try:
+                fd = os.open(target, flags, FILE_MODE)
+                break
+            except FileExistsError:
+                n += 1
+                stem = target.stem if n == 2 else target.stem.rsplit("-", 1)[0]
+                target = target.with_name(f"{stem}-{n}{target.suffix}")
+        try:
+            os.fchmod(fd, FILE_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(target.parent)
+        return target
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read(self) -> Scan:
+        """Read the whole committed journal; no lock, safe during appends and compaction."""
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        except OSError as err:
+            raise JournalError(f"cannot read {self.path}: {err}") from err
+        return scan_bytes(data)
+
+    def load(self) -> tuple[Scan, Ledger]:
+        """Read and fold, starting from a valid snapshot when there is one.
+
+        Returns the scan (damage reports; its `lines` are only those read past the snapshot)
+        and the ledger of current entries. No lock; safe during appends and compaction.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return scan_bytes(b""), Ledger()
+        except OSError as err:
+            raise JournalError(f"cannot read {self.path}: {err}") from err
+        reader = _Reader(fd)
+        gc_was_on = gc.isenabled()
+        gc.disable()  # hundreds of thousands of acyclic rows: collections only cost time
+        try:
+            try:
+                st = os.fstat(fd)
+                file_id = (st.st_dev, st.st_ino)
+                snap = self._read_snapshot(fd, st)
+                base = 0 if snap is None else snap[2]
+                chain = delta.chain(self.directory, fd, file_id, base, st.st_size)
+                data = reader.read_from(chain.end)
+            except OSError as err:
+                raise JournalError(f"cannot read {self.path}: {err}") from err
+            before = (0 if snap is None else snap[5]) + chain.lines
+            scan = scan_bytes(data, chain.end, before + 1)
+            scan.file = file_id
+            scan.check = tail_check(reader.read_at, scan.end)
+            scan.committed += chain.lines
+            ledger = Ledger(reader.read_at)
+            if snap is not None:
+                scan.committed += snap[4]
+                scan.damaged[:0] = [Damage(n, why) for n, why in snap[6]]
+                ledger.load_rows(snap[7])
+            for heads in chain.heads:
+                ledger.apply_heads(heads.kinds, heads.ids, heads.places, heads.queued)
+            ledger.apply_lines(scan.lines, scan.offsets)
+            big = scan.end - base >= SNAPSHOT_AFTER_BYTES
+            if big and self._write_snapshot(st, scan, ledger, reader):
+                delta.prune(self.directory, scan.end, file_id)
+        finally:
+            if gc_was_on:
+                gc.enable()
+        return scan, ledger
+
+    def _read_snapshot(self, fd: int, st: os.stat_result) -> tuple[Any, ...] | None:
+        try:
+            blob = (self.directory / SNAPSHOT_FILE).read_bytes()
+        except OSError:
+            return None
+        head = len(_SNAPSHOT_MAGIC)
+        if blob[:head] != _SNAPSHOT_MAGIC or len(blob) < head + 8:
+            return None
+        if zlib.crc32(blob[head + 8 :]) != int(blob[head : head + 8], 16):
+            return None
+        try:
+            snap = marshal.loads(blob[head + 8 :])
+            dev, ino, offset, prefix_crc = snap[:4]
+        except (ValueError, EOFError, TypeError):
+            return None
+        if (dev, ino) != (st.st_dev, st.st_ino) or offset > st.st_size:
+            return None
+        if tail_check(_preader(fd), offset) != prefix_crc:
+            return None  # the file was cut back and rewritten since: not the same journal
+        return tuple(snap)
+
+    def _write_snapshot(
+        self, st: os.stat_result, scan: Scan, ledger: Ledger, reader: _Reader
+    ) -> bool:
+        # A cache: written without the lock (it describes an immutable committed prefix) and
+        # without fsync (a torn one fails its CRC). Any failure just means no snapshot.
+        try:
+            rows = ledger.dump_rows()
+            prefix_crc = tail_check(reader.read_at, scan.end)
+            damaged = [(d.line, d.reason) for d in scan.damaged if d.line <= scan.last_line]
+            payload = marshal.dumps(
+                (
+                    st.st_dev,
+                    st.st_ino,
+                    scan.end,
+                    prefix_crc,
+                    scan.committed,
+                    scan.last_line,
+                    damaged,
+                    rows,
+                )
+            )
+            blob = b"%s%08x%s" % (_SNAPSHOT_MAGIC, zlib.crc32(payload), payload)
+            tmp = self.directory / f"{SNAPSHOT_FILE}.tmp-{os.getpid()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+            try:
+                os.fchmod(fd, FILE_MODE)
+                view = memoryview(blob)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.directory / SNAPSHOT_FILE)
+        except (OSError, ValueError, JournalError):
+            with contextlib.suppress(OSError, UnboundLocalError):
+                tmp.unlink()
+            return False
+        return True
+
+    def ledger(self) -> Ledger:
+        """The current entries."""
+        return self.load()[1]
+
+    def events(self) -> Iterator[Event]:
+        """Every committed event, decoded, in journal order."""
+        return self.read().events()
+
+    def quarantined(self) -> tuple[Path, ...]:
+        """Files in quarantine."""
+        q = self.directory / QUARANTINE_DIR
+        return tuple(sorted(q.iterdir())) if q.is_dir() else ()
+
+    def verify(self) -> VerifyReport:
+        """Check every line and every entry; see `VerifyReport.ok`."""
+        if self.directory.is_dir():
+            with self._locked():  # a stable view: no append half-way through
+                scan = self.read()
+        else:
+            scan = scan_bytes(b"")
+        ledger = Ledger()
+        for event in scan.events():
+            ledger.apply(event)
+        problems = [f"{p.type} {p.entry_id}: {p.reason}" for p in ledger.problems]
+        for entry_id in ledger.ids():
+            try:
+                entry = entry_from_queued(_as_event(ledger.records(entry_id)[0]))
+                for record in ledger.records(entry_id)[1:]:
+                    entry = fold(entry, _as_event(record))
+            except (EventDecodeError, ValueError, KeyError) as err:
+                problems.append(f"entry {entry_id}: {err}")
+        warnings = []
+        fstype = local_filesystem_type(self.directory)
+        if is_network_fs(fstype):
+            warnings.append(f"journal is on a network filesystem ({fstype})")
+        for path, want in ((self.directory, DIR_MODE), (self.path, FILE_MODE)):
+            with contextlib.suppress(FileNotFoundError):
+                mode = path.stat().st_mode & 0o777
+                if mode & ~want:
+                    warnings.append(f"{path} has mode {mode:o}, expected {want:o}")
+        if scan.torn or scan.uncommitted:
+            warnings.append(
+                f"torn tail ({scan.uncommitted} uncommitted lines, {scan.torn} bytes): "
+                "the next write moves it to quarantine"
+            )
+        quarantined = self.quarantined()
+        if quarantined:
+            warnings.append(f"{len(quarantined)} file(s) in quarantine")
+        return VerifyReport(
+            path=self.path,
+            events=len(scan.lines),
+            entries=len(ledger),
+            damaged=tuple(scan.damaged),
+            problems=tuple(problems),
+            torn=scan.torn,
+            uncommitted=scan.uncommitted,
+            quarantined=quarantined,
+            filesystem=fstype,
+            warnings=tuple(warnings),
+        )
+
+    # -- compaction --------------------------------------------------------------------------
+
+    def compact(self, keep_seconds: float, now: float) -> CompactReport:
+        """Rewrite the journal without finished entries older than `keep_seconds`."""
+        horizon = now - keep_seconds
+        with self._locked():
+            if not self.path.exists():
+                return CompactReport(0, 0, 0, 0, 0, 0, 0)
+            fd = self._open_for_append()
+            try:
+                repairs = self._repair_tail(fd)
+            finally:
+                os.close(fd)
+            scan = self.read()
+            ledger = Ledger.from_lines(scan.lines)
+            keep: set[str] = set()
+            for entry_id in ledger.ids():
+                if not ledger.state(entry_id).finished:
+                    keep.add(entry_id)
+                    continue
+                entry = ledger.get(entry_id)
+                finished = entry.finished_at if entry.finished_at is not None else entry.updated
+                if finished >= horizon:
+                    keep.add(entry_id)
+            kept: list[bytes] = []
+            archived: list[bytes] = []
+            for line in scan.lines:
+                head = ev.peek(line)
+                if head is not None:
+                    entry_id = head[1]
+                else:
+                    try:
+                        entry_id = ev.decode(line).id
+                    except EventDecodeError:
+                        entry_id = ""
+                (kept if entry_id in keep else archived).append(reframe(line))
+            try:
+                if scan.damaged:
+                    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+                    self._write_new_file(
+                        self.directory / QUARANTINE_DIR / f"{stamp}-{os.getpid()}.damaged",
+                        b"".join(d.raw + b"\n" for d in scan.damaged),
+                    )
+                if archived:
+                    self._append_archive(b"".join(archived))
+                self._replace(b"".join(kept))
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / SNAPSHOT_FILE).unlink()  # describes the old file
+                delta.remove(self.directory)  # so does this
+            except OSError as err:
+                raise JournalError(
+                    f"compaction of {self.path} failed, journal unchanged: {err}"
+                ) from err
+            size_after = self.path.stat().st_size
+        if size_after >= SNAPSHOT_AFTER_BYTES:
+            self.load()  # so the next reader starts from a snapshot of the new file
+        archived_entries = len(ledger) - len(keep)
+        return CompactReport(
+            kept_entries=len(keep),
+            archived_entries=archived_entries,
+            kept_lines=len(kept),
+            archived_lines=len(archived),
+            quarantined_lines=len(scan.damaged),
+            size_before=scan.size,
+            size_after=size_after,
+            repairs=repairs,
+        )
+
+    def _append_archive(self, data: bytes) -> None:
+        path = self.directory / ARCHIVE_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(self.directory)
+
+    def _replace(self, data: bytes) -> None:
+        tmp = self.directory / f"{JOURNAL_FILE}.tmp-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        os.close(fd)
+        os.replace(tmp, self.path)
+        _fsync_dir(self.directory)
+
+
+class _Reader:
+    """Reads committed lines back by position for a ledger built by `Journal.load`.
+
+    Keeps the descriptor of the file that was read, so positions stay valid even after a
+    compaction renamed a new journal into place.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._start = 0
+        self._data = b""
+
+    def read_from(self, start: int) -> bytes:
+        self._start, self._data = start, _pread_all(self._fd, start)
+        return self._data
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        if offset >= self._start:
+            at = offset - self._start
+            return self._data[at : at + size]
+        return os.pread(self._fd, size, offset)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+def _resume_at(fd: int, st: os.stat_result, mark: Mark | None) -> int:
+    """`mark`'s offset if the open journal `fd` is the file it was taken in; else 0."""
+    if mark is None or mark.file != (st.st_dev, st.st_ino) or mark.offset > st.st_size:
+        return 0
+    return mark.offset if tail_check(_preader(fd), mark.offset) == mark.check else 0
+
+
+def _end_mark(fd: int) -> Mark:
+    """A mark at the end of the open journal `fd`."""
+    try:
+        st = os.fstat(fd)
+        return Mark((st.st_dev, st.st_ino), st.st_size, tail_check(_preader(fd), st.st_size))
+    except OSError:  # what was appended is on disk; the next look just reads the whole file
+        return Mark((-1, -1), 0)
+
+
+def _preader(fd: int) -> Callable[[int, int], bytes]:
+    """`read(offset, size)` on `fd`, for `tail_check`."""
+    return lambda offset, size: os.pread(fd, size, offset)
+
+
+def _pread_all(fd: int, start: int) -> bytes:
+    """Everything in `fd` from `start` to its end."""
+    chunks = []
+    offset = start
+    while True:
+        chunk = os.pread(fd, 1 << 24, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _as_event(record: bytes | Event) -> Event:
+    return record if isinstance(record, Event) else ev.decode(record)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

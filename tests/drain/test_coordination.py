@@ -1,0 +1,377 @@
+"""Coalescing, rolling windows, failure thresholds and tags, against simulated devices."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cmdctl.core.errors import ExitCode
+from cmdctl.core.ids import new_id
+from cmdctl.core.model import Entry
+from cmdctl.drain import engine as eng
+from cmdctl.drain.retry import RetryPolicy
+from cmdctl.journal.store import Journal
+from cmdctl.simulator import ConnectionEvent, Fleet, VirtualDevice, write_inventory
+
+from .conftest import (
+    Address,
+    acmdctl,
+    address,
+    addresses,
+    cli_env,
+    make_entry,
+    queue,
+    received,
+    tvs,
+)
+
+ONE_TRY = RetryPolicy(tries=1, ambiguous_tries=1, initial=0.01, maximum=0.01, jitter=0.0)
+
+
+def with_extra(entry: Entry, **extra: Any) -> Entry:
+    """The entry as the playbook expansion builds it, with per-step data in `extra`."""
+    return replace(entry, extra=extra)
+
+
+def peak_devices_open(connections: list[ConnectionEvent]) -> int:
+    """The most devices that had a connection open at the same moment, from the record."""
+    open_now: dict[str, int] = {}
+    peak = 0
+    for event in connections:
+        if event.event == "reject":
+            continue
+        open_now[event.device] = event.open_connections
+        peak = max(peak, sum(1 for n in open_now.values() if n > 0))
+    return peak
+
+
+def options(**changes: Any) -> eng.DrainOptions:
+    return eng.DrainOptions(policy=ONE_TRY, connect_timeout=0.5, verify_timeout=0.5, **changes)
+
+
+# -- coalescing --------------------------------------------------------------------------------
+
+
+async def test_forty_volume_changes_for_a_device_back_online_run_once(journal: Journal) -> None:
+    async with Fleet(tvs(2)) as fleet:
+        dev = fleet.devices[0]
+        await dev.set_offline(True)
+        # 40 `send`s while it was away: each its own batch, queued one after the other.
+        sent = queue(journal, [
+            make_entry(dev.name, "number", "volume", {"value": float(n)}, batch=new_id())
+            for n in range(1, 41)
+        ])
+        other = queue(journal, [make_entry("bar-tv-2", "number", "volume", {"value": 5.0})])
+        first = await eng.drain(journal, eng.lookup(addresses(fleet)), options())
+        assert first.superseded == 39
+        winner = sent[-1]
+        assert journal.ledger().get(winner.id).state.value == "pending"  # rescheduled
+        await dev.set_offline(False)
+        later = eng.Engine(journal, eng.lookup(addresses(fleet)), options(),
+                           clock=lambda: time.time() + 7200)  # past the reschedule backoff
+        second = await eng.drain(journal, eng.lookup(addresses(fleet)), engine=later)
+        assert second.exit_code() == 0, second.as_dict()
+        assert received(dev) == [("number.volume", {"value": 40.0})]
+        assert received(fleet.devices[1]) == [("number.volume", {"value": 5.0})]
+    ledger = journal.ledger()
+    assert ledger.get(winner.id).state.value == "done"
+    assert ledger.get(other[0].id).state.value == "done"
+    for entry in sent[:-1]:
+        got = ledger.get(entry.id)
+        assert (got.state.value, got.superseded_by) == ("superseded", winner.id)
+        assert got.reason == f"superseded by {winner.id}"
+
+
+async def test_coalescing_spares_one_batch_buttons_partial_lights_and_entries_not_due(
+    journal: Journal, fleet3: Fleet
+) -> None:
+    dev = fleet3.devices[0].name
+    later = time.time() + 3600
+    sequence = queue(journal, [make_entry(dev, "switch", "tv_power", {"state": s}, batch="B1")
+                               for s in (True, False, True)])
+    presses = queue(journal, [make_entry(dev, "button", "identify", {}, batch=new_id(),
+                                         idempotent=False) for _ in range(2)])
+    off = queue(journal, [make_entry(dev, "light", "backlight", {"state": False},
+                                     batch=new_id())])
+    dim = queue(journal, [make_entry(dev, "light", "backlight", {"brightness": 0.5},
+                                     batch=new_id())])
+    volume = queue(journal, [make_entry(dev, "number", "volume", {"value": 7.0},
+                                        batch=new_id())])
+    future = queue(journal, [make_entry(dev, "number", "volume", {"value": 9.0},
+                                        batch=new_id(), not_before=later)])
+    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)), options())
+    assert totals.superseded == 0
+    got = received(fleet3.devices[0])
+    assert [a for s, a in got if s == "switch.tv_power"] == [
+        {"state": True}, {"state": False}, {"state": True}]
+    assert [s for s, _ in got].count("button.identify") == 2
+    assert [s for s, _ in got].count("light.backlight") == 2
+    assert ("number.volume", {"value": 7.0}) in got
+    ledger = journal.ledger()
+    assert {ledger.state(e.id).value for e in (*sequence, *presses, *off, *dim, *volume)} == {
+        "done"}
+    assert ledger.state(future[0].id).value == "pending"
+
+
+async def test_coalescing_off_runs_every_entry(journal: Journal, fleet3: Fleet) -> None:
+    dev = fleet3.devices[0]
+    queue(journal, [make_entry(dev.name, "number", "volume", {"value": float(n)}, batch=new_id())
+                    for n in range(3)])
+    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)), options(coalesce=False))
+    assert totals.superseded == 0
+    assert [a["value"] for _, a in received(dev)] == [0.0, 1.0, 2.0]
+
+
+# -- rolling windows ---------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(("window", "serial"), [(5, None), (8, "10%")])
+async def test_a_window_of_five_over_fifty_devices_never_has_more_than_five_open(
+    journal: Journal, window: int, serial: str | None
+) -> None:
+    async with Fleet(tvs(50)) as fleet:
+        extra = {} if serial is None else {"serial": serial}
+        entries = []
+        for dev in fleet.devices:
+            entries.append(with_extra(make_entry(dev.name, "switch", "tv_power", {"state": True}),
+                                      **extra))
+            entries.append(with_extra(make_entry(dev.name, "number", "volume", {"value": 20.0}),
+                                      **extra))
+        queue(journal, entries)
+        totals = await eng.drain(journal, eng.lookup(addresses(fleet)),
+                                 options(window=window, concurrency=64))
+        assert totals.exit_code() == 0, totals.as_dict()
+        assert all(len(received(d)) == 2 for d in fleet.devices)
+        peak = peak_devices_open(fleet.recorder.connections)
+    assert peak == 5  # the smaller of --window and serial, and the window was filled
+
+
+# -- failure thresholds ------------------------------------------------------------------------
+
+#: Ten devices in queue order; F marks one whose command is invalid there (fails for good).
+LAYOUT = "OFOFFFFOOO"
+
+
+@pytest.mark.parametrize(
+    ("max_fail", "fail_fast", "failures"),
+    [(3, False, 3), ("20%", False, 2), (None, True, 1)],
+)
+async def test_max_fail_stops_taking_devices_after_exactly_the_threshold(
+    journal: Journal, max_fail: int | str | None, fail_fast: bool, failures: int
+) -> None:
+    async with Fleet(tvs(10)) as fleet:
+        names = [d.name for d in fleet.devices]
+        entries = []
+        for name, kind in zip(names, LAYOUT, strict=True):
+            option = "HDMI 9" if kind == "F" else "HDMI 2"
+            entries.append(make_entry(name, "select", "input", {"option": option}))
+        queue(journal, entries)
+        totals = await eng.drain(
+            journal, eng.lookup(addresses(fleet)),
+            options(window=1, max_fail=max_fail, fail_fast=fail_fast),
+        )
+        # The device job that makes the count reach the threshold is the last one taken.
+        last = [i for i, k in enumerate(LAYOUT) if k == "F"][failures - 1]
+        connected = {c.device for c in fleet.recorder.connections if c.event == "open"}
+        assert connected == set(names[: last + 1])
+        assert [bool(received(d)) for d in fleet.devices[: last + 1]] == [
+            k == "O" for k in LAYOUT[: last + 1]]
+    ledger = journal.ledger()
+    for i, entry in enumerate(entries):
+        got = ledger.get(entry.id)
+        if i <= last:
+            assert got.state.value == ("failed" if LAYOUT[i] == "F" else "done")
+        else:
+            assert got.state.value == "pending"
+            assert got.reason is not None and got.reason.startswith("held: batch B reached")
+            assert f"{failures} devices failed" in got.reason
+    assert totals.held == len(entries) - last - 1
+    assert totals.count("failed") == failures
+
+
+async def test_unreachable_devices_count_toward_max_fail(journal: Journal) -> None:
+    async with Fleet(tvs(4)) as fleet:
+        for dev in fleet.devices[:2]:
+            await dev.set_offline(True)
+        entries = queue(journal, [make_entry(d.name, "switch", "tv_power", {"state": True})
+                                  for d in fleet.devices])
+        totals = await eng.drain(journal, eng.lookup(addresses(fleet)),
+                                 options(window=1, max_fail=2))
+        assert all(received(d) == [] for d in fleet.devices)
+    ledger = journal.ledger()
+    assert [ledger.get(e.id).attempts for e in entries] == [1, 1, 0, 0]
+    assert all(ledger.state(e.id).value == "pending" for e in entries)
+    assert [("held" in (ledger.get(e.id).reason or "")) for e in entries] == [
+        False, False, True, True]
+    assert (totals.count("unreachable"), totals.held) == (2, 2)
+
+
+async def test_held_entries_run_in_the_next_drain_and_lose_their_reason(
+    journal: Journal, fleet3: Fleet
+) -> None:
+    bad = make_entry("bar-tv-1", "select", "input", {"option": "HDMI 9"})
+    good = make_entry("bar-tv-2", "select", "input", {"option": "HDMI 2"})
+    queue(journal, [bad, good])
+    first = await eng.drain(journal, eng.lookup(addresses(fleet3)),
+                            options(window=1, fail_fast=True))
+    assert first.held == 1
+    assert "--fail-fast" in (journal.ledger().get(good.id).reason or "")
+    await eng.drain(journal, eng.lookup(addresses(fleet3)), options())
+    got = journal.ledger().get(good.id)
+    assert (got.state.value, got.reason) == ("done", None)
+
+
+async def test_run_mode_records_a_held_reason_once_not_every_pass(
+    journal: Journal, fleet3: Fleet
+) -> None:
+    bad = make_entry("bar-tv-1", "select", "input", {"option": "HDMI 9"})
+    good = make_entry("bar-tv-2", "select", "input", {"option": "HDMI 2"})
+    queue(journal, [bad, good])
+    engine = eng.Engine(journal, eng.lookup(addresses(fleet3)), options(window=1, fail_fast=True))
+    serving = asyncio.ensure_future(eng.serve(journal, engine, poll=0.02))
+    await asyncio.sleep(1.0)
+    engine.request_stop("test over", signal=False)
+    await asyncio.wait_for(serving, 5)
+    records = journal.ledger().records(good.id)
+    assert sum(1 for r in records if isinstance(r, bytes) and b'"t":"held"' in r) == 1
+    assert journal.ledger().get(good.id).state.value == "pending"
+    assert received(fleet3.devices[1]) == []
+
+
+def test_limits_resolve_counts_and_percentages() -> None:
+    from cmdctl.core.errors import InputError
+    from cmdctl.drain.rollout import parse, resolve
+
+    assert resolve("20%", 50, "w") == 10
+    assert resolve("1%", 50, "w") == 1  # at least one device
+    assert resolve("15%", 10, "w") == 2  # rounds up
+    assert resolve(3, 50, "w") == 3
+    assert resolve(None, 50, "w") is None
+    for bad in ("0", "0%", "150%", "x", -1):
+        with pytest.raises(InputError):
+            resolve(bad, 10, "--max-fail")
+    assert (parse("5", "--window"), parse(" 10% ", "--max-fail")) == (5, "10%")
+    with pytest.raises(InputError, match="--max-fail must be N or N%"):
+        parse("three", "--max-fail")
+
+
+# -- tags --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tags", "skip_tags", "ran"),
+    [({"power"}, None, {"power"}), (None, {"power"}, {"volume", "plain"}),
+     ({"power", "volume"}, {"volume"}, {"power"})],
+)
+async def test_tags_and_skip_tags_select_entries(
+    journal: Journal, fleet3: Fleet, tags: set[str] | None, skip_tags: set[str] | None,
+    ran: set[str],
+) -> None:
+    dev = fleet3.devices[0].name
+    made = {
+        "power": with_extra(make_entry(dev, "switch", "tv_power", {"state": True}),
+                            tags=["power", "night"]),
+        "volume": with_extra(make_entry(dev, "number", "volume", {"value": 3.0}),
+                             tags=["volume"]),
+        "plain": make_entry(dev, "select", "input", {"option": "Cable"}),
+    }
+    queue(journal, made.values())
+    await eng.drain(journal, eng.lookup(addresses(fleet3)), options(
+        tags=None if tags is None else frozenset(tags),
+        skip_tags=None if skip_tags is None else frozenset(skip_tags)))
+    ledger = journal.ledger()
+    assert {k for k, e in made.items() if ledger.state(e.id).value == "done"} == ran
+    assert {k for k, e in made.items() if ledger.state(e.id).value == "pending"} == (
+        set(made) - ran)
+
+
+# -- pace --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Paced(Address):
+    """An inventory device with `pace` (seconds between two commands)."""
+
+    pace: float | None = None
+
+
+async def test_pace_spaces_commands_to_a_device_and_only_to_it(
+    journal: Journal, fleet3: Fleet
+) -> None:
+    slow, fast = fleet3.devices[0], fleet3.devices[1]
+    devices: dict[str, Address] = {
+        slow.name: Paced(**{f: getattr(address(slow), f) for f in Address.__dataclass_fields__},
+                         pace=0.2),
+        fast.name: address(fast),
+    }
+    queue(journal, [make_entry(d.name, "number", "volume", {"value": float(n)})
+                    for d in (slow, fast) for n in range(4)])
+    totals = await eng.drain(journal, eng.lookup(devices), options())
+    assert totals.exit_code() == 0, totals.as_dict()
+
+    def gaps(dev: VirtualDevice) -> list[float]:
+        times = [r.ts for r in dev.received]
+        assert len(times) == 4
+        return [b - a for a, b in itertools.pairwise(times)]
+
+    assert min(gaps(slow)) >= 0.2 - 0.005
+    assert max(gaps(fast)) < 0.05  # sent back to back
+    assert [a["value"] for _, a in received(slow)] == [0.0, 1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("domain", "args", "idempotent", "extra", "expected"),
+    [
+        ("switch", {"state": True}, True, {}, True),
+        ("light", {"brightness": 0.5}, True, {}, True),
+        ("cover", {"position": 0.3}, True, {}, True),
+        ("cover", {"stop": True}, True, {}, False),
+        ("valve", {"stop": True}, True, {}, False),
+        ("lock", {"command": "lock"}, True, {}, True),
+        ("lock", {"command": "open"}, True, {}, False),
+        ("media_player", {"volume": 0.4}, True, {}, True),
+        ("media_player", {"command": "volume_up"}, False, {}, False),
+        ("media_player", {"command": "play"}, True, {}, False),
+        ("button", {}, False, {}, False),
+        ("action", {"code": "1"}, True, {}, False),
+        ("number", {"value": 3.0}, False, {}, False),  # `idempotent: false` step
+        ("switch", {"state": True}, True, {"pick": "failover", "candidates": ["a", "b"]}, False),
+    ],
+)
+def test_which_commands_coalesce(
+    domain: str, args: dict[str, Any], idempotent: bool, extra: dict[str, Any], expected: bool
+) -> None:
+    from cmdctl.drain.coalesce import coalescible
+
+    entry = replace(make_entry("tv", domain, "x", args, idempotent=idempotent), extra=extra)
+    assert coalescible(entry) is expected
+
+
+@pytest.mark.timeout(90)
+async def test_queued_sends_coalesce_in_a_real_cmdctl_drain(tmp_path: Path) -> None:
+    async with Fleet(tvs(1)) as fleet:
+        inventory = tmp_path / "devices.yml"
+        write_inventory(fleet.devices, inventory)
+        journal = Journal(tmp_path / "journal")
+        env = cli_env(journal.directory, inventory)
+        for value in ("10", "20", "30"):
+            code, _, err = await acmdctl("send", "bar-tv-1", "number.volume", value, "--queue",
+                                         env=env)
+            assert code == ExitCode.OK, err
+        code, out, err = await acmdctl("drain", "--json", env=env, timeout=60)
+        assert code == ExitCode.OK, err
+        assert received(fleet.devices[0]) == [("number.volume", {"value": 30.0})]
+    result = json.loads(out)
+    assert result["superseded"] == 2
+    entries = journal.ledger().entries()
+    winner = entries[-1]
+    assert [(e.state.value, e.superseded_by) for e in entries] == [
+        ("superseded", winner.id), ("superseded", winner.id), ("done", None)]
