@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "engine"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "drain"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from drain_throughput import entries, fresh_journal, inventory_hosts
