@@ -104,6 +104,38 @@ class Command:
         return f"{self.domain}.{self.target}"
 
 
+#: `on_failure:` of a step with `after:`: skip its entries where the prerequisite failed, or
+#: (continue) skip only on the devices it failed on.
+ON_FAILURE = ("skip", "continue")
+#: `targets: {failover: [...]}` runs on the first reachable candidate, in order; `any:` on the
+#: least busy reachable one.
+PICKS = ("failover", "any")
+
+
+@dataclass(frozen=True, slots=True)
+class Coordination:
+    """How an entry takes part in fleet coordination (the playbook's fleet keys).
+
+    `tags` select it (`drain --tags`); `after` names the step of its batch that must finish first
+    and `on_failure` what a failure of that step does to it; `pick` ("failover" / "any") with its
+    `candidates` lets it run on another device; `serial` is its batch's rolling window (a count,
+    or a string such as "25%"). Built once at the journal edge; the drain reads these fields.
+    """
+
+    tags: tuple[str, ...] = ()
+    after: str | None = None
+    on_failure: str = "skip"
+    pick: str | None = None
+    candidates: tuple[str, ...] = ()
+    serial: int | str | None = None
+
+    def __bool__(self) -> bool:
+        return self != NO_COORDINATION
+
+
+NO_COORDINATION = Coordination()
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """The current state of one queued command: the fold of its journal events."""
@@ -133,7 +165,8 @@ class Entry:
     finished_at: float | None = None  # epoch seconds of the terminal event
     superseded_by: str | None = None
     ran_on: str | None = None  # device that actually ran it, when it differs (failover)
-    extra: Mapping[str, JSONValue] = field(default_factory=dict)  # forward-compatible fields
+    coordination: Coordination = NO_COORDINATION  # the fleet keys (tags, after, pick, serial)
+    extra: Mapping[str, JSONValue] = field(default_factory=dict)  # fields of a newer version
 
     @property
     def finished(self) -> bool:

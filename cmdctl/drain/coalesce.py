@@ -33,7 +33,7 @@ def coalescible(entry: Entry) -> bool:
     cmd = entry.command
     if not entry.idempotent or cmd.domain not in STATEFUL:
         return False
-    if entry.extra and "pick" in entry.extra:
+    if entry.coordination.pick is not None:
         return False  # its device is only the first candidate
     args = cmd.args
     if cmd.domain in ("cover", "valve"):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import sys
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -53,8 +52,7 @@ from cmdctl.drain.rollout import Gate, Limit, Rollout
 from cmdctl.drain.totals import Tally, Totals
 from cmdctl.journal import events as ev
 from cmdctl.journal.claims import Claims
-from cmdctl.journal.events import Event
-from cmdctl.journal.ledger import Ledger, entry_from_queued, fold
+from cmdctl.journal.ledger import Ledger, entry_of
 from cmdctl.journal.recorder import Recorder
 from cmdctl.journal.store import Journal
 
@@ -273,9 +271,9 @@ class Engine:
                 totals.tally(entry.device).add(tot.SKIPPED)
             totals.left += len(due)
             return next_at
-        picked = [e for e in due if e.extra and "pick" in e.extra]
+        picked = [e for e in due if e.coordination.pick is not None]
         if picked:
-            due = [e for e in due if not (e.extra and "pick" in e.extra)]
+            due = [e for e in due if e.coordination.pick is None]
         self._rollout = Rollout(due, window=self.options.window, max_fail=self.options.max_fail,
                                 fail_fast=self.options.fail_fast, failed=self._failed) or None
         jobs = self.plan_jobs(due, totals)
@@ -303,10 +301,8 @@ class Engine:
                     totals.tally(left.device).add(tot.SKIPPED)
                 totals.left += len(rest)
                 return
-            raw = entry.extra.get("candidates")
-            names = [c for c in raw if isinstance(c, str)] if isinstance(raw, list) else []
-            names = names or [entry.device]
-            if entry.extra.get("pick") == "any":
+            names = list(entry.coordination.candidates) or [entry.device]
+            if entry.coordination.pick == "any":
                 names.sort(key=lambda name: sum(totals.tally(name).counts.values()))
             task = asyncio.ensure_future(self._pick(entry, names, totals))
             self._tasks.add(task)
@@ -626,7 +622,7 @@ class Engine:
                 if result.status == "mismatch":
                     self._mismatch(job, entry, result, now)
                     continue
-                ran_on = job.device if entry.extra and "pick" in entry.extra else None
+                ran_on = job.device if entry.coordination.pick is not None else None
                 rec.record(ev.done(entry.id, now, outcome=result.status,
                                    duration=round(result.elapsed, 4), ran_on=ran_on))
                 job.started.discard(entry.id)
@@ -755,7 +751,6 @@ def select(
     ready: list[Entry] = []
     expired: list[Entry] = []
     next_due: float | None = None
-    extras = _Extras()
     for entry_id in ledger.ids():
         if ledger.state(entry_id) is not State.PENDING:
             continue
@@ -777,7 +772,7 @@ def select(
                     if next_due is None or times[1] < next_due:
                         next_due = times[1]
                     continue
-        entry = _slim(records, extras)
+        entry = entry_of(records, intern=True)
         if (only is not None and entry.device not in only) or (
             batch is not None and entry.batch != batch
         ):
@@ -807,77 +802,10 @@ def tagged(
 ) -> bool:
     """True when `entry`'s tags pass --tags (one of them; untagged entries do not) and
     --skip-tags (none of them)."""
-    raw = entry.extra.get("tags") if entry.extra else None
-    mine = frozenset([raw] if isinstance(raw, str) else raw or ())
+    mine = frozenset(entry.coordination.tags)
     if tags is not None and not (mine & tags):
         return False
     return not (skip_tags is not None and mine & skip_tags)
-
-
-_INTERNED = ("batch", "device", "who", "origin", "step", "playbook")
-_EMPTY: Mapping[str, object] = {}
-
-
-def _slim(
-    records: Sequence[Event | bytes], extras: _Extras | None = None
-) -> Entry:
-    """Fold an entry's records, interning the strings thousands of entries share."""
-    events = [r if isinstance(r, Event) else ev.decode(r) for r in records]
-    first = events[0]
-    fields = dict(first.fields)
-    for key in _INTERNED:
-        value = fields.get(key)
-        if type(value) is str:
-            fields[key] = sys.intern(value)
-    command = fields.get("command")
-    if isinstance(command, dict):
-        for key in ("domain", "target"):
-            if type(command.get(key)) is str:
-                command[key] = sys.intern(command[key])
-    entry = entry_from_queued(Event(first.type, first.id, first.ts, fields, first.v))
-    if not entry.extra:
-        # The fold hands over a drained copy of the fields that keeps its full size; swap in a
-        # shared empty mapping. Safe: nobody else has seen this brand-new frozen instance.
-        object.__setattr__(entry, "extra", _EMPTY)
-    elif extras is not None:
-        object.__setattr__(entry, "extra", extras.share(entry.extra))
-    for event in events[1:]:
-        entry = fold(entry, event)
-    return entry
-
-
-class _Extras:
-    """One shared copy of each distinct `extra`: a step's (tags, after, serial...) is the same
-    for all its entries, and they mostly come one after another."""
-
-    __slots__ = ("last", "seen")
-
-    def __init__(self) -> None:
-        self.last: Mapping[str, object] = _EMPTY
-        self.seen: dict[object, Mapping[str, object]] = {}
-
-    def share(self, extra: Mapping[str, object]) -> Mapping[str, object]:
-        """The shared copy equal to `extra` (or `extra` itself when it cannot be keyed)."""
-        if extra == self.last:  # no allocation on the common path
-            return self.last
-        key = _extra_key(extra)
-        if key is None:
-            return extra
-        shared = self.seen.get(key)
-        if shared is None:
-            shared = self.seen[key] = dict(extra)
-        self.last = shared
-        return shared
-
-
-def _extra_key(extra: Mapping[str, object]) -> object:
-    """A hashable key for an `extra` of scalars and lists of them; None otherwise."""
-    key = tuple([(k, tuple(v) if type(v) is list else v) for k, v in extra.items()])
-    try:
-        hash(key)
-    except TypeError:  # a mapping or a nested list: not shared
-        return None
-    return key
 
 
 def lookup(devices: Mapping[str, DeviceAddress]) -> Callable[[str], DeviceAddress | None]:

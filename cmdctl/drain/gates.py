@@ -1,6 +1,6 @@
 """Barriers: a step with `after: <step>` waits until that step has finished on every target.
 
-An entry whose `extra["after"]` names a step of its batch is held back (not due) while any entry
+An entry whose `coordination.after` names a step of its batch is held back (not due) while any entry
 of that step in the batch is pending or running. Once all have finished, it runs if the step
 ended done everywhere (confirmed / delivered, or superseded by a newer entry). Where it ended any
 other way (failed, expired, cancelled, skipped, unknown), `on_failure` decides: `skip` (the
@@ -94,10 +94,9 @@ def check(ledger: Ledger, due: Sequence[Entry]) -> Barriers:
     """Split due entries into ready, skipped (with reasons) and waiting."""
     wanted: dict[str, set[str]] = {}
     for entry in due:
-        if entry.extra:
-            after = entry.extra.get("after")
-            if isinstance(after, str) and after not in wanted.get(entry.batch, ()):
-                wanted.setdefault(entry.batch, set()).add(after)
+        after = entry.coordination.after
+        if after is not None and after not in wanted.get(entry.batch, ()):
+            wanted.setdefault(entry.batch, set()).add(after)
     if not wanted:
         return Barriers(list(due))
     steps = _steps(ledger, wanted, due)
@@ -105,8 +104,8 @@ def check(ledger: Ledger, due: Sequence[Entry]) -> Barriers:
         return Barriers(list(due))  # every barrier is open
     out = Barriers([])
     for entry in due:
-        after = entry.extra.get("after") if entry.extra else None
-        if not isinstance(after, str):
+        after = entry.coordination.after
+        if after is None:
             out.ready.append(entry)
             continue
         step = steps[(entry.batch, after)]
@@ -116,7 +115,7 @@ def check(ledger: Ledger, due: Sequence[Entry]) -> Barriers:
         if not step.failed_on:
             out.ready.append(entry)
             continue
-        if entry.extra.get("on_failure", "skip") == "continue":
+        if entry.coordination.on_failure == "continue":
             if entry.device not in step.failed_on:
                 out.ready.append(entry)
                 continue

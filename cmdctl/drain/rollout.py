@@ -92,10 +92,9 @@ class Rollout:
         self.gates: dict[str, Gate] = {}
         serial: dict[str, Limit] = {}
         for entry in due:
-            if entry.extra and entry.batch not in serial:
-                value = entry.extra.get("serial")
-                if isinstance(value, int | str) and not isinstance(value, bool):
-                    serial[entry.batch] = value
+            value = entry.coordination.serial
+            if value is not None and entry.batch not in serial:
+                serial[entry.batch] = value
         if fail_fast:
             max_fail = 1
         if window is None and max_fail is None and not serial:

@@ -2,7 +2,7 @@
 
 Everything is checked at load, before anything is written, and every error names
 `file:line:column`. Fleet keys (tags, barriers, failover/any targets, serial) travel to the
-engine in `Entry.extra`: `tags`, `after` + `on_failure`, `pick` + `candidates`, `serial`.
+engine as `Entry.coordination` (`tags`, `after` + `on_failure`, `pick` + `candidates`, `serial`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmdctl.core.errors import InputError
-from cmdctl.core.model import DOMAINS, Command, Entry, JSONValue, Priority
+from cmdctl.core.model import (
+    DOMAINS,
+    NO_COORDINATION,
+    ON_FAILURE,
+    PICKS,
+    Command,
+    Coordination,
+    Entry,
+    Priority,
+)
 from cmdctl.core.timespec import parse_time
 from cmdctl.inputs import commands, selection, yamlsrc
 from cmdctl.inputs.inventory import Device, Inventory
@@ -24,8 +33,6 @@ DEFAULT_ATTEMPTS = 3
 MAX_ATTEMPTS = 1_000
 ORIGIN = "bulk"
 MODES = ("queued", "immediate")
-PICKS = ("failover", "any")  # targets: {failover: [...]} runs on the first reachable, in order
-ON_FAILURE = ("skip", "continue")
 MAX_SERIAL = 1_000_000
 
 _TOP_KEYS = ("name", "targets", "priority", "at", "expires", "defaults", "tags", "serial", "steps")
@@ -257,7 +264,7 @@ def expand(
     for step, names, pick in plan_steps:
         inline = step.mode == "immediate"
         into = immediate if inline else queued
-        extra = _extra(step, pick, names, present, playbook.serial)
+        coordination = _coordination(step, pick, names, present, playbook.serial)
         for device in names[:1] if pick else names:
             into.append(
                 Entry(
@@ -276,7 +283,7 @@ def expand(
                     origin=ORIGIN,
                     step=step.name,
                     playbook=playbook.name,
-                    extra=extra,  # shared by the step's entries, like `command`
+                    coordination=coordination,  # shared by the step's entries, like `command`
                 )
             )
     touched = {name for _, names, _ in plan_steps for name in names}
@@ -287,25 +294,22 @@ def expand(
     )
 
 
-def _extra(
+def _coordination(
     step: Step,
     pick: str | None,
     names: tuple[str, ...],
     present: set[str],
     serial: int | str | None,
-) -> dict[str, JSONValue]:
-    extra: dict[str, JSONValue] = {}
-    if step.tags:
-        extra["tags"] = list(step.tags)
-    if step.after is not None and step.after in present:
-        extra["after"] = step.after
-        extra["on_failure"] = step.on_failure or "skip"
-    if pick is not None:
-        extra["pick"] = pick
-        extra["candidates"] = list(names)
-    if serial is not None:
-        extra["serial"] = serial
-    return extra
+) -> Coordination:
+    after = step.after if step.after is not None and step.after in present else None
+    return Coordination(
+        tags=tuple(step.tags),
+        after=after,
+        on_failure=(step.on_failure or "skip") if after is not None else "skip",
+        pick=pick,
+        candidates=tuple(names) if pick is not None else (),
+        serial=serial,
+    ) or NO_COORDINATION
 
 
 def _filter_tags(

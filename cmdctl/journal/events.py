@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
 
-from cmdctl.core.model import Entry, JSONValue, Priority
+from cmdctl.core.model import NO_COORDINATION, ON_FAILURE, Coordination, Entry, JSONValue, Priority
 
 VERSION = 1
 
@@ -77,6 +77,9 @@ QUEUED_KEYS = (
     "step",
     "playbook",
 )
+
+#: The fleet keys a `queued` event may carry after `QUEUED_KEYS` (`Entry.coordination`).
+COORDINATION_KEYS = ("tags", "after", "on_failure", "pick", "candidates", "serial")
 
 _dumps = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
@@ -342,6 +345,8 @@ def queued(entry: Entry, ts: float | None = None) -> Event:
         "step": entry.step,
         "playbook": entry.playbook,
     }
+    if entry.coordination:
+        fields.update(coordination_fields(entry.coordination))
     if entry.extra:
         fields.update((k, v) for k, v in entry.extra.items() if k not in fields)
     return Event(QUEUED, entry.id, entry.created if ts is None else ts, fields)
@@ -417,3 +422,74 @@ def reprioritised(entry_id: str, ts: float, *, priority: Priority) -> Event:
 def retried(entry_id: str, ts: float, *, who: str) -> Event:
     """A person asked to run it again: back to pending with fresh attempts."""
     return Event(RETRIED, entry_id, ts, {"who": who})
+
+
+# -- the fleet keys at the journal edge ----------------------------------------------------------
+
+
+def coordination_fields(c: Coordination) -> dict[str, JSONValue]:
+    """`c` as a `queued` event stores it: only the keys that are set."""
+    out: dict[str, JSONValue] = {}
+    if c.tags:
+        out["tags"] = list(c.tags)
+    if c.after is not None:
+        out["after"] = c.after
+        out["on_failure"] = c.on_failure
+    if c.pick is not None:
+        out["pick"] = c.pick
+        out["candidates"] = list(c.candidates)
+    if c.serial is not None:
+        out["serial"] = c.serial
+    return out
+
+
+_SHARED: dict[tuple[Any, ...], Coordination] = {}
+_SHARED_MAX = 4096
+
+
+def pop_coordination(fields: dict[str, Any]) -> Coordination:
+    """Take the fleet keys out of a `queued` event's fields, as one (shared) `Coordination`.
+
+    Lenient like the rest of the fold: a key of the wrong type is ignored, not fatal. Entries of
+    one step carry equal keys, so equal values share one instance (a drain may hold 100,000).
+    """
+    if not any(k in fields for k in COORDINATION_KEYS):
+        return NO_COORDINATION
+    tags, after, on_failure, pick, candidates, serial = (
+        fields.pop(k, None) for k in COORDINATION_KEYS
+    )
+    key: tuple[Any, ...] = (
+        tuple(tags) if type(tags) is list else tags,
+        after,
+        on_failure,
+        pick,
+        tuple(candidates) if type(candidates) is list else candidates,
+        serial,
+    )
+    try:
+        shared = _SHARED.get(key)
+    except TypeError:  # an unhashable value: not shared (and not valid either)
+        shared, key = None, ()
+    if shared is not None:
+        return shared
+    value = Coordination(
+        tags=_strings(tags),
+        after=after if isinstance(after, str) else None,
+        on_failure=on_failure if on_failure in ON_FAILURE else "skip",
+        pick=pick if isinstance(pick, str) else None,
+        candidates=_strings(candidates),
+        serial=serial if isinstance(serial, int | str) and not isinstance(serial, bool) else None,
+    )
+    if key:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[key] = value
+    return value
+
+
+def _strings(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        return (raw,)
+    if isinstance(raw, list):
+        return tuple(x for x in raw if isinstance(x, str))
+    return ()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -125,6 +126,7 @@ def entry_from_queued(event: Event) -> Entry:
             raise EventDecodeError("bad command")
         expires = f.pop("expires")
         playbook = f.pop("playbook")
+        coordination = ev.pop_coordination(f)
         entry = Entry(
             id=event.id,
             batch=_s(f.pop("batch")),
@@ -142,10 +144,48 @@ def entry_from_queued(event: Event) -> Entry:
             step=_s(f.pop("step")),
             playbook=None if playbook is None else _s(playbook),
             updated=event.ts,
+            coordination=coordination,
             extra=f if f else _NO_EXTRA,  # the popped dict keeps its size: share one empty
         )
     except (KeyError, ValueError, TypeError) as err:
         raise EventDecodeError(f"queued record for {event.id} is incomplete: {err}") from err
+    return entry
+
+
+#: Strings that thousands of entries share (a batch's id, a device's name, the step...).
+_INTERNED = ("batch", "device", "who", "origin", "step", "playbook")
+
+
+def entry_of(
+    records: Sequence[Any],
+    *,
+    decode: Callable[[Any], Event] = ev.decode,
+    intern: bool = False,
+) -> Entry:
+    """The one fold: an entry from its records, the `queued` event first, then each later event
+    in journal order. A record is an `Event`, or what `decode` takes (a raw line).
+    EventDecodeError or ValueError if they do not describe an entry. `intern`: share the strings
+    thousands of entries repeat (a drain may hold 100,000 entries).
+    """
+    events = [r if isinstance(r, Event) else decode(r) for r in records]
+    if not events:
+        raise EventDecodeError("no records")
+    first = events[0]
+    if intern:
+        fields = dict(first.fields)
+        for key in _INTERNED:
+            value = fields.get(key)
+            if type(value) is str:
+                fields[key] = sys.intern(value)
+        command = fields.get("command")
+        if isinstance(command, dict):
+            for key in ("domain", "target"):
+                if type(command.get(key)) is str:
+                    command[key] = sys.intern(command[key])
+        first = Event(first.type, first.id, first.ts, fields, first.v)
+    entry = entry_from_queued(first)
+    for event in events[1:]:
+        entry = fold(entry, event)
     return entry
 
 
@@ -459,12 +499,8 @@ class Ledger:
         cached: Entry | None = row[_CACHE]
         if cached is not None:
             return cached
-        records = _records(row)
         try:
-            decoded = [self._event(r) for r in records]
-            entry = entry_from_queued(decoded[0])
-            for event in decoded[1:]:
-                entry = fold(entry, event)
+            entry = entry_of(_records(row), decode=self._event)
         except (EventDecodeError, ValueError) as err:
             raise JournalError(f"entry {entry_id}: unreadable records: {err}") from err
         row[_CACHE] = entry

@@ -92,7 +92,7 @@ from cmdctl.journal.framing import (
     scan_bytes,
     tail_check,
 )
-from cmdctl.journal.ledger import Ledger, entry_from_queued, fold
+from cmdctl.journal.ledger import Ledger, entry_of
 from cmdctl.journal.netfs import filesystem_type, is_network_fs, local_filesystem_type
 
 __all__ = [  # what other modules and the tests take from here
@@ -585,9 +585,7 @@ class Journal:
         problems = [f"{p.type} {p.entry_id}: {p.reason}" for p in ledger.problems]
         for entry_id in ledger.ids():
             try:
-                entry = entry_from_queued(_as_event(ledger.records(entry_id)[0]))
-                for record in ledger.records(entry_id)[1:]:
-                    entry = fold(entry, _as_event(record))
+                entry_of(ledger.records(entry_id))
             except (EventDecodeError, ValueError, KeyError) as err:
                 problems.append(f"entry {entry_id}: {err}")
         warnings = []
@@ -779,10 +777,6 @@ def _pread_all(fd: int, start: int) -> bytes:
         chunks.append(chunk)
         offset += len(chunk)
     return b"".join(chunks)
-
-
-def _as_event(record: bytes | Event) -> Event:
-    return record if isinstance(record, Event) else ev.decode(record)
 
 
 def _fsync_dir(directory: Path) -> None:

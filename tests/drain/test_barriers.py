@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cmdctl.core.model import Entry
+from cmdctl.core.model import Coordination, Entry
 from cmdctl.drain import engine as eng
 from cmdctl.drain.retry import RetryPolicy
 from cmdctl.journal.store import Journal
@@ -28,16 +28,14 @@ def two_steps(
 ) -> tuple[list[Entry], list[Entry]]:
     """Step "input" on every TV (invalid on `bad`), then step "volume" `after: input`."""
     inputs, volumes = [], []
-    extra: dict[str, Any] = {"after": "input"}
-    if on_failure is not None:
-        extra["on_failure"] = on_failure
+    keys = Coordination(after="input", on_failure=on_failure or "skip")
     for dev in fleet.devices:
         option = "HDMI 9" if dev.name == bad else "HDMI 2"
         inputs.append(make_entry(dev.name, "select", "input", {"option": option}, step="input",
                                  max_attempts=attempts))
     for dev in fleet.devices:
         volumes.append(replace(make_entry(dev.name, "number", "volume", {"value": 25.0},
-                                          step="volume"), extra=extra))
+                                          step="volume"), coordination=keys))
     return inputs, volumes
 
 
@@ -106,7 +104,7 @@ async def test_a_prerequisite_on_an_offline_device_holds_then_skips(
 def picked(pick: str, candidates: list[str], **args: Any) -> Entry:
     """One entry for a `targets: {pick: candidates}` step, as the playbook expands it."""
     entry = make_entry(candidates[0], "switch", "tv_power", {"state": True}, **args)
-    return replace(entry, extra={"pick": pick, "candidates": candidates})
+    return replace(entry, coordination=Coordination(pick=pick, candidates=tuple(candidates)))
 
 
 async def test_failover_runs_on_the_second_candidate_when_the_first_is_offline(
@@ -157,7 +155,7 @@ async def test_an_entry_behind_a_barrier_does_not_supersede_an_older_one(
     older = make_entry(tv.name, "number", "volume", {"value": 11.0}, batch="SEND")
     power = make_entry(tv.name, "switch", "tv_power", {"state": True}, batch="PB", step="power")
     behind = replace(make_entry(tv.name, "number", "volume", {"value": 22.0}, batch="PB",
-                                step="volume"), extra={"after": "power"})
+                                step="volume"), coordination=Coordination(after="power"))
     queue(journal, [older, power, behind])
     totals = await eng.drain(journal, eng.lookup(addresses(fleet3)), options())
     assert totals.superseded == 0

@@ -14,7 +14,7 @@ import pytest
 
 from cmdctl.core.errors import ExitCode
 from cmdctl.core.ids import new_id
-from cmdctl.core.model import Entry
+from cmdctl.core.model import Coordination, Entry
 from cmdctl.drain import engine as eng
 from cmdctl.drain.retry import RetryPolicy
 from cmdctl.journal.store import Journal
@@ -35,9 +35,10 @@ from .conftest import (
 ONE_TRY = RetryPolicy(tries=1, ambiguous_tries=1, initial=0.01, maximum=0.01, jitter=0.0)
 
 
-def with_extra(entry: Entry, **extra: Any) -> Entry:
-    """The entry as the playbook expansion builds it, with per-step data in `extra`."""
-    return replace(entry, extra=extra)
+def with_keys(entry: Entry, **keys: Any) -> Entry:
+    """The entry as the playbook expansion builds it, with its step's fleet keys."""
+    keys = {k: tuple(v) if isinstance(v, list) else v for k, v in keys.items()}
+    return replace(entry, coordination=Coordination(**keys))
 
 
 def peak_devices_open(connections: list[ConnectionEvent]) -> int:
@@ -141,9 +142,9 @@ async def test_a_window_of_five_over_fifty_devices_never_has_more_than_five_open
         extra = {} if serial is None else {"serial": serial}
         entries = []
         for dev in fleet.devices:
-            entries.append(with_extra(make_entry(dev.name, "switch", "tv_power", {"state": True}),
+            entries.append(with_keys(make_entry(dev.name, "switch", "tv_power", {"state": True}),
                                       **extra))
-            entries.append(with_extra(make_entry(dev.name, "number", "volume", {"value": 20.0}),
+            entries.append(with_keys(make_entry(dev.name, "number", "volume", {"value": 20.0}),
                                       **extra))
         queue(journal, entries)
         totals = await eng.drain(journal, eng.lookup(addresses(fleet)),
@@ -277,9 +278,9 @@ async def test_tags_and_skip_tags_select_entries(
 ) -> None:
     dev = fleet3.devices[0].name
     made = {
-        "power": with_extra(make_entry(dev, "switch", "tv_power", {"state": True}),
+        "power": with_keys(make_entry(dev, "switch", "tv_power", {"state": True}),
                             tags=["power", "night"]),
-        "volume": with_extra(make_entry(dev, "number", "volume", {"value": 3.0}),
+        "volume": with_keys(make_entry(dev, "number", "volume", {"value": 3.0}),
                              tags=["volume"]),
         "plain": make_entry(dev, "select", "input", {"option": "Cable"}),
     }
@@ -343,7 +344,7 @@ async def test_pace_spaces_commands_to_a_device_and_only_to_it(
         ("button", {}, False, {}, False),
         ("action", {"code": "1"}, True, {}, False),
         ("number", {"value": 3.0}, False, {}, False),  # `idempotent: false` step
-        ("switch", {"state": True}, True, {"pick": "failover", "candidates": ["a", "b"]}, False),
+        ("switch", {"state": True}, True, {"pick": "failover", "candidates": ("a", "b")}, False),
     ],
 )
 def test_which_commands_coalesce(
@@ -351,7 +352,8 @@ def test_which_commands_coalesce(
 ) -> None:
     from cmdctl.drain.coalesce import coalescible
 
-    entry = replace(make_entry("tv", domain, "x", args, idempotent=idempotent), extra=extra)
+    entry = replace(make_entry("tv", domain, "x", args, idempotent=idempotent),
+                    coordination=Coordination(**extra))
     assert coalescible(entry) is expected
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from cmdctl.core.errors import InputError
+from cmdctl.core.model import Entry
 from cmdctl.inputs.inventory import Inventory, load_inventory
 from cmdctl.inputs.playbook import Plan, expand, load_playbook, parse_tags
 from cmdctl.journal import events, ledger
@@ -33,10 +34,15 @@ def _error(call: Callable[[], object]) -> InputError:
     return caught.value
 
 
+def keys(entry: Entry) -> dict[str, Any]:
+    """An entry's fleet keys as the journal stores them."""
+    return events.coordination_fields(entry.coordination)
+
+
 def _extras(plan: Plan) -> dict[str, list[dict[str, Any]]]:
     by_step: dict[str, list[dict[str, Any]]] = {}
     for entry in (*plan.immediate, *plan.queued):
-        by_step.setdefault(entry.step, []).append(dict(entry.extra))
+        by_step.setdefault(entry.step, []).append(dict(keys(entry)))
     return by_step
 
 
@@ -73,7 +79,7 @@ def test_tags_merge_playbook_then_step(venue: Inventory, write: Write) -> None:
 
 def test_no_fleet_keys_no_extra(venue: Inventory) -> None:
     plan = _plan(EXAMPLES / "game-night.yml", venue)
-    assert all(entry.extra == {} for entry in (*plan.queued, *plan.immediate))
+    assert all(keys(entry) == {} for entry in (*plan.queued, *plan.immediate))
     assert plan.serial is None
 
 
@@ -281,9 +287,9 @@ def test_failover_and_any_expand_to_one_entry(venue: Inventory) -> None:
     blink = [e for e in plan.queued if e.step == "blink a blaster"]
     assert len(tune) == len(blink) == 1
     assert tune[0].device == "ir-blaster-a"
-    assert tune[0].extra["pick"] == "failover"
-    assert tune[0].extra["candidates"] == ["ir-blaster-a", "ir-blaster-b"]
-    assert (blink[0].extra["pick"], blink[0].extra["candidates"]) == (
+    assert keys(tune[0])["pick"] == "failover"
+    assert keys(tune[0])["candidates"] == ["ir-blaster-a", "ir-blaster-b"]
+    assert (keys(blink[0])["pick"], keys(blink[0])["candidates"]) == (
         "any",
         list(venue.groups["ir"]),
     )
@@ -308,15 +314,15 @@ def test_failover_order_is_as_written(venue: Inventory, write: Write) -> None:
     first, second = plan.queued[0], plan.queued[1:]
     assert first.device == "ir-blaster-b"
     bar_tvs = [f"bar-tv-{i}" for i in range(1, 7)]
-    assert first.extra["candidates"] == ["ir-blaster-b", "ir-blaster-a", *bar_tvs]
-    assert [(e.device, dict(e.extra)) for e in second] == [("patio-tv-1", {}), ("patio-tv-2", {})]
+    assert keys(first)["candidates"] == ["ir-blaster-b", "ir-blaster-a", *bar_tvs]
+    assert [(e.device, dict(keys(e))) for e in second] == [("patio-tv-1", {}), ("patio-tv-2", {})]
 
 
 def test_limit_intersects_candidates(venue: Inventory) -> None:
     path = EXAMPLES / "rollout.yml"
     plan = _plan(path, venue, limit="ir-blaster-b,bar-tv-1")
     tune = next(e for e in plan.queued if e.step == "tune cable boxes")
-    assert (tune.device, tune.extra["candidates"]) == ("ir-blaster-b", ["ir-blaster-b"])
+    assert (tune.device, keys(tune)["candidates"]) == ("ir-blaster-b", ["ir-blaster-b"])
     assert {e.device for e in plan.queued if e.step == "power on"} == {"bar-tv-1"}
     err = _error(lambda: _plan(path, venue, limit="patio"))
     assert err.message == "--limit 'patio' leaves no failover candidate for step 'tune cable boxes'"
@@ -393,7 +399,7 @@ def test_pick_refused_on_immediate_steps(write: Write) -> None:
 def test_cap_counts_a_pick_step_once(venue: Inventory, write: Write) -> None:
     path = write("p.yml", "targets: {any: all}\nsteps:\n  - button.identify: press\n")
     plan = expand(load_playbook(path), venue, now=NOW, ids=counter_ids(), who="x", max_commands=1)
-    assert plan.count == 1 and len(plan.queued[0].extra["candidates"]) == len(venue.names)
+    assert plan.count == 1 and len(keys(plan.queued[0])["candidates"]) == len(venue.names)
 
 
 # -- serial --------------------------------------------------------------------------------------
@@ -407,7 +413,7 @@ def test_serial(venue: Inventory, write: Write, text: str, value: int | str) -> 
     assert load_playbook(path).serial == value
     plan = _plan(path, venue)
     assert plan.serial == value
-    assert [entry.extra for entry in plan.queued] == [{"serial": value}] * 2
+    assert [keys(entry) for entry in plan.queued] == [{"serial": value}] * 2
 
 
 @pytest.mark.parametrize(
@@ -432,13 +438,13 @@ def test_bad_serial_located(write: Write, text: str, message: str) -> None:
 # -- the journal keeps it all; and it stays fast ---------------------------------------------------
 
 
-def test_extra_survives_the_journal(venue: Inventory) -> None:
+def test_fleet_keys_survive_the_journal(venue: Inventory) -> None:
     plan = _plan(EXAMPLES / "rollout.yml", venue)
     for entry in plan.queued:
         event = events.decode(events.encode(events.queued(entry)))
         back = ledger.entry_from_queued(event)
         assert replace(back, updated=entry.updated) == entry
-        assert dict(back.extra) == dict(entry.extra)
+        assert dict(keys(back)) == dict(keys(entry))
 
 
 def test_10k_commands_with_fleet_keys_expand_fast(tmp_path: Path) -> None:
@@ -461,8 +467,8 @@ def test_10k_commands_with_fleet_keys_expand_fast(tmp_path: Path) -> None:
         plan = expand(pb, inv, now=NOW, ids=counter_ids(), who="x", skip_tags=frozenset({"t9"}))
         best = min(best, time.process_time() - started)
     assert plan.count == 9 * 1000 + 1
-    assert plan.queued[-1].extra["candidates"][:2] == ["tv-1", "tv-11"]
-    assert plan.queued[1000].extra == {
+    assert keys(plan.queued[-1])["candidates"][:2] == ["tv-1", "tv-11"]
+    assert keys(plan.queued[1000]) == {
         "tags": ["big", "t1", "all-steps"],
         "after": "s0",
         "on_failure": "continue",

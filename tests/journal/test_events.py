@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmdctl.core import ids
-from cmdctl.core.model import Command, Entry, Priority
+from cmdctl.core.model import NO_COORDINATION, Command, Coordination, Entry, Priority
 from cmdctl.journal import events as ev
 from cmdctl.journal.events import Event, EventDecodeError
+from cmdctl.journal.ledger import entry_of
 
 json_leaf = (
     st.none()
@@ -231,3 +233,35 @@ def test_batch_encoding_keeps_values_that_compare_equal_apart() -> None:
     evs = [ev.queued(e) for e in batch] + [ev.queued(base, ts=-0.0)]
     assert ev.encode_many(evs) == [ev.encode(e) for e in evs]
     assert [ev.decode(line) for line in ev.encode_many(evs)] == evs
+
+
+# -- the fleet keys at the journal edge ----------------------------------------------------------
+
+
+def test_fleet_keys_round_trip_through_a_queued_line() -> None:
+    keys = Coordination(tags=("tv", "night"), after="power", on_failure="continue",
+                        pick="failover", candidates=("a", "b"), serial="25%")
+    entry = Entry("01A", "B", "a", Command("switch", "p", {"state": True}), Priority.NORMAL,
+                  1.0, 1.0, None, True, True, 3, "w", "bulk", "s", "pb", updated=1.0)
+    entry = replace(entry, coordination=keys)
+    line = ev.encode(ev.queued(entry))
+    assert '"tags":["tv","night"],"after":"power","on_failure":"continue"' in line
+    back = entry_of([line.encode()])
+    assert back.coordination == keys and back.extra == {}
+    assert back == entry
+
+
+def test_fleet_keys_of_the_wrong_type_are_ignored_not_fatal() -> None:
+    fields = {"tags": 5, "after": ["x"], "on_failure": "explode", "pick": None,
+              "candidates": ["a", 3, "b"], "serial": True, "future": 1}
+    keys = ev.pop_coordination(fields)
+    assert keys.tags == () and keys.after is None and keys.on_failure == "skip"
+    assert keys.candidates == ("a", "b") and keys.serial is None
+    assert fields == {"future": 1}  # what is not a fleet key stays for `Entry.extra`
+
+
+def test_equal_fleet_keys_share_one_instance() -> None:
+    one = ev.pop_coordination({"tags": ["tv"], "serial": 2})
+    two = ev.pop_coordination({"tags": ["tv"], "serial": 2})
+    assert one is two and one.tags == ("tv",)
+    assert ev.pop_coordination({"nothing": 1}) is NO_COORDINATION
