@@ -38,8 +38,9 @@ from simproc import running
 
 from cmdctl.core.ids import new_id
 from cmdctl.core.model import Command, Entry
-from cmdctl.drain import engine as eng
-from cmdctl.drain import gates
+from cmdctl.drain import gates, loops
+from cmdctl.drain.due import select
+from cmdctl.drain.options import DrainOptions
 from cmdctl.journal import events as ev
 from cmdctl.journal.store import Journal
 
@@ -83,10 +84,10 @@ async def drain(
         timeout: float | None = None
 
     devices = {n: Address(n, h, p, expected_name=n) for n, (h, p) in hosts.items()}
-    options = eng.DrainOptions(concurrency=CONCURRENCY, coalesce=coalesce)
+    options = DrainOptions(concurrency=CONCURRENCY, coalesce=coalesce)
     began, cpu = time.perf_counter(), time.process_time()
     try:
-        totals = await eng.drain(journal, devices.get, options)
+        totals = await loops.drain(journal, devices.get, options)
     finally:
         gates.check = check
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
@@ -100,7 +101,7 @@ def checks_alone(journal: Journal) -> float:
     from cmdctl.drain.coalesce import coalesce
 
     ledger = journal.ledger()
-    due = eng.select(ledger, time.time() + 60).due
+    due = select(ledger, time.time() + 60).due
     best = float("inf")
     for _ in range(5):
         began = time.perf_counter()

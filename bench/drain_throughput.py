@@ -83,7 +83,8 @@ def cli_drain(journal: Journal, inventory: Path) -> float:
 async def engine_drain(journal: Journal, hosts: dict[str, tuple[str, int]]) -> float:
     from dataclasses import dataclass
 
-    from cmdctl.drain import engine as eng
+    from cmdctl.drain import loops
+    from cmdctl.drain.options import DrainOptions
 
     @dataclass(frozen=True)
     class Address:
@@ -97,7 +98,7 @@ async def engine_drain(journal: Journal, hosts: dict[str, tuple[str, int]]) -> f
 
     devices = {n: Address(n, h, p, expected_name=n) for n, (h, p) in hosts.items()}
     began = time.perf_counter()
-    totals = await eng.drain(journal, devices.get, eng.DrainOptions(concurrency=CONCURRENCY))
+    totals = await loops.drain(journal, devices.get, DrainOptions(concurrency=CONCURRENCY))
     elapsed = time.perf_counter() - began
     if totals.exit_code() != 0:
         raise SystemExit(f"engine drain failed: {totals.as_dict()}")

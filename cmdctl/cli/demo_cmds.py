@@ -117,8 +117,8 @@ def _unused_port() -> int:
 async def _demo(workdir: Path, count: int, seed: int) -> ExitCode:
     from cmdctl.cli import exec_cmds, progress, render
     from cmdctl.core.ids import IdFactory
-    from cmdctl.drain import direct
-    from cmdctl.drain import engine as eng
+    from cmdctl.drain import direct, loops
+    from cmdctl.drain.options import DrainOptions
     from cmdctl.inputs import inventory, playbook
     from cmdctl.journal import events
     from cmdctl.journal.store import Journal
@@ -162,10 +162,10 @@ async def _demo(workdir: Path, count: int, seed: int) -> ExitCode:
 
         render.line("")
         render.line("$ cmdctl drain")
-        options = eng.DrainOptions(concurrency=32)
+        options = DrainOptions(concurrency=32)
         observer, view = exec_cmds._observer(False, False, "drain")
         with view:
-            totals = await eng.drain(journal, lookup, options, observer=observer)
+            totals = await loops.drain(journal, lookup, options, observer=observer)
         out.print(progress.recap_table(totals))
         render.line(progress.summary_line("drain", totals))
         for line in progress.failure_lines(totals):
@@ -189,14 +189,14 @@ async def _demo(workdir: Path, count: int, seed: int) -> ExitCode:
 
 
 def _show_status(journal: object) -> None:
-    from cmdctl.cli.status_cmds import _print_status
+    from cmdctl.cli import views
     from cmdctl.journal import summary
     from cmdctl.journal.store import Journal
 
     assert isinstance(journal, Journal)
     scan, ledger = journal.load()
     st = summary.status(ledger, now=now(), damaged_lines=len(scan.damaged))
-    _print_status(st, events=len(scan.lines), path=str(journal.path))
+    views.print_status(st, events=len(scan.lines), path=str(journal.path))
 
 
 def _verdict(totals: Totals, staging: Staging) -> ExitCode:

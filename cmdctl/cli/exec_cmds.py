@@ -19,8 +19,9 @@ from cmdctl.core.errors import BusyError, ExitCode, InputError
 if TYPE_CHECKING:
     from cmdctl.core.model import Entry
     from cmdctl.device.transport import DeviceAddress
-    from cmdctl.drain.engine import DrainOptions, Observer
     from cmdctl.drain.metrics import Monitor
+    from cmdctl.drain.observer import Observer
+    from cmdctl.drain.options import DrainOptions
     from cmdctl.drain.totals import Totals
     from cmdctl.inputs.inventory import Inventory
     from cmdctl.journal.store import Journal
@@ -146,7 +147,7 @@ def drain_options(
     max_time: float | None,
 ) -> DrainOptions:
     """The engine's options from the flags `drain` and `run` share; InputError when malformed."""
-    from cmdctl.drain.engine import DrainOptions
+    from cmdctl.drain.options import DrainOptions
 
     return DrainOptions(
         max_time=max_time,
@@ -220,14 +221,12 @@ def _monitor(
 ) -> Monitor:
     """The `--metrics-file` / `--log-file` handler (input errors before any work starts)."""
     from cmdctl.cli import render
-    from cmdctl.cli.status_cmds import _entry_json
     from cmdctl.drain import metrics
 
     return metrics.Monitor(
         jr,
         metrics_file=metrics_file,
         log_file=log_file,
-        entry_json=_entry_json,
         warn=render.warn,
         each_pass=each_pass,
     )
@@ -276,6 +275,7 @@ def drain(
     """
     from cmdctl.cli import render
     from cmdctl.drain import engine as eng
+    from cmdctl.drain import loops
 
     budget = seconds(max_time, "--max-time") if max_time is not None else None
     jr = open_journal(journal)
@@ -292,7 +292,7 @@ def drain(
 
     try:
         with view, monitor:
-            totals = run_async(eng.drain(jr, devices, options, engine=engine), on_signal)
+            totals = run_async(loops.drain_with(engine), on_signal)
     except BusyError:
         if json_out:
             render.emit_json({"exit_code": int(ExitCode.BUSY), "busy": True})
@@ -347,6 +347,7 @@ def run(
     """
     from cmdctl.cli import render
     from cmdctl.drain import engine as eng
+    from cmdctl.drain import loops
 
     jr = open_journal(journal)
     devices, only = _inventory_parts(inventory, limit)
@@ -365,7 +366,7 @@ def run(
 
     try:
         with view, monitor:
-            totals = run_async(eng.serve(jr, engine), on_signal)
+            totals = run_async(loops.serve(engine), on_signal)
     except BusyError as err:
         render.stderr().print(f"cmdctl: {err.one_line()}", markup=False)
         finish(ExitCode.BUSY)

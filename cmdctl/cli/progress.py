@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from cmdctl.core.model import Entry
+from cmdctl.drain.observer import Finished
 from cmdctl.drain.totals import (
     CONFIRMED,
     DELIVERED,
@@ -119,13 +120,13 @@ class LiveView:
         if text.startswith("retry"):
             self.retries[device] = self.retries.get(device, 0) + 1
 
-    def finished(self, entry: Entry, outcome: str, detail: str) -> None:
+    def finished(self, done: Finished) -> None:
         """Advance the bars."""
-        if outcome in (FAILED, UNKNOWN, UNREACHABLE):
+        if done.outcome in (FAILED, UNKNOWN, UNREACHABLE):
             self.failures += 1
             self.progress.update(self.overall, note=f"[red]{self.failures} not ok[/]")
         self.progress.advance(self.overall)
-        task = self.batches.get(entry.batch)
+        task = self.batches.get(done.entry.batch)
         if task is not None:
             self.progress.advance(task)
 
@@ -143,7 +144,7 @@ class Silent:
     def step(self, device: str, text: str) -> None:
         """Ignore."""
 
-    def finished(self, entry: Entry, outcome: str, detail: str) -> None:
+    def finished(self, done: Finished) -> None:
         """Ignore."""
 
     def device_done(self, tally: Tally) -> None:

@@ -50,9 +50,9 @@ def _state(text: str | None) -> object:
 def _batch(ledger: Ledger, text: str | None) -> str | None:
     if text is None:
         return None
-    from cmdctl.cli.status_cmds import _batch_id
+    from cmdctl.cli import views
 
-    return _batch_id(ledger, text)
+    return views.batch_id(ledger, text)
 
 
 @queue_app.command("ls")
@@ -78,7 +78,6 @@ def ls(
     Example: cmdctl queue ls --device bar-tv-3 --state failed
     """
     from cmdctl.cli import render
-    from cmdctl.cli.status_cmds import _entry_json
     from cmdctl.core.model import State
 
     ledger = open_journal(journal).ledger()
@@ -93,7 +92,7 @@ def ls(
     total = len(rows)
     rows = rows[:limit]
     if json_out:
-        render.emit_json([_entry_json(e) for e in rows])
+        render.emit_json([e.as_json() for e in rows])
         finish(ExitCode.OK)
     if not rows:
         render.line(
@@ -109,8 +108,7 @@ def ls(
 def _table(rows: list[Entry]) -> None:
     from rich.table import Table
 
-    from cmdctl.cli import render
-    from cmdctl.cli.status_cmds import _command_text
+    from cmdctl.cli import render, views
     from cmdctl.core.timespec import format_time
 
     table = Table(box=None, pad_edge=False)
@@ -121,7 +119,7 @@ def _table(rows: list[Entry]) -> None:
         table.add_row(
             e.id,
             e.device,
-            _command_text(e),
+            views.command_text(e),
             e.state.value,
             e.priority.value,
             format_time(e.not_before),
@@ -142,7 +140,6 @@ def show(
     Example: cmdctl queue show 01JDA3
     """
     from cmdctl.cli import render
-    from cmdctl.cli.status_cmds import _entry_json
     from cmdctl.core.timespec import format_time
     from cmdctl.journal import events as ev
 
@@ -152,12 +149,12 @@ def show(
     if json_out:
         render.emit_json(
             {
-                **_entry_json(entry),
+                **entry.as_json(),
                 "events": [{"type": e.type, "ts": e.ts, **dict(e.fields)} for e in history],
             }
         )
         finish(ExitCode.OK)
-    data = _entry_json(entry)
+    data = entry.as_json()
     for key in (
         "id",
         "batch",

@@ -129,6 +129,10 @@ class DeviceUnavailable(DeviceError):
     kind = "unreachable"
 
 
+class DeliveryUnknown(DeviceUnavailable):
+    """The connection failed after a command was written: it may or may not have run."""
+
+
 class DeviceAmbiguous(DeviceUnavailable):
     """Could be transient (slot exhaustion) or permanent (key mismatch); retried a little."""
 

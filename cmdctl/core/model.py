@@ -172,3 +172,31 @@ class Entry:
     def finished(self) -> bool:
         """True when no drain will touch this entry again on its own."""
         return self.state.finished
+
+    def as_json(self) -> dict[str, JSONValue]:
+        """The entry as every `--json` output, the outcome log and the API show it."""
+        return {
+            "id": self.id,
+            "batch": self.batch,
+            "device": self.device,
+            "selector": self.command.selector,
+            "args": dict(self.command.args),
+            "state": self.state.value,
+            "outcome": self.outcome,
+            "priority": self.priority.value,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "created": self.created,
+            "not_before": self.not_before,
+            "expires": self.expires,
+            "started": self.started,
+            "finished": self.finished_at,
+            "idempotent": self.idempotent,
+            "step": self.step,
+            "playbook": self.playbook,
+            "origin": self.origin,
+            "who": self.who,
+            "last_error": self.last_error,
+            "reason": self.reason,
+            "ran_on": self.ran_on,
+        }

@@ -42,7 +42,12 @@ from aioesphomeapi.core import (
     TimeoutAPIError,
 )
 
-from cmdctl.core.errors import DeviceAmbiguous, DeviceError, DeviceRejected, DeviceUnavailable
+from cmdctl.core.errors import (
+    DeviceAmbiguous,
+    DeviceError,
+    DeviceRejected,
+    DeviceUnavailable,
+)
 
 #: Exception types that mean "this device, this time" (everything else is a bug in cmdctl).
 DEVICE_EXCEPTIONS: tuple[type[BaseException], ...] = (APIConnectionError, OSError, TimeoutError)
@@ -52,10 +57,6 @@ RETRYABLE: tuple[type[DeviceError], ...] = (DeviceUnavailable,)
 
 _SLOTS_HINT = "the device may have no free API connection slot (Home Assistant holds one)"
 _KEY_HINT = "check the device's key in secrets.yaml against its `api: encryption: key:`"
-
-
-class DeliveryUnknown(DeviceUnavailable):
-    """The connection failed after a command was written: it may or may not have run."""
 
 
 def is_retryable(exc: BaseException) -> bool:

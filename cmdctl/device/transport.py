@@ -37,11 +37,10 @@ from aioesphomeapi.model import (
 )
 
 from cmdctl import __version__
-from cmdctl.core.errors import DeviceError, DeviceRejected, DeviceUnavailable
+from cmdctl.core.errors import DeliveryUnknown, DeviceError, DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import Command
 from cmdctl.device.classify import (
     DEVICE_EXCEPTIONS,
-    DeliveryUnknown,
     another_device,
     classify,
     device_closed,

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from cmdctl.core.errors import CmdctlError, DeviceError, DeviceRejected, DeviceUnavailable, ExitCode
+from cmdctl.core.errors import CmdctlError, DeviceError, DeviceUnavailable, ExitCode
 from cmdctl.core.ids import new_id
 from cmdctl.core.model import Command, Entry, Priority
-from cmdctl.device.classify import DeliveryUnknown, classify
+from cmdctl.device.classify import classify
 from cmdctl.device.transport import (
     CONNECT_TIMEOUT,
     DEFAULT_JOB_TIMEOUT,
@@ -34,7 +34,8 @@ from cmdctl.device.transport import (
     DeviceAddress,
     DeviceSession,
 )
-from cmdctl.drain import recovery
+from cmdctl.drain import outcomes, recovery, retry
+from cmdctl.drain.outcomes import Verdict
 from cmdctl.drain.retry import RetryPolicy
 from cmdctl.drain.totals import Totals
 from cmdctl.journal import events as ev
@@ -43,7 +44,7 @@ from cmdctl.journal.recorder import Recorder
 from cmdctl.journal.store import Journal
 
 if TYPE_CHECKING:
-    from cmdctl.drain.engine import Observer
+    from cmdctl.drain.observer import Observer
 
 #: `send` gives the device this long (connect, command, barrier, verification) before it falls
 #: back to the queue: long enough for a healthy device on Wi-Fi, short enough to feel direct.
@@ -176,67 +177,48 @@ async def send(
         finally:
             session.close()
     except DeviceError as err:
-        result, events = _failure(entry, err, mode, clock(), time.monotonic() - began)
-        await asyncio.to_thread(journal.append, events)
-        return result
+        status, verdict = _failure(entry, err, mode, clock())
+        await asyncio.to_thread(journal.append, list(verdict.events))
+        detail = verdict.detail.removeprefix(f"{entry.device}: ")  # the CLI names the device
+        return SendResult(entry, status, time.monotonic() - began, detail, err)
     except BaseException:
         # Interrupted (Ctrl-C) before an outcome: leave nothing RUNNING behind.
         _interrupted(journal, entry, clock())
         raise
     seconds = time.monotonic() - began
     if outcome.status == "mismatch":
-        error = f"{entry.device}: {entry.command.selector}: state did not follow ({outcome.detail})"
-        await asyncio.to_thread(
-            journal.append, [ev.failed(entry.id, clock(), error=error, kind="mismatch")]
-        )
+        verdict = outcomes.mismatch(entry, clock(), outcome.detail, requeue=False,
+                                    policy=retry.DEFAULT)
+        await asyncio.to_thread(journal.append, list(verdict.events))
         return SendResult(entry, "mismatch", seconds, outcome.detail)
-    await asyncio.to_thread(
-        journal.append,
-        [ev.done(entry.id, clock(), outcome=outcome.status, duration=round(outcome.elapsed, 4))],
-    )
+    verdict = outcomes.done(entry, clock(), status=outcome.status, elapsed=outcome.elapsed,
+                            detail=outcome.detail)
+    await asyncio.to_thread(journal.append, list(verdict.events))
     return SendResult(entry, outcome.status, seconds, outcome.detail)
 
 
-def _failure(
-    entry: Entry, err: DeviceError, mode: Mode, now: float, seconds: float
-) -> tuple[SendResult, list[Event]]:
-    text = err.one_line()
-    if isinstance(err, DeliveryUnknown) and not entry.idempotent:
-        reason = (
-            f"{err.reason}; it may or may not have run and is not safe to repeat "
-            f"(`cmdctl queue retry {entry.id}` runs it again)"
-        )
-        return SendResult(entry, "unknown", seconds, reason, err), [
-            ev.unknown(entry.id, now, reason=reason)
-        ]
+def _failure(entry: Entry, err: DeviceError, mode: Mode, now: float) -> tuple[str, Verdict]:
+    """How a failed `send` ends (its `SendResult.status`) and what the journal records."""
     if isinstance(err, DeviceUnavailable):
-        if mode is Mode.AUTO:
-            return SendResult(entry, "queued", seconds, text, err), [
-                ev.attempt_failed(entry.id, now, error=text, kind=err.kind, retry_at=now),
-                ev.rescheduled(entry.id, now, not_before=now, attempts=1),
-            ]
-        return SendResult(entry, "unreachable", seconds, text, err), [
-            ev.attempt_failed(entry.id, now, error=text, kind=err.kind, retry_at=None),
-            ev.failed(entry.id, now, error=text, kind=err.kind),
-        ]
-    kind = err.kind if isinstance(err, DeviceRejected) else "rejected"
-    return SendResult(entry, "failed", seconds, text, err), [
-        ev.failed(entry.id, now, error=text, kind=kind)
-    ]
+        doubt = outcomes.transient(entry, now, err)
+        if doubt is not None:
+            return "unknown", doubt
+        # AUTO falls back to the queue: pending again, due at once, for the next drain.
+        auto = mode is Mode.AUTO
+        verdict = outcomes.unreachable(entry, now, err, requeue=auto, policy=retry.DEFAULT,
+                                       due_now=auto)
+        return ("queued" if auto else "unreachable"), verdict
+    return "failed", outcomes.rejected(entry, now, err)
 
 
 def _interrupted(journal: Journal, entry: Entry, now: float) -> None:
-    if entry.idempotent:
-        events = [ev.rescheduled(entry.id, now, not_before=now, attempts=0)]
-    else:
-        reason = (
-            "interrupted after it was started; it may or may not have run and is not safe to "
-            f"repeat (`cmdctl queue retry {entry.id}` runs it again)"
-        )
-        events = [ev.unknown(entry.id, now, reason=reason)]
+    verdict = (
+        outcomes.left(entry, now, started=True) if entry.idempotent
+        else outcomes.in_doubt(entry, now, "interrupted after it was started")
+    )
     # If this fails too, the next drain's recovery covers it: the owner pid will be gone.
     with contextlib.suppress(CmdctlError):
-        journal.append(events)
+        journal.append(list(verdict.events))
 
 
 async def run_immediate(
@@ -254,12 +236,13 @@ async def run_immediate(
     pending: an immediate step is worth doing now or not at all.
     """
     from cmdctl.drain import engine as eng
+    from cmdctl.drain.options import DEFAULT_CONCURRENCY, DrainOptions
 
     totals = Totals()
     if not entries:
         return totals
-    options = eng.DrainOptions(
-        concurrency=concurrency or eng.DEFAULT_CONCURRENCY, policy=IMMEDIATE_POLICY
+    options = DrainOptions(
+        concurrency=concurrency or DEFAULT_CONCURRENCY, policy=IMMEDIATE_POLICY
     )
     engine = eng.Engine(journal, devices, options, observer=observer, clock=clock,
                         kind=recovery.SEND)
@@ -271,7 +254,7 @@ async def run_immediate(
     began = time.monotonic()
     await asyncio.to_thread(journal.append, queued_and_started(entries, owner, now))
     async with Recorder(journal.append) as rec:
-        await eng.run_entries(engine, rec, entries, totals, requeue=False)
+        await engine.run_now(rec, entries, totals, requeue=False)
     totals.seconds = time.monotonic() - began
     return totals
 

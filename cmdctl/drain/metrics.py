@@ -3,8 +3,8 @@
 The textfile is for node_exporter's textfile collector: replaced atomically (temporary file in
 the same directory, fsync, rename), no timestamps (the collector refuses them), every family
 with HELP and TYPE. Values describe the last drain (for `cmdctl run`: the run so far), so they
-are gauges, not counters. Command latency comes from the journal's `done` events (`duration`:
-from the send to the confirmation or delivery barrier), per device, as a summary.
+are gauges, not counters. Command latency is what the engine measured for each command it did
+(from the send to the confirmation or delivery barrier), per device, as a summary.
 """
 
 from __future__ import annotations
@@ -12,25 +12,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import dataclasses
 import json
 import math
 import os
 import re
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cmdctl.core.errors import InputError, JournalError
 from cmdctl.core.model import Entry, JSONValue, State
 from cmdctl.drain import totals as tot
+from cmdctl.drain.observer import Finished
 from cmdctl.drain.totals import Tally, Totals
-from cmdctl.journal import events as ev
 
 if TYPE_CHECKING:
-    from cmdctl.drain.engine import Observer
+    from cmdctl.drain.observer import Observer
     from cmdctl.journal.ledger import Ledger
     from cmdctl.journal.store import Journal
 
@@ -48,18 +48,6 @@ LOG_MODE = 0o600
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
-
-#: What a run outcome leaves the entry as (the engine does not pass the resulting entry on).
-_STATE_AFTER = {
-    tot.CONFIRMED: State.DONE,
-    tot.DELIVERED: State.DONE,
-    tot.FAILED: State.FAILED,
-    tot.UNKNOWN: State.UNKNOWN,
-    tot.EXPIRED: State.EXPIRED,
-    tot.UNREACHABLE: State.PENDING,  # rescheduled (or failed once out of attempts)
-    tot.SKIPPED: State.PENDING,
-}
-
 
 @dataclass(frozen=True, slots=True)
 class DrainMetrics:
@@ -248,31 +236,13 @@ def queued(ledger: Ledger) -> int:
     return ledger.counts().get(State.PENDING, 0)
 
 
-def latencies(ledger: Ledger, ids: Iterable[str], since: float) -> dict[str, list[float]]:
-    """device → `duration` of each `done` event at or after `since` of the entries `ids`."""
-    out: dict[str, list[float]] = {}
-    for entry_id in ids:
-        if entry_id not in ledger:
-            continue  # compacted away meanwhile
-        entry = ledger.get(entry_id)
-        for record in ledger.records(entry_id):
-            event = record if isinstance(record, ev.Event) else ev.decode(record)
-            if event.type != ev.DONE or event.ts < since:
-                continue
-            duration = event.fields.get("duration")
-            if isinstance(duration, int | float) and math.isfinite(duration) and duration >= 0:
-                device = entry.ran_on or entry.device
-                out.setdefault(device, []).append(float(duration))
-    return out
+Latencies = Mapping[str, Sequence[float]]  # device → seconds, oldest first
 
 
-def collect(ledger: Ledger, totals: Totals, ids: Collection[str], since: float) -> DrainMetrics:
-    """The metrics of a drain that began at `since` (epoch) and gave outcomes to `ids`."""
+def collect(ledger: Ledger, totals: Totals, latencies: Latencies) -> DrainMetrics:
+    """The metrics of a drain with these totals and command latencies."""
     return DrainMetrics(
-        totals=totals,
-        queued=queued(ledger),
-        finished=time.time(),
-        latencies=latencies(ledger, ids, since),
+        totals=totals, queued=queued(ledger), finished=time.time(), latencies=latencies
     )
 
 
@@ -282,9 +252,8 @@ def collect(ledger: Ledger, totals: Totals, ids: Collection[str], since: float) 
 class OutcomeLog:
     """`--log-file`: one JSON line per outcome, appended and written through (mode 0600)."""
 
-    def __init__(self, path: Path, entry_json: Callable[[Entry], dict[str, Any]]) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.entry_json = entry_json
         self._fd: int | None = None
 
     def open(self) -> OutcomeLog:
@@ -307,25 +276,15 @@ class OutcomeLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def line(self, entry: Entry, outcome: str, detail: str, at: float) -> dict[str, JSONValue]:
+    def line(self, done: Finished, at: float) -> dict[str, JSONValue]:
         """The record of one outcome: the entry as `--json` shows it, after this outcome."""
-        state = _STATE_AFTER.get(outcome, entry.state)
-        done = state is State.DONE
-        after = dataclasses.replace(
-            entry,
-            state=state,
-            outcome=outcome if done else entry.outcome,
-            last_error=None if done else (detail or entry.last_error),
-            finished_at=at if state.finished else entry.finished_at,
-            updated=at,
-        )
-        return {**self.entry_json(after), "result": outcome, "detail": detail, "at": at}
+        return {**done.after.as_json(), "result": done.outcome, "detail": done.detail, "at": at}
 
-    def write(self, entry: Entry, outcome: str, detail: str) -> None:
+    def write(self, done: Finished) -> None:
         """Append one line and hand it to the kernel at once (one write, O_APPEND)."""
         if self._fd is None:
             return
-        record = self.line(entry, outcome, detail, round(time.time(), 6))
+        record = self.line(done, round(time.time(), 6))
         data = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode("utf-8")
         view = memoryview(data)
         while view:
@@ -338,9 +297,9 @@ class OutcomeLog:
 class DrainWatch:
     """An engine observer in front of another: logs outcomes and notices when a pass ends.
 
-    It keeps its own totals (tallies as the engine reports them) and the ids of the entries
-    done (for latencies), and calls `on_pass(totals, done_ids, pass_ids)` in a worker thread
-    when every device of a pass is done, so `cmdctl run` can rewrite its metrics without
+    It keeps its own totals (tallies as the engine reports them) and the latest command
+    latencies the engine measured, and calls `on_pass(totals, latencies, pass_ids)` in a worker
+    thread when every device of a pass is done, so `cmdctl run` can rewrite its metrics without
     stalling the loop; `pass_ids` maps the entries given an outcome in the pass to their
     `updated` time before it (their outcome events may still be on their way to the journal).
     """
@@ -350,7 +309,7 @@ class DrainWatch:
         inner: Observer,
         *,
         log: OutcomeLog | None = None,
-        on_pass: Callable[[Totals, frozenset[str], Mapping[str, float]], None] | None = None,
+        on_pass: Callable[[Totals, Latencies, Mapping[str, float]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inner = inner
@@ -358,11 +317,10 @@ class DrainWatch:
         self.on_pass = on_pass
         self.clock = clock
         self.began = clock()
-        self.began_at = time.time()
         self.totals = Totals()
-        # Entries done in this run, newest last (their latency is in the journal); bounded,
-        # so that a `cmdctl run` of weeks neither grows nor rereads without end.
-        self.ids: dict[str, None] = {}
+        # (device, seconds) of the commands done in this run, newest last; bounded, so that a
+        # `cmdctl run` of weeks does not grow without end.
+        self.done: deque[tuple[str, float]] = deque(maxlen=MAX_LATENCY_SAMPLES)
         self._open: set[str] = set()
         self._pass: dict[str, float] = {}  # id → `updated` before its outcome in this pass
         self._tasks: set[asyncio.Task[None]] = set()
@@ -376,17 +334,23 @@ class DrainWatch:
         """Forward."""
         self.inner.step(device, text)
 
-    def finished(self, entry: Entry, outcome: str, detail: str) -> None:
+    def finished(self, done: Finished) -> None:
         """Forward, count, and log the outcome."""
-        self.inner.finished(entry, outcome, detail)
-        self.totals.tally(entry.device).add(outcome)
+        self.inner.finished(done)
+        entry = done.entry
+        self.totals.tally(entry.device).add(done.outcome)
         self._pass.setdefault(entry.id, entry.updated)
-        if outcome in (tot.CONFIRMED, tot.DELIVERED):
-            self.ids[entry.id] = None
-            if len(self.ids) > MAX_LATENCY_SAMPLES:
-                del self.ids[next(iter(self.ids))]
+        if done.duration is not None and math.isfinite(done.duration) and done.duration >= 0:
+            self.done.append((done.after.ran_on or entry.device, done.duration))
         if self.log is not None:
-            self.log.write(entry, outcome, detail)
+            self.log.write(done)
+
+    def latencies(self) -> dict[str, list[float]]:
+        """device → seconds of the commands done in this run (the latest, see `done`)."""
+        out: dict[str, list[float]] = {}
+        for device, seconds in self.done:
+            out.setdefault(device, []).append(seconds)
+        return out
 
     def device_done(self, tally: Tally) -> None:
         """Forward; when it was the last device of the pass, call `on_pass` off the loop."""
@@ -400,7 +364,7 @@ class DrainWatch:
             totals = copy.deepcopy(self.totals)
             settled, self._pass = self._pass, {}
             task = asyncio.ensure_future(
-                asyncio.to_thread(self.on_pass, totals, frozenset(self.ids), settled)
+                asyncio.to_thread(self.on_pass, totals, self.latencies(), settled)
             )
             self._tasks.add(task)  # a strong reference until it is done
             task.add_done_callback(self._tasks.discard)
@@ -422,7 +386,6 @@ class Monitor:
         *,
         metrics_file: Path | None,
         log_file: Path | None,
-        entry_json: Callable[[Entry], dict[str, Any]],
         warn: Callable[[str], None],
         each_pass: bool = False,
     ) -> None:
@@ -437,7 +400,7 @@ class Monitor:
         if log_file is not None:
             check_target(log_file, "--log-file")
             try:
-                self.log = OutcomeLog(log_file, entry_json).open()
+                self.log = OutcomeLog(log_file).open()
             except OSError as err:
                 raise InputError(f"--log-file: cannot open {log_file}: {err.strerror}") from None
 
@@ -458,21 +421,20 @@ class Monitor:
         """The run is over: write the metrics from its totals, close the log."""
         try:
             if self.metrics_file is not None:
-                self._write(totals, frozenset(self.watcher.ids if self.watcher else ()))
+                self._write(totals, self.watcher.latencies() if self.watcher else {})
         finally:
             self.close()
 
     def _after_pass(
-        self, totals: Totals, ids: frozenset[str], settled: Mapping[str, float]
+        self, totals: Totals, latencies: Latencies, settled: Mapping[str, float]
     ) -> None:
         """In a worker thread: once the pass's outcomes are on disk, write the metrics."""
-        self._write(totals, ids, settled)
+        self._write(totals, latencies, settled)
 
     def _write(
-        self, totals: Totals, ids: frozenset[str], settled: Mapping[str, float] | None = None
+        self, totals: Totals, latencies: Latencies, settled: Mapping[str, float] | None = None
     ) -> None:
         assert self.metrics_file is not None
-        since = self.watcher.began_at if self.watcher is not None else time.time()
         try:
             ledger = self.journal.ledger()
             # The engine's group commit appends outcomes a moment after it reports them.
@@ -480,7 +442,7 @@ class Monitor:
             while settled and not _recorded(ledger, settled) and time.monotonic() < deadline:
                 time.sleep(SETTLE_POLL)
                 ledger = self.journal.ledger()
-            write_textfile(self.metrics_file, render(collect(ledger, totals, ids, since)))
+            write_textfile(self.metrics_file, render(collect(ledger, totals, latencies)))
         except (OSError, JournalError) as err:
             self.warn(f"cannot write the metrics file {self.metrics_file}: {err}")
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cmdctl.core.model import Entry, State
+from cmdctl.drain import outcomes
+from cmdctl.drain.outcomes import Verdict
 from cmdctl.journal import events as ev
 from cmdctl.journal.events import Event, EventDecodeError
 from cmdctl.journal.ledger import Ledger
@@ -128,46 +130,16 @@ def abandoned(owner: Owner | None, now: float, *, run: str, holding_drain_lock: 
     return owner.lease < now
 
 
-def recover(ledger: Ledger, now: float, *, run: str, holding_drain_lock: bool) -> list[Event]:
-    """Events that put every abandoned RUNNING entry back to pending, or mark it unknown."""
-    out: list[Event] = []
+def recover(
+    ledger: Ledger, now: float, *, run: str, holding_drain_lock: bool
+) -> list[tuple[Entry, Verdict]]:
+    """Every abandoned RUNNING entry with its verdict (`outcomes.abandoned`): idempotent ones
+    back to pending, the others unknown."""
+    out: list[tuple[Entry, Verdict]] = []
     for entry in ledger.entries(state=State.RUNNING):
         owner = owner_of(ledger, entry.id)
         if not abandoned(owner, now, run=run, holding_drain_lock=holding_drain_lock):
             continue
         who = owner.describe() if owner is not None else "an unknown process"
-        if entry.idempotent:
-            reason = f"interrupted: {who} died before recording an outcome"
-            out.append(
-                ev.attempt_failed(entry.id, now, error=reason, kind="interrupted", retry_at=now)
-            )
-            # The interruption was ours, not the device's: do not count the attempt.
-            out.append(
-                ev.rescheduled(entry.id, now, not_before=now, attempts=max(0, entry.attempts - 1))
-            )
-        else:
-            reason = (
-                f"interrupted: {who} died after starting it; the command may or may not have "
-                f"reached {entry.device}, and it is not safe to repeat "
-                f"(`cmdctl queue retry {entry.id}` runs it again)"
-            )
-            out.append(ev.unknown(entry.id, now, reason=reason))
+        out.append((entry, outcomes.abandoned(entry, now, who)))
     return out
-
-
-def expired(entry: Entry, now: float) -> Event:
-    """The `expired` event for a pending entry whose `expires` time has passed."""
-    return ev.expired(entry.id, now, reason=f"not run before it expired at {_iso(entry.expires)}")
-
-
-def expire(ledger: Ledger, now: float) -> list[Event]:
-    """`expired` events for pending entries whose `expires` time has passed."""
-    return [expired(entry, now) for entry in ledger.expired(now)]
-
-
-def _iso(ts: float | None) -> str:
-    import datetime as dt
-
-    if ts is None:
-        return "?"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

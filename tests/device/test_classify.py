@@ -27,8 +27,8 @@ from aioesphomeapi.core import (
     TimeoutAPIError,
 )
 
-from cmdctl.core.errors import DeviceAmbiguous, DeviceRejected, DeviceUnavailable
-from cmdctl.device.classify import RETRYABLE, DeliveryUnknown, classify, device_closed, is_retryable
+from cmdctl.core.errors import DeliveryUnknown, DeviceAmbiguous, DeviceRejected, DeviceUnavailable
+from cmdctl.device.classify import RETRYABLE, classify, device_closed, is_retryable
 
 KEY = "px7tsbK3C7bpXHr2OevEV2ZMg/FrNBw2+O2pNPbedtA="
 

@@ -13,9 +13,14 @@ from dataclasses import replace
 
 import pytest
 
-from cmdctl.core.errors import DeviceAmbiguous, DeviceError, DeviceRejected, DeviceUnavailable
+from cmdctl.core.errors import (
+    DeliveryUnknown,
+    DeviceAmbiguous,
+    DeviceError,
+    DeviceRejected,
+    DeviceUnavailable,
+)
 from cmdctl.core.model import Command
-from cmdctl.device.classify import DeliveryUnknown
 from cmdctl.device.transport import DeviceSession, Outcome, fetch_entities, probe
 from cmdctl.inputs.inventory import Secret
 from cmdctl.simulator import Fleet, VirtualDevice

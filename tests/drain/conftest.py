@@ -45,6 +45,7 @@ class Address:
     expected_name: str | None = None
     expected_mac: str | None = None
     timeout: float | None = None
+    pace: float | None = None  # seconds between two commands to it (inventory `pace`)
 
 
 def address(dev: VirtualDevice, **changes: Any) -> Address:

@@ -10,6 +10,8 @@ import pytest
 
 from cmdctl.core.model import Coordination, Entry
 from cmdctl.drain import engine as eng
+from cmdctl.drain import loops
+from cmdctl.drain.options import DrainOptions
 from cmdctl.drain.retry import RetryPolicy
 from cmdctl.journal.store import Journal
 from cmdctl.simulator import Fleet
@@ -19,8 +21,8 @@ from .conftest import addresses, make_entry, queue, received
 ONE_TRY = RetryPolicy(tries=1, ambiguous_tries=1, initial=0.01, maximum=0.01, jitter=0.0)
 
 
-def options(**changes: Any) -> eng.DrainOptions:
-    return eng.DrainOptions(policy=ONE_TRY, connect_timeout=0.5, verify_timeout=0.5, **changes)
+def options(**changes: Any) -> DrainOptions:
+    return DrainOptions(policy=ONE_TRY, connect_timeout=0.5, verify_timeout=0.5, **changes)
 
 
 def two_steps(
@@ -45,7 +47,7 @@ async def test_a_dependent_step_runs_after_its_prerequisite_finished_everywhere(
     inputs, volumes = two_steps(fleet3)
     # Queue order puts each TV's volume right after its input: only the barrier holds it back.
     queue(journal, [e for pair in zip(inputs, volumes, strict=True) for e in pair])
-    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)), options())
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)), options())
     assert totals.exit_code() == 0, totals.as_dict()
     ledger = journal.ledger()
     assert {ledger.state(e.id).value for e in inputs + volumes} == {"done"}
@@ -61,7 +63,7 @@ async def test_a_prerequisite_failing_on_one_device_skips_per_on_failure(
 ) -> None:
     inputs, volumes = two_steps(fleet3, bad="bar-tv-3", on_failure=on_failure)
     queue(journal, inputs + volumes)
-    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)), options())
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)), options())
     ledger = journal.ledger()
     assert [ledger.state(e.id).value for e in inputs] == ["done", "done", "failed"]
     got = [ledger.get(e.id) for e in volumes]
@@ -83,14 +85,14 @@ async def test_a_prerequisite_on_an_offline_device_holds_then_skips(
     await fleet3.devices[2].set_offline(True)
     inputs, volumes = two_steps(fleet3, attempts=2)
     queue(journal, inputs + volumes)
-    await eng.drain(journal, eng.lookup(addresses(fleet3)), options())
+    await loops.drain(journal, loops.lookup(addresses(fleet3)), options())
     ledger = journal.ledger()
     # bar-tv-3's input is rescheduled: not finished everywhere yet, so every volume waits.
     assert [ledger.state(e.id).value for e in inputs] == ["done", "done", "pending"]
     assert {ledger.state(e.id).value for e in volumes} == {"pending"}
-    later = eng.Engine(journal, eng.lookup(addresses(fleet3)), options(),
+    later = eng.Engine(journal, loops.lookup(addresses(fleet3)), options(),
                        clock=lambda: time.time() + 7200)
-    await eng.drain(journal, eng.lookup(addresses(fleet3)), engine=later)
+    await loops.drain_with(later)
     ledger = journal.ledger()
     assert ledger.state(inputs[2].id).value == "failed"  # out of attempts
     assert {ledger.get(e.id).reason for e in volumes} == {
@@ -113,7 +115,7 @@ async def test_failover_runs_on_the_second_candidate_when_the_first_is_offline(
     first, second, third = fleet3.devices
     await first.set_offline(True)
     (entry,) = queue(journal, [picked("failover", [first.name, second.name, third.name])])
-    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)), options())
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)), options())
     assert totals.count("confirmed") == 1, totals.as_dict()
     assert received(second) == [("switch.tv_power", {"state": True})]
     assert received(third) == [] and received(first) == []
@@ -128,7 +130,7 @@ async def test_failover_with_no_reachable_candidate_stays_queued_with_the_error(
     await first.set_offline(True)
     await second.set_offline(True)
     (entry,) = queue(journal, [picked("failover", [first.name, second.name])])
-    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)), options())
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)), options())
     got = journal.ledger().get(entry.id)
     assert (got.state.value, got.ran_on) == ("pending", None)
     assert second.name in (got.last_error or "")  # the last candidate tried
@@ -142,7 +144,7 @@ async def test_any_picks_the_least_busy_reachable_candidate(
     await first.set_offline(True)
     busy = [make_entry(third.name, "number", "volume", {"value": float(n)}) for n in range(3)]
     *_, entry = queue(journal, [*busy, picked("any", [first.name, third.name, second.name])])
-    await eng.drain(journal, eng.lookup(addresses(fleet3)), options())
+    await loops.drain(journal, loops.lookup(addresses(fleet3)), options())
     got = journal.ledger().get(entry.id)
     assert (got.state.value, got.ran_on) == ("done", second.name)
     assert received(second) == [("switch.tv_power", {"state": True})]
@@ -157,7 +159,7 @@ async def test_an_entry_behind_a_barrier_does_not_supersede_an_older_one(
     behind = replace(make_entry(tv.name, "number", "volume", {"value": 22.0}, batch="PB",
                                 step="volume"), coordination=Coordination(after="power"))
     queue(journal, [older, power, behind])
-    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)), options())
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)), options())
     assert totals.superseded == 0
     # The newer volume waited for its barrier, ran in a later pass of the same drain.
     assert [a for s, a in received(tv) if s == "number.volume"] == [

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from cmdctl.drain import engine as eng
+from cmdctl.drain import loops
+from cmdctl.drain.options import DrainOptions
 from cmdctl.drain.retry import RetryPolicy
+from cmdctl.drain.totals import Totals
 from cmdctl.journal import events as ev
 from cmdctl.journal.ledger import Ledger
 from cmdctl.journal.store import ARCHIVE_FILE, Journal, scan_bytes
@@ -34,11 +37,6 @@ def _all_events(journal: Journal) -> list[ev.Event]:
 ONE_TRY = RetryPolicy(tries=1, ambiguous_tries=1, initial=0.01, maximum=0.01, jitter=0.0)
 
 
-@dataclass(frozen=True, slots=True)
-class Paced(Address):
-    """An inventory device with `pace`: the drain sends one command, then waits."""
-
-    pace: float | None = None
 
 
 @pytest.mark.parametrize("idempotent", [True, False], ids=["idempotent", "press"])
@@ -49,13 +47,14 @@ async def test_cancel_during_a_drain_is_either_refused_or_never_sent(
     async with Fleet(tvs(1)) as fleet:
         dev = fleet.devices[0]
         base = address(dev)
-        paced = Paced(**{f: getattr(base, f) for f in Address.__dataclass_fields__}, pace=0.25)
+        paced = replace(base, pace=0.25)
         made = queue(journal, [
             make_entry(dev.name, "number", "volume", {"value": float(n)}, idempotent=idempotent)
             for n in range(16)
         ])
-        options = eng.DrainOptions(policy=ONE_TRY, coalesce=False, connect_timeout=2.0)
-        drain = asyncio.ensure_future(eng.drain(journal, eng.lookup({dev.name: paced}), options))
+        options = DrainOptions(policy=ONE_TRY, coalesce=False, connect_timeout=2.0)
+        lookup = loops.lookup({dev.name: paced})
+        drain = asyncio.ensure_future(loops.drain(journal, lookup, options))
         for _ in range(200):  # until the drain is under way (its plan holds all sixteen)
             if received(dev):
                 break
@@ -103,9 +102,9 @@ async def test_a_cancel_archived_by_compaction_while_a_drain_connects_still_wins
         made = queue(journal, [
             make_entry(dev.name, "number", "volume", {"value": float(n)}) for n in range(4)
         ])
-        options = eng.DrainOptions(policy=ONE_TRY, coalesce=False, connect_timeout=10.0)
-        devices = eng.lookup({dev.name: address(dev)})
-        drain = asyncio.ensure_future(eng.drain(journal, devices, options))
+        options = DrainOptions(policy=ONE_TRY, coalesce=False, connect_timeout=10.0)
+        devices = loops.lookup({dev.name: address(dev)})
+        drain = asyncio.ensure_future(loops.drain(journal, devices, options))
         for _ in range(200):  # until the drain has read the journal and is connecting
             if dev.connections_made:
                 break
@@ -159,9 +158,9 @@ async def test_entries_cancelled_after_the_read_are_no_outcome_of_the_pass(tmp_p
     person = Journal(tmp_path / "home")  # `queue cancel` in another process, meanwhile
     person.append([ev.cancelled(e.id, now, who="ops@desk") for e in (expired, older, newer)])
 
-    options = eng.DrainOptions(policy=ONE_TRY, coalesce=True, connect_timeout=2.0)
-    engine = eng.Engine(journal, eng.lookup(devices), options)
-    totals = eng.Totals()
+    options = DrainOptions(policy=ONE_TRY, coalesce=True, connect_timeout=2.0)
+    engine = eng.Engine(journal, loops.lookup(devices), options)
+    totals = Totals()
     async with Recorder(claims.append) as rec:
         await engine.drain_pass(rec, totals, ledger, claims.withdrawn)
 

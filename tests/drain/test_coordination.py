@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from cmdctl.core.errors import ExitCode
 from cmdctl.core.ids import new_id
 from cmdctl.core.model import Coordination, Entry
 from cmdctl.drain import engine as eng
+from cmdctl.drain import loops
+from cmdctl.drain.options import DrainOptions
 from cmdctl.drain.retry import RetryPolicy
 from cmdctl.journal.store import Journal
 from cmdctl.simulator import ConnectionEvent, Fleet, VirtualDevice, write_inventory
@@ -53,8 +55,8 @@ def peak_devices_open(connections: list[ConnectionEvent]) -> int:
     return peak
 
 
-def options(**changes: Any) -> eng.DrainOptions:
-    return eng.DrainOptions(policy=ONE_TRY, connect_timeout=0.5, verify_timeout=0.5, **changes)
+def options(**changes: Any) -> DrainOptions:
+    return DrainOptions(policy=ONE_TRY, connect_timeout=0.5, verify_timeout=0.5, **changes)
 
 
 # -- coalescing --------------------------------------------------------------------------------
@@ -70,14 +72,14 @@ async def test_forty_volume_changes_for_a_device_back_online_run_once(journal: J
             for n in range(1, 41)
         ])
         other = queue(journal, [make_entry("bar-tv-2", "number", "volume", {"value": 5.0})])
-        first = await eng.drain(journal, eng.lookup(addresses(fleet)), options())
+        first = await loops.drain(journal, loops.lookup(addresses(fleet)), options())
         assert first.superseded == 39
         winner = sent[-1]
         assert journal.ledger().get(winner.id).state.value == "pending"  # rescheduled
         await dev.set_offline(False)
-        later = eng.Engine(journal, eng.lookup(addresses(fleet)), options(),
+        later = eng.Engine(journal, loops.lookup(addresses(fleet)), options(),
                            clock=lambda: time.time() + 7200)  # past the reschedule backoff
-        second = await eng.drain(journal, eng.lookup(addresses(fleet)), engine=later)
+        second = await loops.drain_with(later)
         assert second.exit_code() == 0, second.as_dict()
         assert received(dev) == [("number.volume", {"value": 40.0})]
         assert received(fleet.devices[1]) == [("number.volume", {"value": 5.0})]
@@ -107,7 +109,7 @@ async def test_coalescing_spares_one_batch_buttons_partial_lights_and_entries_no
                                         batch=new_id())])
     future = queue(journal, [make_entry(dev, "number", "volume", {"value": 9.0},
                                         batch=new_id(), not_before=later)])
-    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)), options())
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)), options())
     assert totals.superseded == 0
     got = received(fleet3.devices[0])
     assert [a for s, a in got if s == "switch.tv_power"] == [
@@ -125,7 +127,7 @@ async def test_coalescing_off_runs_every_entry(journal: Journal, fleet3: Fleet) 
     dev = fleet3.devices[0]
     queue(journal, [make_entry(dev.name, "number", "volume", {"value": float(n)}, batch=new_id())
                     for n in range(3)])
-    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)), options(coalesce=False))
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)), options(coalesce=False))
     assert totals.superseded == 0
     assert [a["value"] for _, a in received(dev)] == [0.0, 1.0, 2.0]
 
@@ -147,7 +149,7 @@ async def test_a_window_of_five_over_fifty_devices_never_has_more_than_five_open
             entries.append(with_keys(make_entry(dev.name, "number", "volume", {"value": 20.0}),
                                       **extra))
         queue(journal, entries)
-        totals = await eng.drain(journal, eng.lookup(addresses(fleet)),
+        totals = await loops.drain(journal, loops.lookup(addresses(fleet)),
                                  options(window=window, concurrency=64))
         assert totals.exit_code() == 0, totals.as_dict()
         assert all(len(received(d)) == 2 for d in fleet.devices)
@@ -175,8 +177,8 @@ async def test_max_fail_stops_taking_devices_after_exactly_the_threshold(
             option = "HDMI 9" if kind == "F" else "HDMI 2"
             entries.append(make_entry(name, "select", "input", {"option": option}))
         queue(journal, entries)
-        totals = await eng.drain(
-            journal, eng.lookup(addresses(fleet)),
+        totals = await loops.drain(
+            journal, loops.lookup(addresses(fleet)),
             options(window=1, max_fail=max_fail, fail_fast=fail_fast),
         )
         # The device job that makes the count reach the threshold is the last one taken.
@@ -204,7 +206,7 @@ async def test_unreachable_devices_count_toward_max_fail(journal: Journal) -> No
             await dev.set_offline(True)
         entries = queue(journal, [make_entry(d.name, "switch", "tv_power", {"state": True})
                                   for d in fleet.devices])
-        totals = await eng.drain(journal, eng.lookup(addresses(fleet)),
+        totals = await loops.drain(journal, loops.lookup(addresses(fleet)),
                                  options(window=1, max_fail=2))
         assert all(received(d) == [] for d in fleet.devices)
     ledger = journal.ledger()
@@ -221,11 +223,11 @@ async def test_held_entries_run_in_the_next_drain_and_lose_their_reason(
     bad = make_entry("bar-tv-1", "select", "input", {"option": "HDMI 9"})
     good = make_entry("bar-tv-2", "select", "input", {"option": "HDMI 2"})
     queue(journal, [bad, good])
-    first = await eng.drain(journal, eng.lookup(addresses(fleet3)),
+    first = await loops.drain(journal, loops.lookup(addresses(fleet3)),
                             options(window=1, fail_fast=True))
     assert first.held == 1
     assert "--fail-fast" in (journal.ledger().get(good.id).reason or "")
-    await eng.drain(journal, eng.lookup(addresses(fleet3)), options())
+    await loops.drain(journal, loops.lookup(addresses(fleet3)), options())
     got = journal.ledger().get(good.id)
     assert (got.state.value, got.reason) == ("done", None)
 
@@ -236,8 +238,8 @@ async def test_run_mode_records_a_held_reason_once_not_every_pass(
     bad = make_entry("bar-tv-1", "select", "input", {"option": "HDMI 9"})
     good = make_entry("bar-tv-2", "select", "input", {"option": "HDMI 2"})
     queue(journal, [bad, good])
-    engine = eng.Engine(journal, eng.lookup(addresses(fleet3)), options(window=1, fail_fast=True))
-    serving = asyncio.ensure_future(eng.serve(journal, engine, poll=0.02))
+    engine = eng.Engine(journal, loops.lookup(addresses(fleet3)), options(window=1, fail_fast=True))
+    serving = asyncio.ensure_future(loops.serve(engine, poll=0.02))
     await asyncio.sleep(1.0)
     engine.request_stop("test over", signal=False)
     await asyncio.wait_for(serving, 5)
@@ -285,7 +287,7 @@ async def test_tags_and_skip_tags_select_entries(
         "plain": make_entry(dev, "select", "input", {"option": "Cable"}),
     }
     queue(journal, made.values())
-    await eng.drain(journal, eng.lookup(addresses(fleet3)), options(
+    await loops.drain(journal, loops.lookup(addresses(fleet3)), options(
         tags=None if tags is None else frozenset(tags),
         skip_tags=None if skip_tags is None else frozenset(skip_tags)))
     ledger = journal.ledger()
@@ -297,11 +299,6 @@ async def test_tags_and_skip_tags_select_entries(
 # -- pace --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Paced(Address):
-    """An inventory device with `pace` (seconds between two commands)."""
-
-    pace: float | None = None
 
 
 async def test_pace_spaces_commands_to_a_device_and_only_to_it(
@@ -309,13 +306,12 @@ async def test_pace_spaces_commands_to_a_device_and_only_to_it(
 ) -> None:
     slow, fast = fleet3.devices[0], fleet3.devices[1]
     devices: dict[str, Address] = {
-        slow.name: Paced(**{f: getattr(address(slow), f) for f in Address.__dataclass_fields__},
-                         pace=0.2),
+        slow.name: replace(address(slow), pace=0.2),
         fast.name: address(fast),
     }
     queue(journal, [make_entry(d.name, "number", "volume", {"value": float(n)})
                     for d in (slow, fast) for n in range(4)])
-    totals = await eng.drain(journal, eng.lookup(devices), options())
+    totals = await loops.drain(journal, loops.lookup(devices), options())
     assert totals.exit_code() == 0, totals.as_dict()
 
     def gaps(dev: VirtualDevice) -> list[float]:

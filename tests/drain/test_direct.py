@@ -6,8 +6,7 @@ import time
 
 from cmdctl.core.errors import ExitCode
 from cmdctl.core.model import Command, Priority
-from cmdctl.drain import direct
-from cmdctl.drain import engine as eng
+from cmdctl.drain import direct, loops
 from cmdctl.drain.direct import Mode
 from cmdctl.journal.store import Journal
 from cmdctl.simulator import Fleet
@@ -99,7 +98,7 @@ async def test_a_running_send_is_never_taken_by_a_drain(journal: Journal) -> Non
         )
         await asyncio.sleep(0.3)
         assert journal.ledger().state(entry.id).value == "running"
-        totals = await eng.drain(journal, eng.lookup(addresses(fleet)))
+        totals = await loops.drain(journal, loops.lookup(addresses(fleet)))
         assert totals.idle
         assert journal.ledger().state(entry.id).value == "running"
         result = await sending
@@ -115,7 +114,7 @@ async def test_immediate_steps_run_inline_and_are_never_left_queued(journal: Jou
             make_entry(d, "button", "identify", {}, idempotent=False, step="blink")
             for d in ("bar-tv-1", "bar-tv-2")
         ]
-        totals = await direct.run_immediate(journal, eng.lookup(addresses(fleet)), entries)
+        totals = await direct.run_immediate(journal, loops.lookup(addresses(fleet)), entries)
         assert received(fleet.devices[0]) == [("button.identify", {})]
     assert totals.devices["bar-tv-1"].get("delivered") == 1
     assert totals.devices["bar-tv-2"].get("unreachable") == 1

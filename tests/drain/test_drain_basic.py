@@ -12,7 +12,9 @@ import pytest
 from cmdctl.core.errors import ExitCode, JournalError
 from cmdctl.core.model import Priority
 from cmdctl.drain import engine as eng
-from cmdctl.drain import recovery
+from cmdctl.drain import loops, recovery
+from cmdctl.drain.due import select
+from cmdctl.drain.options import DrainOptions
 from cmdctl.journal.events import Event
 from cmdctl.journal.store import AppendReport, Journal, Mark
 from cmdctl.simulator import Fleet
@@ -28,7 +30,7 @@ async def test_three_devices_every_command_once_in_order(journal: Journal, fleet
         entries.append(make_entry(dev.name, "switch", "tv_power", {"state": True}))
         entries.append(make_entry(dev.name, "button", "identify", {}, idempotent=False))
     queue(journal, entries)
-    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)))
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)))
     assert totals.exit_code() == 0, totals.as_dict()
     assert set(states(journal).values()) == {"done"}
     for dev in fleet3.devices:
@@ -45,7 +47,7 @@ async def test_expired_entries_are_dropped_not_run(journal: Journal, fleet3: Fle
     stale = make_entry("bar-tv-1", "switch", "tv_power", {"state": True}, expires=now - 1)
     fresh = make_entry("bar-tv-1", "switch", "tv_power", {"state": False}, expires=now + 60)
     queue(journal, [stale, fresh])
-    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)))
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)))
     assert received(fleet3.devices[0]) == [("switch.tv_power", {"state": False})]
     ledger = journal.ledger()
     assert ledger.get(stale.id).state.value == "expired"
@@ -58,7 +60,7 @@ async def test_a_device_missing_from_the_inventory_keeps_its_work_queued(
     journal: Journal, fleet3: Fleet
 ) -> None:
     (ghost,) = queue(journal, [make_entry("patio-tv", "switch", "tv_power", {"state": True})])
-    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)))
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)))
     assert journal.ledger().get(ghost.id).state.value == "pending"
     assert totals.exit_code() == ExitCode.UNREACHABLE
     assert "patio-tv: not in the inventory" in (totals.devices["patio-tv"].error or "")
@@ -73,7 +75,7 @@ async def test_entries_of_a_dead_drain_are_recovered_then_run(
     queue(journal, [idem, press])
     journal.append([recovery.started(idem, time.time(), dead),
                     recovery.started(press, time.time(), dead)])
-    totals = await eng.drain(journal, eng.lookup(addresses(fleet3)))
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)))
     assert received(fleet3.devices[0]) == [("number.volume", {"value": 42.0})]  # no press
     ledger = journal.ledger()
     assert ledger.get(idem.id).state.value == "done"
@@ -89,21 +91,21 @@ async def test_priority_then_age_and_queue_order_per_device(journal: Journal) ->
         high_late = make_entry("bar-tv-1", "number", "volume", {"value": 3.0},
                                priority=Priority.HIGH)
         queue(journal, [low, normal, high_late])
-        work = eng.select(journal.ledger(), time.time())
+        work = select(journal.ledger(), time.time())
         # bar-tv-1's high entry pulls its earlier low one forward, never overtakes it
         assert [e.id for e in work.due] == [low.id, normal.id, high_late.id]
-        await eng.drain(journal, eng.lookup(addresses(fleet)), eng.DrainOptions(concurrency=1))
+        await loops.drain(journal, loops.lookup(addresses(fleet)), DrainOptions(concurrency=1))
         assert [a["value"] for _, a in received(fleet.devices[0])] == [1.0, 3.0]
 
 
 async def test_run_mode_picks_up_entries_when_they_fall_due(
     journal: Journal, fleet3: Fleet
 ) -> None:
-    engine = eng.Engine(journal, eng.lookup(addresses(fleet3)))
+    engine = eng.Engine(journal, loops.lookup(addresses(fleet3)))
     later = make_entry("bar-tv-2", "switch", "tv_power", {"state": True},
                        not_before=time.time() + 0.8)
     queue(journal, [later])
-    serving = asyncio.ensure_future(eng.serve(journal, engine, poll=0.05))
+    serving = asyncio.ensure_future(loops.serve(engine, poll=0.05))
     await asyncio.sleep(0.3)
     assert received(fleet3.devices[1]) == []  # not due yet
     now_entry = queue(journal, [make_entry("bar-tv-1", "switch", "tv_power", {"state": True})])
@@ -151,7 +153,7 @@ async def test_a_journal_that_stops_accepting_stops_the_drain_before_any_unrecor
                for _ in range(3)]
     queue(journal, presses)  # uses the one good append
     with pytest.raises(JournalError, match="nothing accepted"):
-        await eng.drain(journal, eng.lookup(addresses(fleet3)))
+        await loops.drain(journal, loops.lookup(addresses(fleet3)))
     # Its `started` could not be recorded, so no press was sent.
     assert received(fleet3.devices[0]) == []
     assert {Journal(tmp_path / "j").ledger().state(e.id).value for e in presses} == {"pending"}

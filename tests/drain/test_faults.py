@@ -13,6 +13,9 @@ import pytest
 from cmdctl.core.errors import ExitCode
 from cmdctl.core.model import Entry
 from cmdctl.drain import engine as eng
+from cmdctl.drain import loops
+from cmdctl.drain.observer import Finished
+from cmdctl.drain.options import DrainOptions
 from cmdctl.drain.retry import RetryPolicy
 from cmdctl.drain.totals import Tally, Totals
 from cmdctl.journal.store import Journal
@@ -40,8 +43,8 @@ class Watch:
             self.on_retry()
             self.on_retry = None
 
-    def finished(self, entry: Entry, outcome: str, detail: str) -> None:
-        self.outcomes.append((entry.id, outcome, detail))
+    def finished(self, done: Finished) -> None:
+        self.outcomes.append((done.entry.id, done.outcome, done.detail))
 
     def device_done(self, tally: Tally) -> None:
         pass
@@ -55,9 +58,9 @@ async def run(
     watch: Watch | None = None,
     **changes: Any,
 ) -> Totals:
-    options = eng.DrainOptions(policy=policy, connect_timeout=0.5, verify_timeout=0.5)
-    return await eng.drain(
-        journal, eng.lookup(addresses(fleet, **changes)), options, observer=watch or Watch()
+    options = DrainOptions(policy=policy, connect_timeout=0.5, verify_timeout=0.5)
+    return await loops.drain(
+        journal, loops.lookup(addresses(fleet, **changes)), options, observer=watch or Watch()
     )
 
 
@@ -211,13 +214,10 @@ async def test_max_connections_reached_is_transient(journal: Journal) -> None:
         assert {journal.ledger().state(e.id).value for e in entries} == {"pending"}
         # The same entries go through once a slot is free again.
         dev.set_max_connections(4)
-        later = eng.DrainOptions(policy=FAST)
         ledger = journal.ledger()
         for e in entries:  # make them due now
             assert ledger.get(e.id).not_before > time.time()
-        totals = await eng.drain(
-            journal, eng.lookup(addresses(fleet)), later, engine=_engine_at(journal, fleet, 3600)
-        )
+        totals = await loops.drain_with(_engine_at(journal, fleet, 3600))
         assert totals.exit_code() == ExitCode.OK
         assert {journal.ledger().state(e.id).value for e in entries} == {"done"}
 
@@ -226,8 +226,8 @@ def _engine_at(journal: Journal, fleet: Fleet, ahead: float) -> eng.Engine:
     """An engine whose clock runs `ahead` seconds in the future (rescheduled entries are due)."""
     return eng.Engine(
         journal,
-        eng.lookup(addresses(fleet)),
-        eng.DrainOptions(policy=FAST),
+        loops.lookup(addresses(fleet)),
+        DrainOptions(policy=FAST),
         clock=lambda: time.time() + ahead,
     )
 
@@ -253,12 +253,10 @@ async def test_flapping_device_gets_everything_eventually(journal: Journal) -> N
         entries = queue(journal, volumes("bar-tv-1", 20))
         policy = replace(FAST, tries=10, initial=0.1, maximum=0.2)
         for _ in range(5):  # a run may end in a down phase; the next run picks up the rest
-            totals = await eng.drain(
-                journal, eng.lookup(addresses(fleet)),
-                eng.DrainOptions(policy=policy, connect_timeout=0.5),
-                engine=eng.Engine(journal, eng.lookup(addresses(fleet)),
-                                  eng.DrainOptions(policy=policy, connect_timeout=0.5),
-                                  clock=lambda: time.time() + 3600),
+            totals = await loops.drain_with(
+                eng.Engine(journal, loops.lookup(addresses(fleet)),
+                           DrainOptions(policy=policy, connect_timeout=0.5),
+                           clock=lambda: time.time() + 3600),
             )
             if totals.exit_code() == ExitCode.OK:
                 break

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cmdctl.core.errors import DeviceAmbiguous, DeviceRejected, DeviceUnavailable, ExitCode
-from cmdctl.drain import recovery, retry
+from cmdctl.drain import outcomes, recovery, retry
+from cmdctl.drain.due import select
 from cmdctl.drain.totals import Totals
 from cmdctl.journal import events as ev
 from cmdctl.journal.store import Journal
@@ -84,8 +85,9 @@ def test_a_dead_drain_run_is_recovered(tmp_path: Path) -> None:
     dead = recovery.Owner("RUN1", recovery.DRAIN, os.getpid(), recovery.this_host(), 1e12)
     idem = _running(journal, dead, idempotent=True)
     press = _running(journal, dead, idempotent=False)
-    events = recovery.recover(journal.ledger(), time.time(), run="RUN2", holding_drain_lock=True)
-    journal.append(events)
+    found = recovery.recover(journal.ledger(), time.time(), run="RUN2", holding_drain_lock=True)
+    assert {e.id for e, _ in found} == {idem, press}
+    journal.append([event for _, verdict in found for event in verdict.events])
     ledger = journal.ledger()
     assert ledger.get(idem).state.value == "pending"
     assert ledger.get(idem).attempts == 0  # the interruption is not the device's fault
@@ -103,9 +105,9 @@ def test_a_live_send_is_left_alone_and_a_dead_one_is_recovered(tmp_path: Path) -
     dead = recovery.Owner("SEND2", recovery.SEND, child.pid, recovery.this_host(), 1e12)
     mine = _running(journal, alive, idempotent=True)
     theirs = _running(journal, dead, idempotent=True)
-    events = recovery.recover(journal.ledger(), time.time(), run="RUN", holding_drain_lock=True)
-    assert {e.id for e in events} == {theirs}
-    assert mine not in {e.id for e in events}
+    found = recovery.recover(journal.ledger(), time.time(), run="RUN", holding_drain_lock=True)
+    assert {e.id for e, _ in found} == {theirs} and mine not in {e.id for e, _ in found}
+    assert {e.id for _, v in found for e in v.events} == {theirs}
 
 
 def test_a_send_on_another_host_is_recovered_once_its_lease_passed(tmp_path: Path) -> None:
@@ -116,7 +118,7 @@ def test_a_send_on_another_host_is_recovered_once_its_lease_passed(tmp_path: Pat
     ledger = journal.ledger()
     assert recovery.recover(ledger, now, run="R", holding_drain_lock=True) == []
     later = recovery.recover(ledger, now + 31, run="R", holding_drain_lock=True)
-    assert {e.id for e in later} == {entry_id}
+    assert {e.id for e, _ in later} == {entry_id}
 
 
 def test_expiry(tmp_path: Path) -> None:
@@ -125,8 +127,11 @@ def test_expiry(tmp_path: Path) -> None:
     old = make_entry("d", "switch", "x", {"state": True}, expires=now - 1)
     fresh = make_entry("d", "switch", "x", {"state": True}, expires=now + 60)
     queue(journal, [old, fresh])
-    events = recovery.expire(journal.ledger(), now)
+    work = select(journal.ledger(), now)
+    assert [e.id for e in work.expired] == [old.id]  # not `fresh`, which expires later
+    events = outcomes.expired(old, now).events
     assert [(e.type, e.id) for e in events] == [(ev.EXPIRED, old.id)]
+    assert "not run before it expired at" in str(events[0].fields["reason"])
 
 
 def test_exit_code_from_totals() -> None:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmdctl.core.model import Priority
-from cmdctl.drain import engine as eng
+from cmdctl.drain.due import select
 from cmdctl.journal import events as ev
 from cmdctl.journal.store import Journal
 
@@ -49,13 +49,13 @@ def test_select_matches_the_ledger(specs: list[tuple]) -> None:
         if events:
             journal.append(events)
         ledger = journal.ledger()
-        work = eng.select(ledger, NOW)
+        work = select(ledger, NOW)
         assert [e.id for e in work.due] == [e.id for e in ledger.due(NOW)]
         assert sorted(e.id for e in work.expired) == sorted(e.id for e in ledger.expired(NOW))
         later = [e.not_before for e in entries
                  if e.not_before > NOW and (e.expires is None or e.expires > NOW)]
         assert work.next_due == (min(later) if later else None)
-        only = eng.select(journal.ledger(), NOW, only={"a"}, batch="B1")
+        only = select(journal.ledger(), NOW, only={"a"}, batch="B1")
         assert [e.id for e in only.due] == [
             e.id for e in ledger.due(NOW) if e.device == "a" and e.batch == "B1"
         ]

@@ -1,0 +1,356 @@
+"""One device's work in one pass: connect once, send its entries in queue order, settle each
+result through `cmdctl.drain.outcomes`, retry transient failures under the run's policy.
+
+Within a device, idempotent entries are sent in chunks (back to back, one delivery barrier); an
+`idempotent: false` entry travels in a chunk of its own, so a dropped connection puts at most that
+one entry in doubt. A device's `pace` sends its commands one at a time, spaced. For an
+`idempotent: false` entry the `started` event is on disk before its command is sent, so a crash
+can never repeat it silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cmdctl.core.errors import DeviceError, DeviceRejected, DeviceUnavailable
+from cmdctl.core.model import Entry
+from cmdctl.device.transport import DeviceAddress, DeviceSession, Outcome
+from cmdctl.drain import outcomes, recovery, retry
+from cmdctl.drain import totals as tot
+from cmdctl.drain.observer import Finished
+from cmdctl.drain.options import STOP_MARGIN_S, WINDOW_SETTLE_S
+from cmdctl.drain.outcomes import Verdict
+from cmdctl.drain.rollout import Gate, Rollout
+from cmdctl.drain.totals import Tally, Totals
+from cmdctl.journal import events as ev
+from cmdctl.journal.recorder import Recorder
+
+if TYPE_CHECKING:
+    from cmdctl.drain.engine import Engine
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """What every job of one pass shares: where outcomes are recorded, which entries a person
+    cancelled since the pass read the journal (`cmdctl.journal.claims`), and the batch gates."""
+
+    rec: Recorder
+    withdrawn: AbstractSet[str] = frozenset()
+    rollout: Rollout | None = None
+
+
+@dataclass(slots=True)
+class Job:
+    """One device's work in one pass."""
+
+    device: str
+    address: DeviceAddress | None
+    todo: list[Entry]  # entries without an outcome in this run yet, in queue order
+    tally: Tally
+    started: set[str] = field(default_factory=set)  # RUNNING in the journal now
+    requeue: bool = True  # transient give-up → rescheduled (False: failed; immediate steps)
+    prestarted: bool = False  # `started` already on disk (send / immediate steps)
+    failed_batches: set[str] = field(default_factory=set)  # failed/unreachable/unknown
+    last_sent: float | None = None  # monotonic time the last command left (for `pace`)
+
+
+def plan(
+    entries: Sequence[Entry], totals: Totals, devices: Callable[[str], DeviceAddress | None],
+    *, requeue: bool = True, prestarted: bool = False,
+) -> list[Job]:
+    """One job per device, devices in order of their first entry, entries in queue order."""
+    jobs: dict[str, Job] = {}
+    for entry in entries:
+        job = jobs.get(entry.device)
+        if job is None:
+            job = jobs[entry.device] = Job(
+                entry.device, devices(entry.device), [], totals.tally(entry.device),
+                requeue=requeue, prestarted=prestarted,
+            )
+        job.todo.append(entry)
+        if prestarted:
+            job.started.add(entry.id)
+    return list(jobs.values())
+
+
+class DeviceJob:
+    """Runs one `Job` for an engine within one pass."""
+
+    def __init__(self, engine: Engine, ctx: Pass, job: Job) -> None:
+        self.engine = engine
+        self.ctx = ctx
+        self.job = job
+
+    # -- recording -------------------------------------------------------------------------------
+
+    def settle(self, entry: Entry, verdict: Verdict) -> None:
+        """Record `verdict` for `entry` and tell the observer; the entry leaves the job's care."""
+        job = self.job
+        if verdict.events:
+            self.ctx.rec.record(*verdict.events)
+        job.started.discard(entry.id)
+        job.tally.add(verdict.outcome)
+        if verdict.outcome in (tot.FAILED, tot.UNKNOWN):
+            job.tally.error = verdict.detail
+            job.failed_batches.add(entry.batch)
+        self.engine.observer.finished(Finished(entry, verdict.after(entry), verdict.outcome,
+                                               verdict.detail, verdict.duration))
+
+    # -- the slot ------------------------------------------------------------------------------
+
+    async def run(self, slots: asyncio.Semaphore, totals: Totals) -> None:
+        """Wait for a rollout gate and a concurrency slot, then work through the job."""
+        rollout = self.ctx.rollout
+        if rollout is None:
+            await self._slotted(slots, totals)
+            return
+        entered = await rollout.enter(rollout.of(e.batch for e in self.job.todo))
+        try:
+            await self._slotted(slots, totals, entered)
+            if any(g.window is not None for g in entered):
+                await asyncio.sleep(WINDOW_SETTLE_S)
+        finally:
+            rollout.leave(entered, self.job.failed_batches, self.job.device)
+
+    def _hold(self, entered: Sequence[Gate], totals: Totals) -> None:
+        """Entries of batches past their failure threshold stay pending, with the reason."""
+        closed = {g.batch: g.reason() for g in entered if g.closed}
+        if not closed:
+            return
+        job, now = self.job, self.engine.clock()
+        held = [e for e in job.todo if e.batch in closed]
+        # Only a new reason is recorded: `cmdctl run` meets the same held entries every pass.
+        self.ctx.rec.record_many(ev.held(e.id, now, reason=closed[e.batch])
+                                 for e in held if e.reason != closed[e.batch])
+        job.todo[:] = [e for e in job.todo if e.batch not in closed]
+        job.tally.add(tot.SKIPPED, len(held))
+        totals.held += len(held)
+        for entry in held:
+            self._tell(entry, tot.SKIPPED, closed[entry.batch])
+
+    def _tell(self, entry: Entry, outcome: str, detail: str) -> None:
+        """An outcome with nothing to record (the entry stays as the journal has it)."""
+        self.engine.observer.finished(Finished(entry, entry, outcome, detail))
+
+    async def _slotted(
+        self, slots: asyncio.Semaphore, totals: Totals, entered: Sequence[Gate] = ()
+    ) -> None:
+        job, engine = self.job, self.engine
+        async with slots:
+            self._hold(entered, totals)  # decided when the job really starts
+            if self.ctx.withdrawn:  # all of them cancelled meanwhile: do not even connect
+                self.drop_withdrawn(job.todo)
+            if not job.todo:
+                engine.observer.device_done(job.tally)
+                return
+            if engine.stopping():
+                self.leave(totals)
+                return
+            began = engine.monotonic()
+            try:
+                await self._on_device()
+            except asyncio.CancelledError:
+                self.abandon("stopped while in flight")
+                self.leave(totals)
+                raise
+            finally:
+                job.tally.seconds += engine.monotonic() - began
+                engine.observer.device_done(job.tally)
+            self.leave(totals)
+
+    def leave(self, totals: Totals) -> None:
+        """Entries the job did not get to: back to pending (no attempt counted)."""
+        job = self.job
+        if not job.todo:
+            return
+        now = self.engine.clock()
+        for entry in job.todo:
+            verdict = outcomes.left(entry, now, started=entry.id in job.started)
+            if verdict.events:
+                self.ctx.rec.record(*verdict.events)
+        totals.left += len(job.todo)
+        job.tally.add(tot.SKIPPED, len(job.todo))
+        job.todo.clear()
+
+    def abandon(self, reason: str) -> None:
+        """Cancelled mid-flight: idempotent entries back to pending (`leave`), others unknown."""
+        job, now = self.job, self.engine.clock()
+        keep = []
+        for entry in job.todo:
+            if entry.id not in job.started or entry.idempotent:
+                keep.append(entry)
+            else:
+                self.settle(entry, outcomes.in_doubt(entry, now, reason))
+        job.todo[:] = keep
+
+    # -- on the device ---------------------------------------------------------------------------
+
+    def session(self, address: DeviceAddress) -> DeviceSession:
+        """A session with this run's timeouts."""
+        options = self.engine.options
+        return DeviceSession(
+            address,
+            connect_timeout=options.connect_timeout,
+            verify_timeout=options.verify_timeout,
+            job_timeout=options.job_timeout,
+        )
+
+    async def _on_device(self) -> None:
+        job, engine = self.job, self.engine
+        if job.address is None:
+            if job.prestarted:
+                self.give_up(DeviceRejected(job.device, "not in the inventory"))
+                return
+            # Not in this inventory: leave the work queued (another inventory may know it).
+            job.tally.add(tot.UNREACHABLE, len(job.todo))
+            job.tally.error = f"{job.device}: not in the inventory; its entries stay queued"
+            job.failed_batches.update(e.batch for e in job.todo)
+            for entry in job.todo:
+                self._tell(entry, tot.UNREACHABLE, job.tally.error)
+            job.todo.clear()
+            return
+        session = self.session(job.address)
+
+        def on_retry(err: DeviceError, delay: float) -> None:
+            job.tally.retried += 1
+            engine.observer.step(job.device, f"retry in {delay:.1f}s: {err.reason}")
+
+        controller = retry.retrying(
+            engine.options.policy,
+            deadline=None if engine.deadline is None else engine.deadline - STOP_MARGIN_S,
+            clock=engine.monotonic,
+            sleep=engine.pause,
+            on_retry=on_retry,
+        )
+        try:
+            async for attempt in controller:
+                with attempt:
+                    if engine.stopping() and attempt.retry_state.attempt_number > 1:
+                        return
+                    await self.work(session)
+        except DeviceRejected as err:  # the connection itself was refused for good
+            self.give_up(err)
+        except DeviceUnavailable as err:  # still failing at the end of the run
+            self.give_up(err)
+        finally:
+            session.close()
+
+    async def work(self, session: DeviceSession) -> None:
+        """Connect (or reuse the connection) and work through `todo` in order."""
+        job, engine = self.job, self.engine
+        engine.observer.step(job.device, "connecting")
+        await session.connect()
+        pace = job.address.pace if job.address is not None else None
+        while job.todo:
+            if engine.stopping():
+                return
+            if pace:
+                # One command at a time, each ended by its own barrier, `pace` apart.
+                chunk = job.todo[:1]
+                if job.last_sent is not None:
+                    wait = job.last_sent + pace - engine.monotonic()
+                    if wait > 0:
+                        engine.observer.step(job.device, f"pacing {wait:.2f}s")
+                        await engine.pause(wait)
+                        if engine.stopping():
+                            return
+            else:
+                chunk = self._next_chunk()
+            # An entry started by an earlier try of this run is on disk as RUNNING already.
+            fresh = [e for e in chunk if e.id not in job.started]
+            if fresh:
+                now = engine.clock()
+                owner = recovery.me(engine.run_id, engine.kind, now + session.job_timeout)
+                starts = [recovery.started(e, now, owner, attempt=e.attempts + 1) for e in fresh]
+                job.started.update(e.id for e in fresh)
+                # On disk before the command leaves, and decided against `queue cancel`
+                # under the journal lock (cmdctl.journal.claims): a cancel from then on is refused.
+                await self.ctx.rec.durable(*starts)
+                if self.ctx.withdrawn and self.drop_withdrawn(chunk):
+                    continue
+            engine.observer.step(job.device, f"sending {len(chunk)}")
+            job.last_sent = engine.monotonic()
+            results = await session.execute_many(
+                [e.command for e in chunk], verify=[e.verify for e in chunk]
+            )
+            transient = self._results(chunk, results)
+            del job.todo[: len(chunk)]
+            if transient is not None:
+                raise transient
+
+    def drop_withdrawn(self, chunk: Sequence[Entry]) -> bool:
+        """Take entries cancelled while this run held them out of the job; True if any were."""
+        job = self.job
+        gone = [e for e in chunk if e.id in self.ctx.withdrawn]
+        if not gone:
+            return False
+        ids = {e.id for e in gone}
+        job.todo[:] = [e for e in job.todo if e.id not in ids]
+        job.started.difference_update(ids)
+        job.tally.add(tot.SKIPPED, len(gone))
+        for entry in gone:
+            self._tell(entry, tot.SKIPPED, "cancelled while this run held it")
+        return True
+
+    def _next_chunk(self) -> list[Entry]:
+        """A run of idempotent entries (up to the chunk size), or one non-idempotent entry."""
+        todo = self.job.todo
+        if not todo[0].idempotent:
+            return todo[:1]
+        out = []
+        for entry in todo[: self.engine.options.chunk]:
+            if not entry.idempotent:
+                break
+            out.append(entry)
+        return out
+
+    def _results(
+        self, chunk: list[Entry], results: Sequence[Outcome | DeviceError]
+    ) -> DeviceUnavailable | None:
+        """Settle each result; entries worth another try go back to the head of `todo`."""
+        job, now = self.job, self.engine.clock()
+        policy = self.engine.options.policy
+        again: list[Entry] = []
+        transient: DeviceUnavailable | None = None
+        for entry, result in zip(chunk, results, strict=True):
+            if isinstance(result, Outcome):
+                if result.status == "mismatch":
+                    verdict = outcomes.mismatch(entry, now, result.detail, requeue=job.requeue,
+                                                policy=policy)
+                else:
+                    ran_on = job.device if entry.coordination.pick is not None else None
+                    verdict = outcomes.done(entry, now, status=result.status,
+                                            elapsed=result.elapsed, detail=result.detail,
+                                            ran_on=ran_on)
+            elif isinstance(result, DeviceUnavailable):
+                doubt = outcomes.transient(entry, now, result)
+                if doubt is None:
+                    again.append(entry)
+                    transient = transient or result
+                    continue
+                verdict = doubt
+            else:  # rejected, or a DeviceError outside the tree's branches: permanent
+                verdict = outcomes.rejected(entry, now, result)
+            self.settle(entry, verdict)
+        if again:
+            job.todo[len(chunk) : len(chunk)] = again
+        return transient
+
+    def give_up(self, err: DeviceError) -> None:
+        """The device failed for this run: fail or reschedule everything it has left."""
+        job = self.job
+        if not job.todo:
+            return
+        now = self.engine.clock()
+        policy = self.engine.options.policy
+        for entry in list(job.todo):
+            self.settle(entry, outcomes.unreachable(entry, now, err, requeue=job.requeue,
+                                                    policy=policy))
+        job.tally.error = err.one_line()
+        job.failed_batches.update(e.batch for e in job.todo)
+        job.started.clear()
+        job.todo.clear()

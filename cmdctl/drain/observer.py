@@ -1,0 +1,58 @@
+"""What the engine tells whoever shows or records progress: the CLI's bars, the metrics.
+
+Observers get results, not guesses: each outcome arrives as a `Finished` carrying the entry as
+the run found it, the entry as the journal has it after the outcome, and the timing the engine
+measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from cmdctl.core.model import Entry
+from cmdctl.drain.totals import Tally
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """One entry got an outcome in this run."""
+
+    entry: Entry  # as the run found it
+    after: Entry  # as the journal has it once the outcome's events are folded in
+    outcome: str  # a `cmdctl.drain.totals` name
+    detail: str
+    duration: float | None = None  # seconds from sending to confirmation / delivery (done)
+
+
+class Observer(Protocol):
+    """What the engine tells whoever shows progress (the CLI); every method must be cheap."""
+
+    def planned(self, entries: Sequence[Entry]) -> None:
+        """These due entries will be worked on in this pass."""
+
+    def step(self, device: str, text: str) -> None:
+        """`device` is now doing `text` ("connecting", "sending 3", "retry 2 in 1.0s: …")."""
+
+    def finished(self, done: Finished) -> None:
+        """An entry got an outcome in this run."""
+
+    def device_done(self, tally: Tally) -> None:
+        """Nothing more will happen on this device in this pass."""
+
+
+class NullObserver:
+    """An observer that ignores everything."""
+
+    def planned(self, entries: Sequence[Entry]) -> None:
+        """Ignore."""
+
+    def step(self, device: str, text: str) -> None:
+        """Ignore."""
+
+    def finished(self, done: Finished) -> None:
+        """Ignore."""
+
+    def device_done(self, tally: Tally) -> None:
+        """Ignore."""
