@@ -25,20 +25,12 @@ from types import TracebackType
 from typing import Any, Literal, Protocol
 
 from aioesphomeapi.client import APIClient
-from aioesphomeapi.model import (
-    ClimateFanMode,
-    ClimateMode,
-    ClimatePreset,
-    ClimateSwingMode,
-    ConnectionClosedEvent,
-    FanDirection,
-    LockCommand,
-    MediaPlayerCommand,
-)
+from aioesphomeapi.model import ConnectionClosedEvent
 
 from cmdctl import __version__
 from cmdctl.core.errors import DeviceError, DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import Command
+from cmdctl.device import wire
 from cmdctl.device.classify import (
     DEVICE_EXCEPTIONS,
     DeliveryUnknown,
@@ -70,15 +62,6 @@ CLIENT_INFO = f"cmdctl/{__version__}"
 _FAILURES: tuple[type[BaseException], ...] = (DeviceError, *DEVICE_EXCEPTIONS)
 
 Status = Literal["confirmed", "delivered", "mismatch"]
-
-#: ESPHome's response modes → execute_service's `return_response` (None: fire and forget).
-_RETURN_RESPONSE: dict[str, bool | None] = {
-    "none": None,
-    "optional": False,
-    "status": False,
-    "only": True,
-}
-
 
 class SecretKey(Protocol):
     """A key that only says what it is when asked."""
@@ -313,7 +296,7 @@ class DeviceSession:
                 entity = (plan.key, plan.device_id)
                 if plan.expect is not None and last[entity] == i:
                     waiting[i] = self._wait_for(entity, plan.expect)
-                if plan.response not in ("", "none"):
+                if wire.answers(plan):
                     phase = "waiting for the action's answer"
                     answer, answered = await self._call_action(plan, start)
                     results[i] = answer
@@ -323,10 +306,9 @@ class DeviceSession:
                     phase = "sending"
                     continue
                 if plan.command.domain == "action":
-                    client = self._client_or_fail()
-                    await client.execute_service(plan.info, dict(plan.args["data"]))
+                    await wire.call(self._client_or_fail(), plan)
                 else:
-                    self._send(plan)
+                    wire.send(self._client_or_fail(), plan, self.name)
                 pending.append(i)
             if pending:
                 phase = "waiting for delivery"
@@ -513,99 +495,12 @@ class DeviceSession:
             waiter.done.cancel()
         self._waiters.clear()
 
-    def _send(self, plan: Plan) -> None:
-        """Write one entity command (synchronous: commands have no reply)."""
-        client = self._client_or_fail()
-        a, key, dev = plan.args, plan.key, plan.device_id
-        match plan.command.domain:
-            case "switch":
-                client.switch_command(key, a["state"], device_id=dev)
-            case "number":
-                client.number_command(key, a["value"], device_id=dev)
-            case "select":
-                client.select_command(key, a["option"], device_id=dev)
-            case "text":
-                client.text_command(key, a["value"], device_id=dev)
-            case "button":
-                client.button_command(key, device_id=dev)
-            case "light":
-                client.light_command(
-                    key,
-                    state=a.get("state"),
-                    brightness=a.get("brightness"),
-                    color_brightness=a.get("color_brightness"),
-                    rgb=a.get("rgb"),
-                    white=a.get("white"),
-                    color_temperature=a.get("color_temperature"),
-                    transition_length=a.get("transition"),
-                    flash_length=a.get("flash"),
-                    effect=a.get("effect"),
-                    device_id=dev,
-                )
-            case "cover":
-                client.cover_command(
-                    key,
-                    position=a.get("position"),
-                    tilt=a.get("tilt"),
-                    stop=bool(a.get("stop")),
-                    device_id=dev,
-                )
-            case "valve":
-                client.valve_command(
-                    key, position=a.get("position"), stop=bool(a.get("stop")), device_id=dev
-                )
-            case "fan":
-                client.fan_command(
-                    key,
-                    state=a.get("state"),
-                    speed_level=a.get("speed_level"),
-                    oscillating=a.get("oscillating"),
-                    direction=_enum(FanDirection, a.get("direction")),
-                    preset_mode=a.get("preset_mode"),
-                    device_id=dev,
-                )
-            case "climate":
-                client.climate_command(
-                    key,
-                    mode=_enum(ClimateMode, a.get("mode")),
-                    target_temperature=a.get("target_temperature"),
-                    target_temperature_low=a.get("target_temperature_low"),
-                    target_temperature_high=a.get("target_temperature_high"),
-                    fan_mode=_enum(ClimateFanMode, a.get("fan_mode")),
-                    swing_mode=_enum(ClimateSwingMode, a.get("swing_mode")),
-                    custom_fan_mode=a.get("custom_fan_mode"),
-                    preset=_enum(ClimatePreset, a.get("preset")),
-                    custom_preset=a.get("custom_preset"),
-                    target_humidity=a.get("target_humidity"),
-                    device_id=dev,
-                )
-            case "lock":
-                client.lock_command(
-                    key, _enum(LockCommand, a["command"]), code=a.get("code"), device_id=dev
-                )
-            case "media_player":
-                client.media_player_command(
-                    key,
-                    command=_enum(MediaPlayerCommand, a.get("command")),
-                    volume=a.get("volume"),
-                    media_url=a.get("media_url"),
-                    announcement=a.get("announcement"),
-                    device_id=dev,
-                )
-            case other:
-                raise DeviceRejected(self.name, f"{other} entities take no commands")
-
     async def _call_action(self, plan: Plan, start: float) -> tuple[Outcome | DeviceError, bool]:
         """Run an action that answers; returns its outcome and whether an answer came."""
         client = self._client_or_fail()
         self._phase_timeout = bound = self._bound(ACTION_TIMEOUT)
         try:
-            response = await client.execute_service(
-                plan.info,
-                dict(plan.args["data"]),
-                return_response=_RETURN_RESPONSE[plan.response],
-                timeout=bound,
-            )
+            response = await wire.ask(client, plan, bound)
         except TimeoutError:
             if not self.connected:
                 raise
@@ -722,11 +617,6 @@ class DeviceSession:
 def _unverified(plan: Plan) -> Plan:
     """The same plan with nothing to confirm (verification off for this command)."""
     return dataclasses.replace(plan, expect=None) if plan.expect is not None else plan
-
-
-def _enum(kind: Any, name: str | None) -> Any:
-    """`"heat_cool"` → `ClimateMode.HEAT_COOL` (None stays None)."""
-    return None if name is None else kind[name.upper()]
 
 
 async def probe(device: DeviceAddress, *, connect_timeout: float = CONNECT_TIMEOUT) -> ProbeResult:
