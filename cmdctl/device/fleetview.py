@@ -23,14 +23,9 @@ if TYPE_CHECKING:
 
 #: Devices probed at once unless told otherwise (one connection each; probes are short).
 DEFAULT_PROBE_CONCURRENCY = 32
-# Firmware pushes every initial state right after the subscribe (batched within ~100 ms); big
-# configs take a few hundred ms. Whatever has not arrived by then is shown as unknown.
-STATE_TIMEOUT = 2.0
 
 #: Outcome kinds that prove the device took a command (it answered; the state may differ).
 _ANSWERED = frozenset({"confirmed", "delivered", "mismatch"})
-#: Domains whose entities carry no state to show.
-_STATELESS = frozenset({"button", "event", "action"})
 #: State fields that say nothing to a person (ids, deprecated or raw fields).
 _STATE_NOISE = frozenset(
     {"key", "device_id", "missing_state", "legacy_state", "unused_legacy_away", "speed", "data"}
@@ -175,11 +170,12 @@ class DeviceEntities:
 
 async def inspect(device: DeviceAddress) -> DeviceEntities:
     """Connect, list the entities and actions, and read every entity's current state."""
+    from cmdctl.device.states import current_states
     from cmdctl.device.transport import DeviceSession
 
     async with DeviceSession(device) as session:
         rows = session.index.rows()
-        states = await _read_states(session, rows)
+        states = await current_states(session, rows)
         info = session.info
         subs = {d.device_id: d.name for d in info.devices}
         selectors = _playbook_selectors(rows, subs)
@@ -193,16 +189,6 @@ async def inspect(device: DeviceAddress) -> DeviceEntities:
         entities=tuple(v for v in views if v.domain != "action"),
         actions=tuple(v for v in views if v.domain == "action"),
     )
-
-
-async def _read_states(session: DeviceSession, rows: Sequence[EntityRow]) -> dict[Any, Any]:
-    """The initial states of the rows that have one (bounded by STATE_TIMEOUT)."""
-    wanted = {(r.key, r.device_id) for r in rows if _domain(r) not in _STATELESS}
-    return await session.read_states(wanted, STATE_TIMEOUT)
-
-
-def _domain(row: EntityRow) -> str:
-    return row.selector.partition(".")[0]
 
 
 def _playbook_selectors(rows: Sequence[EntityRow], subs: Mapping[int, str]) -> list[str]:

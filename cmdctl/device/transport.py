@@ -16,7 +16,6 @@ it only when the entry is idempotent, up to its max attempts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import Collection, Sequence
@@ -39,7 +38,7 @@ from cmdctl.device.classify import (
     device_closed,
 )
 from cmdctl.device.entities import EntityIndex, EntityRow, Plan
-from cmdctl.device.expectation import Expectation
+from cmdctl.device.states import Entity, StateBook, Waiter
 
 # TCP connect + Noise handshake + Hello take 0.1–1.2 s on healthy Wi-Fi; a batch tool fails fast
 # and lets the drain retry later rather than wait out the client's 30–60 s defaults.
@@ -62,6 +61,7 @@ CLIENT_INFO = f"cmdctl/{__version__}"
 _FAILURES: tuple[type[BaseException], ...] = (DeviceError, *DEVICE_EXCEPTIONS)
 
 Status = Literal["confirmed", "delivered", "mismatch"]
+
 
 class SecretKey(Protocol):
     """A key that only says what it is when asked."""
@@ -131,14 +131,6 @@ class EntityListing:
     rows: tuple[EntityRow, ...]
 
 
-@dataclass(slots=True)
-class _Waiter:
-    entity: tuple[int, int]  # (key, device_id)
-    expect: Expectation
-    done: asyncio.Future[float]  # loop time the target was seen
-    delivered: float = 0.0  # seconds from the batch start to the barrier that covered it
-
-
 class DeviceSession:
     """One connection to one device; use as `async with DeviceSession(device) as session`."""
 
@@ -161,11 +153,9 @@ class DeviceSession:
         self._connected = False
         self._closing = False
         self._subscribed = False
-        self._states: dict[tuple[int, int], Any] = {}
-        self._waiters: dict[tuple[int, int], _Waiter] = {}
+        self._states = StateBook()
         self._lost: DeviceError | None = None
         self._lost_event = asyncio.Event()
-        self._state_seen = asyncio.Event()  # set on every state update (read_states waits on it)
         self._deadline = 0.0
         self._phase_timeout: float | None = None  # the bound of the await in flight
 
@@ -219,7 +209,7 @@ class DeviceSession:
         """
         self._closing = True
         self._connected = False
-        self._fail_waiters()
+        self._states.cancel_all()
         if self._client is not None:
             self._client.force_disconnect()
 
@@ -288,14 +278,14 @@ class DeviceSession:
         """Send one segment, prove delivery, verify; False when the connection failed."""
         loop = asyncio.get_running_loop()
         last = {(p.key, p.device_id): i for i, p in segment if p.expect is not None}
-        waiting: dict[int, _Waiter] = {}
+        waiting: dict[int, Waiter] = {}
         pending: list[int] = []  # written, not yet behind a barrier
         phase = "sending"
         try:
             for i, plan in segment:
                 entity = (plan.key, plan.device_id)
                 if plan.expect is not None and last[entity] == i:
-                    waiting[i] = self._wait_for(entity, plan.expect)
+                    waiting[i] = self._states.wait_for(entity, plan.expect)
                 if wire.answers(plan):
                     phase = "waiting for the action's answer"
                     answer, answered = await self._call_action(plan, start)
@@ -334,7 +324,7 @@ class DeviceSession:
         self,
         indexes: list[int],
         results: list[Outcome | DeviceError | None],
-        waiting: dict[int, _Waiter],
+        waiting: dict[int, Waiter],
         elapsed: float,
     ) -> None:
         for j in indexes:
@@ -345,7 +335,7 @@ class DeviceSession:
 
     async def _verify(
         self,
-        waiting: dict[int, _Waiter],
+        waiting: dict[int, Waiter],
         results: list[Outcome | DeviceError | None],
         start: float,
     ) -> None:
@@ -365,8 +355,7 @@ class DeviceSession:
                 lost.cancel()
         now = loop.time() - start
         for i, waiter in waiting.items():
-            if self._waiters.get(waiter.entity) is waiter:
-                del self._waiters[waiter.entity]
+            self._states.release(waiter)
             if results[i] is not None:
                 continue
             done = waiter.done
@@ -457,28 +446,8 @@ class DeviceSession:
 
     def _subscribe(self) -> None:
         if not self._subscribed:
-            self._client_or_fail().subscribe_states(self._on_state)
+            self._client_or_fail().subscribe_states(self._states.update)
             self._subscribed = True
-
-    def _on_state(self, state: Any) -> None:
-        entity = (state.key, state.device_id)
-        self._states[entity] = state
-        self._state_seen.set()
-        waiter = self._waiters.get(entity)
-        if waiter is not None and not waiter.done.done() and waiter.expect.reached(state):
-            waiter.done.set_result(asyncio.get_running_loop().time())
-
-    def _wait_for(self, entity: tuple[int, int], expect: Expectation) -> _Waiter:
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(entity, expect, loop.create_future())
-        previous = self._waiters.get(entity)
-        if previous is not None and not previous.done.done():
-            previous.done.cancel()
-        self._waiters[entity] = waiter
-        # A switch already in the target state publishes nothing (dedup): accept what we have.
-        if expect.reached(self._states.get(entity)):
-            waiter.done.set_result(loop.time())
-        return waiter
 
     def _on_closed(self, event: ConnectionClosedEvent) -> None:
         self._connected = False
@@ -489,11 +458,6 @@ class DeviceSession:
         else:
             self._lost = device_closed(self.name, expected=event.expected_disconnect)
         self._lost_event.set()
-
-    def _fail_waiters(self) -> None:
-        for waiter in self._waiters.values():
-            waiter.done.cancel()
-        self._waiters.clear()
 
     async def _call_action(self, plan: Plan, start: float) -> tuple[Outcome | DeviceError, bool]:
         """Run an action that answers; returns its outcome and whether an answer came."""
@@ -525,9 +489,7 @@ class DeviceSession:
         async with asyncio.timeout(bound):
             await self._client_or_fail().device_info()
 
-    async def read_states(
-        self, wanted: Collection[tuple[int, int]], timeout: float
-    ) -> dict[tuple[int, int], Any]:
+    async def read_states(self, wanted: Collection[Entity], timeout: float) -> dict[Entity, Any]:
         """The states the device reports for `wanted` (key, device_id) within `timeout` s.
 
         Uses the session's one state subscription (the one confirmation uses). Entities that
@@ -536,18 +498,10 @@ class DeviceSession:
         want = set(wanted)
         if want:
             self._subscribe()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not want <= self._states.keys() and self._connected:
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            self._state_seen.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._state_seen.wait(), left)
+        states = await self._states.read(want, timeout, lambda: self._connected)
         if not self._connected:
             raise self._lost or DeviceUnavailable(self.name, "connection lost while reading states")
-        return {entity: self._states[entity] for entity in want if entity in self._states}
+        return states
 
     async def round_trip(self) -> float:
         """Seconds for one request/response on the open connection (a liveness probe)."""
