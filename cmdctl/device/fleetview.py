@@ -19,7 +19,7 @@ from cmdctl.core.model import Command, Entry, JSONValue, State
 
 if TYPE_CHECKING:
     from cmdctl.device.entities import EntityRow
-    from cmdctl.device.transport import DeviceAddress, DeviceSession, ProbeResult
+    from cmdctl.device.transport import DeviceAddress, DeviceSession
 
 #: Devices probed at once unless told otherwise (one connection each; probes are short).
 DEFAULT_PROBE_CONCURRENCY = 32
@@ -95,6 +95,57 @@ def _outcome(entry: Entry) -> LastOutcome | None:
 # -- probes --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """`cmdctl devices probe` for one device: reachable or not, and what answered."""
+
+    device: str
+    ok: bool
+    connect_seconds: float | None = None
+    rtt_seconds: float | None = None  # one device_info round trip on the open connection
+    name: str = ""
+    friendly_name: str = ""
+    mac_address: str = ""
+    esphome_version: str = ""
+    model: str = ""
+    api_version: str = ""
+    encrypted: bool = False
+    entities: int = 0
+    error: DeviceError | None = field(default=None, compare=False)
+
+
+async def probe(device: DeviceAddress, *, connect_timeout: float | None = None) -> ProbeResult:
+    """Connect, read device info and time one round trip; failures are data, not exceptions."""
+    from cmdctl.device.transport import CONNECT_TIMEOUT, DeviceSession
+
+    bound = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+    session = DeviceSession(device, connect_timeout=bound)
+    try:
+        await session.connect()
+        rtt = await session.round_trip()
+        api = session.api_version
+        entities = len(session.index.rows())
+    except DeviceError as err:
+        return ProbeResult(device=device.name, ok=False, error=err)
+    finally:
+        session.close()
+    info = session.info
+    return ProbeResult(
+        device=device.name,
+        ok=True,
+        connect_seconds=session.connect_seconds,
+        rtt_seconds=rtt,
+        name=info.name,
+        friendly_name=info.friendly_name,
+        mac_address=info.mac_address,
+        esphome_version=info.esphome_version,
+        model=info.model,
+        api_version=api,
+        encrypted=device.key is not None,
+        entities=entities,
+    )
+
+
 async def probe_fleet(
     devices: Sequence[DeviceAddress],
     *,
@@ -110,7 +161,7 @@ async def probe_fleet(
 
     async def one(device: DeviceAddress) -> ProbeResult:
         async with slots:
-            result = await transport.probe(device, connect_timeout=bound)
+            result = await probe(device, connect_timeout=bound)
         if on_result is not None:
             on_result(result)
         return result
@@ -140,6 +191,30 @@ def probe_exit_code(results: Iterable[ProbeResult]) -> ExitCode:
 
 
 # -- entities ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EntityListing:
+    """`cmdctl devices entities` for one device."""
+
+    device: str
+    friendly_name: str
+    esphome_version: str
+    rows: tuple[EntityRow, ...]
+
+
+async def fetch_entities(device: DeviceAddress) -> EntityListing:
+    """The device's entities and actions, as `cmdctl devices entities` shows them."""
+    from cmdctl.device.transport import DeviceSession
+
+    async with DeviceSession(device) as session:
+        info = session.info
+        return EntityListing(
+            device=device.name,
+            friendly_name=info.friendly_name,
+            esphome_version=info.esphome_version,
+            rows=tuple(session.index.rows()),
+        )
 
 
 @dataclass(frozen=True, slots=True)

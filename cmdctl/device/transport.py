@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -37,7 +37,7 @@ from cmdctl.device.classify import (
     classify,
     device_closed,
 )
-from cmdctl.device.entities import EntityIndex, EntityRow, Plan
+from cmdctl.device.entities import EntityIndex, Plan
 from cmdctl.device.states import Entity, StateBook, Waiter
 
 # TCP connect + Noise handshake + Hello take 0.1–1.2 s on healthy Wi-Fi; a batch tool fails fast
@@ -100,35 +100,6 @@ class Outcome:
     def ok(self) -> bool:
         """True unless the state did not reach the target."""
         return self.status != "mismatch"
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeResult:
-    """`cmdctl devices probe` for one device: reachable or not, and what answered."""
-
-    device: str
-    ok: bool
-    connect_seconds: float | None = None
-    rtt_seconds: float | None = None  # one device_info round trip on the open connection
-    name: str = ""
-    friendly_name: str = ""
-    mac_address: str = ""
-    esphome_version: str = ""
-    model: str = ""
-    api_version: str = ""
-    encrypted: bool = False
-    entities: int = 0
-    error: DeviceError | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class EntityListing:
-    """`cmdctl devices entities` for one device."""
-
-    device: str
-    friendly_name: str
-    esphome_version: str
-    rows: tuple[EntityRow, ...]
 
 
 class DeviceSession:
@@ -571,44 +542,3 @@ class DeviceSession:
 def _unverified(plan: Plan) -> Plan:
     """The same plan with nothing to confirm (verification off for this command)."""
     return dataclasses.replace(plan, expect=None) if plan.expect is not None else plan
-
-
-async def probe(device: DeviceAddress, *, connect_timeout: float = CONNECT_TIMEOUT) -> ProbeResult:
-    """Connect, read device info and time one round trip; failures are data, not exceptions."""
-    session = DeviceSession(device, connect_timeout=connect_timeout)
-    try:
-        await session.connect()
-        rtt = await session.round_trip()
-        api = session.api_version
-        entities = len(session.index.rows())
-    except DeviceError as err:
-        return ProbeResult(device=device.name, ok=False, error=err)
-    finally:
-        session.close()
-    info = session.info
-    return ProbeResult(
-        device=device.name,
-        ok=True,
-        connect_seconds=session.connect_seconds,
-        rtt_seconds=rtt,
-        name=info.name,
-        friendly_name=info.friendly_name,
-        mac_address=info.mac_address,
-        esphome_version=info.esphome_version,
-        model=info.model,
-        api_version=api,
-        encrypted=device.key is not None,
-        entities=entities,
-    )
-
-
-async def fetch_entities(device: DeviceAddress) -> EntityListing:
-    """The device's entities and actions, as `cmdctl devices entities` shows them."""
-    async with DeviceSession(device) as session:
-        info = session.info
-        return EntityListing(
-            device=device.name,
-            friendly_name=info.friendly_name,
-            esphome_version=info.esphome_version,
-            rows=tuple(session.index.rows()),
-        )

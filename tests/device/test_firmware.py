@@ -9,7 +9,8 @@ import pytest
 
 from cmdctl.core.errors import DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import Command
-from cmdctl.device.transport import DeviceSession, Outcome, probe
+from cmdctl.device.fleetview import probe
+from cmdctl.device.transport import DeviceSession, Outcome
 from cmdctl.inputs.inventory import Device
 
 from .conftest import Instance

@@ -16,7 +16,8 @@ import pytest
 from cmdctl.core.errors import DeviceAmbiguous, DeviceError, DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import Command
 from cmdctl.device.classify import DeliveryUnknown
-from cmdctl.device.transport import DeviceSession, Outcome, fetch_entities, probe
+from cmdctl.device.fleetview import fetch_entities, probe
+from cmdctl.device.transport import DeviceSession, Outcome
 from cmdctl.inputs.inventory import Secret
 from cmdctl.simulator import Fleet, VirtualDevice
 
