@@ -86,6 +86,10 @@ class DeviceAddress(Protocol):
     def expected_mac(self) -> str | None: ...
     @property
     def timeout(self) -> float | None: ...
+    # Minimum seconds between two commands sent to the device (None or 0: no pacing); the
+    # type is the inventory `Device`'s, which leaves it None when no `pace:` applies.
+    @property
+    def pace(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
