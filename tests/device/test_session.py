@@ -21,7 +21,7 @@ from cmdctl.device.transport import DeviceSession, Outcome
 from cmdctl.inputs.inventory import Secret
 from cmdctl.simulator import Fleet, VirtualDevice
 
-from .conftest import address, tv_spec
+from .helpers import address, tv_spec
 
 
 def outcome(result: Outcome | DeviceError) -> Outcome:
