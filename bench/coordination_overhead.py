@@ -82,6 +82,7 @@ async def drain(
         expected_name: str | None = None
         expected_mac: str | None = None
         timeout: float | None = None
+        pace: float = 0.0
 
     devices = {n: Address(n, h, p, expected_name=n) for n, (h, p) in hosts.items()}
     options = DrainOptions(concurrency=CONCURRENCY, coalesce=coalesce)

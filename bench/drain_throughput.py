@@ -95,6 +95,7 @@ async def engine_drain(journal: Journal, hosts: dict[str, tuple[str, int]]) -> f
         expected_name: str | None = None
         expected_mac: str | None = None
         timeout: float | None = None
+        pace: float = 0.0
 
     devices = {n: Address(n, h, p, expected_name=n) for n, (h, p) in hosts.items()}
     began = time.perf_counter()

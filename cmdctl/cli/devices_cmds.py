@@ -15,8 +15,7 @@ from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, QuietOpt
 from cmdctl.core.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
-    from cmdctl.device.fleetview import Activity, DeviceEntities, EntityView
-    from cmdctl.device.transport import ProbeResult
+    from cmdctl.device.fleetview import Activity, DeviceEntities, EntityView, ProbeResult
     from cmdctl.inputs.inventory import Device, Inventory
 
 devices_app = typer.Typer(

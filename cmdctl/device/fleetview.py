@@ -19,18 +19,13 @@ from cmdctl.core.model import Command, Entry, JSONValue, State
 
 if TYPE_CHECKING:
     from cmdctl.device.entities import EntityRow
-    from cmdctl.device.transport import DeviceAddress, DeviceSession, ProbeResult
+    from cmdctl.device.transport import DeviceAddress, DeviceSession
 
 #: Devices probed at once unless told otherwise (one connection each; probes are short).
 DEFAULT_PROBE_CONCURRENCY = 32
-# Firmware pushes every initial state right after the subscribe (batched within ~100 ms); big
-# configs take a few hundred ms. Whatever has not arrived by then is shown as unknown.
-STATE_TIMEOUT = 2.0
 
 #: Outcome kinds that prove the device took a command (it answered; the state may differ).
 _ANSWERED = frozenset({"confirmed", "delivered", "mismatch"})
-#: Domains whose entities carry no state to show.
-_STATELESS = frozenset({"button", "event", "action"})
 #: State fields that say nothing to a person (ids, deprecated or raw fields).
 _STATE_NOISE = frozenset(
     {"key", "device_id", "missing_state", "legacy_state", "unused_legacy_away", "speed", "data"}
@@ -100,6 +95,57 @@ def _outcome(entry: Entry) -> LastOutcome | None:
 # -- probes --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """`cmdctl devices probe` for one device: reachable or not, and what answered."""
+
+    device: str
+    ok: bool
+    connect_seconds: float | None = None
+    rtt_seconds: float | None = None  # one device_info round trip on the open connection
+    name: str = ""
+    friendly_name: str = ""
+    mac_address: str = ""
+    esphome_version: str = ""
+    model: str = ""
+    api_version: str = ""
+    encrypted: bool = False
+    entities: int = 0
+    error: DeviceError | None = field(default=None, compare=False)
+
+
+async def probe(device: DeviceAddress, *, connect_timeout: float | None = None) -> ProbeResult:
+    """Connect, read device info and time one round trip; failures are data, not exceptions."""
+    from cmdctl.device.transport import CONNECT_TIMEOUT, DeviceSession
+
+    bound = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+    session = DeviceSession(device, connect_timeout=bound)
+    try:
+        await session.connect()
+        rtt = await session.round_trip()
+        api = session.api_version
+        entities = len(session.index.rows())
+    except DeviceError as err:
+        return ProbeResult(device=device.name, ok=False, error=err)
+    finally:
+        session.close()
+    info = session.info
+    return ProbeResult(
+        device=device.name,
+        ok=True,
+        connect_seconds=session.connect_seconds,
+        rtt_seconds=rtt,
+        name=info.name,
+        friendly_name=info.friendly_name,
+        mac_address=info.mac_address,
+        esphome_version=info.esphome_version,
+        model=info.model,
+        api_version=api,
+        encrypted=device.key is not None,
+        entities=entities,
+    )
+
+
 async def probe_fleet(
     devices: Sequence[DeviceAddress],
     *,
@@ -115,7 +161,7 @@ async def probe_fleet(
 
     async def one(device: DeviceAddress) -> ProbeResult:
         async with slots:
-            result = await transport.probe(device, connect_timeout=bound)
+            result = await probe(device, connect_timeout=bound)
         if on_result is not None:
             on_result(result)
         return result
@@ -148,6 +194,30 @@ def probe_exit_code(results: Iterable[ProbeResult]) -> ExitCode:
 
 
 @dataclass(frozen=True, slots=True)
+class EntityListing:
+    """`cmdctl devices entities` for one device."""
+
+    device: str
+    friendly_name: str
+    esphome_version: str
+    rows: tuple[EntityRow, ...]
+
+
+async def fetch_entities(device: DeviceAddress) -> EntityListing:
+    """The device's entities and actions, as `cmdctl devices entities` shows them."""
+    from cmdctl.device.transport import DeviceSession
+
+    async with DeviceSession(device) as session:
+        info = session.info
+        return EntityListing(
+            device=device.name,
+            friendly_name=info.friendly_name,
+            esphome_version=info.esphome_version,
+            rows=tuple(session.index.rows()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class EntityView:
     """One entity or action: the selector to write in a playbook, what it takes, its state."""
 
@@ -175,11 +245,12 @@ class DeviceEntities:
 
 async def inspect(device: DeviceAddress) -> DeviceEntities:
     """Connect, list the entities and actions, and read every entity's current state."""
+    from cmdctl.device.states import current_states
     from cmdctl.device.transport import DeviceSession
 
     async with DeviceSession(device) as session:
         rows = session.index.rows()
-        states = await _read_states(session, rows)
+        states = await current_states(session, rows)
         info = session.info
         subs = {d.device_id: d.name for d in info.devices}
         selectors = _playbook_selectors(rows, subs)
@@ -193,16 +264,6 @@ async def inspect(device: DeviceAddress) -> DeviceEntities:
         entities=tuple(v for v in views if v.domain != "action"),
         actions=tuple(v for v in views if v.domain == "action"),
     )
-
-
-async def _read_states(session: DeviceSession, rows: Sequence[EntityRow]) -> dict[Any, Any]:
-    """The initial states of the rows that have one (bounded by STATE_TIMEOUT)."""
-    wanted = {(r.key, r.device_id) for r in rows if _domain(r) not in _STATELESS}
-    return await session.read_states(wanted, STATE_TIMEOUT)
-
-
-def _domain(row: EntityRow) -> str:
-    return row.selector.partition(".")[0]
 
 
 def _playbook_selectors(rows: Sequence[EntityRow], subs: Mapping[int, str]) -> list[str]:

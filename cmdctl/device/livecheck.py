@@ -25,7 +25,7 @@ CHECK_CONCURRENCY = 32
 # A check is interactive: a device that has not answered in 3 s is reported, not waited for
 # (a drain allows 5 s because it retries anyway).
 CHECK_CONNECT_TIMEOUT = 3.0
-# Connect + entity list + the initial states (fleetview.STATE_TIMEOUT) of one device.
+# Connect + entity list + the initial states (states.STATE_TIMEOUT) of one device.
 CHECK_JOB_TIMEOUT = 15.0
 
 #: What a check says about one planned command.
@@ -127,8 +127,7 @@ async def check_device(
     connect_timeout: float = CHECK_CONNECT_TIMEOUT,
 ) -> DeviceCheck:
     """Connect once, validate each command as a drain would, read the states it touches."""
-    # The one state reader there is (fleetview owns it; DeviceSession has no public one yet).
-    from cmdctl.device.fleetview import _read_states as read_states
+    from cmdctl.device.states import current_states
     from cmdctl.device.transport import DeviceSession
 
     session = DeviceSession(device, connect_timeout=connect_timeout, job_timeout=CHECK_JOB_TIMEOUT)
@@ -141,7 +140,7 @@ async def check_device(
             except DeviceRejected as err:
                 plans.append(err)
         rows = _rows(p for p in plans if isinstance(p, Plan) and p.expect is not None)
-        states = await read_states(session, rows)
+        states = await current_states(session, rows)
     except DeviceError as err:
         skipped = tuple(CommandCheck(entry, NOT_CHECKED) for entry in entries)
         return DeviceCheck(device.name, skipped, err)

@@ -16,37 +16,28 @@ it only when the entry is idempotent, up to its max attempts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
 from aioesphomeapi.client import APIClient
-from aioesphomeapi.model import (
-    ClimateFanMode,
-    ClimateMode,
-    ClimatePreset,
-    ClimateSwingMode,
-    ConnectionClosedEvent,
-    FanDirection,
-    LockCommand,
-    MediaPlayerCommand,
-)
+from aioesphomeapi.model import ConnectionClosedEvent
 
 from cmdctl import __version__
 from cmdctl.core.errors import DeliveryUnknown, DeviceError, DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import Command
+from cmdctl.device import wire
 from cmdctl.device.classify import (
     DEVICE_EXCEPTIONS,
     another_device,
     classify,
     device_closed,
 )
-from cmdctl.device.entities import EntityIndex, EntityRow, Plan
-from cmdctl.device.expectation import Expectation
+from cmdctl.device.entities import EntityIndex, Plan
+from cmdctl.device.states import Entity, StateBook, Waiter
 
 # TCP connect + Noise handshake + Hello take 0.1–1.2 s on healthy Wi-Fi; a batch tool fails fast
 # and lets the drain retry later rather than wait out the client's 30–60 s defaults.
@@ -69,14 +60,6 @@ CLIENT_INFO = f"cmdctl/{__version__}"
 _FAILURES: tuple[type[BaseException], ...] = (DeviceError, *DEVICE_EXCEPTIONS)
 
 Status = Literal["confirmed", "delivered", "mismatch"]
-
-#: ESPHome's response modes → execute_service's `return_response` (None: fire and forget).
-_RETURN_RESPONSE: dict[str, bool | None] = {
-    "none": None,
-    "optional": False,
-    "status": False,
-    "only": True,
-}
 
 
 class SecretKey(Protocol):
@@ -102,6 +85,10 @@ class DeviceAddress(Protocol):
     def expected_mac(self) -> str | None: ...
     @property
     def timeout(self) -> float | None: ...
+    # Minimum seconds between two commands sent to the device (None or 0: no pacing); the
+    # type is the inventory `Device`'s, which leaves it None when no `pace:` applies.
+    @property
+    def pace(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,43 +103,6 @@ class Outcome:
     def ok(self) -> bool:
         """True unless the state did not reach the target."""
         return self.status != "mismatch"
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeResult:
-    """`cmdctl devices probe` for one device: reachable or not, and what answered."""
-
-    device: str
-    ok: bool
-    connect_seconds: float | None = None
-    rtt_seconds: float | None = None  # one device_info round trip on the open connection
-    name: str = ""
-    friendly_name: str = ""
-    mac_address: str = ""
-    esphome_version: str = ""
-    model: str = ""
-    api_version: str = ""
-    encrypted: bool = False
-    entities: int = 0
-    error: DeviceError | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class EntityListing:
-    """`cmdctl devices entities` for one device."""
-
-    device: str
-    friendly_name: str
-    esphome_version: str
-    rows: tuple[EntityRow, ...]
-
-
-@dataclass(slots=True)
-class _Waiter:
-    entity: tuple[int, int]  # (key, device_id)
-    expect: Expectation
-    done: asyncio.Future[float]  # loop time the target was seen
-    delivered: float = 0.0  # seconds from the batch start to the barrier that covered it
 
 
 class DeviceSession:
@@ -177,11 +127,9 @@ class DeviceSession:
         self._connected = False
         self._closing = False
         self._subscribed = False
-        self._states: dict[tuple[int, int], Any] = {}
-        self._waiters: dict[tuple[int, int], _Waiter] = {}
+        self._states = StateBook()
         self._lost: DeviceError | None = None
         self._lost_event = asyncio.Event()
-        self._state_seen = asyncio.Event()  # set on every state update (read_states waits on it)
         self._deadline = 0.0
         self._phase_timeout: float | None = None  # the bound of the await in flight
 
@@ -235,7 +183,7 @@ class DeviceSession:
         """
         self._closing = True
         self._connected = False
-        self._fail_waiters()
+        self._states.cancel_all()
         if self._client is not None:
             self._client.force_disconnect()
 
@@ -304,15 +252,15 @@ class DeviceSession:
         """Send one segment, prove delivery, verify; False when the connection failed."""
         loop = asyncio.get_running_loop()
         last = {(p.key, p.device_id): i for i, p in segment if p.expect is not None}
-        waiting: dict[int, _Waiter] = {}
+        waiting: dict[int, Waiter] = {}
         pending: list[int] = []  # written, not yet behind a barrier
         phase = "sending"
         try:
             for i, plan in segment:
                 entity = (plan.key, plan.device_id)
                 if plan.expect is not None and last[entity] == i:
-                    waiting[i] = self._wait_for(entity, plan.expect)
-                if plan.response not in ("", "none"):
+                    waiting[i] = self._states.wait_for(entity, plan.expect)
+                if wire.answers(plan):
                     phase = "waiting for the action's answer"
                     answer, answered = await self._call_action(plan, start)
                     results[i] = answer
@@ -322,10 +270,9 @@ class DeviceSession:
                     phase = "sending"
                     continue
                 if plan.command.domain == "action":
-                    client = self._client_or_fail()
-                    await client.execute_service(plan.info, dict(plan.args["data"]))
+                    await wire.call(self._client_or_fail(), plan)
                 else:
-                    self._send(plan)
+                    wire.send(self._client_or_fail(), plan, self.name)
                 pending.append(i)
             if pending:
                 phase = "waiting for delivery"
@@ -351,7 +298,7 @@ class DeviceSession:
         self,
         indexes: list[int],
         results: list[Outcome | DeviceError | None],
-        waiting: dict[int, _Waiter],
+        waiting: dict[int, Waiter],
         elapsed: float,
     ) -> None:
         for j in indexes:
@@ -362,7 +309,7 @@ class DeviceSession:
 
     async def _verify(
         self,
-        waiting: dict[int, _Waiter],
+        waiting: dict[int, Waiter],
         results: list[Outcome | DeviceError | None],
         start: float,
     ) -> None:
@@ -382,8 +329,7 @@ class DeviceSession:
                 lost.cancel()
         now = loop.time() - start
         for i, waiter in waiting.items():
-            if self._waiters.get(waiter.entity) is waiter:
-                del self._waiters[waiter.entity]
+            self._states.release(waiter)
             if results[i] is not None:
                 continue
             done = waiter.done
@@ -474,28 +420,8 @@ class DeviceSession:
 
     def _subscribe(self) -> None:
         if not self._subscribed:
-            self._client_or_fail().subscribe_states(self._on_state)
+            self._client_or_fail().subscribe_states(self._states.update)
             self._subscribed = True
-
-    def _on_state(self, state: Any) -> None:
-        entity = (state.key, state.device_id)
-        self._states[entity] = state
-        self._state_seen.set()
-        waiter = self._waiters.get(entity)
-        if waiter is not None and not waiter.done.done() and waiter.expect.reached(state):
-            waiter.done.set_result(asyncio.get_running_loop().time())
-
-    def _wait_for(self, entity: tuple[int, int], expect: Expectation) -> _Waiter:
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(entity, expect, loop.create_future())
-        previous = self._waiters.get(entity)
-        if previous is not None and not previous.done.done():
-            previous.done.cancel()
-        self._waiters[entity] = waiter
-        # A switch already in the target state publishes nothing (dedup): accept what we have.
-        if expect.reached(self._states.get(entity)):
-            waiter.done.set_result(loop.time())
-        return waiter
 
     def _on_closed(self, event: ConnectionClosedEvent) -> None:
         self._connected = False
@@ -507,104 +433,12 @@ class DeviceSession:
             self._lost = device_closed(self.name, expected=event.expected_disconnect)
         self._lost_event.set()
 
-    def _fail_waiters(self) -> None:
-        for waiter in self._waiters.values():
-            waiter.done.cancel()
-        self._waiters.clear()
-
-    def _send(self, plan: Plan) -> None:
-        """Write one entity command (synchronous: commands have no reply)."""
-        client = self._client_or_fail()
-        a, key, dev = plan.args, plan.key, plan.device_id
-        match plan.command.domain:
-            case "switch":
-                client.switch_command(key, a["state"], device_id=dev)
-            case "number":
-                client.number_command(key, a["value"], device_id=dev)
-            case "select":
-                client.select_command(key, a["option"], device_id=dev)
-            case "text":
-                client.text_command(key, a["value"], device_id=dev)
-            case "button":
-                client.button_command(key, device_id=dev)
-            case "light":
-                client.light_command(
-                    key,
-                    state=a.get("state"),
-                    brightness=a.get("brightness"),
-                    color_brightness=a.get("color_brightness"),
-                    rgb=a.get("rgb"),
-                    white=a.get("white"),
-                    color_temperature=a.get("color_temperature"),
-                    transition_length=a.get("transition"),
-                    flash_length=a.get("flash"),
-                    effect=a.get("effect"),
-                    device_id=dev,
-                )
-            case "cover":
-                client.cover_command(
-                    key,
-                    position=a.get("position"),
-                    tilt=a.get("tilt"),
-                    stop=bool(a.get("stop")),
-                    device_id=dev,
-                )
-            case "valve":
-                client.valve_command(
-                    key, position=a.get("position"), stop=bool(a.get("stop")), device_id=dev
-                )
-            case "fan":
-                client.fan_command(
-                    key,
-                    state=a.get("state"),
-                    speed_level=a.get("speed_level"),
-                    oscillating=a.get("oscillating"),
-                    direction=_enum(FanDirection, a.get("direction")),
-                    preset_mode=a.get("preset_mode"),
-                    device_id=dev,
-                )
-            case "climate":
-                client.climate_command(
-                    key,
-                    mode=_enum(ClimateMode, a.get("mode")),
-                    target_temperature=a.get("target_temperature"),
-                    target_temperature_low=a.get("target_temperature_low"),
-                    target_temperature_high=a.get("target_temperature_high"),
-                    fan_mode=_enum(ClimateFanMode, a.get("fan_mode")),
-                    swing_mode=_enum(ClimateSwingMode, a.get("swing_mode")),
-                    custom_fan_mode=a.get("custom_fan_mode"),
-                    preset=_enum(ClimatePreset, a.get("preset")),
-                    custom_preset=a.get("custom_preset"),
-                    target_humidity=a.get("target_humidity"),
-                    device_id=dev,
-                )
-            case "lock":
-                client.lock_command(
-                    key, _enum(LockCommand, a["command"]), code=a.get("code"), device_id=dev
-                )
-            case "media_player":
-                client.media_player_command(
-                    key,
-                    command=_enum(MediaPlayerCommand, a.get("command")),
-                    volume=a.get("volume"),
-                    media_url=a.get("media_url"),
-                    announcement=a.get("announcement"),
-                    device_id=dev,
-                )
-            case other:
-                raise DeviceRejected(self.name, f"{other} entities take no commands")
-
     async def _call_action(self, plan: Plan, start: float) -> tuple[Outcome | DeviceError, bool]:
         """Run an action that answers; returns its outcome and whether an answer came."""
         client = self._client_or_fail()
         self._phase_timeout = bound = self._bound(ACTION_TIMEOUT)
         try:
-            response = await client.execute_service(
-                plan.info,
-                dict(plan.args["data"]),
-                return_response=_RETURN_RESPONSE[plan.response],
-                timeout=bound,
-            )
+            response = await wire.ask(client, plan, bound)
         except TimeoutError:
             if not self.connected:
                 raise
@@ -629,9 +463,7 @@ class DeviceSession:
         async with asyncio.timeout(bound):
             await self._client_or_fail().device_info()
 
-    async def read_states(
-        self, wanted: Collection[tuple[int, int]], timeout: float
-    ) -> dict[tuple[int, int], Any]:
+    async def read_states(self, wanted: Collection[Entity], timeout: float) -> dict[Entity, Any]:
         """The states the device reports for `wanted` (key, device_id) within `timeout` s.
 
         Uses the session's one state subscription (the one confirmation uses). Entities that
@@ -640,18 +472,10 @@ class DeviceSession:
         want = set(wanted)
         if want:
             self._subscribe()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not want <= self._states.keys() and self._connected:
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            self._state_seen.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._state_seen.wait(), left)
+        states = await self._states.read(want, timeout, lambda: self._connected)
         if not self._connected:
             raise self._lost or DeviceUnavailable(self.name, "connection lost while reading states")
-        return {entity: self._states[entity] for entity in want if entity in self._states}
+        return states
 
     async def round_trip(self) -> float:
         """Seconds for one request/response on the open connection (a liveness probe)."""
@@ -721,49 +545,3 @@ class DeviceSession:
 def _unverified(plan: Plan) -> Plan:
     """The same plan with nothing to confirm (verification off for this command)."""
     return dataclasses.replace(plan, expect=None) if plan.expect is not None else plan
-
-
-def _enum(kind: Any, name: str | None) -> Any:
-    """`"heat_cool"` → `ClimateMode.HEAT_COOL` (None stays None)."""
-    return None if name is None else kind[name.upper()]
-
-
-async def probe(device: DeviceAddress, *, connect_timeout: float = CONNECT_TIMEOUT) -> ProbeResult:
-    """Connect, read device info and time one round trip; failures are data, not exceptions."""
-    session = DeviceSession(device, connect_timeout=connect_timeout)
-    try:
-        await session.connect()
-        rtt = await session.round_trip()
-        api = session.api_version
-        entities = len(session.index.rows())
-    except DeviceError as err:
-        return ProbeResult(device=device.name, ok=False, error=err)
-    finally:
-        session.close()
-    info = session.info
-    return ProbeResult(
-        device=device.name,
-        ok=True,
-        connect_seconds=session.connect_seconds,
-        rtt_seconds=rtt,
-        name=info.name,
-        friendly_name=info.friendly_name,
-        mac_address=info.mac_address,
-        esphome_version=info.esphome_version,
-        model=info.model,
-        api_version=api,
-        encrypted=device.key is not None,
-        entities=entities,
-    )
-
-
-async def fetch_entities(device: DeviceAddress) -> EntityListing:
-    """The device's entities and actions, as `cmdctl devices entities` shows them."""
-    async with DeviceSession(device) as session:
-        info = session.info
-        return EntityListing(
-            device=device.name,
-            friendly_name=info.friendly_name,
-            esphome_version=info.esphome_version,
-            rows=tuple(session.index.rows()),
-        )

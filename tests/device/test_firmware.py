@@ -9,18 +9,15 @@ import pytest
 
 from cmdctl.core.errors import DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import Command
-from cmdctl.device.transport import DeviceSession, Outcome, probe
-from cmdctl.inputs.inventory import Device
+from cmdctl.device.fleetview import probe
+from cmdctl.device.transport import DeviceSession, Outcome
+from tests.firmware.fleet import Instance
 
-from .conftest import Instance
+from .helpers import address
 
 pytestmark = pytest.mark.firmware
 
 Fleet = Callable[[int], list[Instance]]
-
-
-def address(instance: Instance, **changes: str) -> Device:
-    return Device(instance.name, instance.host, instance.port, **changes)  # type: ignore[arg-type]
 
 
 async def test_every_tv_command_is_confirmed_on_real_firmware(firmware_fleet: Fleet) -> None:

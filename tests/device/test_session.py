@@ -21,11 +21,12 @@ from cmdctl.core.errors import (
     DeviceUnavailable,
 )
 from cmdctl.core.model import Command
-from cmdctl.device.transport import DeviceSession, Outcome, fetch_entities, probe
+from cmdctl.device.fleetview import fetch_entities, probe
+from cmdctl.device.transport import DeviceSession, Outcome
 from cmdctl.inputs.inventory import Secret
 from cmdctl.simulator import Fleet, VirtualDevice
 
-from .conftest import address, tv_spec
+from .helpers import address, tv_spec
 
 
 def outcome(result: Outcome | DeviceError) -> Outcome:

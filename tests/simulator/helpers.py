@@ -43,7 +43,9 @@ class ContractDevice:
         return APIClient(self.host, self.port, None, **kwargs)
 
 
-KITCHEN_ENTITIES = (
+#: Every entity kind the transport commands, with a sub-device sharing an object_id (the
+#: every-kind device of tests/simulator and tests/device: one definition for both).
+EVERY_KIND_ENTITIES = (
     EntitySpec("cover", "Blind", supports_tilt=True),
     EntitySpec("fan", "Ceiling Fan", speed_count=4, preset_modes=("Breeze",)),
     EntitySpec("lock", "Door", supports_open=True),
@@ -60,7 +62,8 @@ KITCHEN_ENTITIES = (
     EntitySpec("switch", "Relay", device_id=0),
     EntitySpec("switch", "Relay", device_id=7),
 )
-KITCHEN_ACTIONS = (
+#: Every argument type and every response mode.
+EVERY_KIND_ACTIONS = (
     ActionSpec(
         "all_types",
         tuple(
@@ -68,22 +71,28 @@ KITCHEN_ACTIONS = (
             for t in ("bool", "int", "float", "string", "bool[]", "int[]", "float[]", "string[]")
         ),
     ),
+    ActionSpec("scene", (ArgSpec("levels", "float[]"), ArgSpec("names", "string[]"))),
     ActionSpec("opt", response="optional", returns='{"ok": true}'),
     ActionSpec("status_only", response="status"),
     ActionSpec("fails", response="only", error="boom"),
 )
 
 
-def kitchen_spec(encrypted_psk: str | None) -> DeviceSpec:
-    """A device with every entity kind and a sub-device."""
+def every_kind_spec(name: str, friendly_name: str, psk: str | None = None) -> DeviceSpec:
+    """A device with every entity kind, a sub-device (7, "Garden") and answering actions."""
     return DeviceSpec(
-        name="kitchen",
-        friendly_name="Kitchen",
-        psk=encrypted_psk,
-        entities=KITCHEN_ENTITIES,
-        actions=KITCHEN_ACTIONS,
+        name=name,
+        friendly_name=friendly_name,
+        psk=psk,
+        entities=EVERY_KIND_ENTITIES,
+        actions=EVERY_KIND_ACTIONS,
         sub_devices=(SubDevice(7, "Garden"),),
     )
+
+
+def kitchen_spec(encrypted_psk: str | None) -> DeviceSpec:
+    """The contract suite's every-kind device, encrypted like the target's TV."""
+    return every_kind_spec("kitchen", "Kitchen", encrypted_psk)
 
 
 class StateWatch:
