@@ -1,0 +1,119 @@
+"""The outcome policy (`cmdctl.drain.outcomes`): what each way an attempt can end writes, and
+the entry it leaves behind, for every caller (device jobs, failover, send, recovery)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from cmdctl.core.errors import DeliveryUnknown, DeviceRejected, DeviceUnavailable
+from cmdctl.core.model import Entry, State
+from cmdctl.drain import outcomes
+from cmdctl.drain import totals as tot
+from cmdctl.drain.retry import DEFAULT
+from cmdctl.journal import events as ev
+
+from .conftest import make_entry
+
+NOW = 1_800_000_000.0
+
+
+def tv(**changes: object) -> Entry:
+    entry = make_entry("tv", "switch", "power", {"state": True}, not_before=NOW - 5)
+    return replace(entry, state=State.RUNNING, **changes)  # type: ignore[arg-type]
+
+
+def kinds(verdict: outcomes.Verdict) -> list[str]:
+    return [e.type for e in verdict.events]
+
+
+def test_done_records_the_measured_duration_and_where_it_ran() -> None:
+    verdict = outcomes.done(tv(), NOW, status="confirmed", elapsed=0.123456, detail="ok",
+                            ran_on="tv-b")
+    assert (verdict.outcome, verdict.duration, kinds(verdict)) == (tot.CONFIRMED, 0.1235, [ev.DONE])
+    after = verdict.after(tv())
+    assert (after.state, after.outcome, after.ran_on) == (State.DONE, "confirmed", "tv-b")
+
+
+def test_a_rejection_fails_at_once_with_its_kind() -> None:
+    verdict = outcomes.rejected(tv(), NOW, DeviceRejected("tv", "no entity switch.power"))
+    assert kinds(verdict) == [ev.FAILED] and verdict.outcome == tot.FAILED
+    assert verdict.after(tv()).last_error == "tv: no entity switch.power"
+
+
+def test_unreachable_with_attempts_left_is_rescheduled_with_backoff() -> None:
+    verdict = outcomes.unreachable(tv(), NOW, DeviceUnavailable("tv", "refused"),
+                                   requeue=True, policy=DEFAULT)
+    assert kinds(verdict) == [ev.ATTEMPT_FAILED, ev.RESCHEDULED]
+    after = verdict.after(tv())
+    assert after.state is State.PENDING and after.attempts == 1
+    first = DEFAULT.reschedule_initial
+    assert NOW + first <= after.not_before <= NOW + 2 * first
+
+
+def test_unreachable_out_of_attempts_fails_and_says_how_many() -> None:
+    verdict = outcomes.unreachable(tv(attempts=2), NOW, DeviceUnavailable("tv", "refused"),
+                                   requeue=True, policy=DEFAULT)
+    after = verdict.after(tv(attempts=2))
+    assert after.state is State.FAILED and verdict.outcome == tot.UNREACHABLE
+    assert after.last_error == "gave up after 3 attempts: tv: refused"
+
+
+def test_send_falls_back_to_the_queue_due_at_once_and_immediate_steps_do_not() -> None:
+    queued = outcomes.unreachable(tv(), NOW, DeviceUnavailable("tv", "away"), requeue=True,
+                                  policy=DEFAULT, due_now=True).after(tv())
+    assert (queued.state, queued.not_before) == (State.PENDING, NOW)
+    inline = outcomes.unreachable(tv(), NOW, DeviceUnavailable("tv", "away"), requeue=False,
+                                  policy=DEFAULT).after(tv())
+    assert inline.state is State.FAILED and inline.last_error == "tv: away"
+
+
+def test_a_permanent_error_is_never_requeued() -> None:
+    verdict = outcomes.unreachable(tv(), NOW, DeviceRejected("tv", "bad key"), requeue=True,
+                                   policy=DEFAULT)
+    assert kinds(verdict) == [ev.FAILED] and verdict.outcome == tot.FAILED
+
+
+def test_a_written_command_lost_in_flight_is_in_doubt_only_when_not_idempotent() -> None:
+    lost = DeliveryUnknown("tv", "connection lost after sending")
+    assert outcomes.transient(tv(), NOW, lost) is None  # idempotent: try again
+    assert outcomes.transient(tv(), NOW, DeviceUnavailable("tv", "x")) is None
+    press = tv(idempotent=False)
+    verdict = outcomes.transient(press, NOW, lost)
+    assert verdict is not None and verdict.outcome == tot.UNKNOWN
+    after = verdict.after(press)
+    assert after.state is State.UNKNOWN
+    how = f"not safe to repeat (`cmdctl queue retry {press.id}` runs it again)"
+    assert how in (after.reason or "")
+
+
+def test_a_mismatch_is_retried_later_only_while_safe() -> None:
+    again = outcomes.mismatch(tv(), NOW, "still off", requeue=True, policy=DEFAULT)
+    assert kinds(again) == [ev.ATTEMPT_FAILED, ev.RESCHEDULED]
+    once = outcomes.mismatch(tv(idempotent=False), NOW, "still off", requeue=True, policy=DEFAULT)
+    assert kinds(once) == [ev.ATTEMPT_FAILED, ev.FAILED]
+    assert once.after(tv(idempotent=False)).outcome == "mismatch"
+
+
+def test_left_puts_a_started_entry_back_as_it_was_and_leaves_others_alone() -> None:
+    entry = tv(attempts=1)
+    verdict = outcomes.left(entry, NOW, started=True)
+    after = verdict.after(entry)
+    assert (after.state, after.not_before, after.attempts) == (
+        State.PENDING, entry.not_before, 1)
+    assert outcomes.left(entry, NOW, started=False).events == ()
+
+
+def test_recovery_does_not_count_the_interrupted_attempt() -> None:
+    entry = tv(attempts=2)
+    after = outcomes.abandoned(entry, NOW, "drain run R (pid 1 on box)").after(entry)
+    assert (after.state, after.attempts, after.not_before) == (State.PENDING, 1, NOW)
+    press = tv(idempotent=False)
+    gone = outcomes.abandoned(press, NOW, "drain run R (pid 1 on box)").after(press)
+    assert gone.state is State.UNKNOWN and "drain run R" in (gone.reason or "")
+
+
+def test_expired_names_the_time_it_expired() -> None:
+    entry = replace(tv(), state=State.PENDING, expires=NOW - 1)
+    after = outcomes.expired(entry, NOW).after(entry)
+    assert after.state is State.EXPIRED and after.reason == (
+        "not run before it expired at 2027-01-15T07:59:59Z")
