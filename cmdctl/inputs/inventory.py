@@ -168,7 +168,7 @@ class _Loader:
             if "timeout" in defaults.items:
                 timeout = _timeout(defaults.items["timeout"])
             if "pace" in defaults.items:
-                pace = _pace(defaults.items["pace"])
+                pace = yamlsrc.want_duration(defaults.items["pace"], "pace")
         if "devices" not in root.items:
             raise root.loc.error("the inventory has no 'devices:'", hint=_EXAMPLE_HINT)
         devices_node = yamlsrc.want_map(root.items["devices"], "devices", root.loc)
@@ -215,7 +215,7 @@ class _Loader:
             timeout=_timeout(items["timeout"]) if "timeout" in items else timeout,
             simulate=simulate,
             loc=name_loc,
-            pace=_pace(items["pace"]) if "pace" in items else None,
+            pace=yamlsrc.want_duration(items["pace"], "pace") if "pace" in items else None,
         )
 
     def _key(self, device: str, node: Node) -> Secret:
@@ -379,14 +379,6 @@ def _timeout(node: Node) -> float:
     return seconds
 
 
-def _pace(node: Node) -> float:
-    text = yamlsrc.want_text(node, "pace")
-    try:
-        return parse_duration(text)
-    except InputError as err:
-        raise node.loc.error(f"pace: {err.message}", hint=err.hint) from None
-
-
 def _paces(
     devices: list[Device],
     groups: Mapping[str, tuple[str, ...]],
@@ -401,7 +393,7 @@ def _paces(
         body = yamlsrc.want_map(node, "pace", node.loc)
         names = {device.name for device in devices}
         for name, value in body.items.items():
-            seconds = _pace(value)
+            seconds = yamlsrc.want_duration(value, "pace")
             if name in groups:
                 members, rank = groups[name], 1
             elif name in names:

@@ -13,66 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmdctl.core.errors import InputError
-from cmdctl.core.model import (
-    DOMAINS,
-    NO_COORDINATION,
-    ON_FAILURE,
-    PICKS,
-    Command,
-    Coordination,
-    Entry,
-    Priority,
-)
+from cmdctl.core.model import NO_COORDINATION, Coordination, Entry, Priority
 from cmdctl.core.timespec import parse_time
-from cmdctl.inputs import commands, selection, yamlsrc
+from cmdctl.inputs import selection, yamlsrc
 from cmdctl.inputs.inventory import Device, Inventory
+from cmdctl.inputs.step import TAG, TAG_HINT, Step, attempts_of, load_step, tags_of, targets_of
 from cmdctl.inputs.yamlsrc import Loc, MapNode, Node, ScalarNode, SeqNode
 
 MAX_COMMANDS = 100_000  # default cap on one expansion; --max-commands raises it
 DEFAULT_ATTEMPTS = 3
-MAX_ATTEMPTS = 1_000
 ORIGIN = "bulk"
-MODES = ("queued", "immediate")
 MAX_SERIAL = 1_000_000
 
 _TOP_KEYS = ("name", "targets", "priority", "at", "expires", "defaults", "tags", "serial", "steps")
 _DEFAULT_KEYS = ("attempts", "verify")
-_STEP_KEYS = (
-    "name",
-    "mode",
-    "idempotent",
-    "verify",
-    "attempts",
-    "targets",
-    "tags",
-    "after",
-    "on_failure",
-    "action",
-    "data",
-)
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # no ',': `--tags a,b` splits on it
-_TAG_HINT = "tags use letters, digits, '_', '-' and '.'"
 _PERCENT = re.compile(r"\s*(\d{1,3})\s*%\s*")
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One command, sent to every target device of the step."""
-
-    name: str
-    command: Command
-    mode: str  # "queued" | "immediate"
-    idempotent: bool
-    verify: bool
-    attempts: int
-    targets: tuple[str, ...] | None  # patterns replacing the playbook's targets
-    loc: Loc = field(compare=False)
-    targets_loc: Loc | None = field(default=None, compare=False)
-    tags: tuple[str, ...] = ()  # the playbook's tags, then the step's own
-    after: str | None = None  # an earlier step of the playbook this one waits for
-    on_failure: str | None = None  # "skip" | "continue"; only with `after`
-    pick: str | None = None  # "failover" | "any": `targets` are candidates for ONE entry
-    after_loc: Loc | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,18 +81,18 @@ def load_playbook(path: Path, *, max_commands: int = MAX_COMMANDS) -> Playbook:
     name = yamlsrc.want_str(items["name"], "name") if "name" in items else path.stem
     if "targets" not in items:
         raise root.loc.error("the playbook has no 'targets:'", hint="for example targets: all")
-    targets, pick, targets_loc = _targets(items["targets"])
+    targets, pick, targets_loc = targets_of(items["targets"])
     priority = _priority(items["priority"]) if "priority" in items else Priority.NORMAL
     at = _time(items["at"], "at") if "at" in items else None
     expires = _time(items["expires"], "expires") if "expires" in items else None
-    tags = _tags(items["tags"]) if "tags" in items else ()
+    tags = tags_of(items["tags"]) if "tags" in items else ()
     serial = _serial(items["serial"]) if "serial" in items else None
     attempts, verify = DEFAULT_ATTEMPTS, True
     if "defaults" in items:
         defaults = yamlsrc.want_map(items["defaults"], "defaults", root.loc)
         yamlsrc.check_keys(defaults, _DEFAULT_KEYS, "defaults")
         if "attempts" in defaults.items:
-            attempts = _attempts(defaults.items["attempts"])
+            attempts = attempts_of(defaults.items["attempts"])
         if "verify" in defaults.items:
             verify = yamlsrc.want_bool(defaults.items["verify"], "verify")
     if "steps" not in items:
@@ -153,7 +108,7 @@ def load_playbook(path: Path, *, max_commands: int = MAX_COMMANDS) -> Playbook:
     steps: list[Step] = []
     names: dict[str, Loc] = {}
     for node in steps_node.items:
-        step = _step(node, attempts, verify, tags)
+        step = load_step(node, attempts, verify, tags)
         if step.name in names:
             raise step.loc.error(
                 f"duplicate step name {step.name!r} (first at line {names[step.name].line})",
@@ -194,8 +149,8 @@ def parse_tags(text: str) -> frozenset[str]:
             f"no tags in {text!r}", hint="write tags separated by ',', like power,night"
         )
     for tag in sorted(tags):
-        if not _TAG.fullmatch(tag):
-            raise InputError(f"bad tag {tag!r}", hint=_TAG_HINT)
+        if not TAG.fullmatch(tag):
+            raise InputError(f"bad tag {tag!r}", hint=TAG_HINT)
     return tags
 
 
@@ -398,99 +353,6 @@ def _located(parse: Callable[[], float], loc: Loc | None) -> float:
         raise loc.error(err.message, hint=err.hint) from None
 
 
-def _step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) -> Step:
-    body = yamlsrc.want_map(node, "a step", node.loc)
-    selectors: list[str] = []
-    for key, loc in body.keys.items():
-        if key in _STEP_KEYS:
-            continue
-        if "." in key:
-            selectors.append(key)
-            continue
-        if key in DOMAINS:
-            raise loc.error(
-                f"{key!r} needs an entity", hint=f"write {key}.ENTITY, like switch.tv_power: on"
-            )
-        raise loc.error(
-            f"unknown step key {key!r}",
-            hint=yamlsrc.did_you_mean(key, _STEP_KEYS)
-            or "a step is DOMAIN.ENTITY: VALUE (like switch.tv_power: on) or action: NAME",
-        )
-    items = body.items
-    if "action" in items:
-        selectors.append("action")
-    elif "data" in items:
-        raise body.keys["data"].error("'data' belongs to an 'action:' step")
-    if not selectors:
-        raise body.loc.error(
-            "this step has no command",
-            hint="add DOMAIN.ENTITY: VALUE (like switch.tv_power: on) or action: NAME",
-        )
-    if len(selectors) > 1:
-        raise body.keys[selectors[1]].error(
-            f"a step has exactly one command; this one has {' and '.join(selectors)}",
-            hint="split it into separate steps",
-        )
-    command = _command(body, selectors[0])
-    default_name = f"action:{command.target}" if command.domain == "action" else selectors[0]
-    mode = "queued"
-    if "mode" in items:
-        mode = yamlsrc.want_str(items["mode"], "mode")
-        if mode not in MODES:
-            raise items["mode"].loc.error(
-                f"unknown mode {mode!r}",
-                hint=yamlsrc.did_you_mean(mode, MODES) or "queued or immediate",
-            )
-    targets: tuple[str, ...] | None = None
-    pick: str | None = None
-    targets_loc: Loc | None = None
-    if "targets" in items:
-        targets, pick, targets_loc = _targets(items["targets"])
-    if "tags" in items:
-        tags = tuple(dict.fromkeys((*tags, *_tags(items["tags"]))))
-    after: str | None = None
-    on_failure: str | None = None
-    if "after" in items:
-        after = yamlsrc.want_str(items["after"], "after")
-        if mode == "immediate":
-            raise body.keys["after"].error(
-                "an immediate step runs at once and cannot wait for another step",
-                hint="remove `mode: immediate` or `after:`",
-            )
-    if "on_failure" in items:
-        if after is None:
-            raise body.keys["on_failure"].error(
-                "'on_failure' needs 'after:'",
-                hint="on_failure says what to do when the step named by after: fails",
-            )
-        on_failure = yamlsrc.want_str(items["on_failure"], "on_failure")
-        if on_failure not in ON_FAILURE:
-            raise items["on_failure"].loc.error(
-                f"unknown on_failure {on_failure!r}",
-                hint=yamlsrc.did_you_mean(on_failure, ON_FAILURE) or "skip or continue",
-            )
-    return Step(
-        name=yamlsrc.want_str(items["name"], "step name") if "name" in items else default_name,
-        command=command,
-        mode=mode,
-        idempotent=(
-            yamlsrc.want_bool(items["idempotent"], "idempotent")
-            if "idempotent" in items
-            else commands.idempotent_default(command)
-        ),
-        verify=yamlsrc.want_bool(items["verify"], "verify") if "verify" in items else verify,
-        attempts=_attempts(items["attempts"]) if "attempts" in items else attempts,
-        targets=targets,
-        loc=body.keys["name"] if "name" in items else body.loc,
-        targets_loc=targets_loc,
-        tags=tags,
-        after=after,
-        on_failure=on_failure,
-        pick=pick,
-        after_loc=items["after"].loc if "after" in items else None,
-    )
-
-
 def _check_after(step: Step, earlier: dict[str, Loc], steps_node: SeqNode) -> None:
     loc = step.after_loc or step.loc
     name = step.after
@@ -531,31 +393,6 @@ def _step_names(steps_node: SeqNode) -> dict[str, Loc]:
     return found
 
 
-def _targets(node: Node) -> tuple[tuple[str, ...], str | None, Loc]:
-    """Patterns (a string or a list), or `{failover: [...]}` / `{any: [...]}` candidates."""
-    if not isinstance(node, MapNode):
-        return yamlsrc.want_str_list(node, "targets"), None, node.loc
-    yamlsrc.check_keys(node, PICKS, "targets")
-    if len(node.items) != 1:
-        where = node.keys["any"] if len(node.items) > 1 else node.loc
-        raise where.error(
-            "targets mapping needs exactly one of failover: or any:"
-            if not node.items
-            else "targets has both failover: and any:; choose one",
-            hint="for example targets: {failover: [ir-blaster-a, ir-blaster-b]}",
-        )
-    ((pick, value),) = node.items.items()
-    return yamlsrc.want_str_list(value, f"targets {pick}"), pick, value.loc
-
-
-def _tags(node: Node) -> tuple[str, ...]:
-    tags = yamlsrc.want_str_list(node, "tags")
-    for tag, item in zip(tags, node.items if isinstance(node, SeqNode) else (node,), strict=True):
-        if not _TAG.fullmatch(tag):
-            raise item.loc.error(f"bad tag {tag!r}", hint=_TAG_HINT)
-    return tuple(dict.fromkeys(tags))
-
-
 def _serial(node: Node) -> int | str:
     if isinstance(node, ScalarNode) and isinstance(node.value, str) and node.tag is None:
         match = _PERCENT.fullmatch(node.value)
@@ -568,55 +405,10 @@ def _serial(node: Node) -> int | str:
     return yamlsrc.want_int(node, "serial", low=1, high=MAX_SERIAL)
 
 
-def _command(body: MapNode, key: str) -> Command:
-    key_loc = body.keys[key]
-    if key == "action":
-        domain = "action"
-        target = yamlsrc.want_str(body.items["action"], "action")
-        value_node: Node | None = body.items.get("data")
-        if value_node is not None and not isinstance(value_node, MapNode):
-            raise value_node.loc.error("data must be a mapping of argument: value")
-    else:
-        try:
-            domain, target = commands.parse_selector(key)
-        except InputError as err:
-            raise key_loc.error(err.message, hint=err.hint) from None
-        value_node = body.items[key]
-    value = value_node.plain if value_node is not None else None
-    try:
-        return commands.parse_command(domain, target, value)
-    except commands.CommandValueError as err:
-        loc = _path_loc(value_node, err.path, err.at_key) if value_node else key_loc
-        raise loc.error(f"{domain}.{target}: {err.message}", hint=err.hint) from None
-    except InputError as err:
-        raise key_loc.error(err.message, hint=err.hint) from None
-
-
-def _path_loc(node: Node, path: commands.Path_, at_key: bool) -> Loc:
-    loc = node.loc
-    for i, part in enumerate(path):
-        if isinstance(node, MapNode) and isinstance(part, str) and part in node.items:
-            if at_key and i == len(path) - 1:
-                return node.keys[part]
-            node = node.items[part]
-        elif isinstance(node, SeqNode) and isinstance(part, int) and part < len(node.items):
-            node = node.items[part]
-        else:
-            break
-        loc = node.loc
-    return loc
-
-
 def _priority(node: Node) -> Priority:
-    text = yamlsrc.want_str(node, "priority").strip().lower()
-    try:
-        return Priority(text)
-    except ValueError:
-        levels = [level.value for level in Priority]
-        raise node.loc.error(
-            f"unknown priority {text!r}",
-            hint=yamlsrc.did_you_mean(text, levels) or f"one of: {', '.join(levels)}",
-        ) from None
+    return Priority(
+        yamlsrc.want_choice(node, [level.value for level in Priority], "priority", fold=True)
+    )
 
 
 def _time(node: Node, what: str) -> str:
@@ -626,7 +418,3 @@ def _time(node: Node, what: str) -> str:
     except InputError as err:
         raise node.loc.error(f"{what}: {err.message}", hint=err.hint) from None
     return text
-
-
-def _attempts(node: Node) -> int:
-    return yamlsrc.want_int(node, "attempts", low=1, high=MAX_ATTEMPTS)

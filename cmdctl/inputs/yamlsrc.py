@@ -10,7 +10,7 @@ alias bomb is refused long before anything walks it.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import Resolver
 
 from cmdctl.core.errors import InputError
+from cmdctl.core.timespec import parse_duration
 
 MAX_BYTES = 10 * 1024 * 1024  # far beyond any real inventory or playbook
 MAX_ALIAS_NODES = 100_000  # nodes reachable through aliases; a bomb needs millions
@@ -452,3 +453,44 @@ def want_str_list(node: Node, what: str) -> tuple[str, ...]:
             raise node.loc.error(f"{what} must not be an empty list")
         return tuple(want_str(item, f"each of {what}") for item in node.items)
     return (want_str(node, what),)
+
+
+def want_choice(node: Node, choices: Sequence[str], what: str, *, fold: bool = False) -> str:
+    """A string that is one of `choices` (`fold`: compared stripped and lower-cased).
+
+    Else `unknown WHAT 'x'`, hinting the closest choice, or else the choices themselves.
+    """
+    word = want_str(node, what)
+    if fold:
+        word = word.strip().lower()
+    if word in choices:
+        return word
+    listed = " or ".join(choices) if len(choices) == 2 else f"one of: {', '.join(choices)}"
+    raise node.loc.error(f"unknown {what} {word!r}", hint=did_you_mean(word, choices) or listed)
+
+
+def want_duration(node: Node, what: str) -> float:
+    """Seconds in a duration scalar (`200ms`, `30s`, `1h30m`, or a plain number of seconds)."""
+    text = want_text(node, what)
+    try:
+        return parse_duration(text)
+    except InputError as err:
+        raise node.loc.error(f"{what}: {err.message}", hint=err.hint) from None
+
+
+def want_number(
+    node: Node, what: str, *, low: float | None = None, high: float | None = None
+) -> float:
+    """A number scalar (whole or decimal), within `low..high` where they are given."""
+    if not isinstance(node, ScalarNode) or not isinstance(node.value, int | float):
+        raise node.loc.error(f"{what} must be a number, not {kind_name(node)}")
+    if isinstance(node.value, bool):
+        raise node.loc.error(f"{what} must be a number, not {kind_name(node)}")
+    value = float(node.value)
+    if (low is None or value >= low) and (high is None or value <= high):
+        return value
+    if low is not None and high is not None:
+        bound = f"between {low:g} and {high:g}"
+    else:
+        bound = f"at least {low:g}" if low is not None else f"at most {high:g}"
+    raise node.loc.error(f"{what} must be {bound}, not {node.text}")

@@ -242,6 +242,13 @@ def test_barrier_on_a_step_left_out_is_dropped(venue: Inventory) -> None:
         ),
         (
             "  - switch.tv_power: on\n  - select.input: HDMI 1\n"
+            "    after: switch.tv_power\n    on_failure: retry\n",
+            (7, 17),
+            "unknown on_failure 'retry'",
+            "skip or continue",
+        ),
+        (
+            "  - switch.tv_power: on\n  - select.input: HDMI 1\n"
             "    after: switch.tv_power\n    on_failure: [skip]\n",
             (7, 17),
             "on_failure must be a string, not a list",

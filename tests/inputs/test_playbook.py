@@ -150,7 +150,7 @@ def test_steps_and_defaults(write: Write) -> None:
             HEAD + "  - switch.tv_power: on\n    mode: later\n",
             (5, 11),
             "unknown mode 'later'",
-            None,
+            "queued or immediate",
         ),
         (
             HEAD + "  - switch.tv_power: on\n    select.input: HDMI 1\n",

@@ -177,3 +177,95 @@ def test_check_keys_suggests() -> None:
     assert caught.value.one_line() == (
         "f.yml:1:1: unknown key 'tragets' in the playbook (hint: did you mean 'targets'?)"
     )
+
+
+def _value(text: str) -> yamlsrc.Node:
+    """The value of `v:` in a one-line document, located at f.yml:1:4."""
+    root = load_text(f"v: {text}\n", "f.yml")
+    assert isinstance(root, MapNode)
+    return root.items["v"]
+
+
+def _refused(check: Callable[[yamlsrc.Node], object], text: str) -> str:
+    with pytest.raises(InputError) as caught:
+        check(_value(text))
+    return caught.value.one_line()
+
+
+MODES = ("queued", "immediate")
+LEVELS = ("high", "normal", "low")
+
+
+def test_want_choice_takes_a_choice() -> None:
+    assert yamlsrc.want_choice(_value("queued"), MODES, "mode") == "queued"
+    assert yamlsrc.want_choice(_value("' High '"), LEVELS, "priority", fold=True) == "high"
+
+
+@pytest.mark.parametrize(
+    ("choices", "text", "fold", "said"),
+    [
+        (MODES, "queud", False, "unknown mode 'queud' (hint: did you mean 'queued'?)"),
+        (MODES, "later", False, "unknown mode 'later' (hint: queued or immediate)"),
+        (MODES, "Queued", False, "unknown mode 'Queued' (hint: did you mean 'queued'?)"),
+        (LEVELS, "Urgent", True, "unknown mode 'urgent' (hint: one of: high, normal, low)"),
+        (MODES, "[queued]", False, "mode must be a string, not a list"),
+        (MODES, "yes", False, "mode must be a string, not 'yes' (hint: quote it)"),
+        (MODES, "''", False, "mode must not be empty"),
+    ],
+)
+def test_want_choice_refuses(choices: tuple[str, ...], text: str, fold: bool, said: str) -> None:
+    message = _refused(lambda node: yamlsrc.want_choice(node, choices, "mode", fold=fold), text)
+    assert message == f"f.yml:1:4: {said}"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("200ms", 0.2), ("1h30m", 5400.0), ("0", 0.0), ("0.01", 0.01), ("'1:30'", None)],
+)
+def test_want_duration(text: str, seconds: float | None) -> None:
+    node = _value(text)
+    if seconds is None:  # YAML 1.1 would read an unquoted 1:30 as 90; the text is what counts
+        with pytest.raises(InputError) as caught:
+            yamlsrc.want_duration(node, "latency")
+        assert caught.value.one_line() == (
+            "f.yml:1:4: latency: bad duration '1:30'"
+            " (hint: write a duration like 200ms, 30s, 10m, 2h, 7d or 1h30m)"
+        )
+    else:
+        assert yamlsrc.want_duration(node, "latency") == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("soon", "latency: bad duration 'soon'"),
+        ("-1s", "latency: bad duration '-1s'"),
+        ("true", "latency must not be 'true' (hint: quote it)"),
+        ("{a: 1}", "latency must be a single value, not a mapping"),
+    ],
+)
+def test_want_duration_refuses(text: str, said: str) -> None:
+    message = _refused(lambda node: yamlsrc.want_duration(node, "latency"), text)
+    assert message.startswith(f"f.yml:1:4: {said}")
+
+
+def test_want_number_takes_whole_and_decimal_numbers() -> None:
+    assert yamlsrc.want_number(_value("3"), "p") == 3.0
+    assert yamlsrc.want_number(_value("0.25"), "p", low=0, high=1) == 0.25
+    assert yamlsrc.want_number(_value("-7.5"), "p", high=0) == -7.5
+
+
+@pytest.mark.parametrize(
+    ("text", "low", "high", "said"),
+    [
+        ("2", 0, 1, "p must be between 0 and 1, not 2"),
+        ("-0.5", 0, None, "p must be at least 0, not -0.5"),
+        ("150.0", None, 100, "p must be at most 100, not 150.0"),
+        ("true", None, None, "p must be a number, not 'true'"),
+        ("'5'", None, None, "p must be a number, not '5'"),
+        ("[1]", None, None, "p must be a number, not a list"),
+    ],
+)
+def test_want_number_refuses(text: str, low: float | None, high: float | None, said: str) -> None:
+    message = _refused(lambda node: yamlsrc.want_number(node, "p", low=low, high=high), text)
+    assert message == f"f.yml:1:4: {said}"

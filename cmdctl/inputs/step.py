@@ -1,0 +1,208 @@
+"""Steps of a playbook: one command each, with its mode, targets, tags and barrier.
+
+`load_step` validates one step's mapping; the fields a playbook shares with its steps
+(targets, tags, attempts) are parsed here for both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from cmdctl.core.errors import InputError
+from cmdctl.core.model import DOMAINS, ON_FAILURE, PICKS, Command
+from cmdctl.inputs import commands, yamlsrc
+from cmdctl.inputs.yamlsrc import Loc, MapNode, Node, SeqNode
+
+MAX_ATTEMPTS = 1_000
+MODES = ("queued", "immediate")
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # no ',': `--tags a,b` splits on it
+TAG_HINT = "tags use letters, digits, '_', '-' and '.'"
+
+_STEP_KEYS = (
+    "name",
+    "mode",
+    "idempotent",
+    "verify",
+    "attempts",
+    "targets",
+    "tags",
+    "after",
+    "on_failure",
+    "action",
+    "data",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One command, sent to every target device of the step."""
+
+    name: str
+    command: Command
+    mode: str  # "queued" | "immediate"
+    idempotent: bool
+    verify: bool
+    attempts: int
+    targets: tuple[str, ...] | None  # patterns replacing the playbook's targets
+    loc: Loc = field(compare=False)
+    targets_loc: Loc | None = field(default=None, compare=False)
+    tags: tuple[str, ...] = ()  # the playbook's tags, then the step's own
+    after: str | None = None  # an earlier step of the playbook this one waits for
+    on_failure: str | None = None  # "skip" | "continue"; only with `after`
+    pick: str | None = None  # "failover" | "any": `targets` are candidates for ONE entry
+    after_loc: Loc | None = field(default=None, compare=False)
+
+
+def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) -> Step:
+    """One step, with the playbook's defaults for `attempts` and `verify` and its `tags`."""
+    body = yamlsrc.want_map(node, "a step", node.loc)
+    selectors: list[str] = []
+    for key, loc in body.keys.items():
+        if key in _STEP_KEYS:
+            continue
+        if "." in key:
+            selectors.append(key)
+            continue
+        if key in DOMAINS:
+            raise loc.error(
+                f"{key!r} needs an entity", hint=f"write {key}.ENTITY, like switch.tv_power: on"
+            )
+        raise loc.error(
+            f"unknown step key {key!r}",
+            hint=yamlsrc.did_you_mean(key, _STEP_KEYS)
+            or "a step is DOMAIN.ENTITY: VALUE (like switch.tv_power: on) or action: NAME",
+        )
+    items = body.items
+    if "action" in items:
+        selectors.append("action")
+    elif "data" in items:
+        raise body.keys["data"].error("'data' belongs to an 'action:' step")
+    if not selectors:
+        raise body.loc.error(
+            "this step has no command",
+            hint="add DOMAIN.ENTITY: VALUE (like switch.tv_power: on) or action: NAME",
+        )
+    if len(selectors) > 1:
+        raise body.keys[selectors[1]].error(
+            f"a step has exactly one command; this one has {' and '.join(selectors)}",
+            hint="split it into separate steps",
+        )
+    command = _command(body, selectors[0])
+    default_name = f"action:{command.target}" if command.domain == "action" else selectors[0]
+    mode = "queued"
+    if "mode" in items:
+        mode = yamlsrc.want_choice(items["mode"], MODES, "mode")
+    targets: tuple[str, ...] | None = None
+    pick: str | None = None
+    targets_loc: Loc | None = None
+    if "targets" in items:
+        targets, pick, targets_loc = targets_of(items["targets"])
+    if "tags" in items:
+        tags = tuple(dict.fromkeys((*tags, *tags_of(items["tags"]))))
+    after: str | None = None
+    on_failure: str | None = None
+    if "after" in items:
+        after = yamlsrc.want_str(items["after"], "after")
+        if mode == "immediate":
+            raise body.keys["after"].error(
+                "an immediate step runs at once and cannot wait for another step",
+                hint="remove `mode: immediate` or `after:`",
+            )
+    if "on_failure" in items:
+        if after is None:
+            raise body.keys["on_failure"].error(
+                "'on_failure' needs 'after:'",
+                hint="on_failure says what to do when the step named by after: fails",
+            )
+        on_failure = yamlsrc.want_choice(items["on_failure"], ON_FAILURE, "on_failure")
+    return Step(
+        name=yamlsrc.want_str(items["name"], "step name") if "name" in items else default_name,
+        command=command,
+        mode=mode,
+        idempotent=(
+            yamlsrc.want_bool(items["idempotent"], "idempotent")
+            if "idempotent" in items
+            else commands.idempotent_default(command)
+        ),
+        verify=yamlsrc.want_bool(items["verify"], "verify") if "verify" in items else verify,
+        attempts=attempts_of(items["attempts"]) if "attempts" in items else attempts,
+        targets=targets,
+        loc=body.keys["name"] if "name" in items else body.loc,
+        targets_loc=targets_loc,
+        tags=tags,
+        after=after,
+        on_failure=on_failure,
+        pick=pick,
+        after_loc=items["after"].loc if "after" in items else None,
+    )
+
+
+def targets_of(node: Node) -> tuple[tuple[str, ...], str | None, Loc]:
+    """Patterns (a string or a list), or `{failover: [...]}` / `{any: [...]}` candidates."""
+    if not isinstance(node, MapNode):
+        return yamlsrc.want_str_list(node, "targets"), None, node.loc
+    yamlsrc.check_keys(node, PICKS, "targets")
+    if len(node.items) != 1:
+        where = node.keys["any"] if len(node.items) > 1 else node.loc
+        raise where.error(
+            "targets mapping needs exactly one of failover: or any:"
+            if not node.items
+            else "targets has both failover: and any:; choose one",
+            hint="for example targets: {failover: [ir-blaster-a, ir-blaster-b]}",
+        )
+    ((pick, value),) = node.items.items()
+    return yamlsrc.want_str_list(value, f"targets {pick}"), pick, value.loc
+
+
+def tags_of(node: Node) -> tuple[str, ...]:
+    """Tags (a string or a list), each checked, duplicates dropped."""
+    tags = yamlsrc.want_str_list(node, "tags")
+    for tag, item in zip(tags, node.items if isinstance(node, SeqNode) else (node,), strict=True):
+        if not TAG.fullmatch(tag):
+            raise item.loc.error(f"bad tag {tag!r}", hint=TAG_HINT)
+    return tuple(dict.fromkeys(tags))
+
+
+def _command(body: MapNode, key: str) -> Command:
+    key_loc = body.keys[key]
+    if key == "action":
+        domain = "action"
+        target = yamlsrc.want_str(body.items["action"], "action")
+        value_node: Node | None = body.items.get("data")
+        if value_node is not None and not isinstance(value_node, MapNode):
+            raise value_node.loc.error("data must be a mapping of argument: value")
+    else:
+        try:
+            domain, target = commands.parse_selector(key)
+        except InputError as err:
+            raise key_loc.error(err.message, hint=err.hint) from None
+        value_node = body.items[key]
+    value = value_node.plain if value_node is not None else None
+    try:
+        return commands.parse_command(domain, target, value)
+    except commands.CommandValueError as err:
+        loc = _path_loc(value_node, err.path, err.at_key) if value_node else key_loc
+        raise loc.error(f"{domain}.{target}: {err.message}", hint=err.hint) from None
+    except InputError as err:
+        raise key_loc.error(err.message, hint=err.hint) from None
+
+
+def _path_loc(node: Node, path: commands.Path_, at_key: bool) -> Loc:
+    loc = node.loc
+    for i, part in enumerate(path):
+        if isinstance(node, MapNode) and isinstance(part, str) and part in node.items:
+            if at_key and i == len(path) - 1:
+                return node.keys[part]
+            node = node.items[part]
+        elif isinstance(node, SeqNode) and isinstance(part, int) and part < len(node.items):
+            node = node.items[part]
+        else:
+            break
+        loc = node.loc
+    return loc
+
+
+def attempts_of(node: Node) -> int:
+    """How often a command may be tried: 1 to MAX_ATTEMPTS."""
+    return yamlsrc.want_int(node, "attempts", low=1, high=MAX_ATTEMPTS)
