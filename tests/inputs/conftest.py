@@ -37,6 +37,31 @@ def write(tmp_path: Path) -> Callable[[str, str], Path]:
     return _write
 
 
+BigVenue = Callable[[int], Path]
+
+
+@pytest.fixture
+def big_venue(tmp_path: Path) -> BigVenue:
+    """Write an inventory of N keyed TVs (tv-0...) in groups tvs and zone-0..zone-9."""
+
+    def _big_venue(devices: int) -> Path:
+        (tmp_path / "secrets.yaml").write_text(f"k: {KEY}\n")
+        lines = ["defaults: {timeout: 10s}", "devices:"]
+        for i in range(devices):
+            lines += [
+                f"  tv-{i}:",
+                f"    host: 10.0.{i // 250}.{i % 250}",
+                "    key: !secret k",
+                f"    expected_name: tv-{i}",
+                f"    groups: [zone-{i % 10}, tvs]",
+            ]
+        path = tmp_path / "devices.yml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return _big_venue
+
+
 def counter_ids() -> Callable[[], str]:
     """Deterministic, increasing ids: id-000001, id-000002, ..."""
     numbers: Iterator[int] = itertools.count(1)

@@ -16,8 +16,7 @@ from cmdctl.inputs.inventory import Inventory, load_inventory
 from cmdctl.inputs.playbook import Plan, expand, load_playbook, parse_tags
 from cmdctl.journal import events, ledger
 
-from .conftest import EXAMPLES, NOW, counter_ids
-from .test_playbook import _big_venue
+from .conftest import EXAMPLES, NOW, BigVenue, counter_ids
 
 Write = Callable[[str, str], Path]
 
@@ -454,8 +453,8 @@ def test_fleet_keys_survive_the_journal(venue: Inventory) -> None:
         assert dict(keys(back)) == dict(keys(entry))
 
 
-def test_10k_commands_with_fleet_keys_expand_fast(tmp_path: Path) -> None:
-    inv = load_inventory(_big_venue(tmp_path, 1000), env={})
+def test_10k_commands_with_fleet_keys_expand_fast(tmp_path: Path, big_venue: BigVenue) -> None:
+    inv = load_inventory(big_venue(1000), env={})
     steps = "".join(
         f"  - name: s{i}\n    number.volume: {i}\n    tags: [t{i}, all-steps]\n"
         + (f"    after: s{i - 1}\n    on_failure: continue\n" if i else "")

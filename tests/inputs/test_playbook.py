@@ -11,9 +11,9 @@ import pytest
 from cmdctl.core.errors import InputError
 from cmdctl.core.model import Command, Priority, State
 from cmdctl.inputs.inventory import Inventory, load_inventory
-from cmdctl.inputs.playbook import expand, load_playbook
+from cmdctl.inputs.playbook import Plan, expand, load_playbook
 
-from .conftest import EXAMPLES, KEY, NOW, counter_ids
+from .conftest import EXAMPLES, NOW, BigVenue, counter_ids
 
 Write = Callable[[str, str], Path]
 
@@ -444,24 +444,8 @@ def test_step_targets_replace_playbook_targets(venue: Inventory) -> None:
     assert by_step["cable boxes off"] == [*venue.groups["tvs"], "ir-blaster-a"]
 
 
-def _big_venue(tmp_path: Path, devices: int) -> Path:
-    (tmp_path / "secrets.yaml").write_text(f"k: {KEY}\n")
-    lines = ["defaults: {timeout: 10s}", "devices:"]
-    for i in range(devices):
-        lines += [
-            f"  tv-{i}:",
-            f"    host: 10.0.{i // 250}.{i % 250}",
-            "    key: !secret k",
-            f"    expected_name: tv-{i}",
-            f"    groups: [zone-{i % 10}, tvs]",
-        ]
-    path = tmp_path / "devices.yml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def test_10k_commands_load_and_expand_fast(tmp_path: Path) -> None:
-    inventory_path = _big_venue(tmp_path, 1000)
+def test_10k_commands_load_and_expand_fast(tmp_path: Path, big_venue: BigVenue) -> None:
+    inventory_path = big_venue(1000)
     steps = [
         "switch.tv_power: on",
         "select.input: HDMI 1",
@@ -502,6 +486,32 @@ def test_examples_fit_the_simulated_venue(tmp_path: Path) -> None:
     path = tmp_path / "devices.yml"
     path.write_text("\n".join(lines) + "\n")
     inv = load_inventory(path, env={})
-    for name in ("game-night", "closing-time", "volume"):
+    tvs = [f"bar-tv-{i}" for i in range(1, 6)]
+    expected = {
+        # playbook: (its steps, the devices each step runs on, how many run inline)
+        "game-night": (
+            [
+                "blink",
+                "power on",
+                "select.input",
+                "volume",
+                "backlight",
+                "channel banner",
+                "tune cable boxes",
+            ],
+            tvs,
+            5,
+        ),
+        "closing-time": (["backlight off", "power off", "cable boxes off"], tvs, 0),
+        "volume": (["number.volume"], tvs[1:], 0),  # bar:&tvs:!bar-tv-1
+    }
+    for name, (steps, devices, inline) in expected.items():
         plan = _expand(EXAMPLES / f"{name}.yml", inv)
-        assert plan.count > 0  # type: ignore[attr-defined]
+        assert isinstance(plan, Plan)
+        assert [step.name for step in plan.steps] == steps, name
+        assert [device.name for device in plan.devices] == devices, name
+        entries = plan.queued + plan.immediate
+        assert sorted((e.step, e.device) for e in entries) == sorted(
+            (step, device) for step in steps for device in devices
+        ), name
+        assert (plan.count, len(plan.immediate)) == (len(steps) * len(devices), inline), name

@@ -130,7 +130,13 @@ def test_deep_nesting_refused_without_crashing(depth: int) -> None:
 
 def test_nesting_at_the_limit_is_fine() -> None:
     root = load_text("[" * 100 + "]" * 100 + "\n", "f.yml")
-    assert root is not None
+    node = root
+    for level in range(1, 100):  # each list holds the next, one column further right
+        assert isinstance(node, SeqNode) and len(node.items) == 1, level
+        assert (node.loc.line, node.loc.column) == (1, level)
+        node = node.items[0]
+    assert isinstance(node, SeqNode) and node.items == () and node.loc.column == 100
+    assert root is not None and root.size == 100
 
 
 def test_oversized_file_refused(tmp_path: Path) -> None:
