@@ -80,6 +80,7 @@ def _specs(
     seed: int,
 ) -> list[DeviceSpec]:
     from cmdctl import simulator
+    from cmdctl.cli import simspec
 
     if count is not None:
         if template != "venue":
@@ -94,13 +95,13 @@ def _specs(
     if spec_file is not None:
         if not spec_file.is_file():
             raise InputError(f"no such file: {spec_file}", file=str(spec_file))
-        return simulator.load_spec_file(spec_file)
+        return simspec.load_spec_file(spec_file)
     from cmdctl.inputs import inventory as inv_mod
 
     path = inv_mod.find_inventory(inventory, os.environ, Path.cwd())
     inv = inv_mod.load_inventory(path)
     specs = [
-        simulator.spec_from_block(
+        simspec.spec_from_block(
             device.name,
             host=device.host,
             port=device.port,

@@ -86,9 +86,10 @@ class Device:
     expected_mac: str | None = None  # 12 lower-case hex digits, as aioesphomeapi reports it
     groups: tuple[str, ...] = ()  # direct groups as written, in order
     timeout: float | None = None  # per-device job timeout, seconds
-    # The one raw mapping allowed past the loader: it belongs to the simulator, whose own parser
-    # validates it; the inventory must not need to know the simulator's schema to load.
-    simulate: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    # The one unconverted mapping allowed past the loader: it belongs to the simulator, whose spec
+    # reader (cmdctl.cli.simspec) validates it; the inventory must not need to know the
+    # simulator's schema to load. Kept as located nodes so that its errors name file:line.
+    simulate: MapNode | None = field(default=None, compare=False, hash=False)
     loc: Loc | None = field(default=None, compare=False)
     pace: float | None = None  # minimum seconds between two commands sent to it (see _paces)
 
@@ -199,7 +200,7 @@ class _Loader:
                 _check_name(group, items["groups"].loc, "group")
         simulate = None
         if "simulate" in items:
-            simulate = yamlsrc.want_map(items["simulate"], f"simulate of {name}", body.loc).plain
+            simulate = yamlsrc.want_map(items["simulate"], f"simulate of {name}", body.loc)
         return Device(
             name=name,
             host=host,

@@ -2,7 +2,7 @@
 
 Core API for `cmdctl simulate` and for tests:
 
-    specs = venue(5, encrypted=True)            # or load_spec_file(path), spec_from_block(...)
+    specs = venue(5, encrypted=True)            # or DeviceSpec(...); YAML: cmdctl.cli.simspec
     async with Fleet(specs, record_path=None) as fleet:
         dev = fleet.devices[0]                   # .spec, .port, .state_of("switch.tv_power")
         ...                                      # .received, .faults.silent = True, ...
@@ -26,7 +26,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from cmdctl.simulator.faults import FaultSpec
-from cmdctl.simulator.loader import load_spec_file, spec_from_block
 from cmdctl.simulator.spec import ActionSpec, ArgSpec, DeviceSpec, EntitySpec, SubDevice
 from cmdctl.simulator.venue import venue
 
@@ -36,8 +35,8 @@ if TYPE_CHECKING:
     from cmdctl.simulator.inventory_out import write_inventory
     from cmdctl.simulator.record import ConnectionEvent, Received, Recorder, read_record
 
-# these need aioesphomeapi (~0.25 s to import): loaded on first use, so that reading an
-# inventory's `simulate:` blocks stays cheap
+# these need aioesphomeapi (~0.25 s to import): loaded on first use, so that building specs
+# (cmdctl.cli.simspec reads `simulate:` blocks) stays cheap
 _LAZY = {
     "VirtualDevice": "device",
     "Fleet": "fleet",
@@ -68,9 +67,7 @@ __all__ = [
     "Recorder",
     "SubDevice",
     "VirtualDevice",
-    "load_spec_file",
     "read_record",
-    "spec_from_block",
     "venue",
     "write_inventory",
 ]

@@ -1,6 +1,7 @@
 """What a virtual device is: frozen specs of devices, entities, actions and sub-devices.
 
-Built by `cmdctl.simulator.loader` from YAML, or by the `venue` template.
+Built by the `venue` template, by tests, or from YAML by `cmdctl.cli.simspec` (the simulator
+itself reads no YAML).
 """
 
 from __future__ import annotations

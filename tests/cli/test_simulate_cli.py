@@ -91,3 +91,34 @@ def test_write_inventory_then_plain_aioesphomeapi(workspace: Workspace, tmp_path
     assert (inv.stat().st_mode & 0o777) == 0o600
     received = [line for line in record.read_text().splitlines() if '"switch"' in line]
     assert len(received) == 5
+
+
+def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run `cmdctl ARGV` in this process; it must exit 2 (bad input). Its stderr."""
+    from cmdctl.cli.app import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_bad_spec_file_names_file_line_and_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "sim.yml"
+    spec.write_text("devices:\n  a:\n    faults: {latency: soon}\n")
+    assert _refused(["simulate", "--spec", str(spec)], capsys) == (
+        f"cmdctl: {spec}:3:23: latency: bad duration 'soon'"
+        " (hint: write a duration like 200ms, 30s, 10m, 2h, 7d or 1h30m)\n"
+    )
+
+
+def test_bad_simulate_block_names_the_inventory_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inventory = tmp_path / "devices.yml"
+    inventory.write_text("devices:\n  tv:\n    host: 127.0.0.1\n    simulate: {template: radio}\n")
+    assert _refused(["simulate", "--inventory", str(inventory)], capsys) == (
+        f"cmdctl: {inventory}:4:26: unknown template 'radio' (hint: one of: tv)\n"
+    )

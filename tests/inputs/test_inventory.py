@@ -50,7 +50,9 @@ def test_example_venue_loads(venue: object) -> None:
     assert inv.device("bar-tv-1").timeout == 10.0  # from defaults
     assert inv.device("patio-tv-1").expected_mac == "a0b765007101"
     assert inv.device("ir-blaster-b").key == Secret(IR_KEY)
-    assert inv.device("bar-tv-2").simulate == {"template": "tv"}
+    simulate = inv.device("bar-tv-2").simulate
+    assert simulate is not None and simulate.plain == {"template": "tv"}
+    assert (simulate.loc.line, simulate.loc.column) == (18, 15)  # *tv shares the anchor's node
 
 
 def test_secret_never_shows_itself(venue: object) -> None:
