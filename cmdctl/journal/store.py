@@ -66,7 +66,6 @@ Linux; elsewhere the check is skipped).
 from __future__ import annotations
 
 import contextlib
-import errno
 import gc
 import marshal
 import os
@@ -78,7 +77,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from cmdctl.core.errors import BusyError, JournalError
-from cmdctl.journal import delta
+from cmdctl.journal import delta, durable
 from cmdctl.journal import events as ev
 from cmdctl.journal.events import Event, EventDecodeError
 from cmdctl.journal.framing import (
@@ -258,14 +257,7 @@ class Journal:
             lock.release()
 
     def _open_for_append(self) -> int:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
-        try:
-            if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
-                os.fchmod(fd, FILE_MODE)
-        except OSError:
-            os.close(fd)
-            raise
-        return fd
+        return durable.open_append(self.path, mode=FILE_MODE, readable=True)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -349,14 +341,8 @@ class Journal:
         return AppendReport(len(events), len(payload), repairs)
 
     def _write_all(self, fd: int, payload: bytes, start: int) -> None:
-        view = memoryview(payload)
-        written = 0
         try:
-            while written < len(payload):
-                n = os.write(fd, view[written:])
-                if n <= 0:
-                    raise OSError(errno.EIO, "write made no progress")
-                written += n
+            durable.write_all(fd, payload)
         except OSError as err:
             self._cut_back(fd, start)
             raise JournalError(
@@ -420,26 +406,15 @@ class Journal:
         its suffix when that name is taken: two quarantines in one second); returns its path."""
         target.parent.mkdir(mode=DIR_MODE, exist_ok=True)
         os.chmod(target.parent, DIR_MODE)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         n = 1
         while True:
             try:
-                fd = os.open(target, flags, FILE_MODE)
-                break
+                durable.create_file(target, data, mode=FILE_MODE)
+                return target
             except FileExistsError:
                 n += 1
                 stem = target.stem if n == 2 else target.stem.rsplit("-", 1)[0]
                 target = target.with_name(f"{stem}-{n}{target.suffix}")
-        try:
-            os.fchmod(fd, FILE_MODE)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _fsync_dir(target.parent)
-        return target
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -543,19 +518,8 @@ class Journal:
                 )
             )
             blob = b"%s%08x%s" % (_SNAPSHOT_MAGIC, zlib.crc32(payload), payload)
-            tmp = self.directory / f"{SNAPSHOT_FILE}.tmp-{os.getpid()}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-            try:
-                os.fchmod(fd, FILE_MODE)
-                view = memoryview(blob)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.directory / SNAPSHOT_FILE)
+            durable.replace_file(self.directory / SNAPSHOT_FILE, blob, mode=FILE_MODE, sync=False)
         except (OSError, ValueError, JournalError):
-            with contextlib.suppress(OSError, UnboundLocalError):
-                tmp.unlink()
             return False
         return True
 
@@ -687,35 +651,10 @@ class Journal:
         )
 
     def _append_archive(self, data: bytes) -> None:
-        path = self.directory / ARCHIVE_FILE
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
-        try:
-            os.fchmod(fd, FILE_MODE)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _fsync_dir(self.directory)
+        durable.append_file(self.directory / ARCHIVE_FILE, data, mode=FILE_MODE)
 
     def _replace(self, data: bytes) -> None:
-        tmp = self.directory / f"{JOURNAL_FILE}.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-        try:
-            os.fchmod(fd, FILE_MODE)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except OSError:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        os.close(fd)
-        os.replace(tmp, self.path)
-        _fsync_dir(self.directory)
+        durable.replace_file(self.path, data, mode=FILE_MODE)
 
 
 class _Reader:
@@ -777,11 +716,3 @@ def _pread_all(fd: int, start: int) -> bytes:
         chunks.append(chunk)
         offset += len(chunk)
     return b"".join(chunks)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -230,3 +230,15 @@ def test_any_history_reads_the_same_with_or_without_the_caches(
             assert loaded(journal) == full(journal)
         if ids:
             assert summary_of(journal) == Ledger.from_lines(journal.read().lines).summary()
+
+
+def test_records_survive_short_writes(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A write that takes at most 100 bytes: the journal and its delta record must loop, or the
+    # record is torn and the next reader falls back to reading the journal.
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:100])))
+    journal.append([ev.queued(entry(device=f"tv-{i}")) for i in range(20)])
+    monkeypatch.undo()
+    scan, _ = journal.load()
+    assert scan.start == journal.path.stat().st_size  # the record covered the whole append
+    assert loaded(journal) == full(journal)
