@@ -196,7 +196,6 @@ class Journal:
         self.directory = Path(directory)
         self.path = self.directory / JOURNAL_FILE
         self.allow_network_fs = allow_network_fs
-        self.last_repairs: tuple[Repair, ...] = ()
         self._checked_fs = False
 
     # -- setup and locks ---------------------------------------------------------------------
@@ -328,7 +327,6 @@ class Journal:
         self, fd: int, events: Sequence[Event], repairs: tuple[Repair, ...]
     ) -> AppendReport:
         """Write `events` at the end of the repaired file `fd` (the lock held), then fsync."""
-        self.last_repairs = repairs
         if not events:
             return AppendReport(0, 0, repairs)
         lines = frame_lines(ev.encode_many(events))
