@@ -35,9 +35,9 @@ from pathlib import Path
 from cmdctl.journal import durable
 from cmdctl.journal import events as ev
 from cmdctl.journal.events import Event
+from cmdctl.journal.layout import FILE_MODE
 
 DELTA_FILE = "journal.delta"
-FILE_MODE = 0o600
 
 #: Event types in code order (a record stores one byte per event).
 KINDS: tuple[str, ...] = tuple(sorted(ev.KNOWN_TYPES))

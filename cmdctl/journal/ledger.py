@@ -437,7 +437,7 @@ class Ledger:
         if row is not None and len(self.problems) == before:
             _records(row)[-1] = record  # keep the position, not the decoded copy
 
-    # -- snapshots (a derived cache the journal validates; see journal.store) --------------------
+    # -- snapshots (a derived cache the journal validates; see journal.snapshot) --------------
 
     def dump_rows(self) -> tuple[Any, ...]:
         """The rows as plain data for `marshal`; only a ledger of journal positions can be.

@@ -14,7 +14,8 @@ from cmdctl.core.model import Priority
 from cmdctl.drain import engine as eng
 from cmdctl.drain import recovery
 from cmdctl.journal.events import Event
-from cmdctl.journal.store import AppendReport, Journal, Mark
+from cmdctl.journal.framing import Mark
+from cmdctl.journal.store import AppendReport, Journal
 from cmdctl.simulator import Fleet
 
 from .conftest import addresses, make_entry, queue, received, states, tvs

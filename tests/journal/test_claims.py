@@ -10,7 +10,8 @@ import pytest
 from cmdctl.core.model import State
 from cmdctl.journal import events as ev
 from cmdctl.journal.claims import Claims
-from cmdctl.journal.store import Journal, Mark
+from cmdctl.journal.framing import Mark
+from cmdctl.journal.store import Journal
 
 from .test_journal import entry
 

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmdctl.journal import delta
+from cmdctl.journal import delta, snapshot
 from cmdctl.journal import events as ev
-from cmdctl.journal import store as journal_mod
 from cmdctl.journal.events import Event
 from cmdctl.journal.ledger import Ledger
 from cmdctl.journal.store import Journal
@@ -119,7 +118,7 @@ def test_a_snapshot_prunes_the_records_it_covers_and_compaction_drops_them(
     journal.append([ev.queued(entry()) for _ in range(10)])
     path = journal.directory / delta.DELTA_FILE
     assert path.exists()
-    monkeypatch.setattr(journal_mod, "SNAPSHOT_AFTER_BYTES", 0)
+    monkeypatch.setattr(snapshot, "SNAPSHOT_AFTER_BYTES", 0)
     journal.load()  # writes a snapshot covering everything
     assert not path.exists()
     e = entry()
@@ -213,11 +212,11 @@ def test_any_history_reads_the_same_with_or_without_the_caches(
                 with journal.path.open("ab") as f:
                     f.write(b"garbage\n")
             elif op == "read":
-                journal_mod.SNAPSHOT_AFTER_BYTES, before = n, journal_mod.SNAPSHOT_AFTER_BYTES
+                snapshot.SNAPSHOT_AFTER_BYTES, before = n, snapshot.SNAPSHOT_AFTER_BYTES
                 try:
                     journal.load()
                 finally:
-                    journal_mod.SNAPSHOT_AFTER_BYTES = before
+                    snapshot.SNAPSHOT_AFTER_BYTES = before
             elif op == "tear-delta":
                 path = journal.directory / delta.DELTA_FILE
                 if path.exists():

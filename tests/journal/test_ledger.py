@@ -10,8 +10,8 @@ from cmdctl.core.errors import InputError
 from cmdctl.core.model import Command, Entry, Priority, State
 from cmdctl.journal import events as ev
 from cmdctl.journal.events import Event
+from cmdctl.journal.framing import frame
 from cmdctl.journal.ledger import Ledger, entry_from_queued, fold
-from cmdctl.journal.store import frame
 
 CMD = Command("switch", "tv_power", {"state": True})
 
