@@ -16,7 +16,7 @@ from cmdctl.journal.events import Event
 from cmdctl.journal.ledger import Ledger
 from cmdctl.journal.store import Journal
 
-from .test_journal import entry
+from .builders import entry, event
 
 
 def full(journal: Journal) -> tuple[int, list[int], list[object], list[object]]:
@@ -43,11 +43,6 @@ def loaded(journal: Journal) -> tuple[int, list[int], list[object], list[object]
 
 def summary_of(journal: Journal) -> object:
     return journal.load()[1].summary()
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "j")
 
 
 def test_every_append_leaves_a_record_and_a_read_uses_them(journal: Journal) -> None:
@@ -159,23 +154,9 @@ ops = st.lists(
 
 
 def _event(kind: str, entry_id: str, ts: float) -> Event:
-    if kind == ev.STARTED:
-        return ev.started(entry_id, ts, attempt=1, run="r")
-    if kind == ev.DONE:
-        return ev.done(entry_id, ts, outcome="confirmed", duration=0.1)
-    if kind == ev.CANCELLED:
-        return ev.cancelled(entry_id, ts, who="bob")
-    if kind == ev.RETRIED:
-        return ev.retried(entry_id, ts, who="bob")
-    if kind == ev.HELD:
-        return ev.held(entry_id, ts, reason="threshold")
-    if kind == ev.RESCHEDULED:
-        return ev.rescheduled(entry_id, ts, not_before=ts + 60, attempts=1)
-    if kind == ev.REPRIORITISED:
-        return Event(ev.REPRIORITISED, entry_id, ts, {"priority": "high"})
     if kind == "ghost":
         return ev.done("NO-SUCH-ID", ts, outcome="confirmed", duration=0.1)
-    return Event("custom_kind", entry_id, ts, {"x": 1})  # a type the delta cannot code
+    return event(kind, entry_id, ts)  # "custom_kind": a type the delta cannot code
 
 
 @settings(max_examples=60, deadline=None)

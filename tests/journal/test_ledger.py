@@ -7,39 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmdctl.core.errors import InputError
-from cmdctl.core.model import Command, Entry, Priority, State
+from cmdctl.core.model import Priority, State
 from cmdctl.journal import events as ev
 from cmdctl.journal.events import Event
 from cmdctl.journal.framing import frame
 from cmdctl.journal.ledger import Ledger, entry_from_queued, fold
 
-CMD = Command("switch", "tv_power", {"state": True})
-
-
-def entry(
-    entry_id: str,
-    device: str = "tv-1",
-    priority: Priority = Priority.NORMAL,
-    not_before: float = 0.0,
-    expires: float | None = None,
-    batch: str = "B1",
-) -> Entry:
-    return Entry(
-        id=entry_id,
-        batch=batch,
-        device=device,
-        command=CMD,
-        priority=priority,
-        created=0.0,
-        not_before=not_before,
-        expires=expires,
-        idempotent=True,
-        verify=True,
-        max_attempts=3,
-        who="t@h",
-        origin="bulk",
-        step="s",
-    )
+from .builders import entry, event
 
 
 def lines_of(evs: list[Event]) -> list[bytes]:
@@ -229,38 +203,17 @@ event_kinds = st.sampled_from(
 )
 
 
-def _make(kind: str, entry_id: str, ts: float) -> Event:
-    makers = {
-        "started": lambda: ev.started(entry_id, ts, attempt=2, run="r"),
-        "attempt_failed": lambda: ev.attempt_failed(
-            entry_id, ts, error="e", kind="k", retry_at=ts + 1
-        ),
-        "rescheduled": lambda: ev.rescheduled(entry_id, ts, not_before=ts + 5, attempts=1),
-        "done": lambda: ev.done(entry_id, ts, outcome="confirmed", duration=0.5),
-        "failed": lambda: ev.failed(entry_id, ts, error="e", kind="rejected"),
-        "cancelled": lambda: ev.cancelled(entry_id, ts, who="w"),
-        "expired": lambda: ev.expired(entry_id, ts),
-        "superseded": lambda: ev.superseded(entry_id, ts, by="Q"),
-        "skipped": lambda: ev.skipped(entry_id, ts, reason="r"),
-        "unknown": lambda: ev.unknown(entry_id, ts, reason="r"),
-        "reprioritised": lambda: ev.reprioritised(entry_id, ts, priority=Priority.LOW),
-        "retried": lambda: ev.retried(entry_id, ts, who="w"),
-        "future_type": lambda: Event("future_type", entry_id, ts, {"x": [1]}, 2),
-    }
-    return makers[kind]()
-
-
 @settings(max_examples=100)
 @given(st.lists(st.tuples(st.sampled_from("ABC"), event_kinds), max_size=30))
 def test_lazy_fold_agrees_with_the_full_fold(steps: list[tuple[str, str]]) -> None:
     evs = [ev.queued(entry(i)) for i in "ABC"]
-    evs += [_make(kind, i, float(n)) for n, (i, kind) in enumerate(steps)]
+    evs += [event(kind, i, float(n)) for n, (i, kind) in enumerate(steps)]
     expected = {}
-    for event in evs:
-        if event.type == "queued":
-            expected[event.id] = entry_from_queued(event)
+    for e in evs:
+        if e.type == "queued":
+            expected[e.id] = entry_from_queued(e)
         else:
-            expected[event.id] = fold(expected[event.id], event)
+            expected[e.id] = fold(expected[e.id], e)
     for ledger in both(evs):
         for entry_id, want in expected.items():
             assert ledger.state(entry_id) is want.state
