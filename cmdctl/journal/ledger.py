@@ -621,28 +621,3 @@ class Ledger:
     def expired(self, now: float) -> list[Entry]:
         """Pending entries whose `expires` time has passed."""
         return [e for e in self.pending() if e.expires is not None and e.expires <= now]
-
-    def due(self, now: float) -> list[Entry]:
-        """Pending entries due at `now`, in run order.
-
-        Run order is priority rank, then age (id), except that a device's entries keep their
-        queue order: each device's slots in the (rank, id) order are filled with its due entries
-        in id order, so a later high-priority entry pulls earlier ones of its device forward
-        rather than overtaking them. Entries not yet due (or expired) do not hold others back.
-        """
-        ready = [
-            e
-            for e in self.pending()
-            if e.not_before <= now and (e.expires is None or e.expires > now)
-        ]
-        slots = sorted(ready, key=lambda e: (e.priority.rank, e.id))
-        by_device: dict[str, list[Entry]] = {}
-        for entry in ready:  # `ready` is in id order
-            by_device.setdefault(entry.device, []).append(entry)
-        taken: dict[str, int] = {}
-        out = []
-        for slot in slots:
-            n = taken.get(slot.device, 0)
-            out.append(by_device[slot.device][n])
-            taken[slot.device] = n + 1
-        return out
