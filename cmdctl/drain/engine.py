@@ -52,7 +52,8 @@ from cmdctl.drain.rollout import Gate, Limit, Rollout
 from cmdctl.drain.totals import Tally, Totals
 from cmdctl.journal import events as ev
 from cmdctl.journal.claims import Claims
-from cmdctl.journal.ledger import Ledger, entry_of
+from cmdctl.journal.entry import entry_of
+from cmdctl.journal.ledger import Ledger
 from cmdctl.journal.recorder import Recorder
 from cmdctl.journal.store import Journal
 

@@ -80,10 +80,11 @@ from cmdctl.core.errors import BusyError, JournalError
 from cmdctl.journal import compaction, delta, durable, layout, quarantine, snapshot
 from cmdctl.journal import events as ev
 from cmdctl.journal.compaction import CompactReport
+from cmdctl.journal.entry import entry_of
 from cmdctl.journal.events import Event, EventDecodeError
 from cmdctl.journal.framing import Damage, Mark, Scan, frame_lines, scan_bytes, tail_check
 from cmdctl.journal.layout import DRAIN_LOCK_FILE, FILE_MODE, JOURNAL_FILE, LOCK_FILE
-from cmdctl.journal.ledger import Ledger, entry_of
+from cmdctl.journal.ledger import Ledger
 from cmdctl.journal.quarantine import Repair
 
 __all__ = ["AppendReport", "Journal", "VerifyReport"]

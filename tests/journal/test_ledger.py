@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 from cmdctl.core.errors import InputError
 from cmdctl.core.model import Priority, State
 from cmdctl.journal import events as ev
+from cmdctl.journal.entry import entry_from_queued, fold
 from cmdctl.journal.events import Event
 from cmdctl.journal.framing import frame
-from cmdctl.journal.ledger import Ledger, entry_from_queued, fold
+from cmdctl.journal.ledger import Ledger
 
 from .builders import entry, event
 
