@@ -33,7 +33,7 @@ def write_all(fd: int, data: bytes, *, write: Write | None = None) -> None:
 
 
 def append(fd: int, data: bytes, *, sync: bool = True) -> None:
-    """Write all of `data` to `fd` (opened O_APPEND), then fsync it unless `sync` is False."""
+    """Write all of `data` to `fd` where it stands (O_APPEND: at the end); then fsync if `sync`."""
     write_all(fd, data)
     if sync:
         os.fsync(fd)
