@@ -48,8 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cmdctl.core.model import Entry, State
 from cmdctl.core.timespec import parse_duration
 from cmdctl.journal import events as ev
-from cmdctl.journal.ledger import entry_from_queued, fold
-from cmdctl.journal.store import ARCHIVE_FILE, QUARANTINE_DIR, Journal, scan_bytes
+from cmdctl.journal.entry import entry_from_queued, fold
+from cmdctl.journal.framing import scan_bytes
+from cmdctl.journal.layout import ARCHIVE_FILE, QUARANTINE_DIR
+from cmdctl.journal.store import Journal
 
 OP_TIMEOUT = 120.0  # any one cmdctl process; a drain is bounded by --max-time plus device timeouts
 SIM_READY_TIMEOUT = 30.0  # simulator start-up on a busy 2-core box

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from cmdctl.core.model import Entry, State
 from cmdctl.journal import events as ev
-from cmdctl.journal.ledger import Ledger, entry_of
+from cmdctl.journal.entry import entry_of
+from cmdctl.journal.ledger import Ledger
 
 
 @dataclass(slots=True)

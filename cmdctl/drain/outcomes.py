@@ -16,8 +16,8 @@ from cmdctl.core.model import Entry
 from cmdctl.drain import retry
 from cmdctl.drain import totals as tot
 from cmdctl.journal import events as ev
+from cmdctl.journal.entry import fold
 from cmdctl.journal.events import Event
-from cmdctl.journal.ledger import fold
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from itertools import accumulate, repeat
 from pathlib import Path
 
+from cmdctl.journal import durable
 from cmdctl.journal import events as ev
 from cmdctl.journal.events import Event
+from cmdctl.journal.layout import FILE_MODE
 
 DELTA_FILE = "journal.delta"
-FILE_MODE = 0o600
 
 #: Event types in code order (a record stores one byte per event).
 KINDS: tuple[str, ...] = tuple(sorted(ev.KNOWN_TYPES))
@@ -125,12 +126,7 @@ _BATCH, _DEVICE, _CREATED, _NOT_BEFORE = map(
 def append(directory: Path, blob: bytes) -> None:
     """Add a record (best effort: a cache; the caller holds the journal lock)."""
     with contextlib.suppress(OSError):
-        fd = os.open(directory / DELTA_FILE,
-                     os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
-        try:
-            os.write(fd, blob)
-        finally:
-            os.close(fd)
+        durable.append_file(directory / DELTA_FILE, blob, mode=FILE_MODE, sync=False)
 
 
 def chain(directory: Path, journal_fd: int, file_id: tuple[int, int], start: int,
@@ -213,20 +209,11 @@ def prune(directory: Path, covered: int, file_id: tuple[int, int]) -> None:
         if (dev, ino) == file_id and r_end > covered:
             keep.append(data[pos:nxt])
         pos = nxt
-    tmp = directory / f"{DELTA_FILE}.tmp-{os.getpid()}"
-    try:
-        if not keep:
+    with contextlib.suppress(OSError):
+        if keep:
+            durable.replace_file(path, b"".join(keep), mode=FILE_MODE, sync=False)
+        else:
             path.unlink()
-            return
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-        try:
-            os.write(fd, b"".join(keep))
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def remove(directory: Path) -> None:

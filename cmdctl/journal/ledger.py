@@ -6,54 +6,28 @@ records into an `Entry` only when asked for it. This keeps `status` on a million
 A record is a decoded `Event`, a raw line, or (from the journal) the line's position in the
 file, packed as `offset << 32 | length` and read back through `read_at`.
 
-Fold rules (`fold`):
-  queued → PENDING · started → RUNNING, attempts = the attempt number (else +1)
-  attempt_failed → stays RUNNING, records the error; the drain appends `rescheduled` or `failed`
-  in the same append, so the pair is atomic · rescheduled → PENDING with the new not_before
-  done → DONE (outcome) · failed → FAILED (outcome = error kind) · cancelled / expired /
-  superseded / skipped → that state · unknown → UNKNOWN (a person decides) · reprioritised →
-  new priority, same state · held → same state (PENDING), reason set (why a drain left it) ·
-  started clears the reason of a PENDING entry · retried → PENDING with attempts reset to 0
-  (a person asked for a fresh run) and the outcome cleared · any other type → kept, state unchanged.
+The rules for one entry are in `journal.entry` (`fold`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import operator
-import sys
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import itemgetter
-from types import MappingProxyType
 from typing import Any
 
 from cmdctl.core.errors import InputError, JournalError
-from cmdctl.core.model import Command, Entry, Priority, State
+from cmdctl.core.model import Entry, State
 from cmdctl.journal import events as ev
 from cmdctl.journal.delta import KINDS, QUEUED_CODE
+from cmdctl.journal.entry import FINISHED_STATES, TRANSITIONS, entry_of
 from cmdctl.journal.events import Event, EventDecodeError
 
-#: The state each event type moves an entry to (types not listed leave the state alone).
-TRANSITIONS: dict[str, State] = {
-    ev.QUEUED: State.PENDING,
-    ev.STARTED: State.RUNNING,
-    ev.RESCHEDULED: State.PENDING,
-    ev.DONE: State.DONE,
-    ev.FAILED: State.FAILED,
-    ev.CANCELLED: State.CANCELLED,
-    ev.EXPIRED: State.EXPIRED,
-    ev.SUPERSEDED: State.SUPERSEDED,
-    ev.SKIPPED: State.SKIPPED,
-    ev.UNKNOWN: State.UNKNOWN,
-    ev.RETRIED: State.PENDING,
-}
 _TRANSITIONS_B = {k.encode(): v for k, v in TRANSITIONS.items()}
-_FINISHED_STATES = frozenset(state for state in State if state.finished)
-_TERMINAL = frozenset({ev.DONE, ev.FAILED, ev.CANCELLED, ev.EXPIRED, ev.SUPERSEDED, ev.SKIPPED})
 
 # A row: [state, batch, device, records, cached Entry or None, (created, not_before) or None].
 _STATE, _BATCH, _DEVICE, _RECORDS, _CACHE, _SCHEDULE = range(6)
@@ -62,8 +36,6 @@ _STATE_INDEX = {state: i for i, state in enumerate(_STATES)}
 
 #: A decoded event, a raw line, or a line's position packed as `offset << 32 | length`.
 Record = Event | bytes | int
-
-_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})  # read-only: shared by every entry
 
 ReadAt = Callable[[int, int], bytes]
 
@@ -103,143 +75,6 @@ class BatchProgress:
     def finished(self) -> int:
         """Entries no drain will touch again."""
         return sum(n for state, n in self.counts.items() if state.finished)
-
-
-def _f(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise EventDecodeError(f"expected a number, got {value!r}")
-    return float(value)
-
-
-def _s(value: Any) -> str:
-    if not isinstance(value, str):
-        raise EventDecodeError(f"expected a string, got {value!r}")
-    return value
-
-
-def entry_from_queued(event: Event) -> Entry:
-    """The fresh `Entry` a `queued` event describes; EventDecodeError if fields are missing."""
-    f = dict(event.fields)
-    try:
-        cmd = f.pop("command")
-        if not isinstance(cmd, dict) or not isinstance(cmd.get("args", {}), dict):
-            raise EventDecodeError("bad command")
-        expires = f.pop("expires")
-        playbook = f.pop("playbook")
-        coordination = ev.pop_coordination(f)
-        entry = Entry(
-            id=event.id,
-            batch=_s(f.pop("batch")),
-            device=_s(f.pop("device")),
-            command=Command(_s(cmd["domain"]), _s(cmd["target"]), cmd.get("args", {})),
-            priority=Priority(f.pop("priority")),
-            created=_f(f.pop("created")),
-            not_before=_f(f.pop("not_before")),
-            expires=None if expires is None else _f(expires),
-            idempotent=bool(f.pop("idempotent")),
-            verify=bool(f.pop("verify")),
-            max_attempts=int(f.pop("max_attempts")),
-            who=_s(f.pop("who")),
-            origin=_s(f.pop("origin")),
-            step=_s(f.pop("step")),
-            playbook=None if playbook is None else _s(playbook),
-            updated=event.ts,
-            coordination=coordination,
-            extra=f if f else _NO_EXTRA,  # the popped dict keeps its size: share one empty
-        )
-    except (KeyError, ValueError, TypeError) as err:
-        raise EventDecodeError(f"queued record for {event.id} is incomplete: {err}") from err
-    return entry
-
-
-#: Strings that thousands of entries share (a batch's id, a device's name, the step...).
-_INTERNED = ("batch", "device", "who", "origin", "step", "playbook")
-
-
-def entry_of(
-    records: Sequence[Any],
-    *,
-    decode: Callable[[Any], Event] = ev.decode,
-    intern: bool = False,
-) -> Entry:
-    """The one fold: an entry from its records, the `queued` event first, then each later event
-    in journal order. A record is an `Event`, or what `decode` takes (a raw line).
-    EventDecodeError or ValueError if they do not describe an entry. `intern`: share the strings
-    thousands of entries repeat (a drain may hold 100,000 entries).
-    """
-    events = [r if isinstance(r, Event) else decode(r) for r in records]
-    if not events:
-        raise EventDecodeError("no records")
-    first = events[0]
-    if intern:
-        fields = dict(first.fields)
-        for key in _INTERNED:
-            value = fields.get(key)
-            if type(value) is str:
-                fields[key] = sys.intern(value)
-        command = fields.get("command")
-        if isinstance(command, dict):
-            for key in ("domain", "target"):
-                if type(command.get(key)) is str:
-                    command[key] = sys.intern(command[key])
-        first = Event(first.type, first.id, first.ts, fields, first.v)
-    entry = entry_from_queued(first)
-    for event in events[1:]:
-        entry = fold(entry, event)
-    return entry
-
-
-def fold(entry: Entry, event: Event) -> Entry:
-    """`entry` after `event` (see the module docstring for the rules)."""
-    t = event.type
-    f = event.fields
-    if entry.state in _FINISHED_STATES and t != ev.RETRIED and t != ev.REPRIORITISED:
-        # Finished is final until a person asks again (`retried`): a writer that decided on a
-        # stale view (a drain that planned an entry just before it was cancelled) cannot
-        # reopen or rewrite it. Its events stay in the journal, for `queue show`.
-        return entry
-    changes: dict[str, Any] = {"updated": event.ts}
-    state = TRANSITIONS.get(t)
-    if state is not None:
-        changes["state"] = state
-    if t in _TERMINAL:
-        changes["finished_at"] = event.ts
-    if t == ev.STARTED:
-        attempt = f.get("attempt")
-        changes["attempts"] = attempt if isinstance(attempt, int) else entry.attempts + 1
-        changes["started"] = event.ts
-        changes["finished_at"] = None
-        if entry.state is State.PENDING and entry.reason is not None:
-            changes["reason"] = None  # a `held` note no longer applies
-        if isinstance(f.get("ran_on"), str):
-            changes["ran_on"] = f["ran_on"]
-    elif t == ev.ATTEMPT_FAILED:
-        changes["last_error"] = f.get("error")
-        changes["outcome"] = f.get("kind")
-    elif t == ev.RESCHEDULED:
-        if "not_before" in f:
-            changes["not_before"] = _f(f["not_before"])
-        if isinstance(f.get("attempts"), int):
-            changes["attempts"] = f["attempts"]
-    elif t == ev.DONE:
-        changes["outcome"] = f.get("outcome")
-        if isinstance(f.get("ran_on"), str):
-            changes["ran_on"] = f["ran_on"]
-    elif t == ev.FAILED:
-        changes["outcome"] = f.get("kind")
-        changes["last_error"] = f.get("error")
-    elif t in (ev.CANCELLED, ev.EXPIRED, ev.SKIPPED, ev.UNKNOWN, ev.HELD):
-        changes["reason"] = f.get("reason") or None
-    elif t == ev.SUPERSEDED:
-        changes["superseded_by"] = f.get("by")
-        changes["reason"] = f"superseded by {f.get('by')}"
-    elif t == ev.REPRIORITISED:
-        changes["priority"] = Priority(f["priority"])
-    elif t == ev.RETRIED:
-        changes.update(attempts=0, outcome=None, reason=None, finished_at=None)
-        if "not_before" in f:
-            changes["not_before"] = _f(f["not_before"])
-    return dataclasses.replace(entry, **changes)
 
 
 def _packed(records: bytes | list[Record]) -> bytes:
@@ -315,7 +150,7 @@ class Ledger:
         _records(row).append(event)
         row[_CACHE] = None
         state = TRANSITIONS.get(event.type)
-        if state is not None and (row[_STATE] not in _FINISHED_STATES or event.type == ev.RETRIED):
+        if state is not None and (row[_STATE] not in FINISHED_STATES or event.type == ev.RETRIED):
             row[_STATE] = state
 
     def apply_lines(self, lines: Sequence[bytes], offsets: Sequence[int] | None = None) -> None:
@@ -324,7 +159,7 @@ class Ledger:
         transitions = _TRANSITIONS_B
         head = ev.HEAD.match
         pending = State.PENDING
-        finished = _FINISHED_STATES
+        finished = FINISHED_STATES
         problems = self.problems
         strings: dict[bytes, str] = {}
         for index, line in enumerate(lines):
@@ -399,7 +234,7 @@ class Ledger:
         else:  # line by line: an append that queues an id already known ("queued twice")
             born = {}
             others = zip(range(n), kinds, ids, places, strict=True)
-        finished = _FINISHED_STATES
+        finished = FINISHED_STATES
         problems = self.problems
         moves = [TRANSITIONS.get(kind) for kind in KINDS]
         retried = KINDS.index(ev.RETRIED)
@@ -437,7 +272,7 @@ class Ledger:
         if row is not None and len(self.problems) == before:
             _records(row)[-1] = record  # keep the position, not the decoded copy
 
-    # -- snapshots (a derived cache the journal validates; see journal.store) --------------------
+    # -- snapshots (a derived cache the journal validates; see journal.snapshot) --------------
 
     def dump_rows(self) -> tuple[Any, ...]:
         """The rows as plain data for `marshal`; only a ledger of journal positions can be.
@@ -621,28 +456,3 @@ class Ledger:
     def expired(self, now: float) -> list[Entry]:
         """Pending entries whose `expires` time has passed."""
         return [e for e in self.pending() if e.expires is not None and e.expires <= now]
-
-    def due(self, now: float) -> list[Entry]:
-        """Pending entries due at `now`, in run order.
-
-        Run order is priority rank, then age (id), except that a device's entries keep their
-        queue order: each device's slots in the (rank, id) order are filled with its due entries
-        in id order, so a later high-priority entry pulls earlier ones of its device forward
-        rather than overtaking them. Entries not yet due (or expired) do not hold others back.
-        """
-        ready = [
-            e
-            for e in self.pending()
-            if e.not_before <= now and (e.expires is None or e.expires > now)
-        ]
-        slots = sorted(ready, key=lambda e: (e.priority.rank, e.id))
-        by_device: dict[str, list[Entry]] = {}
-        for entry in ready:  # `ready` is in id order
-            by_device.setdefault(entry.device, []).append(entry)
-        taken: dict[str, int] = {}
-        out = []
-        for slot in slots:
-            n = taken.get(slot.device, 0)
-            out.append(by_device[slot.device][n])
-            taken[slot.device] = n + 1
-        return out

@@ -1,5 +1,8 @@
 """The journal on disk: format, lock, append, read, verify, compact.
 
+`Journal` is here; the nouns it uses have their own modules: `layout` (names, modes, directory
+checks), `durable` (writes that survive a crash), `snapshot`, `delta`, `quarantine`, `compaction`.
+
 Files in the journal directory (0700; every file 0600):
 
     journal.jsonl        the append-only log of event lines
@@ -66,40 +69,25 @@ Linux; elsewhere the check is skipped).
 from __future__ import annotations
 
 import contextlib
-import errno
 import gc
-import marshal
 import os
-import time
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from cmdctl.core.errors import BusyError, JournalError
-from cmdctl.journal import delta
+from cmdctl.journal import compaction, delta, durable, layout, quarantine, snapshot
 from cmdctl.journal import events as ev
+from cmdctl.journal.compaction import CompactReport
+from cmdctl.journal.entry import entry_of
 from cmdctl.journal.events import Event, EventDecodeError
-from cmdctl.journal.framing import (
-    Damage,
-    Mark,
-    Scan,
-    committed_end,
-    frame,
-    frame_lines,
-    reframe,
-    scan_bytes,
-    tail_check,
-)
-from cmdctl.journal.ledger import Ledger, entry_of
-from cmdctl.journal.netfs import filesystem_type, is_network_fs, local_filesystem_type
+from cmdctl.journal.framing import Damage, Mark, Scan, frame_lines, scan_bytes, tail_check
+from cmdctl.journal.layout import DRAIN_LOCK_FILE, FILE_MODE, JOURNAL_FILE, LOCK_FILE
+from cmdctl.journal.ledger import Ledger
+from cmdctl.journal.quarantine import Repair
 
-__all__ = [  # what other modules and the tests take from here
-    "ARCHIVE_FILE", "QUARANTINE_DIR", "SNAPSHOT_AFTER_BYTES", "AppendReport", "CompactReport",
-    "Damage", "Journal", "Mark", "Repair", "Scan", "VerifyReport", "filesystem_type", "frame",
-    "frame_lines", "is_network_fs", "scan_bytes",
-]
+__all__ = ["AppendReport", "Journal", "VerifyReport"]
 
 
 class Decision(Protocol):
@@ -111,36 +99,9 @@ class Decision(Protocol):
 
 D = TypeVar("D", bound=Decision)
 
-JOURNAL_FILE = "journal.jsonl"
-LOCK_FILE = "journal.lock"
-DRAIN_LOCK_FILE = "drain.lock"
-ARCHIVE_FILE = "archive.jsonl"
-SNAPSHOT_FILE = "journal.snapshot"
-QUARANTINE_DIR = "quarantine"
-
-FILE_MODE = 0o600
-DIR_MODE = 0o700
-
 # Appends hold the lock for milliseconds; compaction of a very large journal for seconds.
 # Waiting longer than this means something is wrong (a hung process holding the lock).
 LOCK_TIMEOUT_S = 60.0
-
-# A reader that had to read this many bytes past the snapshot writes a fresh one, so a big
-# journal is read in full once and later reads only decode the tail.
-SNAPSHOT_AFTER_BYTES = 4 << 20
-_SNAPSHOT_MAGIC = b"cmdctl-snapshot-2\n"  # 2: columnar rows
-
-# How far back a writer first looks for the committed end of the journal; doubled as needed.
-_TAIL_WINDOW = 1 << 16
-
-@dataclass(frozen=True, slots=True)
-class Repair:
-    """A torn tail a writer moved to quarantine."""
-
-    offset: int
-    size: int
-    lines: int  # complete but uncommitted lines among the moved bytes
-    path: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,20 +134,6 @@ class VerifyReport:
         return not self.damaged and not self.problems
 
 
-@dataclass(frozen=True, slots=True)
-class CompactReport:
-    """What `compact` kept and moved."""
-
-    kept_entries: int
-    archived_entries: int
-    kept_lines: int
-    archived_lines: int
-    quarantined_lines: int
-    size_before: int
-    size_after: int
-    repairs: tuple[Repair, ...] = ()
-
-
 # -- the journal -----------------------------------------------------------------------------
 
 
@@ -197,26 +144,14 @@ class Journal:
         self.directory = Path(directory)
         self.path = self.directory / JOURNAL_FILE
         self.allow_network_fs = allow_network_fs
-        self.last_repairs: tuple[Repair, ...] = ()
         self._checked_fs = False
 
     # -- setup and locks ---------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        try:
-            if not self.directory.is_dir():
-                self.directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-                os.chmod(self.directory, DIR_MODE)  # mkdir's mode is filtered by the umask
-        except OSError as err:
-            raise JournalError(f"cannot create journal directory {self.directory}: {err}") from err
+        layout.ensure_dir(self.directory)
         if not self._checked_fs:
-            fstype = local_filesystem_type(self.directory)
-            if is_network_fs(fstype) and not self.allow_network_fs:
-                raise JournalError(
-                    f"journal directory {self.directory} is on a network filesystem ({fstype}); "
-                    "its locks and fsync cannot guarantee that accepted commands are kept",
-                    hint="use a local directory (--journal DIR or $CMDCTL_HOME)",
-                )
+            layout.refuse_network_fs(self.directory, allow=self.allow_network_fs)
             self._checked_fs = True
 
     @contextlib.contextmanager
@@ -258,14 +193,7 @@ class Journal:
             lock.release()
 
     def _open_for_append(self) -> int:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
-        try:
-            if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
-                os.fchmod(fd, FILE_MODE)
-        except OSError:
-            os.close(fd)
-            raise
-        return fd
+        return durable.open_append(self.path, mode=FILE_MODE, readable=True)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -336,7 +264,6 @@ class Journal:
         self, fd: int, events: Sequence[Event], repairs: tuple[Repair, ...]
     ) -> AppendReport:
         """Write `events` at the end of the repaired file `fd` (the lock held), then fsync."""
-        self.last_repairs = repairs
         if not events:
             return AppendReport(0, 0, repairs)
         lines = frame_lines(ev.encode_many(events))
@@ -349,14 +276,8 @@ class Journal:
         return AppendReport(len(events), len(payload), repairs)
 
     def _write_all(self, fd: int, payload: bytes, start: int) -> None:
-        view = memoryview(payload)
-        written = 0
         try:
-            while written < len(payload):
-                n = os.write(fd, view[written:])
-                if n <= 0:
-                    raise OSError(errno.EIO, "write made no progress")
-                written += n
+            durable.write_all(fd, payload)
         except OSError as err:
             self._cut_back(fd, start)
             raise JournalError(
@@ -390,56 +311,7 @@ class Journal:
                 os.close(fd)
 
     def _repair_tail(self, fd: int) -> tuple[Repair, ...]:
-        size = os.fstat(fd).st_size
-        window = _TAIL_WINDOW
-        while True:
-            start = max(0, size - window)
-            buf = os.pread(fd, size - start, start)
-            cut = committed_end(buf, from_start=start == 0)
-            if cut is not None:
-                break
-            window *= 4
-        cut += start
-        if cut == size:
-            return ()
-        tail = buf[cut - start :]
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        target = self.directory / QUARANTINE_DIR / f"{stamp}-{os.getpid()}-{cut}.torn"
-        try:
-            target = self._write_new_file(target, tail)
-            os.ftruncate(fd, cut)
-            os.fsync(fd)
-        except OSError as err:
-            raise JournalError(
-                f"cannot quarantine the torn tail of {self.path}, nothing accepted: {err}"
-            ) from err
-        return (Repair(cut, size - cut, tail.count(b"\n"), target),)
-
-    def _write_new_file(self, target: Path, data: bytes) -> Path:
-        """Write `data` to a new file named `target` (or `target` with `-2`, `-3`, ... before
-        its suffix when that name is taken: two quarantines in one second); returns its path."""
-        target.parent.mkdir(mode=DIR_MODE, exist_ok=True)
-        os.chmod(target.parent, DIR_MODE)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        n = 1
-        while True:
-            try:
-                fd = os.open(target, flags, FILE_MODE)
-                break
-            except FileExistsError:
-                n += 1
-                stem = target.stem if n == 2 else target.stem.rsplit("-", 1)[0]
-                target = target.with_name(f"{stem}-{n}{target.suffix}")
-        try:
-            os.fchmod(fd, FILE_MODE)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _fsync_dir(target.parent)
-        return target
+        return quarantine.repair_tail(self.directory, self.path, fd)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -473,91 +345,32 @@ class Journal:
             try:
                 st = os.fstat(fd)
                 file_id = (st.st_dev, st.st_ino)
-                snap = self._read_snapshot(fd, st)
-                base = 0 if snap is None else snap[2]
+                snap = snapshot.read(self.directory, st, _preader(fd))
+                base = 0 if snap is None else snap.offset
                 chain = delta.chain(self.directory, fd, file_id, base, st.st_size)
                 data = reader.read_from(chain.end)
             except OSError as err:
                 raise JournalError(f"cannot read {self.path}: {err}") from err
-            before = (0 if snap is None else snap[5]) + chain.lines
+            before = (0 if snap is None else snap.last_line) + chain.lines
             scan = scan_bytes(data, chain.end, before + 1)
             scan.file = file_id
             scan.check = tail_check(reader.read_at, scan.end)
             scan.committed += chain.lines
             ledger = Ledger(reader.read_at)
             if snap is not None:
-                scan.committed += snap[4]
-                scan.damaged[:0] = [Damage(n, why) for n, why in snap[6]]
-                ledger.load_rows(snap[7])
+                scan.committed += snap.committed
+                scan.damaged[:0] = [Damage(n, why) for n, why in snap.damaged]
+                ledger.load_rows(snap.rows)
             for heads in chain.heads:
                 ledger.apply_heads(heads.kinds, heads.ids, heads.places, heads.queued)
             ledger.apply_lines(scan.lines, scan.offsets)
-            big = scan.end - base >= SNAPSHOT_AFTER_BYTES
-            if big and self._write_snapshot(st, scan, ledger, reader):
+            big = scan.end - base >= snapshot.SNAPSHOT_AFTER_BYTES
+            if big and snapshot.write(self.directory, st, scan, ledger, reader.read_at):
                 delta.prune(self.directory, scan.end, file_id)
         finally:
             if gc_was_on:
                 gc.enable()
         return scan, ledger
-
-    def _read_snapshot(self, fd: int, st: os.stat_result) -> tuple[Any, ...] | None:
-        try:
-            blob = (self.directory / SNAPSHOT_FILE).read_bytes()
-        except OSError:
-            return None
-        head = len(_SNAPSHOT_MAGIC)
-        if blob[:head] != _SNAPSHOT_MAGIC or len(blob) < head + 8:
-            return None
-        if zlib.crc32(blob[head + 8 :]) != int(blob[head : head + 8], 16):
-            return None
-        try:
-            snap = marshal.loads(blob[head + 8 :])
-            dev, ino, offset, prefix_crc = snap[:4]
-        except (ValueError, EOFError, TypeError):
-            return None
-        if (dev, ino) != (st.st_dev, st.st_ino) or offset > st.st_size:
-            return None
-        if tail_check(_preader(fd), offset) != prefix_crc:
-            return None  # the file was cut back and rewritten since: not the same journal
-        return tuple(snap)
-
-    def _write_snapshot(
-        self, st: os.stat_result, scan: Scan, ledger: Ledger, reader: _Reader
-    ) -> bool:
-        # A cache: written without the lock (it describes an immutable committed prefix) and
-        # without fsync (a torn one fails its CRC). Any failure just means no snapshot.
-        try:
-            rows = ledger.dump_rows()
-            prefix_crc = tail_check(reader.read_at, scan.end)
-            damaged = [(d.line, d.reason) for d in scan.damaged if d.line <= scan.last_line]
-            payload = marshal.dumps(
-                (
-                    st.st_dev,
-                    st.st_ino,
-                    scan.end,
-                    prefix_crc,
-                    scan.committed,
-                    scan.last_line,
-                    damaged,
-                    rows,
-                )
-            )
-            blob = b"%s%08x%s" % (_SNAPSHOT_MAGIC, zlib.crc32(payload), payload)
-            tmp = self.directory / f"{SNAPSHOT_FILE}.tmp-{os.getpid()}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-            try:
-                os.fchmod(fd, FILE_MODE)
-                view = memoryview(blob)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.directory / SNAPSHOT_FILE)
-        except (OSError, ValueError, JournalError):
-            with contextlib.suppress(OSError, UnboundLocalError):
-                tmp.unlink()
-            return False
-        return True
 
     def ledger(self) -> Ledger:
         """The current entries."""
@@ -569,8 +382,7 @@ class Journal:
 
     def quarantined(self) -> tuple[Path, ...]:
         """Files in quarantine."""
-        q = self.directory / QUARANTINE_DIR
-        return tuple(sorted(q.iterdir())) if q.is_dir() else ()
+        return quarantine.files(self.directory)
 
     def verify(self) -> VerifyReport:
         """Check every line and every entry; see `VerifyReport.ok`."""
@@ -588,15 +400,8 @@ class Journal:
                 entry_of(ledger.records(entry_id))
             except (EventDecodeError, ValueError, KeyError) as err:
                 problems.append(f"entry {entry_id}: {err}")
-        warnings = []
-        fstype = local_filesystem_type(self.directory)
-        if is_network_fs(fstype):
-            warnings.append(f"journal is on a network filesystem ({fstype})")
-        for path, want in ((self.directory, DIR_MODE), (self.path, FILE_MODE)):
-            with contextlib.suppress(FileNotFoundError):
-                mode = path.stat().st_mode & 0o777
-                if mode & ~want:
-                    warnings.append(f"{path} has mode {mode:o}, expected {want:o}")
+        fstype = layout.filesystem(self.directory)
+        warnings = layout.warnings(self.directory, fstype)
         if scan.torn or scan.uncommitted:
             warnings.append(
                 f"torn tail ({scan.uncommitted} uncommitted lines, {scan.torn} bytes): "
@@ -632,90 +437,17 @@ class Journal:
             finally:
                 os.close(fd)
             scan = self.read()
-            ledger = Ledger.from_lines(scan.lines)
-            keep: set[str] = set()
-            for entry_id in ledger.ids():
-                if not ledger.state(entry_id).finished:
-                    keep.add(entry_id)
-                    continue
-                entry = ledger.get(entry_id)
-                finished = entry.finished_at if entry.finished_at is not None else entry.updated
-                if finished >= horizon:
-                    keep.add(entry_id)
-            kept: list[bytes] = []
-            archived: list[bytes] = []
-            for line in scan.lines:
-                head = ev.peek(line)
-                if head is not None:
-                    entry_id = head[1]
-                else:
-                    try:
-                        entry_id = ev.decode(line).id
-                    except EventDecodeError:
-                        entry_id = ""
-                (kept if entry_id in keep else archived).append(reframe(line))
+            chosen = compaction.plan(scan, horizon)
             try:
-                if scan.damaged:
-                    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-                    self._write_new_file(
-                        self.directory / QUARANTINE_DIR / f"{stamp}-{os.getpid()}.damaged",
-                        b"".join(d.raw + b"\n" for d in scan.damaged),
-                    )
-                if archived:
-                    self._append_archive(b"".join(archived))
-                self._replace(b"".join(kept))
-                with contextlib.suppress(FileNotFoundError):
-                    (self.directory / SNAPSHOT_FILE).unlink()  # describes the old file
-                delta.remove(self.directory)  # so does this
+                compaction.rewrite(self.directory, scan, chosen)
             except OSError as err:
                 raise JournalError(
                     f"compaction of {self.path} failed, journal unchanged: {err}"
                 ) from err
             size_after = self.path.stat().st_size
-        if size_after >= SNAPSHOT_AFTER_BYTES:
+        if size_after >= snapshot.SNAPSHOT_AFTER_BYTES:
             self.load()  # so the next reader starts from a snapshot of the new file
-        archived_entries = len(ledger) - len(keep)
-        return CompactReport(
-            kept_entries=len(keep),
-            archived_entries=archived_entries,
-            kept_lines=len(kept),
-            archived_lines=len(archived),
-            quarantined_lines=len(scan.damaged),
-            size_before=scan.size,
-            size_after=size_after,
-            repairs=repairs,
-        )
-
-    def _append_archive(self, data: bytes) -> None:
-        path = self.directory / ARCHIVE_FILE
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
-        try:
-            os.fchmod(fd, FILE_MODE)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _fsync_dir(self.directory)
-
-    def _replace(self, data: bytes) -> None:
-        tmp = self.directory / f"{JOURNAL_FILE}.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-        try:
-            os.fchmod(fd, FILE_MODE)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except OSError:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        os.close(fd)
-        os.replace(tmp, self.path)
-        _fsync_dir(self.directory)
+        return compaction.report(scan, chosen, size_after, repairs)
 
 
 class _Reader:
@@ -777,11 +509,3 @@ def _pread_all(fd: int, start: int) -> bytes:
         chunks.append(chunk)
         offset += len(chunk)
     return b"".join(chunks)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -20,8 +20,10 @@ from cmdctl.drain.options import DrainOptions
 from cmdctl.drain.retry import RetryPolicy
 from cmdctl.drain.totals import Totals
 from cmdctl.journal import events as ev
+from cmdctl.journal.framing import scan_bytes
+from cmdctl.journal.layout import ARCHIVE_FILE
 from cmdctl.journal.ledger import Ledger
-from cmdctl.journal.store import ARCHIVE_FILE, Journal, scan_bytes
+from cmdctl.journal.store import Journal
 from cmdctl.simulator import Fleet
 
 from .conftest import Address, acmdctl, address, cli_env, make_entry, queue, received, tvs

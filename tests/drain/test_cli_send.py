@@ -13,6 +13,7 @@ import pytest
 
 from cmdctl.core.errors import ExitCode
 from cmdctl.core.model import Priority
+from cmdctl.drain.due import select
 from cmdctl.journal.store import Journal
 from cmdctl.simulator import Fleet, write_inventory
 
@@ -111,7 +112,7 @@ async def test_unknown_entity_fails_at_once(tmp_path: Path) -> None:
         code, _, err = await acmdctl("send", "bar-tv-1", "switch.tv_powr", "on", env=env)
     assert code == ExitCode.FAILED
     assert err.startswith("cmdctl: bar-tv-1: ") and "tv_powr" in err
-    assert journal.ledger().due(1e12) == []
+    assert select(journal.ledger(), 1e12).due == []
 
 
 async def test_wrong_key_fails_at_once(tmp_path: Path) -> None:
@@ -120,7 +121,7 @@ async def test_wrong_key_fails_at_once(tmp_path: Path) -> None:
         code, _, err = await acmdctl("send", "bar-tv-1", "switch.tv_power", "on", env=env)
     assert code == ExitCode.FAILED
     assert err.startswith("cmdctl: bar-tv-1: wrong encryption key")
-    assert journal.ledger().due(1e12) == []
+    assert select(journal.ledger(), 1e12).due == []
 
 
 async def test_unknown_device_and_contradictory_flags_are_input_errors(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from cmdctl.core.errors import ExitCode
 from cmdctl.core.model import Command, Priority
 from cmdctl.drain import direct, loops
 from cmdctl.drain.direct import Mode
+from cmdctl.drain.due import select
 from cmdctl.journal.store import Journal
 from cmdctl.simulator import Fleet
 
@@ -45,7 +46,7 @@ async def test_send_to_an_offline_device_queues_it_high_and_due_now(journal: Jou
     assert got.state.value == "pending"
     assert got.priority is Priority.HIGH
     assert got.not_before <= time.time() and got.not_before >= before
-    assert [e.id for e in journal.ledger().due(time.time())] == [entry.id]
+    assert [e.id for e in select(journal.ledger(), time.time()).due] == [entry.id]
 
 
 async def test_send_now_never_queues(journal: Journal) -> None:
@@ -54,7 +55,7 @@ async def test_send_now_never_queues(journal: Journal) -> None:
         result = await direct.send(journal, address(fleet.devices[0]), entry, mode=Mode.NOW)
     assert result.exit_code == ExitCode.UNREACHABLE
     assert journal.ledger().get(entry.id).state.value == "failed"
-    assert journal.ledger().due(time.time()) == []
+    assert select(journal.ledger(), time.time()).due == []
 
 
 async def test_send_queue_only_queues(journal: Journal) -> None:
@@ -123,4 +124,4 @@ async def test_immediate_steps_run_inline_and_are_never_left_queued(journal: Jou
     ledger = journal.ledger()
     assert ledger.get(entries[0].id).state.value == "done"
     assert ledger.get(entries[1].id).state.value == "failed"
-    assert ledger.due(time.time() + 10**6) == []
+    assert select(ledger, time.time() + 10**6).due == []

@@ -16,7 +16,8 @@ from cmdctl.drain import loops, recovery
 from cmdctl.drain.due import select
 from cmdctl.drain.options import DrainOptions
 from cmdctl.journal.events import Event
-from cmdctl.journal.store import AppendReport, Journal, Mark
+from cmdctl.journal.framing import Mark
+from cmdctl.journal.store import AppendReport, Journal
 from cmdctl.simulator import Fleet
 
 from .conftest import addresses, make_entry, queue, received, states, tvs

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from cmdctl.core.model import Entry, Priority
 from cmdctl.drain.due import select
 from cmdctl.journal import events as ev
+from cmdctl.journal.events import Event
 from cmdctl.journal.store import Journal
 
 from .conftest import make_entry
@@ -89,3 +90,45 @@ def test_a_later_high_priority_entry_pulls_its_device_forward_without_overtaking
         order = [e.id for e in select(journal.ledger(), NOW).due]
         # a2 is high: device a goes first, but with its older a1 (queue order), then a2, then b.
         assert order == [a1.id, a2.id, b1.id]
+
+
+def _events_journal(tmp: str, events: list[Event]) -> Journal:
+    journal = Journal(Path(tmp))
+    if events:
+        journal.append(events)
+    return journal
+
+
+def _entry(
+    device: str, priority: Priority, not_before: float = NOW - 1, expires: float | None = None
+) -> Entry:
+    """A pending entry, due before NOW unless told otherwise."""
+    return make_entry(device, "switch", "x", {"state": True}, priority=priority,
+                      not_before=not_before, expires=expires)
+
+
+def test_priority_then_age_but_a_device_keeps_its_order(tmp_path: Path) -> None:
+    spec: list[tuple[str, Priority, dict[str, float]]] = [
+        ("a", Priority.LOW, {}),
+        ("b", Priority.NORMAL, {}),
+        ("c", Priority.HIGH, {}),
+        ("a", Priority.HIGH, {}),  # must not overtake the first entry of a
+        ("b", Priority.NORMAL, {}),
+        ("d", Priority.HIGH, {"not_before": NOW + 90}),  # later
+        ("e", Priority.HIGH, {"expires": NOW - 5}),  # expired
+        ("c", Priority.LOW, {}),
+        ("f", Priority.HIGH, {}),  # running: not due
+    ]
+    made: list[Entry] = []
+    for device, priority, times in spec:  # ids grow with creation: queue order is id order
+        made.append(_entry(device, priority, **times))
+    n = {i + 1: e.id for i, e in enumerate(made)}
+    journal = _events_journal(str(tmp_path), [*(ev.queued(e) for e in made),
+                                          ev.started(n[9], NOW, attempt=1, run="r")])
+    work = select(journal.ledger(), NOW)
+    # High slots: 3 (c), 4 (a → its first entry 1 goes here). Normal: 2, 5 (b).
+    # Low slots: 1's slot (a → 4), 8 (c).
+    assert [e.id for e in work.due] == [n[3], n[1], n[2], n[5], n[4], n[8]]
+    assert [e.id for e in work.expired] == [n[7]]
+    assert work.next_due == made[5].not_before
+    assert n[6] in [e.id for e in select(journal.ledger(), NOW + 100).due]

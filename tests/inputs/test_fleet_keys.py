@@ -14,7 +14,8 @@ from cmdctl.core.errors import InputError
 from cmdctl.core.model import Entry
 from cmdctl.inputs.inventory import Inventory, load_inventory
 from cmdctl.inputs.playbook import Plan, expand, load_playbook, parse_tags
-from cmdctl.journal import events, ledger
+from cmdctl.journal import entry as journal_entry
+from cmdctl.journal import events
 
 from .conftest import EXAMPLES, NOW, BigVenue, counter_ids
 
@@ -448,7 +449,7 @@ def test_fleet_keys_survive_the_journal(venue: Inventory) -> None:
     plan = _plan(EXAMPLES / "rollout.yml", venue)
     for entry in plan.queued:
         event = events.decode(events.encode(events.queued(entry)))
-        back = ledger.entry_from_queued(event)
+        back = journal_entry.entry_from_queued(event)
         assert replace(back, updated=entry.updated) == entry
         assert dict(keys(back)) == dict(keys(entry))
 

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from cmdctl.core.ids import new_id
 from cmdctl.core.model import Command, Entry, Priority
-from cmdctl.journal import events
-from cmdctl.journal import store as journal_mod
+from cmdctl.journal import events, snapshot
 from cmdctl.journal.store import Journal
 
 
@@ -118,7 +117,7 @@ def main(argv: list[str]) -> int:
         append_n(directory, int(argv[2]), int(argv[3]), Path(argv[4]))
     elif mode == "read-loop":
         if len(argv) > 4:
-            journal_mod.SNAPSHOT_AFTER_BYTES = int(argv[4])
+            snapshot.SNAPSHOT_AFTER_BYTES = int(argv[4])
         return read_loop(directory, Path(argv[2]), int(argv[3]))
     else:
         raise SystemExit(f"unknown mode {mode}")

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pytest
 
 from cmdctl.core.model import State
 from cmdctl.journal import events as ev
 from cmdctl.journal.claims import Claims
-from cmdctl.journal.store import Journal, Mark
+from cmdctl.journal.framing import Mark
+from cmdctl.journal.store import Journal
 
-from .test_journal import entry
+from .builders import entry
 
 
 def collect(
@@ -27,11 +27,6 @@ def collect(
         return []
 
     return decide
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "j")
 
 
 def test_append_since_shows_only_what_came_after_the_mark(journal: Journal) -> None:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from cmdctl.core import ids
 from cmdctl.core.model import NO_COORDINATION, Command, Coordination, Entry, Priority
 from cmdctl.journal import events as ev
+from cmdctl.journal.entry import entry_of
 from cmdctl.journal.events import Event, EventDecodeError
-from cmdctl.journal.ledger import entry_of
 
 json_leaf = (
     st.none()

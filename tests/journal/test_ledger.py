@@ -7,39 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmdctl.core.errors import InputError
-from cmdctl.core.model import Command, Entry, Priority, State
+from cmdctl.core.model import Priority, State
 from cmdctl.journal import events as ev
+from cmdctl.journal.entry import entry_from_queued, fold
 from cmdctl.journal.events import Event
-from cmdctl.journal.ledger import Ledger, entry_from_queued, fold
-from cmdctl.journal.store import frame
+from cmdctl.journal.framing import frame
+from cmdctl.journal.ledger import Ledger
 
-CMD = Command("switch", "tv_power", {"state": True})
-
-
-def entry(
-    entry_id: str,
-    device: str = "tv-1",
-    priority: Priority = Priority.NORMAL,
-    not_before: float = 0.0,
-    expires: float | None = None,
-    batch: str = "B1",
-) -> Entry:
-    return Entry(
-        id=entry_id,
-        batch=batch,
-        device=device,
-        command=CMD,
-        priority=priority,
-        created=0.0,
-        not_before=not_before,
-        expires=expires,
-        idempotent=True,
-        verify=True,
-        max_attempts=3,
-        who="t@h",
-        origin="bulk",
-        step="s",
-    )
+from .builders import entry, event
 
 
 def lines_of(evs: list[Event]) -> list[bytes]:
@@ -129,51 +104,18 @@ def test_events_for_unknown_ids_and_duplicates_are_reported_not_fatal() -> None:
         assert reasons == [("A", "queued twice"), ("ZZ", "event for an unknown id")]
 
 
-def test_due_orders_by_priority_then_age_keeping_device_order() -> None:
+def test_expired_is_the_pending_entries_past_their_expiry() -> None:
+    # The run order of due entries is the drain's (tests/drain/test_select.py).
     evs = [
-        ev.queued(entry("01", device="a", priority=Priority.LOW)),
-        ev.queued(entry("02", device="b", priority=Priority.NORMAL)),
-        ev.queued(entry("03", device="c", priority=Priority.HIGH)),
-        ev.queued(entry("04", device="a", priority=Priority.HIGH)),  # must not overtake 01
-        ev.queued(entry("05", device="b", priority=Priority.NORMAL)),
-        ev.queued(entry("06", device="d", priority=Priority.HIGH, not_before=100.0)),  # later
-        ev.queued(entry("07", device="e", priority=Priority.HIGH, expires=5.0)),  # expired
-        ev.queued(entry("08", device="c", priority=Priority.LOW)),
-        ev.queued(entry("09", device="f", priority=Priority.HIGH)),
-        ev.started("09", 1.0, attempt=1, run="r"),  # running: not due
+        ev.queued(entry("01", expires=5.0)),
+        ev.queued(entry("02", expires=50.0)),
+        ev.queued(entry("03")),
+        ev.queued(entry("04", expires=5.0)),
+        ev.cancelled("04", 1.0, who="bob"),  # finished: not pending
     ]
     for ledger in both(evs):
-        order = [e.id for e in ledger.due(now=10.0)]
-        # High slots: 03 (c), 04 (a → its first entry 01 goes here). Normal: 02, 05 (b).
-        # Low slots: 01's slot (a → 04), 08 (c).
-        assert order == ["03", "01", "02", "05", "04", "08"]
-        assert [e.id for e in ledger.expired(now=10.0)] == ["07"]
-        assert "06" in [e.id for e in ledger.due(now=100.0)]
-
-
-@settings(max_examples=60)
-@given(
-    st.lists(
-        st.tuples(st.sampled_from("abc"), st.sampled_from(list(Priority))),
-        min_size=1,
-        max_size=25,
-    )
-)
-def test_due_never_runs_an_entry_before_an_earlier_one_of_its_device(
-    spec: list[tuple[str, Priority]],
-) -> None:
-    ledger = Ledger.from_events(
-        [ev.queued(entry(f"{i:03d}", device=d, priority=p)) for i, (d, p) in enumerate(spec)]
-    )
-    order = ledger.due(now=1.0)
-    assert sorted(e.id for e in order) == [f"{i:03d}" for i in range(len(spec))]
-    for device in "abc":
-        ids = [e.id for e in order if e.device == device]
-        assert ids == sorted(ids)
-    # Priority order holds for the slots: ranks of the head entries' original slots.
-    ranks = sorted((p.rank, f"{i:03d}") for i, (_, p) in enumerate(spec))
-    slot_devices = [spec[int(i)][0] for _, i in ranks]
-    assert [e.device for e in order] == slot_devices
+        assert [e.id for e in ledger.expired(now=10.0)] == ["01"]
+        assert [e.id for e in ledger.expired(now=50.0)] == ["01", "02"]
 
 
 def test_lookup_by_id_and_prefix() -> None:
@@ -229,38 +171,17 @@ event_kinds = st.sampled_from(
 )
 
 
-def _make(kind: str, entry_id: str, ts: float) -> Event:
-    makers = {
-        "started": lambda: ev.started(entry_id, ts, attempt=2, run="r"),
-        "attempt_failed": lambda: ev.attempt_failed(
-            entry_id, ts, error="e", kind="k", retry_at=ts + 1
-        ),
-        "rescheduled": lambda: ev.rescheduled(entry_id, ts, not_before=ts + 5, attempts=1),
-        "done": lambda: ev.done(entry_id, ts, outcome="confirmed", duration=0.5),
-        "failed": lambda: ev.failed(entry_id, ts, error="e", kind="rejected"),
-        "cancelled": lambda: ev.cancelled(entry_id, ts, who="w"),
-        "expired": lambda: ev.expired(entry_id, ts),
-        "superseded": lambda: ev.superseded(entry_id, ts, by="Q"),
-        "skipped": lambda: ev.skipped(entry_id, ts, reason="r"),
-        "unknown": lambda: ev.unknown(entry_id, ts, reason="r"),
-        "reprioritised": lambda: ev.reprioritised(entry_id, ts, priority=Priority.LOW),
-        "retried": lambda: ev.retried(entry_id, ts, who="w"),
-        "future_type": lambda: Event("future_type", entry_id, ts, {"x": [1]}, 2),
-    }
-    return makers[kind]()
-
-
 @settings(max_examples=100)
 @given(st.lists(st.tuples(st.sampled_from("ABC"), event_kinds), max_size=30))
 def test_lazy_fold_agrees_with_the_full_fold(steps: list[tuple[str, str]]) -> None:
     evs = [ev.queued(entry(i)) for i in "ABC"]
-    evs += [_make(kind, i, float(n)) for n, (i, kind) in enumerate(steps)]
+    evs += [event(kind, i, float(n)) for n, (i, kind) in enumerate(steps)]
     expected = {}
-    for event in evs:
-        if event.type == "queued":
-            expected[event.id] = entry_from_queued(event)
+    for e in evs:
+        if e.type == "queued":
+            expected[e.id] = entry_from_queued(e)
         else:
-            expected[event.id] = fold(expected[event.id], event)
+            expected[e.id] = fold(expected[e.id], e)
     for ledger in both(evs):
         for entry_id, want in expected.items():
             assert ledger.state(entry_id) is want.state
