@@ -28,6 +28,7 @@ from cmdctl.core.model import Entry, JSONValue, State
 from cmdctl.drain import totals as tot
 from cmdctl.drain.observer import Finished
 from cmdctl.drain.totals import Tally, Totals
+from cmdctl.journal import durable
 
 if TYPE_CHECKING:
     from cmdctl.drain.observer import Observer
@@ -202,30 +203,9 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
 
 
 def write_textfile(path: Path, text: str) -> None:
-    """Replace `path` with `text` atomically: same-directory temp file, fsync, rename."""
-    # Not `*.prom`: the collector must never read the half-written temporary file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, METRICS_MODE)
-    try:
-        try:
-            os.fchmod(fd, METRICS_MODE)
-            view = memoryview(text.encode("utf-8"))
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # the rename is durable once the directory is synced
-        dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
+    """Replace `path` with `text` atomically (`journal.durable.replace_file`: a hidden temporary
+    file that node_exporter's `*.prom` never matches, fsync, rename, fsync the directory)."""
+    durable.replace_file(path, text.encode("utf-8"), mode=METRICS_MODE)
 
 
 # -- from the journal --------------------------------------------------------------------------
@@ -286,9 +266,7 @@ class OutcomeLog:
             return
         record = self.line(done, round(time.time(), 6))
         data = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode("utf-8")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        durable.write_all(self._fd, data)
 
 
 # -- watching a drain --------------------------------------------------------------------------
