@@ -4,6 +4,8 @@ exit codes, and nothing left behind; so the fast path cannot drift from what a u
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 
@@ -33,6 +35,32 @@ def test_in_process_and_real_process_agree(workspace: Workspace) -> None:
         assert here == real, args
         codes.add(real.returncode)
     assert codes == {0, 2}  # both sides of the funnel were compared
+
+
+@pytest.fixture
+def own_handlers() -> Iterator[object]:
+    """SIGINT/SIGTERM handled by this process's own function, as an embedding program might."""
+
+    def mine(signum: int, frame: FrameType | None) -> None:
+        raise AssertionError(f"signal {signum} reached the test's handler")
+
+    before = {sig: signal.signal(sig, mine) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield mine
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def test_drain_hands_back_the_signal_handlers_it_found(
+    workspace: Workspace, own_handlers: object
+) -> None:
+    # drain handles SIGINT/SIGTERM while it runs (stop taking work, record, release the lock);
+    # once it returns, the caller's handlers are back (invoke fails the test otherwise).
+    result = workspace.invoke("drain", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert signal.getsignal(signal.SIGTERM) is own_handlers
+    assert signal.getsignal(signal.SIGINT) is own_handlers
 
 
 def test_invoke_fails_a_command_that_leaves_a_signal_handler(
