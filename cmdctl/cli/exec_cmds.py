@@ -188,13 +188,16 @@ def run_async(main: Coroutine[Any, Any, T], on_signal: Callable[[str], None] | N
             task.cancel(f"stopped by {name}")
 
         handler = on_signal or cancel
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # remove_signal_handler resets to the default, not to what was there: hand that back.
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
             loop.add_signal_handler(sig, handler, signal.Signals(sig).name)
         try:
             return await main
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig, before in previous.items():
                 loop.remove_signal_handler(sig)
+                signal.signal(sig, before)
 
     return asyncio.run(wrapper())
 

@@ -9,26 +9,38 @@ from __future__ import annotations
 import json
 import os
 import sys
-from functools import cache
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 
 
-@cache
 def stdout() -> Console:
     """Console for data (stdout)."""
-    return _console(stderr=False)
+    return _current(stderr=False)
 
 
-@cache
 def stderr() -> Console:
     """Console for progress, warnings and errors (stderr)."""
-    return _console(stderr=True)
+    return _current(stderr=True)
 
 
-def _console(*, stderr: bool) -> Console:
+#: The console made for each stream, keyed by "is it stderr".
+_consoles: dict[bool, Console] = {}
+
+
+def _current(*, stderr: bool) -> Console:
+    # A console fixes its width, colour and terminal-ness from its stream and the environment
+    # when it is made: a new stream (an in-process invocation, redirect_stdout) gets a new one.
+    # While a Live display redirects the stream, rich's proxy stands for the stream it wraps.
     stream = sys.stderr if stderr else sys.stdout
+    stream = getattr(stream, "rich_proxied_file", stream)
+    console = _consoles.get(stderr)
+    if console is None or console.file is not stream:
+        console = _consoles[stderr] = _console(stream, stderr=stderr)
+    return console
+
+
+def _console(stream: TextIO, *, stderr: bool) -> Console:
     tty = stream.isatty()
     # Off a terminal rich would wrap at 80 columns; tables of ids need more room than that.
     width = None if tty else int(os.environ.get("COLUMNS", "160"))

@@ -1,4 +1,4 @@
-"""Fixtures for tests that drive the real `cmdctl` command in subprocesses."""
+"""Fixtures for tests that drive the `cmdctl` command, in-process or as a real process."""
 
 from __future__ import annotations
 

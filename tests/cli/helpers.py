@@ -1,14 +1,104 @@
-"""Helpers for tests that drive the real `cmdctl` command in subprocesses."""
+"""Helpers for tests that drive the `cmdctl` command: in this process, or as a real one."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # base64 of 32 bytes (a dummy key)
+
+
+@dataclass(frozen=True)
+class Result:
+    """How a `cmdctl` command ended: its exit code and everything it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+#: The signals `run`/`drain`/`simulate` handle; `invoke` checks they are handed back.
+_WATCHED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def invoke(*args: str, env: Mapping[str, str], cwd: Path, input: str | None = None) -> Result:
+    """Run `cmdctl ARGS` in this process as `python -m cmdctl` would in a child.
+
+    The same entry point (`cmdctl.cli.main`, where errors become exit codes), environment,
+    working directory, argv and non-terminal stdin/stdout/stderr; fails the test if the command
+    left a signal handler, logging handler, thread, cwd or environment change behind.
+    """
+    from cmdctl.cli import main
+
+    saved_env, saved_cwd, saved_argv = dict(os.environ), os.getcwd(), sys.argv
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    saved_signals = {sig: signal.getsignal(sig) for sig in _WATCHED_SIGNALS}
+    saved_log = list(logging.getLogger().handlers)
+    saved_threads = set(threading.enumerate())
+    # Real files, like the pipes of a child: they have a fileno and are not terminals.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        stdout = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        stderr = io.TextIOWrapper(err, encoding="utf-8", newline="", write_through=True)
+        stdin = io.TextIOWrapper(io.BytesIO((input or "").encode()), encoding="utf-8")
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd)
+        sys.argv = ["cmdctl", *args]
+        sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
+        try:
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as exc:
+                code = _exit_status(exc.code, stderr)
+        finally:
+            sys.stdin, sys.stdout, sys.stderr = saved_streams
+            sys.argv = saved_argv
+            os.chdir(saved_cwd)
+            os.environ.clear()
+            os.environ.update(saved_env)
+        stdout.flush()
+        stderr.flush()
+        result = Result(code, _read(out), _read(err))
+        stdout.detach()
+        stderr.detach()
+    left = {
+        "signal handlers": {
+            sig.name: handler
+            for sig, handler in ((s, signal.getsignal(s)) for s in _WATCHED_SIGNALS)
+            if handler is not saved_signals[sig]
+        },
+        "logging handlers": [h for h in logging.getLogger().handlers if h not in saved_log],
+        "threads": [t.name for t in threading.enumerate() if t not in saved_threads],
+    }
+    assert not any(left.values()), f"cmdctl {' '.join(args)} left behind {left}"
+    return result
+
+
+def _exit_status(code: object, stderr: io.TextIOWrapper) -> int:
+    """The status the interpreter would exit with for `SystemExit(code)`."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    stderr.write(f"{code}\n")  # what the interpreter does with sys.exit("message")
+    return 1
+
+
+def _read(file: IO[bytes]) -> str:
+    file.seek(0)
+    # Decoded as `subprocess.run(text=True)` decodes a child's output (universal newlines).
+    return io.TextIOWrapper(io.BytesIO(file.read()), encoding="utf-8").read()
 
 
 @dataclass
@@ -22,9 +112,9 @@ class Workspace:
 
     def run(
         self, *args: str, timeout: float = 60, extra_env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """Run `python -m cmdctl ARGS` here; never raises on a non-zero exit."""
-        return subprocess.run(
+    ) -> Result:
+        """Run `python -m cmdctl ARGS` here as a real process; never raises on a non-zero exit."""
+        proc = subprocess.run(
             [sys.executable, "-m", "cmdctl", *args],
             cwd=self.root,
             env={**self.env, **(extra_env or {})},
@@ -32,6 +122,13 @@ class Workspace:
             text=True,
             timeout=timeout,
         )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def invoke(
+        self, *args: str, input: str | None = None, extra_env: dict[str, str] | None = None
+    ) -> Result:
+        """Run `cmdctl ARGS` here in this process (see `invoke`); for output and exit codes."""
+        return invoke(*args, env={**self.env, **(extra_env or {})}, cwd=self.root, input=input)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         """Start `python -m cmdctl ARGS` without waiting."""

@@ -1,4 +1,4 @@
-"""`cmdctl bulk --check --online` as a real process against the real simulator: a diff, no sends."""
+"""`cmdctl bulk --check --online` (in-process) against the real simulator: a diff, no sends."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_diff_shows_current_to_target_and_sends_nothing(
     tv1, tv2 = fleet.fleet.device("bar-tv-1"), fleet.fleet.device("bar-tv-2")
     assert tv1.state_of("switch.tv_power") is False and tv2.state_of("switch.tv_power") is True
 
-    result = ws.run("bulk", str(pb), "--check", "--online")
+    result = ws.invoke("bulk", str(pb), "--check", "--online")
     assert_clean(result, 0)
     out = result.stdout
     assert _line(out, "bar-tv-1", "switch.tv_power").startswith(
@@ -96,7 +96,7 @@ def test_diff_shows_current_to_target_and_sends_nothing(
     assert "invalid" not in out
     assert "check: 9 change, 3 unchanged, 3 send" in result.stderr
 
-    data = json.loads(ws.run("bulk", str(pb), "--check", "--online", "--json").stdout)
+    data = json.loads(ws.invoke("bulk", str(pb), "--check", "--online", "--json").stdout)
     assert data["exit_code"] == 0 and data["online"] is True
     assert data["totals"] == {
         "change": 9, "unchanged": 3, "send": 3, "invalid": 0, "not_checked": 0
@@ -123,7 +123,7 @@ def test_invalid_option_and_unknown_entity_exit_1_with_precise_messages(
         "name: bad\ntargets: bar-tv-1,bar-tv-2\nsteps:\n"
         "  - select.input: HDMI 9\n  - switch.tv_powr: on\n  - number.volume: 5\n",
     )
-    result = ws.run("bulk", str(pb), "--check", "--online")
+    result = ws.invoke("bulk", str(pb), "--check", "--online")
     assert_clean(result, 1)
     line = _line(result.stdout, "bar-tv-1", "select.input")
     assert "invalid: select.input has no option 'HDMI 9' (options: HDMI 1, HDMI 2, Cable)" in line
@@ -134,7 +134,7 @@ def test_invalid_option_and_unknown_entity_exit_1_with_precise_messages(
     assert "cmdctl: bar-tv-1: select.input has no option 'HDMI 9'" in result.stderr
     assert "2 change, 4 invalid" in result.stderr
 
-    data = json.loads(ws.run("bulk", str(pb), "--check", "--online", "--json").stdout)
+    data = json.loads(ws.invoke("bulk", str(pb), "--check", "--online", "--json").stdout)
     assert data["exit_code"] == 1
     assert [d["status"] for d in data["devices"]] == ["invalid", "invalid"]
     bad = next(c for c in data["devices"][0]["commands"] if c["selector"] == "switch.tv_powr")
@@ -150,7 +150,7 @@ def test_offline_device_exits_4_and_wrong_key_exits_1(
     fleet, ws = sim
     pb = ws.playbook("pb.yml", PLAYBOOK)
     fleet.call(fleet.fleet.device("bar-tv-2").set_offline(True))
-    offline = ws.run("bulk", str(pb), "--check", "--online")
+    offline = ws.invoke("bulk", str(pb), "--check", "--online")
     assert_clean(offline, 4)
     row = row_of(offline.stdout, "bar-tv-2:")
     assert "unreachable: connection refused" in row and "5 commands not checked" in row
@@ -162,7 +162,7 @@ def test_offline_device_exits_4_and_wrong_key_exits_1(
     secrets = yaml.safe_load(secrets_path.read_text())
     secrets["bar_tv_3_key"] = KEY  # valid base64 of 32 bytes, but not the device's key
     secrets_path.write_text(yaml.safe_dump(secrets))
-    both = ws.run("bulk", str(pb), "--check", "--online", "--json")
+    both = ws.invoke("bulk", str(pb), "--check", "--online", "--json")
     assert_clean(both, 1)  # a rejected device wins over an unreachable one
     data = json.loads(both.stdout)
     statuses = {d["device"]: (d["status"], d["error"]) for d in data["devices"]}
@@ -177,7 +177,7 @@ def test_offline_device_exits_4_and_wrong_key_exits_1(
 
 def test_online_without_check_is_an_input_error(workspace: Workspace) -> None:
     pb = workspace.playbook("pb.yml", PLAYBOOK)
-    result = workspace.run("bulk", str(pb), "--online")
+    result = workspace.invoke("bulk", str(pb), "--online")
     assert result.returncode == 2
     assert "--online only goes with --check" in result.stderr
     assert not (workspace.journal / "journal.jsonl").exists()

@@ -1,4 +1,5 @@
-"""Real processes: `kill -9` of `cmdctl bulk` at random moments, and 8 concurrent writers.
+"""Real processes: `kill -9` of `cmdctl bulk` at random moments, and 8 concurrent writers; a
+torn or garbage line (what a crash leaves) read back in-process.
 
 After any number of kills the journal verifies, every batch is wholly present or wholly absent,
 and nothing else changed; concurrent writers never interleave or lose a line.
@@ -80,18 +81,18 @@ def test_kill_9_during_bulk_loses_nothing_accepted_and_tears_nothing(
 
 def test_torn_last_line_is_quarantined_and_next_bulk_lands(workspace: Workspace) -> None:
     pb = workspace.playbook("v.yml", volume_playbook(2))
-    assert workspace.run("bulk", str(pb)).returncode == 0
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
     path = workspace.journal / "journal.jsonl"
     with path.open("ab") as f:
         f.write(b'{"t":"queued","id":"01KZZZZZZZZZZZZZZZZZZZZZZZ","ts":17')  # a torn write
-    status = workspace.run("status", "--json")
+    status = workspace.invoke("status", "--json")
     assert json.loads(status.stdout)["counts"] == {"pending": 20}  # readers don't see it
 
-    result = workspace.run("bulk", str(pb))
+    result = workspace.invoke("bulk", str(pb))
     assert result.returncode == 0, result.stderr
     assert "quarantine" in result.stderr  # reported
-    assert json.loads(workspace.run("status", "--json").stdout)["counts"] == {"pending": 40}
-    assert workspace.run("journal", "verify").returncode == 0
+    assert json.loads(workspace.invoke("status", "--json").stdout)["counts"] == {"pending": 40}
+    assert workspace.invoke("journal", "verify").returncode == 0
     quarantined = list((workspace.journal / "quarantine").iterdir())
     assert len(quarantined) == 1
     assert quarantined[0].read_bytes().endswith(b'"ts":17')
@@ -100,15 +101,15 @@ def test_torn_last_line_is_quarantined_and_next_bulk_lands(workspace: Workspace)
 
 def test_garbage_line_in_the_middle_is_reported_and_skipped(workspace: Workspace) -> None:
     pb = workspace.playbook("v.yml", volume_playbook(1))
-    assert workspace.run("bulk", str(pb)).returncode == 0
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
     path = workspace.journal / "journal.jsonl"
     with path.open("ab") as f:
         f.write(b"this is not json at all\n")
-    assert workspace.run("bulk", str(pb)).returncode == 0
-    verify = workspace.run("journal", "verify")
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
+    verify = workspace.invoke("journal", "verify")
     assert verify.returncode == 3
     assert ":11: damaged line" in verify.stderr
-    data = json.loads(workspace.run("status", "--json").stdout)
+    data = json.loads(workspace.invoke("status", "--json").stdout)
     assert data["counts"] == {"pending": 20}  # both batches intact, the garbage skipped
     assert data["damaged_lines"] == 1
 

@@ -20,7 +20,7 @@ def test_bundled_playbook_is_the_example_playbook() -> None:
 @pytest.mark.timeout(90)
 def test_demo_runs_and_keeps_a_venue_to_explore(workspace: Workspace, tmp_path: Path) -> None:
     keep = tmp_path / "venue"
-    result = workspace.run("demo", "--keep", str(keep), timeout=80)
+    result = workspace.invoke("demo", "--keep", str(keep))
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "24 simulated bar TVs" in out
@@ -32,10 +32,10 @@ def test_demo_runs_and_keeps_a_venue_to_explore(workspace: Workspace, tmp_path: 
         assert (keep / name).exists(), name
 
     env = {"CMDCTL_HOME": str(keep / "journal"), "CMDCTL_INVENTORY": str(keep / "devices.yml")}
-    status = json.loads(workspace.run("status", "--json", extra_env=env).stdout)
+    status = json.loads(workspace.invoke("status", "--json", extra_env=env).stdout)
     done, pending = status["counts"].get("done", 0), status["counts"].get("pending", 0)
     assert done >= 20 * 7 and pending >= 6  # the offline TV's commands wait for the next drain
-    history = workspace.run("history", "--device", "bar-tv-1", "--json", extra_env=env)
+    history = workspace.invoke("history", "--device", "bar-tv-1", "--json", extra_env=env)
     assert {h["state"] for h in json.loads(history.stdout)} == {"done"}
 
 
@@ -43,7 +43,7 @@ def test_demo_refuses_a_non_empty_keep_dir(workspace: Workspace, tmp_path: Path)
     keep = tmp_path / "busy"
     keep.mkdir()
     (keep / "something").write_text("mine")
-    result = workspace.run("demo", "--keep", str(keep))
+    result = workspace.invoke("demo", "--keep", str(keep))
     assert result.returncode == 2
     assert "not an empty directory" in result.stderr
     assert (keep / "something").read_text() == "mine"

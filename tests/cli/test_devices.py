@@ -1,4 +1,5 @@
-"""`cmdctl devices ls / probe / entities` as real processes against the real simulator."""
+"""`cmdctl devices ls / probe / entities` against the real simulator; in-process, except the
+fan-out bound (connection timing) and the import check, which need a process of their own."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from cmdctl.simulator import (
     venue,
     write_inventory,
 )
-from tests.cli.helpers import KEY, Workspace, make_workspace
+from tests.cli.helpers import KEY, Result, Workspace, make_workspace
 
 T = TypeVar("T")
 
@@ -92,7 +93,7 @@ def sim(tmp_path: Path) -> Iterator[tuple[RunningFleet, Workspace]]:
         running.close()
 
 
-def assert_clean(result: subprocess.CompletedProcess[str], code: int) -> None:
+def assert_clean(result: Result, code: int) -> None:
     """Exit `code`, no traceback, no control codes (stdout and stderr are pipes here)."""
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
@@ -111,7 +112,7 @@ def row_of(text: str, device: str) -> str:
 
 def test_probe_all_online(sim: tuple[RunningFleet, Workspace]) -> None:
     fleet, ws = sim
-    result = ws.run("devices", "probe")
+    result = ws.invoke("devices", "probe")
     assert_clean(result, 0)
     for device in fleet.fleet.devices:
         row = row_of(result.stdout, device.name)
@@ -120,7 +121,7 @@ def test_probe_all_online(sim: tuple[RunningFleet, Workspace]) -> None:
         assert device.spec.mac.upper() in row
     assert "3 online" in result.stderr
 
-    data = json.loads(ws.run("devices", "probe", "bar-tv-1,bar-tv-3", "--json").stdout)
+    data = json.loads(ws.invoke("devices", "probe", "bar-tv-1,bar-tv-3", "--json").stdout)
     assert [d["device"] for d in data["devices"]] == ["bar-tv-1", "bar-tv-3"]
     specs = {d.name: d.spec for d in fleet.fleet.devices}
     for d in data["devices"]:
@@ -137,7 +138,7 @@ def test_probe_all_online(sim: tuple[RunningFleet, Workspace]) -> None:
 def test_probe_offline_device_exits_4_naming_it(sim: tuple[RunningFleet, Workspace]) -> None:
     fleet, ws = sim
     fleet.call(fleet.fleet.device("bar-tv-2").set_offline(True))
-    result = ws.run("devices", "probe", "--timeout", "2s")
+    result = ws.invoke("devices", "probe", "--timeout", "2s")
     assert_clean(result, 4)
     assert "connection refused" in row_of(result.stdout, "bar-tv-2")
     assert " offline " in row_of(result.stdout, "bar-tv-2")
@@ -145,7 +146,7 @@ def test_probe_offline_device_exits_4_naming_it(sim: tuple[RunningFleet, Workspa
     assert "cmdctl: bar-tv-2: connection refused" in result.stderr
     assert "bar-tv-1:" not in result.stderr
 
-    quiet = ws.run("devices", "probe", "--quiet")
+    quiet = ws.invoke("devices", "probe", "--quiet")
     assert_clean(quiet, 4)
     assert quiet.stdout == ""
     assert quiet.stderr.strip().splitlines() == [
@@ -163,7 +164,7 @@ def test_probe_wrong_key_exits_1_and_wins_over_unreachable(
     secrets["bar_tv_3_key"] = KEY  # valid base64 of 32 bytes, but not the device's key
     secrets_path.write_text(yaml.safe_dump(secrets))
 
-    result = ws.run("devices", "probe", "bar-tv-3", "--json")
+    result = ws.invoke("devices", "probe", "bar-tv-3", "--json")
     assert_clean(result, 1)
     (probe,) = json.loads(result.stdout)["devices"]
     assert probe["status"] == "rejected"
@@ -173,7 +174,7 @@ def test_probe_wrong_key_exits_1_and_wins_over_unreachable(
     assert KEY not in result.stdout + result.stderr
 
     fleet.call(fleet.fleet.device("bar-tv-1").set_offline(True))
-    both = ws.run("devices", "probe")
+    both = ws.invoke("devices", "probe")
     assert_clean(both, 1)  # rejected wins over unreachable
     assert "wrong encryption key" in row_of(both.stdout, "bar-tv-3")
     assert "connection refused" in row_of(both.stdout, "bar-tv-1")
@@ -188,7 +189,7 @@ def test_probe_another_device_at_the_address(tmp_path: Path) -> None:
         text = running.inventory.read_text()
         ports = [str(d.port) for d in running.fleet.devices]
         running.inventory.write_text(text.replace(f"port: {ports[0]}", f"port: {ports[1]}"))
-        result = ws.run("devices", "probe", "--inventory", str(running.inventory))
+        result = ws.invoke("devices", "probe", "--inventory", str(running.inventory))
     finally:
         running.close()
     assert_clean(result, 1)
@@ -231,7 +232,7 @@ def test_entities_lists_selectors_details_and_current_state(
     current = device.state_of("select.input")
     assert current == select.options[-1] != select.options[0]  # not the template default
 
-    result = ws.run("devices", "entities", "bar-tv-2")
+    result = ws.invoke("devices", "entities", "bar-tv-2")
     assert_clean(result, 0)
     row = row_of(result.stdout, "select.input")
     assert current in row
@@ -240,7 +241,7 @@ def test_entities_lists_selectors_details_and_current_state(
     assert "(box: int, channel: string)" in row_of(result.stdout, "action.send_tv_command")
     assert "response (only)" in row_of(result.stdout, "action.get_status")
 
-    data = json.loads(ws.run("devices", "entities", "bar-tv-2", "--json").stdout)
+    data = json.loads(ws.invoke("devices", "entities", "bar-tv-2", "--json").stdout)
     by_selector = {e["selector"]: e for e in data["entities"]}
     assert set(by_selector) == {e.selector for e in device.spec.entities}
     assert by_selector["select.input"]["options"] == list(select.options)
@@ -283,7 +284,7 @@ def test_entities_of_every_kind_and_sub_devices(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path)
     running = RunningFleet([HOME], tmp_path)
     try:
-        result = ws.run("devices", "entities", "home", "--json", "-i", str(running.inventory))
+        result = ws.invoke("devices", "entities", "home", "--json", "-i", str(running.inventory))
     finally:
         running.close()
     assert_clean(result, 0)
@@ -309,7 +310,7 @@ def test_entities_of_every_kind_and_sub_devices(tmp_path: Path) -> None:
 def test_entities_of_an_offline_device_exits_4(sim: tuple[RunningFleet, Workspace]) -> None:
     fleet, ws = sim
     fleet.call(fleet.fleet.device("bar-tv-1").set_offline(True))
-    result = ws.run("devices", "entities", "bar-tv-1")
+    result = ws.invoke("devices", "entities", "bar-tv-1")
     assert_clean(result, 4)
     assert "bar-tv-1: connection refused" in result.stderr
     assert result.stdout == ""
@@ -360,7 +361,7 @@ def test_ls_shows_inventory_and_last_outcome_from_the_journal(tmp_path: Path) ->
             ev.rescheduled(retrying.id, t0 + 3, not_before=t0 + 60, attempts=1),
         ]
     )
-    result = ws.run("devices", "ls", "--json")
+    result = ws.invoke("devices", "ls", "--json")
     assert_clean(result, 0)
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert len(rows) == 10
@@ -376,7 +377,7 @@ def test_ls_shows_inventory_and_last_outcome_from_the_journal(tmp_path: Path) ->
     assert rows["tv-4"]["last"] is None and rows["tv-4"]["last_seen"] is None
     assert KEY not in result.stdout
 
-    table = ws.run("devices", "ls", "tv-1,tv-2,tv-4")
+    table = ws.invoke("devices", "ls", "tv-1,tv-2,tv-4")
     assert_clean(table, 0)
     assert "failed (mismatch): select.input" in row_of(table.stdout, "tv-1")
     assert "failed (unreachable)" in row_of(table.stdout, "tv-2")
@@ -417,7 +418,7 @@ def test_ls_does_not_import_the_client(tmp_path: Path) -> None:
 def test_bad_device_or_pattern_exits_2(
     workspace: Workspace, args: list[str], needles: list[str]
 ) -> None:
-    result = workspace.run(*args)
+    result = workspace.invoke(*args)
     assert_clean(result, 2)
     assert result.stdout == ""
     (line,) = result.stderr.strip().splitlines()

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
-from tests.cli.helpers import Workspace, volume_playbook
+from tests.cli.helpers import Result, Workspace, volume_playbook
 
 
-def assert_clean_failure(
-    result: subprocess.CompletedProcess[str], code: int, *needles: str
-) -> None:
+def assert_clean_failure(result: Result, code: int, *needles: str) -> None:
     """Exit `code`, the message contains every needle, and no traceback leaked."""
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr + result.stdout
@@ -22,51 +19,51 @@ def assert_clean_failure(
 
 def test_validate_names_file_line_and_column(workspace: Workspace) -> None:
     pb = workspace.playbook("bad.yml", "name: x\ntargets: tvs\nsteps:\n  - numbr.volume: 3\n")
-    result = workspace.run("validate", str(pb))
+    result = workspace.invoke("validate", str(pb))
     assert_clean_failure(result, 2, "bad.yml:4:")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_validate_ok(workspace: Workspace) -> None:
     pb = workspace.playbook("ok.yml", volume_playbook(2))
-    result = workspace.run("validate", str(pb))
+    result = workspace.invoke("validate", str(pb))
     assert result.returncode == 0, result.stderr
     assert "2 steps × 10 devices = 20 commands" in result.stdout
 
 
 def test_bulk_bad_playbook_leaves_the_journal_untouched(workspace: Workspace) -> None:
     good = workspace.playbook("ok.yml", volume_playbook(1))
-    assert workspace.run("bulk", str(good)).returncode == 0
+    assert workspace.invoke("bulk", str(good)).returncode == 0
     before = (workspace.journal / "journal.jsonl").read_bytes()
     bad = workspace.playbook("bad.yml", volume_playbook(1, targets="nothing-matches-*"))
-    result = workspace.run("bulk", str(bad))
+    result = workspace.invoke("bulk", str(bad))
     assert_clean_failure(result, 2, "bad.yml:", "nothing-matches-*")
     assert (workspace.journal / "journal.jsonl").read_bytes() == before
 
 
 def test_missing_inventory(workspace: Workspace) -> None:
     pb = workspace.playbook("ok.yml", volume_playbook(1))
-    result = workspace.run(
+    result = workspace.invoke(
         "bulk", str(pb), extra_env={"CMDCTL_INVENTORY": "/nonexistent/devices.yml"}
     )
     assert_clean_failure(result, 2, "/nonexistent/devices.yml")
 
 
 def test_missing_playbook(workspace: Workspace) -> None:
-    result = workspace.run("bulk", "nope.yml")
+    result = workspace.invoke("bulk", "nope.yml")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
 
 
 def test_unmatched_limit(workspace: Workspace) -> None:
     pb = workspace.playbook("ok.yml", volume_playbook(1))
-    result = workspace.run("bulk", str(pb), "--limit", "patio")
+    result = workspace.invoke("bulk", str(pb), "--limit", "patio")
     assert_clean_failure(result, 2, "patio")
 
 
 def test_bad_priority(workspace: Workspace) -> None:
     pb = workspace.playbook("ok.yml", volume_playbook(1))
-    result = workspace.run("bulk", str(pb), "--priority", "urgent")
+    result = workspace.invoke("bulk", str(pb), "--priority", "urgent")
     assert_clean_failure(result, 2, "unknown priority 'urgent'", "high, normal, low")
 
 
@@ -74,7 +71,7 @@ def test_bad_priority(workspace: Workspace) -> None:
 def test_unwritable_journal_is_not_accepted(workspace: Workspace) -> None:
     workspace.journal.mkdir(mode=0o500)
     pb = workspace.playbook("ok.yml", volume_playbook(1))
-    result = workspace.run("bulk", str(pb))
+    result = workspace.invoke("bulk", str(pb))
     assert_clean_failure(result, 3)
     assert "queued batch" not in result.stdout
 
@@ -83,73 +80,73 @@ def test_journal_on_a_file_is_not_accepted(workspace: Workspace) -> None:
     # Works as root too: a journal "directory" that is a regular file cannot be written.
     workspace.journal.write_text("not a directory")
     pb = workspace.playbook("ok.yml", volume_playbook(1))
-    result = workspace.run("bulk", str(pb))
+    result = workspace.invoke("bulk", str(pb))
     assert_clean_failure(result, 3, "journal")
     assert "queued batch" not in result.stdout
 
 
 def test_status_reports_damage_with_exit_3(workspace: Workspace) -> None:
     pb = workspace.playbook("ok.yml", volume_playbook(2))
-    assert workspace.run("bulk", str(pb)).returncode == 0
-    assert workspace.run("bulk", str(pb)).returncode == 0
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
     path = workspace.journal / "journal.jsonl"
     lines = path.read_bytes().split(b"\n")
     lines[5] = b'{"t":"garbage' + lines[5][13:40]
     path.write_bytes(b"\n".join(lines))
-    status = workspace.run("status")
+    status = workspace.invoke("status")
     assert status.returncode == 3
     assert "damaged journal lines" in status.stderr
-    verify = workspace.run("journal", "verify")
+    verify = workspace.invoke("journal", "verify")
     assert_clean_failure(verify, 3, ":6: damaged line")
 
 
 def test_queue_show_unknown_id(workspace: Workspace) -> None:
-    result = workspace.run("queue", "show", "01ZZZZ")
+    result = workspace.invoke("queue", "show", "01ZZZZ")
     assert_clean_failure(result, 2, "no entry with id '01ZZZZ'")
 
 
 def test_queue_cancel_needs_a_target(workspace: Workspace) -> None:
-    result = workspace.run("queue", "cancel")
+    result = workspace.invoke("queue", "cancel")
     assert_clean_failure(result, 2, "give one ID, or --batch B, or --device D")
 
 
 def test_queue_retry_nothing_failed(workspace: Workspace) -> None:
-    result = workspace.run("queue", "retry", "--failed")
+    result = workspace.invoke("queue", "retry", "--failed")
     assert_clean_failure(result, 2, "no failed entries")
 
 
 def test_queue_priority_bad_level(workspace: Workspace) -> None:
-    result = workspace.run("queue", "priority", "01ABC", "asap")
+    result = workspace.invoke("queue", "priority", "01ABC", "asap")
     assert_clean_failure(result, 2, "unknown priority 'asap'")
 
 
 def test_queue_ls_bad_state(workspace: Workspace) -> None:
-    result = workspace.run("queue", "ls", "--state", "sleeping")
+    result = workspace.invoke("queue", "ls", "--state", "sleeping")
     assert_clean_failure(result, 2, "unknown state 'sleeping'")
 
 
 def test_history_bad_since(workspace: Workspace) -> None:
-    result = workspace.run("history", "--since", "yesterday-ish")
+    result = workspace.invoke("history", "--since", "yesterday-ish")
     assert_clean_failure(result, 2, "yesterday-ish")
 
 
 def test_status_unknown_batch(workspace: Workspace) -> None:
-    result = workspace.run("status", "01NOPE")
+    result = workspace.invoke("status", "01NOPE")
     assert_clean_failure(result, 2, "no batch '01NOPE'")
 
 
 def test_compact_bad_keep(workspace: Workspace) -> None:
-    result = workspace.run("journal", "compact", "--keep", "forever")
+    result = workspace.invoke("journal", "compact", "--keep", "forever")
     assert_clean_failure(result, 2, "forever")
 
 
 def test_simulate_bad_count(workspace: Workspace) -> None:
-    result = workspace.run("simulate", "--count", "0")
+    result = workspace.invoke("simulate", "--count", "0")
     assert_clean_failure(result, 2, "--count must be between 1 and 10000")
 
 
 def test_unknown_command_is_a_usage_error(workspace: Workspace) -> None:
-    result = workspace.run("frobnicate")
+    result = workspace.invoke("frobnicate")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
 
@@ -166,13 +163,13 @@ def test_unknown_command_is_a_usage_error(workspace: Workspace) -> None:
 def test_drain_rollout_options_are_checked(
     workspace: Workspace, args: list[str], needle: str
 ) -> None:
-    result = workspace.run("drain", *args)
+    result = workspace.invoke("drain", *args)
     assert_clean_failure(result, 2, needle)
     assert not (workspace.journal / "journal.jsonl").exists()
 
 
 def test_bulk_unknown_tag(workspace: Workspace) -> None:
     pb = workspace.playbook("ok.yml", volume_playbook(1))
-    result = workspace.run("bulk", str(pb), "--tags", "nightly")
+    result = workspace.invoke("bulk", str(pb), "--tags", "nightly")
     assert_clean_failure(result, 2, "nightly")
     assert not (workspace.journal / "journal.jsonl").exists()

@@ -1,4 +1,5 @@
-"""`drain --metrics-file` / `--log-file` (and `run`) as real processes against the real simulator.
+"""`drain --metrics-file` / `--log-file` (and `run`) against the real simulator: in-process, but
+real processes where a reader races the writer and where `run` is stopped by SIGTERM.
 
 The metrics file is read with a strict parser of the Prometheus text format (0.0.4) written here,
 so a malformed file fails the test rather than being half-read.
@@ -198,11 +199,11 @@ def sim(tmp_path: Path) -> Iterator[tuple[RunningFleet, Workspace]]:
 
 def _queue(ws: Workspace, text: str = PLAYBOOK) -> None:
     pb = ws.playbook("pb.yml", text)
-    assert_clean(ws.run("bulk", str(pb)), 0)
+    assert_clean(ws.invoke("bulk", str(pb)), 0)
 
 
 def _pending(ws: Workspace) -> int:
-    counts: dict[str, int] = json.loads(ws.run("status", "--json").stdout)["counts"]
+    counts: dict[str, int] = json.loads(ws.invoke("status", "--json").stdout)["counts"]
     return counts.get("pending", 0)
 
 
@@ -216,7 +217,7 @@ def test_drain_metrics_match_the_json_totals_and_log_has_a_line_per_outcome(
     _queue(ws)
     fleet.call(fleet.fleet.device("bar-tv-3").set_offline(True))
 
-    result = ws.run("drain", "--json", "--metrics-file", str(prom), "--log-file", str(log))
+    result = ws.invoke("drain", "--json", "--metrics-file", str(prom), "--log-file", str(log))
     assert_clean(result, 1)
     report = json.loads(result.stdout)
     assert sorted(os.listdir(out)) == ["cmdctl.prom", "outcomes.jsonl"]  # no temp file left
@@ -269,7 +270,7 @@ def test_drain_metrics_match_the_json_totals_and_log_has_a_line_per_outcome(
     before = prom.stat().st_ino
     fleet.call(fleet.fleet.device("bar-tv-3").set_offline(False))
     _queue(ws, "name: v\ntargets: tvs\nsteps:\n  - number.volume: 40\n")
-    second = ws.run(
+    second = ws.invoke(
         "drain", "--json", "--metrics-file", str(prom), "--log-file", str(log), "--quiet"
     )
     assert_clean(second, 0)
@@ -351,10 +352,10 @@ def test_run_rewrites_metrics_after_each_pass(sim: tuple[RunningFleet, Workspace
 def test_bad_metrics_or_log_path_is_an_input_error_before_any_work(workspace: Workspace) -> None:
     _queue(workspace, "name: v\ntargets: tvs\nsteps:\n  - number.volume: 5\n")
     missing = workspace.root / "nope" / "m.prom"
-    result = workspace.run("drain", "--metrics-file", str(missing))
+    result = workspace.invoke("drain", "--metrics-file", str(missing))
     assert result.returncode == 2, result.stderr
     assert f"--metrics-file: no directory {missing.parent}" in result.stderr
-    result = workspace.run("drain", "--log-file", str(workspace.root))
+    result = workspace.invoke("drain", "--log-file", str(workspace.root))
     assert result.returncode == 2
     assert "is a directory" in result.stderr
     assert _pending(workspace) == 10  # nothing was drained

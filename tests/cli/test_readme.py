@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 
 import pytest
+
+from tests.cli.helpers import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -41,12 +41,11 @@ def readme_commands() -> list[list[str]]:
 
 @cache
 def help_text(*path: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "cmdctl", *path, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    result = invoke(
+        *path,
+        "--help",
         env={"COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
     )
     assert result.returncode == 0, (path, result.stderr)
     return result.stdout
