@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
+
+from cmdctl.simulator import DeviceSpec, Fleet
+from cmdctl.simulator import write_inventory as write_simulated_inventory
 
 KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # base64 of 32 bytes (a dummy key)
 
@@ -187,3 +192,54 @@ def make_workspace(tmp_path: Path) -> Workspace:
     }
     env.pop("FORCE_COLOR", None)
     return Workspace(tmp_path, inventory, journal, env)
+
+
+# -- a simulated fleet in a background thread ------------------------------------------------
+
+T = TypeVar("T")
+
+#: Any escape sequence (colour, cursor movement): none may reach a pipe.
+CONTROL = re.compile(r"\x1b")
+
+
+class RunningFleet:
+    """Virtual devices served by an event loop in a background thread of the test process."""
+
+    def __init__(self, specs: list[DeviceSpec], directory: Path) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.fleet: Fleet = self.call(self._start(specs))
+        self.inventory = directory / "devices.yml"
+        write_simulated_inventory(self.fleet.devices, self.inventory)
+
+    async def _start(self, specs: list[DeviceSpec]) -> Fleet:
+        fleet = Fleet(specs)
+        await fleet.start()
+        return fleet
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the fleet's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=15)
+
+    def close(self) -> None:
+        self.call(self.fleet.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def assert_clean(result: Result, code: int) -> None:
+    """Exit `code`, no traceback, no control codes (stdout and stderr are pipes here)."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert not CONTROL.search(result.stdout + result.stderr)
+
+
+def row_of(text: str, device: str) -> str:
+    """The table line that starts with `device`."""
+    lines = [line for line in text.splitlines() if line.split()[:1] == [device]]
+    assert len(lines) == 1, text
+    return lines[0]
+
+

@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from cmdctl.simulator import venue
-from tests.cli.helpers import KEY, Workspace, make_workspace
-from tests.cli.test_devices import RunningFleet, assert_clean, row_of
+from tests.cli.helpers import KEY, RunningFleet, Workspace, assert_clean, make_workspace, row_of
 
 PLAYBOOK = """\
 name: Game night

@@ -3,16 +3,12 @@ fan-out bound (connection timing) and the import check, which need a process of 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 import subprocess
 import sys
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -26,46 +22,20 @@ from cmdctl.simulator import (
     DeviceSpec,
     EntitySpec,
     FaultSpec,
-    Fleet,
     SubDevice,
     venue,
-    write_inventory,
 )
-from tests.cli.helpers import KEY, Result, Workspace, make_workspace
+from tests.cli.helpers import (
+    KEY,
+    RunningFleet,
+    Workspace,
+    assert_clean,
+    make_workspace,
+    row_of,
+)
 
-T = TypeVar("T")
-
-#: Any escape sequence (colour, cursor movement): none may reach a pipe.
-CONTROL = re.compile(r"\x1b")
 #: Seconds between a client dropping a connection and the simulator noticing (same host).
 CLOSE_SLACK = 0.05
-
-
-class RunningFleet:
-    """Virtual devices served by an event loop in a background thread of the test process."""
-
-    def __init__(self, specs: list[DeviceSpec], directory: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.fleet: Fleet = self.call(self._start(specs))
-        self.inventory = directory / "devices.yml"
-        write_inventory(self.fleet.devices, self.inventory)
-
-    async def _start(self, specs: list[DeviceSpec]) -> Fleet:
-        fleet = Fleet(specs)
-        await fleet.start()
-        return fleet
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the fleet's loop and wait for it."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=15)
-
-    def close(self) -> None:
-        self.call(self.fleet.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
 
 
 def _specs() -> list[DeviceSpec]:
@@ -91,20 +61,6 @@ def sim(tmp_path: Path) -> Iterator[tuple[RunningFleet, Workspace]]:
         yield running, workspace
     finally:
         running.close()
-
-
-def assert_clean(result: Result, code: int) -> None:
-    """Exit `code`, no traceback, no control codes (stdout and stderr are pipes here)."""
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    assert not CONTROL.search(result.stdout + result.stderr)
-
-
-def row_of(text: str, device: str) -> str:
-    """The table line that starts with `device`."""
-    lines = [line for line in text.splitlines() if line.split()[:1] == [device]]
-    assert len(lines) == 1, text
-    return lines[0]
 
 
 # -- probe ---------------------------------------------------------------------------------------

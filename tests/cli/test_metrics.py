@@ -26,8 +26,7 @@ import pytest
 from cmdctl.drain import metrics
 from cmdctl.drain.totals import Totals
 from cmdctl.simulator import venue
-from tests.cli.helpers import Workspace, make_workspace
-from tests.cli.test_devices import RunningFleet, assert_clean
+from tests.cli.helpers import RunningFleet, Workspace, assert_clean, make_workspace
 
 # -- a strict parser of the text format --------------------------------------------------------
 
