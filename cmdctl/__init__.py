@@ -1,3 +1,5 @@
 """cmdctl: send commands to fleets of ESPHome devices, with a durable journal."""
 
-__version__ = "0.1.0"
+from cmdctl.core.version import __version__
+
+__all__ = ["__version__"]

@@ -8,8 +8,8 @@ import traceback
 
 import typer
 
-from cmdctl import __version__
 from cmdctl.core.errors import CmdctlError, ExitCode
+from cmdctl.core.version import __version__
 
 app = typer.Typer(
     name="cmdctl",

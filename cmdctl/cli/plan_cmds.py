@@ -55,7 +55,7 @@ def _plan(
     wanted = playbook.parse_tags(tags) if tags is not None else None
     unwanted = playbook.parse_tags(skip_tags) if skip_tags is not None else None
     pb = playbook.load_playbook(playbook_path, max_commands=max_commands)
-    prio = _priority(priority) if priority is not None else None
+    prio = Priority.parse(priority).value if priority is not None else None
     return playbook.expand(
         pb,
         inv,
@@ -69,18 +69,6 @@ def _plan(
         tags=wanted,
         skip_tags=unwanted,
     )
-
-
-def _priority(text: str) -> str:
-    from cmdctl.core.errors import InputError
-    from cmdctl.core.model import Priority
-
-    try:
-        return Priority(text.lower()).value
-    except ValueError:
-        raise InputError(
-            f"unknown priority {text!r}", hint="use one of: high, normal, low"
-        ) from None
 
 
 def _summary(plan: Plan) -> dict[str, object]:

@@ -319,11 +319,10 @@ def priority(
 
     Example: cmdctl queue priority 01JDA3 high
     """
-    from cmdctl.cli.plan_cmds import _priority
     from cmdctl.core.model import Priority
     from cmdctl.journal import queueops
 
-    prio = Priority(_priority(level))
+    prio = Priority.parse(level)
 
     def decide(ledger: Ledger) -> Change:
         return queueops.reprioritise([ledger.lookup(entry_id)], prio, now=now())

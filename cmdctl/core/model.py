@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from cmdctl.core.errors import InputError
+
 #: JSON-compatible value used in command arguments.
 JSONValue = Any
 
@@ -25,6 +27,16 @@ class Priority(StrEnum):
     def rank(self) -> int:
         """Sort key: lower runs first."""
         return _PRIORITY_RANK[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Priority:
+        """`text` (any case) as a priority; InputError naming the choices otherwise."""
+        try:
+            return cls(text.lower())
+        except ValueError:
+            raise InputError(
+                f"unknown priority {text!r}", hint="use one of: high, normal, low"
+            ) from None
 
 
 _PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}

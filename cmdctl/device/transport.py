@@ -26,9 +26,9 @@ from typing import Any, Literal, Protocol
 from aioesphomeapi.client import APIClient
 from aioesphomeapi.model import ConnectionClosedEvent
 
-from cmdctl import __version__
 from cmdctl.core.errors import DeliveryUnknown, DeviceError, DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import Command
+from cmdctl.core.version import __version__
 from cmdctl.device import wire
 from cmdctl.device.classify import (
     DEVICE_EXCEPTIONS,
