@@ -102,12 +102,12 @@ def checks_alone(journal: Journal) -> float:
     from cmdctl.drain.coalesce import coalesce
 
     ledger = journal.ledger()
-    due = select(ledger, time.time() + 60).due
+    work = select(ledger, time.time() + 60)
     best = float("inf")
     for _ in range(5):
         began = time.perf_counter()
-        ready = gates.check(ledger, due).ready
-        coalesce(ready)
+        ready = gates.check(ledger, work.due).ready
+        coalesce(ready, work.later, work.position)
         best = min(best, time.perf_counter() - began)
     return best
 

@@ -1,8 +1,10 @@
-"""Coalescing: of several due entries that set the same entity to a state, only the newest runs.
+"""Coalescing: of several entries that set the same entity to a state, only the newest runs.
 
 A device that was away for an hour should not replay forty stale volume changes. Among due
-entries for the same (device, domain, target) whose command sets a state, the newest in queue
-order wins and the older ones are superseded by it, when:
+entries for the same (device, domain, target) whose command sets a state, the newest (the one
+queued last in the journal: never by id, which carries a process's clock) wins, and every older
+pending entry for that entity is superseded by it, due or not (an older command waiting out its
+backoff must not land after the newer one), when:
 
 * the older entry belongs to another batch than the winner: within one batch (one playbook run,
   one `send`) the steps are a deliberate sequence (a blink, a ramp) and all of them run;
@@ -10,14 +12,14 @@ order wins and the older ones are superseded by it, when:
   change does not swallow an older "off").
 
 Never for buttons, actions, `idempotent: false` entries, media_player commands (volume_up,
-toggle…; only a volume level coalesces), lock `open` or cover/valve `stop`. Only due entries
-take part, so an entry still waiting for its `not_before` or its barrier never supersedes (nor
-is superseded by) anything.
+toggle…; only a volume level coalesces), lock `open` or cover/valve `stop`. Only a due entry
+wins: one still waiting for its `not_before` supersedes nothing yet, and one waiting for its
+barrier neither supersedes nor is superseded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from cmdctl.core.model import Entry
 
@@ -45,8 +47,14 @@ def coalescible(entry: Entry) -> bool:
     return True
 
 
-def coalesce(due: Sequence[Entry]) -> tuple[list[Entry], list[tuple[Entry, Entry]]]:
-    """(entries to run, in the given order; (superseded, winner) pairs)."""
+def coalesce(
+    due: Sequence[Entry], later: Sequence[Entry], position: Mapping[str, int]
+) -> tuple[list[Entry], list[tuple[Entry, Entry]]]:
+    """(entries of `due` to run, in the given order; (superseded, winner) pairs).
+
+    `later`: pending entries not due yet, which an older-than-the-winner one joins the losers;
+    `position`: every entry's place in the journal (larger: queued later).
+    """
     # String keys and no spare lists: 10,000 due entries must not feed the cyclic GC.
     groups: dict[str, list[Entry]] = {}
     for entry in due:
@@ -58,16 +66,29 @@ def coalesce(due: Sequence[Entry]) -> tuple[list[Entry], list[tuple[Entry, Entry
                 groups[key] = [entry]
             else:
                 members.append(entry)
+    waiting: dict[str, list[Entry]] = {}
+    for entry in later:
+        if coalescible(entry):
+            cmd = entry.command
+            key = f"{entry.device}\0{cmd.domain}\0{cmd.target}"
+            if key in groups:
+                waiting.setdefault(key, []).append(entry)
     losers: list[tuple[Entry, Entry]] = []
-    for members in groups.values():
-        if len(members) < 2:
+    for key, members in groups.items():
+        behind = waiting.get(key, ())
+        if len(members) < 2 and not behind:
             continue
-        winner = max(members, key=lambda e: e.id)
+        winner = max(members, key=lambda e: position[e.id])
         keys = winner.command.args.keys()
-        for entry in members:
-            if entry.batch != winner.batch and entry.command.args.keys() <= keys:
+        at = position[winner.id]
+        for entry in (*members, *behind):
+            if (
+                entry.batch != winner.batch
+                and position[entry.id] < at
+                and entry.command.args.keys() <= keys
+            ):
                 losers.append((entry, winner))
     if not losers:
         return list(due), []
-    gone = {loser.id for loser, _ in losers}
+    gone = {loser.id for loser, _ in losers}  # may include entries of `later`
     return [e for e in due if e.id not in gone], losers

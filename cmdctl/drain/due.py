@@ -1,15 +1,19 @@
 """Which entries a pass works on, and in what order: the drain's one run-order algorithm.
 
-Run order is priority rank, then age (id), except that a device's entries keep their queue
-order: each device's slots in the (rank, id) order are filled with its due entries in id order,
-so a later high-priority entry pulls earlier ones of its device forward rather than overtaking
+Run order is priority rank, then age, except that a device's entries keep their queue order:
+each device's slots in the (rank, age) order are filled with its due entries in queue order, so
+a later high-priority entry pulls earlier ones of its device forward rather than overtaking
 them. Entries not yet due (or expired) do not hold others back.
+
+Age and queue order are the order of the entries' `queued` records in the journal, never their
+ids: ids carry the clock of the process that made them, and two processes' clocks may differ.
+`Work.position` gives that order to coalescing, which decides "newer" the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cmdctl.core.model import Entry, State
 from cmdctl.journal import events as ev
@@ -24,6 +28,10 @@ class Work:
     due: list[Entry]  # in run order
     expired: list[Entry]
     next_due: float | None  # earliest not_before of a pending entry not yet due
+    # Pending entries not due yet on the devices of `due` (coalescing may supersede them).
+    later: list[Entry] = field(default_factory=list)
+    # id → place in the journal of `due` and `later` entries (larger: queued later).
+    position: dict[str, int] = field(default_factory=dict)
 
 
 def select(
@@ -42,7 +50,9 @@ def select(
     ready: list[Entry] = []
     expired: list[Entry] = []
     next_due: float | None = None
-    for entry_id in ledger.ids():
+    position: dict[str, int] = {}
+    waiting: list[tuple[int, str]] = []  # (position, id) of pending entries not due yet
+    for n, entry_id in enumerate(ledger.ids()):
         if ledger.state(entry_id) is not State.PENDING:
             continue
         records = ledger.records(entry_id)
@@ -62,6 +72,7 @@ def select(
                 if times is not None and times[1] > now and (times[2] is None or times[2] > now):
                     if next_due is None or times[1] < next_due:
                         next_due = times[1]
+                    waiting.append((n, entry_id))
                     continue
         entry = entry_of(records, intern=True)
         if (only is not None and entry.device not in only) or (
@@ -71,16 +82,39 @@ def select(
         if entry.expires is not None and entry.expires <= now:
             expired.append(entry)
         elif entry.not_before <= now:
+            position[entry_id] = n
             ready.append(entry)
-        elif next_due is None or entry.not_before < next_due:
-            next_due = entry.not_before
-    return Work(run_order(ready), expired, next_due)
+        else:
+            waiting.append((n, entry_id))
+            if next_due is None or entry.not_before < next_due:
+                next_due = entry.not_before
+    later = _later(ledger, waiting, {e.device for e in ready}, position)
+    return Work(run_order(ready, position), expired, next_due, later, position)
 
 
-def run_order(ready: list[Entry]) -> list[Entry]:
-    """`ready` (due entries, any order) in run order (see the module docstring)."""
-    ready.sort(key=lambda e: e.id)
-    slots = sorted(ready, key=lambda e: (e.priority.rank, e.id))
+def _later(
+    ledger: Ledger, waiting: list[tuple[int, str]], devices: set[str], position: dict[str, int]
+) -> list[Entry]:
+    """The waiting entries of `devices`, decoded (others are never decoded: a journal may hold
+    100,000 entries scheduled for tonight)."""
+    out = []
+    for n, entry_id in waiting:
+        records = ledger.records(entry_id)
+        head = records[0]
+        if isinstance(head, bytes):
+            peeked = ev.peek(head)
+            if peeked is not None and peeked[2] is not None and peeked[2][1] not in devices:
+                continue
+        entry = entry_of(records, intern=True)
+        if entry.device in devices:
+            position[entry_id] = n
+            out.append(entry)
+    return out
+
+
+def run_order(ready: list[Entry], position: dict[str, int]) -> list[Entry]:
+    """`ready` (due entries in journal order) in run order (see the module docstring)."""
+    slots = sorted(ready, key=lambda e: (e.priority.rank, position[e.id]))
     by_device: dict[str, list[Entry]] = {}
     for entry in ready:
         by_device.setdefault(entry.device, []).append(entry)

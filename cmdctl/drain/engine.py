@@ -153,7 +153,7 @@ class Engine:
         ]
         losers: Sequence[tuple[Entry, Entry]] = ()
         if options.coalesce:
-            work.due, losers = coalesce(work.due)
+            work.due, losers = coalesce(work.due, work.later, work.position)
         settled += [(entry, outcomes.expired(entry, now)) for entry in work.expired]
         events = [e for _, v in fixes for e in v.events]
         events += [ev.superseded(old.id, now, by=new.id) for old, new in losers]

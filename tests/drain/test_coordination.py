@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from cmdctl.core.errors import ExitCode
-from cmdctl.core.ids import new_id
+from cmdctl.core.ids import IdFactory, new_id
 from cmdctl.core.model import Coordination, Entry
 from cmdctl.drain import engine as eng
 from cmdctl.drain import loops
@@ -373,3 +373,74 @@ async def test_queued_sends_coalesce_in_a_real_cmdctl_drain(tmp_path: Path) -> N
     winner = entries[-1]
     assert [(e.state.value, e.superseded_by) for e in entries] == [
         ("superseded", winner.id), ("superseded", winner.id), ("done", None)]
+
+
+# -- "newer" is later in the journal (issue 13, item 1) ---------------------------------------
+
+
+@pytest.mark.timeout(120)
+async def test_a_newer_queued_value_supersedes_an_older_one_waiting_out_its_backoff(
+    tmp_path: Path,
+) -> None:
+    """The reproduction: 25 is sent while the TV is away (queued), a drain fails and backs it
+    off, 10 is queued; the TV comes back. The TV must end on 10, now and after any later drain."""
+    async with Fleet(tvs(1)) as fleet:
+        tv = fleet.devices[0]
+        inventory = tmp_path / "devices.yml"
+        write_inventory(fleet.devices, inventory)
+        journal = Journal(tmp_path / "journal")
+        env = cli_env(journal.directory, inventory)
+        await tv.set_offline(True)
+        code, _, err = await acmdctl("send", tv.name, "number.volume", "25", env=env)
+        assert code == ExitCode.QUEUED, err
+        code, _, err = await acmdctl("drain", env=env, timeout=60)
+        assert code == ExitCode.UNREACHABLE, err
+        stale = journal.ledger().entries()[0]
+        assert stale.state.value == "pending" and stale.not_before > time.time() + 5  # backoff
+        code, _, err = await acmdctl("send", tv.name, "number.volume", "10", "--queue", env=env)
+        assert code == ExitCode.OK, err
+        await tv.set_offline(False)
+        code, out, err = await acmdctl("drain", "--json", env=env, timeout=60)
+        assert code == ExitCode.OK, err
+        assert json.loads(out)["superseded"] == 1
+        assert received(tv) == [("number.volume", {"value": 10.0})]
+        # Long after the backoff, nothing stale is left to land.
+        later = eng.Engine(journal, loops.lookup(addresses(fleet)), options(),
+                           clock=lambda: time.time() + 7200)
+        totals = await loops.drain_with(later)
+        assert totals.entries == 0 and received(tv) == [("number.volume", {"value": 10.0})]
+    stale = journal.ledger().get(stale.id)
+    assert stale.state.value == "superseded" and stale.superseded_by is not None
+
+
+async def test_newer_means_later_in_the_journal_not_a_larger_id(
+    journal: Journal, fleet3: Fleet
+) -> None:
+    """Two processes whose clocks differ by an hour: the one queued last wins, and a device's
+    entries run in journal order, whatever their ids say."""
+    dev = fleet3.devices[0].name
+    fast_clock = replace(make_entry(dev, "number", "volume", {"value": 25.0}, batch="FAST"),
+                         id=new_id_at(time.time() + 3600))
+    slow_clock = replace(make_entry(dev, "number", "volume", {"value": 10.0}, batch="SLOW"),
+                         id=new_id_at(time.time()))
+    assert slow_clock.id < fast_clock.id  # the later-queued entry has the smaller id
+    queue(journal, [fast_clock])
+    queue(journal, [slow_clock])
+    first = replace(make_entry(dev, "switch", "tv_power", {"state": True}, batch="A"),
+                    id=new_id_at(time.time() + 3600))
+    second = replace(make_entry(dev, "select", "input", {"option": "HDMI 2"}, batch="A"),
+                     id=new_id_at(time.time()))
+    queue(journal, [first, second])
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)), options())
+    assert totals.superseded == 1
+    got = received(fleet3.devices[0])
+    assert ("number.volume", {"value": 10.0}) in got
+    assert ("number.volume", {"value": 25.0}) not in got
+    order = [s for s, _ in got]
+    assert order.index("switch.tv_power") < order.index("select.input")  # journal order
+    assert journal.ledger().get(fast_clock.id).superseded_by == slow_clock.id
+
+
+def new_id_at(ts: float) -> str:
+    """An id as a process whose clock reads `ts` would make it."""
+    return IdFactory(clock=lambda: int(ts * 1000)).new()
