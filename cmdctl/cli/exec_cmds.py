@@ -501,10 +501,10 @@ def run_immediate(
     json_out: bool = False,
     quiet: bool = False,
 ) -> ExitCode:
-    """For `bulk`: run `plan.immediate` inline (journaled), show the recap, return the code.
+    """For `bulk`: journal the whole batch in one durable append, then run `plan.immediate`
+    inline; show the recap, return the code.
 
     `journal` is the `--journal` option (a path or an open Journal; None: the default place).
-    The caller queues the rest afterwards.
     """
     import asyncio
 
@@ -518,7 +518,8 @@ def run_immediate(
     with view:
         totals = asyncio.run(
             direct.run_immediate(
-                jr, device_lookup(inv), entries, concurrency=concurrency, observer=observer
+                jr, device_lookup(inv), entries, concurrency=concurrency, observer=observer,
+                queued=plan.queued,
             )
         )
     if not json_out:

@@ -175,15 +175,13 @@ def bulk(
         finish(ExitCode.OK)
 
     code = ExitCode.OK
-    if plan.immediate:
+    if plan.immediate:  # the whole batch goes to the journal first, in one durable append
         code = _run_immediate(plan, inv, journal=journal, quiet=quiet, json_out=json_out)
-
-    jr = open_journal(journal)
-    if plan.queued:
+    elif plan.queued:
         from cmdctl.journal import events
 
-        report = jr.append([events.queued(entry) for entry in plan.queued])
-        for repair in getattr(report, "repairs", ()):
+        report = open_journal(journal).append([events.queued(entry) for entry in plan.queued])
+        for repair in report.repairs:
             render.warn(str(repair))
     summary = _summary(plan)
     if json_out:

@@ -249,19 +249,38 @@ def cancel(
 ) -> None:
     """Cancel pending entries: one ID, a whole --batch, or everything for a --device.
 
+    An entry shown as running is cancelled too when the process running it is gone (no drain
+    holds the drain lock, or the `send` that started it has exited).
+
     Example: cmdctl queue cancel --batch 01JDA3
     """
+    import contextlib
+
+    from cmdctl.core.errors import BusyError
+    from cmdctl.core.model import State
+    from cmdctl.drain import recovery
     from cmdctl.journal import queueops
 
-    def decide(ledger: Ledger) -> Change:
-        chosen = _select(ledger, entry_id, device=device, batch=batch)
-        if entry_id is None:
-            chosen = [e for e in chosen if not e.finished]
-            if not chosen:
-                raise InputError("nothing to cancel: no unfinished entries match")
-        return queueops.cancel(chosen, who=who(), now=now())
+    jr = open_journal(journal)
+    with contextlib.ExitStack() as stack:
+        try:  # no drain can start (and take an orphaned entry) while we decide
+            stack.enter_context(jr.try_drain_lock())
+            holding = True
+        except BusyError:
+            holding = False
 
-    change = _transact(journal, decide)
+        def decide(ledger: Ledger) -> Change:
+            chosen = _select(ledger, entry_id, device=device, batch=batch)
+            if entry_id is None:
+                chosen = [e for e in chosen if not e.finished]
+                if not chosen:
+                    raise InputError("nothing to cancel: no unfinished entries match")
+            orphans: set[str] = set()
+            if any(e.state is State.RUNNING for e in chosen):
+                orphans = recovery.orphaned(ledger, now(), holding_drain_lock=holding)
+            return queueops.cancel(chosen, who=who(), now=now(), orphaned=orphans)
+
+        change = jr.transact(decide)[0]
     _report(change, "cancelled", json_out=json_out, quiet=quiet)
 
 

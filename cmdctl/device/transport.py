@@ -62,6 +62,16 @@ _FAILURES: tuple[type[BaseException], ...] = (DeviceError, *DEVICE_EXCEPTIONS)
 Status = Literal["confirmed", "delivered", "mismatch"]
 
 
+def unsendable(device: str, plan: Plan, err: Exception) -> DeviceRejected:
+    """A command the client refused to encode (a value the protocol cannot carry): that
+    command fails for good, with the cause, and the connection goes on."""
+    return DeviceRejected(
+        device,
+        f"{plan.selector}: cannot be sent: {type(err).__name__}: {err}",
+        hint="the value is outside what the ESPHome API can carry; fix the command",
+    )
+
+
 class SecretKey(Protocol):
     """A key that only says what it is when asked."""
 
@@ -269,10 +279,19 @@ class DeviceSession:
                         pending.clear()
                     phase = "sending"
                     continue
-                if plan.command.domain == "action":
-                    await wire.call(self._client_or_fail(), plan)
-                else:
-                    wire.send(self._client_or_fail(), plan, self.name)
+                try:
+                    if plan.command.domain == "action":
+                        await wire.call(self._client_or_fail(), plan)
+                    else:
+                        wire.send(self._client_or_fail(), plan, self.name)
+                except _FAILURES:
+                    raise
+                except Exception as err:  # the client could not encode it: nothing was written
+                    results[i] = unsendable(self.name, plan, err)
+                    waiter = waiting.pop(i, None)
+                    if waiter is not None:
+                        waiter.done.cancel()
+                    continue
                 pending.append(i)
             if pending:
                 phase = "waiting for delivery"
@@ -448,6 +467,10 @@ class DeviceSession:
                 f"{plan.selector}: no answer after {bound:.1f}s (it may or may not have run)",
             )
             return unknown, False
+        except _FAILURES:
+            raise
+        except Exception as err:  # the client could not encode it: nothing was written
+            return unsendable(self.name, plan, err), False
         elapsed = asyncio.get_running_loop().time() - start
         if response is None:
             return Outcome("delivered", elapsed), True

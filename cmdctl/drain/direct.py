@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from cmdctl.core.errors import CmdctlError, DeviceError, DeviceUnavailable, ExitCode
+from cmdctl.core.errors import (
+    CmdctlError,
+    DeviceError,
+    DeviceRejected,
+    DeviceUnavailable,
+    ExitCode,
+)
 from cmdctl.core.ids import new_id
 from cmdctl.core.model import Command, Entry, Priority
 from cmdctl.device.classify import classify
@@ -176,14 +182,16 @@ async def send(
             raise classify(err, device.name, phase="sending", timeout=timeout) from err
         finally:
             session.close()
-    except DeviceError as err:
+    except Exception as err:  # whatever went wrong, it is this command's outcome
+        if not isinstance(err, DeviceError):
+            err = unexpected(device.name, entry, err)
         status, verdict = _failure(entry, err, mode, clock())
         await asyncio.to_thread(journal.append, list(verdict.events))
         detail = verdict.detail.removeprefix(f"{entry.device}: ")  # the CLI names the device
         return SendResult(entry, status, time.monotonic() - began, detail, err)
     except BaseException:
         # Interrupted (Ctrl-C) before an outcome: leave nothing RUNNING behind.
-        _interrupted(journal, entry, clock())
+        _interrupted(journal, entry, clock(), queue=mode is not Mode.NOW)
         raise
     seconds = time.monotonic() - began
     if outcome.status == "mismatch":
@@ -211,11 +219,25 @@ def _failure(entry: Entry, err: DeviceError, mode: Mode, now: float) -> tuple[st
     return "failed", outcomes.rejected(entry, now, err)
 
 
-def _interrupted(journal: Journal, entry: Entry, now: float) -> None:
-    verdict = (
-        outcomes.left(entry, now, started=True) if entry.idempotent
-        else outcomes.in_doubt(entry, now, "interrupted after it was started")
+def unexpected(device: str, entry: Entry, err: Exception) -> DeviceError:
+    """An exception outside the device error tree while sending one command (a bug, or a value
+    the client cannot encode): that command fails for good, with the cause."""
+    return DeviceRejected(
+        device, f"{entry.command.selector}: could not be sent: {type(err).__name__}: {err}"
     )
+
+
+def _interrupted(journal: Journal, entry: Entry, now: float, *, queue: bool) -> None:
+    """Stopped before an outcome: an idempotent command goes back to the queue (unless
+    `send --now`, which never queues: failed), any other is in doubt."""
+    if not entry.idempotent:
+        verdict = outcomes.in_doubt(entry, now, "interrupted after it was started")
+    elif queue:
+        verdict = outcomes.left(entry, now, started=True)
+    else:
+        why = "interrupted before an outcome (send --now does not queue)"
+        verdict = outcomes.Verdict("failed", why, (
+            ev.failed(entry.id, now, error=why, kind="interrupted"),))
     # If this fails too, the next drain's recovery covers it: the owner pid will be gone.
     with contextlib.suppress(CmdctlError):
         journal.append(list(verdict.events))
@@ -229,11 +251,15 @@ async def run_immediate(
     concurrency: int | None = None,
     observer: Observer | None = None,
     clock: Callable[[], float] = time.time,
+    queued: Sequence[Entry] = (),
 ) -> Totals:
     """Run a playbook's immediate entries inline, concurrently across devices; never queued.
 
     Transient failures are retried once, then recorded as failed (kind `unreachable`), not left
-    pending: an immediate step is worth doing now or not at all.
+    pending: an immediate step is worth doing now or not at all. `queued`: the rest of the
+    batch, journaled in the same durable append as the immediate entries and before any of
+    them is sent, so the batch is wholly in the journal or wholly absent (and if it is absent,
+    nothing was sent).
     """
     from cmdctl.drain import engine as eng
     from cmdctl.drain.options import DEFAULT_CONCURRENCY, DrainOptions
@@ -252,9 +278,11 @@ async def run_immediate(
     lease = now + rounds * IMMEDIATE_POLICY.tries * DEFAULT_JOB_TIMEOUT + LEASE_MARGIN_S
     owner = recovery.me(engine.run_id, recovery.SEND, lease)
     began = time.monotonic()
-    await asyncio.to_thread(journal.append, queued_and_started(entries, owner, now))
+    starts = [recovery.started(e, now, owner, attempt=1) for e in entries]
+    batch = [*(ev.queued(e) for e in entries), *starts, *(ev.queued(e) for e in queued)]
+    await asyncio.to_thread(journal.append, batch)
     async with Recorder(journal.append) as rec:
-        await engine.run_now(rec, entries, totals, requeue=False)
+        await engine.run_now(rec, entries, starts, totals, requeue=False)
     totals.seconds = time.monotonic() - began
     return totals
 

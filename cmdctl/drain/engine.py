@@ -41,6 +41,8 @@ from cmdctl.drain.outcomes import Verdict
 from cmdctl.drain.rollout import Rollout
 from cmdctl.drain.totals import Totals
 from cmdctl.journal import events as ev
+from cmdctl.journal.entry import fold
+from cmdctl.journal.events import Event
 from cmdctl.journal.ledger import Ledger
 from cmdctl.journal.recorder import Recorder
 from cmdctl.journal.store import Journal
@@ -201,12 +203,14 @@ class Engine:
                                         verdict.detail, verdict.duration))
 
     async def run_now(
-        self, rec: Recorder, entries: Sequence[Entry], totals: Totals, *, requeue: bool
+        self, rec: Recorder, entries: Sequence[Entry], started: Sequence[Event], totals: Totals,
+        *, requeue: bool,
     ) -> None:
-        """Run entries this process already recorded as started (send, immediate steps):
-        no selection, no windows or thresholds (those are for drains)."""
+        """Run entries this process already recorded as started (send, immediate steps), with
+        their `started` events: no selection, no windows or thresholds (those are for drains)."""
         self.stop_event()
-        jobs = plan(entries, totals, self.devices, requeue=requeue, prestarted=True)
+        running = [fold(e, s) for e, s in zip(entries, started, strict=True)]
+        jobs = plan(entries, totals, self.devices, requeue=requeue, prestarted=running)
         self.observer.planned(list(entries))
         await self.run_jobs(Pass(rec), jobs, totals)
 

@@ -27,6 +27,7 @@ from cmdctl.drain.outcomes import Verdict
 from cmdctl.drain.rollout import Gate, Rollout
 from cmdctl.drain.totals import Tally, Totals
 from cmdctl.journal import events as ev
+from cmdctl.journal.entry import fold
 from cmdctl.journal.recorder import Recorder
 
 if TYPE_CHECKING:
@@ -56,24 +57,32 @@ class Job:
     prestarted: bool = False  # `started` already on disk (send / immediate steps)
     failed_batches: set[str] = field(default_factory=set)  # failed/unreachable/unknown
     last_sent: float | None = None  # monotonic time the last command left (for `pace`)
+    # Entries as their `started` event left them (what an observer's `after` builds on).
+    running: dict[str, Entry] = field(default_factory=dict)
 
 
 def plan(
     entries: Sequence[Entry], totals: Totals, devices: Callable[[str], DeviceAddress | None],
-    *, requeue: bool = True, prestarted: bool = False,
+    *, requeue: bool = True, prestarted: Sequence[Entry] = (),
 ) -> list[Job]:
-    """One job per device, devices in order of their first entry, entries in queue order."""
+    """One job per device, devices in order of their first entry, entries in queue order.
+
+    `prestarted`: the same entries as their `started` events (already on disk) left them:
+    `send` and immediate steps write those before the engine sees the entries.
+    """
+    running = {e.id: e for e in prestarted}
     jobs: dict[str, Job] = {}
     for entry in entries:
         job = jobs.get(entry.device)
         if job is None:
             job = jobs[entry.device] = Job(
                 entry.device, devices(entry.device), [], totals.tally(entry.device),
-                requeue=requeue, prestarted=prestarted,
+                requeue=requeue, prestarted=bool(running),
             )
         job.todo.append(entry)
-        if prestarted:
+        if entry.id in running:
             job.started.add(entry.id)
+            job.running[entry.id] = running[entry.id]
     return list(jobs.values())
 
 
@@ -84,6 +93,7 @@ class DeviceJob:
         self.engine = engine
         self.ctx = ctx
         self.job = job
+        self.isolate = False  # send one command at a time (an unexpected error was met)
 
     # -- recording -------------------------------------------------------------------------------
 
@@ -93,11 +103,12 @@ class DeviceJob:
         if verdict.events:
             self.ctx.rec.record(*verdict.events)
         job.started.discard(entry.id)
+        base = job.running.pop(entry.id, entry)
         job.tally.add(verdict.outcome)
         if verdict.outcome in (tot.FAILED, tot.UNKNOWN):
             job.tally.error = verdict.detail
             job.failed_batches.add(entry.batch)
-        self.engine.observer.finished(Finished(entry, verdict.after(entry), verdict.outcome,
+        self.engine.observer.finished(Finished(entry, verdict.after(base), verdict.outcome,
                                                verdict.detail, verdict.duration))
 
     # -- the slot ------------------------------------------------------------------------------
@@ -259,7 +270,7 @@ class DeviceJob:
                         if engine.stopping():
                             return
             else:
-                chunk = self._next_chunk()
+                chunk = job.todo[:1] if self.isolate else self._next_chunk()
             # An entry started by an earlier try of this run is on disk as RUNNING already.
             fresh = [e for e in chunk if e.id not in job.started]
             if fresh:
@@ -267,6 +278,7 @@ class DeviceJob:
                 owner = recovery.me(engine.run_id, engine.kind, now + session.job_timeout)
                 starts = [recovery.started(e, now, owner, attempt=e.attempts + 1) for e in fresh]
                 job.started.update(e.id for e in fresh)
+                job.running.update((e.id, fold(e, s)) for e, s in zip(fresh, starts, strict=True))
                 # On disk before the command leaves, and decided against `queue cancel`
                 # under the journal lock (cmdctl.journal.claims): a cancel from then on is refused.
                 await self.ctx.rec.durable(*starts)
@@ -274,13 +286,35 @@ class DeviceJob:
                     continue
             engine.observer.step(job.device, f"sending {len(chunk)}")
             job.last_sent = engine.monotonic()
-            results = await session.execute_many(
-                [e.command for e in chunk], verify=[e.verify for e in chunk]
-            )
+            try:
+                results = await session.execute_many(
+                    [e.command for e in chunk], verify=[e.verify for e in chunk]
+                )
+            except (DeviceError, asyncio.CancelledError):
+                raise
+            except Exception as err:  # a bug or a value the client cannot carry, not the device
+                self._unexpected(chunk, err)
+                continue
             transient = self._results(chunk, results)
             del job.todo[: len(chunk)]
             if transient is not None:
                 raise transient
+
+    def _unexpected(self, chunk: list[Entry], err: Exception) -> None:
+        """An exception outside the device error tree while sending `chunk`: find the entry
+        that causes it (the rest of a chunk is sent one by one from now on) and fail that one,
+        with the cause, so one poison command never stops a drain nor blocks its device."""
+        if len(chunk) > 1:
+            self.isolate = True
+            return  # the same entries again, one at a time: the culprit fails alone
+        entry, now = chunk[0], self.engine.clock()
+        why = f"{entry.command.selector}: could not be sent: {type(err).__name__}: {err}"
+        if entry.idempotent:
+            verdict = outcomes.rejected(entry, now, DeviceRejected(entry.device, why))
+        else:
+            verdict = outcomes.in_doubt(entry, now, why)
+        self.settle(entry, verdict)
+        del self.job.todo[:1]
 
     def drop_withdrawn(self, chunk: Sequence[Entry]) -> bool:
         """Take entries cancelled while this run held them out of the job; True if any were."""

@@ -86,10 +86,11 @@ def unreachable(
             ev.attempt_failed(entry.id, now, error=error, kind=err.kind, retry_at=at),
             ev.rescheduled(entry.id, now, not_before=at, attempts=attempt),
         ))
-    why = f"gave up after {attempt} attempts: {error}" if requeue else error
+    used = f"{attempt} attempt" + ("" if attempt == 1 else "s")
+    why = f"gave up after {used}: {error}" if requeue else error
     return Verdict(tot.UNREACHABLE, error, (
         ev.attempt_failed(entry.id, now, error=error, kind=err.kind, retry_at=None),
-        ev.failed(entry.id, now, error=why, kind=err.kind),
+        ev.failed(entry.id, now, error=why, kind=err.kind, attempts=attempt),
     ))
 
 
@@ -134,12 +135,21 @@ def left(entry: Entry, now: float, *, started: bool) -> Verdict:
     return Verdict(tot.SKIPPED, "left for the next drain", events)
 
 
-def abandoned(entry: Entry, now: float, who: str) -> Verdict:
-    """Recovery: a dead process left `entry` running. Idempotent: pending again, the
-    interrupted attempt not counted (the interruption was ours, not the device's)."""
+def abandoned(entry: Entry, now: float, who: str, *, times: int = 1, limit: int = 3) -> Verdict:
+    """Recovery: a dead process left `entry` running (for the `times`-th time). Idempotent:
+    pending again, the interrupted attempt not counted (the interruption was ours, not the
+    device's), until `limit` interruptions: then failed, for a command that kills every drain
+    that runs it must not block its device forever."""
     if not entry.idempotent:
         return in_doubt(entry, now, f"interrupted: {who} died after starting it")
     reason = f"interrupted: {who} died before recording an outcome"
+    if times >= limit:
+        why = (f"{reason}, {times} times in a row; not tried again "
+               f"(`cmdctl queue retry {entry.id}` runs it again)")
+        return Verdict(tot.FAILED, why, (
+            ev.attempt_failed(entry.id, now, error=reason, kind="interrupted", retry_at=None),
+            ev.failed(entry.id, now, error=why, kind="interrupted"),
+        ))
     return Verdict(tot.UNREACHABLE, reason, (
         ev.attempt_failed(entry.id, now, error=reason, kind="interrupted", retry_at=now),
         ev.rescheduled(entry.id, now, not_before=now, attempts=max(0, entry.attempts - 1)),

@@ -30,6 +30,9 @@ from cmdctl.journal.ledger import Ledger
 
 DRAIN = "drain"
 SEND = "send"
+#: An idempotent entry whose process died this many times while running it is failed, not
+#: tried again: a command that crashes every drain must not block its device forever.
+MAX_INTERRUPTIONS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,27 @@ def abandoned(owner: Owner | None, now: float, *, run: str, holding_drain_lock: 
     return owner.lease < now
 
 
+def interruptions(ledger: Ledger, entry_id: str) -> int:
+    """How often a process died while running this entry (its `interrupted` attempts)."""
+    count = 0
+    for record in ledger.records(entry_id):
+        if isinstance(record, Event):
+            count += record.type == ev.ATTEMPT_FAILED and record.get("kind") == "interrupted"
+        elif record.startswith(b'{"t":"attempt_failed"') and b'"kind":"interrupted"' in record:
+            count += 1
+    return count
+
+
+def orphaned(ledger: Ledger, now: float, *, holding_drain_lock: bool) -> set[str]:
+    """Running entries no live process will record an outcome for (`queue cancel` may take
+    them): with the drain lock held, every drain's; a `send`'s once its pid or lease is gone."""
+    return {
+        entry.id
+        for entry in ledger.entries(state=State.RUNNING)
+        if abandoned(owner_of(ledger, entry.id), now, run="", holding_drain_lock=holding_drain_lock)
+    }
+
+
 def recover(
     ledger: Ledger, now: float, *, run: str, holding_drain_lock: bool
 ) -> list[tuple[Entry, Verdict]]:
@@ -141,5 +165,7 @@ def recover(
         if not abandoned(owner, now, run=run, holding_drain_lock=holding_drain_lock):
             continue
         who = owner.describe() if owner is not None else "an unknown process"
-        out.append((entry, outcomes.abandoned(entry, now, who)))
+        times = interruptions(ledger, entry.id) + 1
+        out.append((entry, outcomes.abandoned(entry, now, who, times=times,
+                                              limit=MAX_INTERRUPTIONS)))
     return out

@@ -14,7 +14,7 @@ from typing import Any
 
 from cmdctl.core.errors import InputError
 from cmdctl.core.model import DOMAINS, MEDIA_COMMANDS, Command, JSONValue
-from cmdctl.core.timespec import parse_duration
+from cmdctl.core.timespec import format_duration, parse_duration
 from cmdctl.inputs import yamlsrc
 
 Path_ = tuple[str | int, ...]
@@ -409,13 +409,25 @@ def _rgb(value: Any, path: Path_) -> JSONValue:
     )
 
 
+#: The longest light transition or flash the native API can carry: uint32 milliseconds.
+MAX_LIGHT_SECONDS = (2**32 - 1) / 1000
+
+
 def _seconds(value: Any, path: Path_, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise CommandValueError(f"{what} must be a duration, not {_shown(value)}", path=path)
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except InputError as err:
         raise CommandValueError(f"{what}: {err.message}", path=path, hint=err.hint) from None
+    if seconds > MAX_LIGHT_SECONDS:
+        raise CommandValueError(
+            f"{what} {_shown(value)} is longer than a device can be told "
+            f"({format_duration(MAX_LIGHT_SECONDS)})",
+            path=path,
+            hint="the ESPHome API carries it in milliseconds, at most 2^32 - 1",
+        )
+    return seconds
 
 
 def _string(value: Any, path: Path_, what: str, *, empty: bool) -> str:

@@ -159,6 +159,9 @@ def fold(entry: Entry, event: Event) -> Entry:
             changes["not_before"] = _f(f["not_before"])
         if isinstance(f.get("attempts"), int):
             changes["attempts"] = f["attempts"]
+        if "expires" in f:  # `queue retry` of an expired entry lifts its expiry
+            expires = f["expires"]
+            changes["expires"] = None if expires is None else _f(expires)
     elif t == ev.DONE:
         changes["outcome"] = f.get("outcome")
         if isinstance(f.get("ran_on"), str):
@@ -166,6 +169,8 @@ def fold(entry: Entry, event: Event) -> Entry:
     elif t == ev.FAILED:
         changes["outcome"] = f.get("kind")
         changes["last_error"] = f.get("error")
+        if isinstance(f.get("attempts"), int):
+            changes["attempts"] = f["attempts"]
     elif t in (ev.CANCELLED, ev.EXPIRED, ev.SKIPPED, ev.UNKNOWN, ev.HELD):
         changes["reason"] = f.get("reason") or None
     elif t == ev.SUPERSEDED:

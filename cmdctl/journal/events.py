@@ -379,9 +379,15 @@ def done(
     return Event(DONE, entry_id, ts, fields)
 
 
-def failed(entry_id: str, ts: float, *, error: str, kind: str) -> Event:
-    """Failed for good."""
-    return Event(FAILED, entry_id, ts, {"error": error, "kind": kind})
+def failed(
+    entry_id: str, ts: float, *, error: str, kind: str, attempts: int | None = None
+) -> Event:
+    """Failed for good; `attempts`: the attempts it used, when the failure counts one that
+    has no `started` event (the device could not be reached before it was sent)."""
+    fields: dict[str, JSONValue] = {"error": error, "kind": kind}
+    if attempts is not None:
+        fields["attempts"] = attempts
+    return Event(FAILED, entry_id, ts, fields)
 
 
 def cancelled(entry_id: str, ts: float, *, who: str, reason: str = "") -> Event:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from cmdctl.core.model import Entry, Priority, State
@@ -24,13 +24,23 @@ class Change:
     refused: tuple[tuple[Entry, str], ...]
 
 
-def cancel(entries: Iterable[Entry], *, who: str, now: float, reason: str = "") -> Change:
-    """Cancel pending (or unknown) entries; running or finished ones are refused with why."""
+def cancel(
+    entries: Iterable[Entry], *, who: str, now: float, reason: str = "",
+    orphaned: Collection[str] = (),
+) -> Change:
+    """Cancel pending (or unknown) entries; running or finished ones are refused with why.
+
+    `orphaned`: ids of running entries whose process is known to be dead (the caller decides:
+    it holds the drain lock, or the sender's pid is gone); those are cancelled too, so an entry
+    whose drain died is never stuck beyond a person's reach.
+    """
     out: list[Event] = []
     changed: list[Entry] = []
     refused: list[tuple[Entry, str]] = []
     for entry in entries:
-        if entry.state in CANCELLABLE:
+        if entry.state in CANCELLABLE or (
+            entry.state is State.RUNNING and entry.id in orphaned
+        ):
             out.append(ev.cancelled(entry.id, now, who=who, reason=reason))
             changed.append(entry)
         elif entry.state is State.RUNNING:

@@ -280,7 +280,11 @@ def test_drain_metrics_match_the_json_totals_and_log_has_a_line_per_outcome(
     assert fams["cmdctl_drain_commands"].value(outcome="confirmed") == 3
     assert fams["cmdctl_drain_commands"].value(outcome="unreachable") == 0
     assert fams["cmdctl_drain_exit_code"].value() == 0
-    assert fams["cmdctl_queued_commands"].value() == _pending(ws) == 3
+    # bar-tv-3's volume 20 waits out its backoff; the newer volume 40 supersedes it (a stale
+    # value must not land later), leaving its power and input pending.
+    assert json.loads(second.stdout)["superseded"] == 1
+    assert fams["cmdctl_drain_superseded_commands"].value() == 1
+    assert fams["cmdctl_queued_commands"].value() == _pending(ws) == 2
     assert len(log.read_text().splitlines()) == 9 + 3
     assert sorted(os.listdir(out)) == ["cmdctl.prom", "outcomes.jsonl"]
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
+import pytest
 
 from cmdctl.core.errors import ExitCode
 from cmdctl.core.model import Command, Priority
@@ -10,7 +13,7 @@ from cmdctl.drain import direct, loops
 from cmdctl.drain.direct import Mode
 from cmdctl.drain.due import select
 from cmdctl.journal.store import Journal
-from cmdctl.simulator import Fleet
+from cmdctl.simulator import Fleet, write_inventory
 
 from .conftest import address, addresses, make_entry, received, tvs
 
@@ -125,3 +128,43 @@ async def test_immediate_steps_run_inline_and_are_never_left_queued(journal: Jou
     assert ledger.get(entries[0].id).state.value == "done"
     assert ledger.get(entries[1].id).state.value == "failed"
     assert select(ledger, time.time() + 10**6).due == []
+
+
+@pytest.mark.timeout(90)
+async def test_a_bulk_whose_batch_cannot_be_written_sends_nothing(tmp_path: Path) -> None:
+    """Issue 13, item 3: with the disk full, `bulk` said "nothing accepted" after its
+    `mode: immediate` presses had already run. The whole batch is one durable append, made
+    before anything is sent: if it fails, no device got anything and the journal holds none of
+    it. (RLIMIT_FSIZE makes writes past a size fail with EFBIG, as a full disk would.)"""
+    import asyncio
+    import resource
+
+    from .conftest import cli_env
+    from .simproc import cmdctl_argv
+
+    async with Fleet(tvs(2)) as fleet:
+        inventory = tmp_path / "devices.yml"
+        write_inventory(fleet.devices, inventory)
+        playbook = tmp_path / "night.yml"
+        playbook.write_text(
+            "name: night\ntargets: all\nsteps:\n"
+            "  - name: blink\n    button.identify: press\n    mode: immediate\n"
+            + "".join(f"  - name: v{n}\n    number.volume: {n}\n" for n in range(60))
+        )
+        journal = Journal(tmp_path / "journal")
+        env = cli_env(journal.directory, inventory)
+        limit = 16 * 1024  # the immediate part fits; the whole batch does not
+
+        def small_disk() -> None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        proc = await asyncio.create_subprocess_exec(
+            *cmdctl_argv("bulk", str(playbook)), env=env, preexec_fn=small_disk,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        text = (out + err).decode()
+        assert proc.returncode == ExitCode.JOURNAL, text
+        assert "nothing accepted" in text and "Traceback" not in text
+        assert [received(dev) for dev in fleet.devices] == [[], []]  # no press was sent
+    assert journal.ledger().entries() == []  # and none of the batch is in the journal

@@ -96,7 +96,7 @@ async def test_offline_at_the_last_attempt_fails_with_the_last_error(journal: Jo
     got = journal.ledger().get(entry.id)
     assert got.state.value == "failed"
     assert got.last_error is not None
-    assert "gave up after 1 attempts" in got.last_error
+    assert "gave up after 1 attempt: " in got.last_error
     assert "connection refused" in got.last_error
     assert totals.exit_code() == ExitCode.UNREACHABLE
 

@@ -55,7 +55,7 @@ def test_unreachable_out_of_attempts_fails_and_says_how_many() -> None:
                                    requeue=True, policy=DEFAULT)
     after = verdict.after(tv(attempts=2))
     assert after.state is State.FAILED and verdict.outcome == tot.UNREACHABLE
-    assert after.last_error == "gave up after 3 attempts: tv: refused"
+    assert after.last_error == "gave up after 3 attempts: tv: refused" and after.attempts == 3
 
 
 def test_send_falls_back_to_the_queue_due_at_once_and_immediate_steps_do_not() -> None:

@@ -127,12 +127,9 @@ def test_retry_pulls_a_later_or_expired_entry_forward_to_now(journal: Journal) -
     assert ledger.get(later.id).expires is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fold ignores `expires` in a `rescheduled` event, so the expiry queueops.retry "
-    "clears is still in force and the next drain expires the entry again (issue 12 report)",
-)
 def test_a_retried_expired_entry_is_not_expired_again(journal: Journal) -> None:
+    """Issue 13, item 7: the retry's `rescheduled` carried `expires: null`, which the fold
+    ignored, so the next drain expired the entry again."""
     lapsed = entry(created=10.0, expires=NOW - 1)
     journal.append([ev.queued(lapsed), event(ev.EXPIRED, lapsed.id, 21.0)])
     apply(journal, lambda es: queueops.retry(es, who="bob", now=NOW))
