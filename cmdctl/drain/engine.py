@@ -41,7 +41,6 @@ from cmdctl.drain.outcomes import Verdict
 from cmdctl.drain.rollout import Rollout
 from cmdctl.drain.totals import Totals
 from cmdctl.journal import events as ev
-from cmdctl.journal.entry import fold
 from cmdctl.journal.events import Event
 from cmdctl.journal.ledger import Ledger
 from cmdctl.journal.recorder import Recorder
@@ -175,7 +174,7 @@ class Engine:
                 tally = totals.tally(entry.device)
                 tally.add(tot.UNKNOWN)
                 tally.error = f"{entry.device}: {entry.command.selector}: {entry.reason}"
-                self.observer.finished(Finished(entry, entry, tot.UNKNOWN, entry.reason or ""))
+                self.observer.finished(Finished(entry, tot.UNKNOWN, entry.reason or ""))
         due, next_at = work.due, work.next_due
         if self.stopping():
             for entry in due:
@@ -199,8 +198,8 @@ class Engine:
         return next_at
 
     def _tell(self, entry: Entry, verdict: Verdict) -> None:
-        self.observer.finished(Finished(entry, verdict.after(entry), verdict.outcome,
-                                        verdict.detail, verdict.duration))
+        self.observer.finished(Finished(entry, verdict.outcome, verdict.detail,
+                                        verdict.duration, verdict.events))
 
     async def run_now(
         self, rec: Recorder, entries: Sequence[Entry], started: Sequence[Event], totals: Totals,
@@ -209,8 +208,7 @@ class Engine:
         """Run entries this process already recorded as started (send, immediate steps), with
         their `started` events: no selection, no windows or thresholds (those are for drains)."""
         self.stop_event()
-        running = [fold(e, s) for e, s in zip(entries, started, strict=True)]
-        jobs = plan(entries, totals, self.devices, requeue=requeue, prestarted=running)
+        jobs = plan(entries, totals, self.devices, requeue=requeue, prestarted=started)
         self.observer.planned(list(entries))
         await self.run_jobs(Pass(rec), jobs, totals)
 

@@ -27,7 +27,7 @@ from cmdctl.drain.outcomes import Verdict
 from cmdctl.drain.rollout import Gate, Rollout
 from cmdctl.drain.totals import Tally, Totals
 from cmdctl.journal import events as ev
-from cmdctl.journal.entry import fold
+from cmdctl.journal.events import Event
 from cmdctl.journal.recorder import Recorder
 
 if TYPE_CHECKING:
@@ -57,18 +57,18 @@ class Job:
     prestarted: bool = False  # `started` already on disk (send / immediate steps)
     failed_batches: set[str] = field(default_factory=set)  # failed/unreachable/unknown
     last_sent: float | None = None  # monotonic time the last command left (for `pace`)
-    # Entries as their `started` event left them (what an observer's `after` builds on).
-    running: dict[str, Entry] = field(default_factory=dict)
+    # id → the `started` event this run wrote for it (an observer's `after` folds it in).
+    running: dict[str, Event] = field(default_factory=dict)
 
 
 def plan(
     entries: Sequence[Entry], totals: Totals, devices: Callable[[str], DeviceAddress | None],
-    *, requeue: bool = True, prestarted: Sequence[Entry] = (),
+    *, requeue: bool = True, prestarted: Sequence[Event] = (),
 ) -> list[Job]:
     """One job per device, devices in order of their first entry, entries in queue order.
 
-    `prestarted`: the same entries as their `started` events (already on disk) left them:
-    `send` and immediate steps write those before the engine sees the entries.
+    `prestarted`: the `started` events of these entries, already on disk (`send` and immediate
+    steps write them before the engine sees the entries).
     """
     running = {e.id: e for e in prestarted}
     jobs: dict[str, Job] = {}
@@ -103,13 +103,14 @@ class DeviceJob:
         if verdict.events:
             self.ctx.rec.record(*verdict.events)
         job.started.discard(entry.id)
-        base = job.running.pop(entry.id, entry)
+        start = job.running.pop(entry.id, None)
         job.tally.add(verdict.outcome)
         if verdict.outcome in (tot.FAILED, tot.UNKNOWN):
             job.tally.error = verdict.detail
             job.failed_batches.add(entry.batch)
-        self.engine.observer.finished(Finished(entry, verdict.after(base), verdict.outcome,
-                                               verdict.detail, verdict.duration))
+        events = verdict.events if start is None else (start, *verdict.events)
+        self.engine.observer.finished(Finished(entry, verdict.outcome, verdict.detail,
+                                               verdict.duration, events))
 
     # -- the slot ------------------------------------------------------------------------------
 
@@ -145,7 +146,7 @@ class DeviceJob:
 
     def _tell(self, entry: Entry, outcome: str, detail: str) -> None:
         """An outcome with nothing to record (the entry stays as the journal has it)."""
-        self.engine.observer.finished(Finished(entry, entry, outcome, detail))
+        self.engine.observer.finished(Finished(entry, outcome, detail))
 
     async def _slotted(
         self, slots: asyncio.Semaphore, totals: Totals, entered: Sequence[Gate] = ()
@@ -278,7 +279,7 @@ class DeviceJob:
                 owner = recovery.me(engine.run_id, engine.kind, now + session.job_timeout)
                 starts = [recovery.started(e, now, owner, attempt=e.attempts + 1) for e in fresh]
                 job.started.update(e.id for e in fresh)
-                job.running.update((e.id, fold(e, s)) for e, s in zip(fresh, starts, strict=True))
+                job.running.update(zip((e.id for e in fresh), starts, strict=True))
                 # On disk before the command leaves, and decided against `queue cancel`
                 # under the journal lock (cmdctl.journal.claims): a cancel from then on is refused.
                 await self.ctx.rec.durable(*starts)
