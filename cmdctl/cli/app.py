@@ -72,19 +72,34 @@ _register()
 
 
 def _report_internal_error(exc: BaseException) -> str:
-    """Write the traceback (never locals) to a crash file; return where it went."""
+    """Write the traceback (never locals) to a new crash file; return where it went.
+
+    Named by time and pid and created exclusively (never through a link), with `-2`, `-3`...
+    when taken: two crashes in one second, in one process or several, keep both reports.
+    """
+    import os
+
     from cmdctl.cli.paths import crash_dir
 
+    text = "".join(traceback.format_exception(exc))
+    data = f"cmdctl {__version__}\nargv: {sys.argv!r}\n\n{text}".encode()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         directory = crash_dir()
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = directory / f"crash-{time.strftime('%Y%m%dT%H%M%S')}.txt"
-        text = "".join(traceback.format_exception(exc))
-        path.write_text(f"cmdctl {__version__}\nargv: {sys.argv!r}\n\n{text}")
-        path.chmod(0o600)
-        return str(path)
+        stem = f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        for n in range(1, 1000):
+            path = directory / (f"{stem}.txt" if n == 1 else f"{stem}-{n}.txt")
+            try:
+                fd = os.open(path, flags, 0o600)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return str(path)
     except OSError:
-        return "(could not write a crash report)"
+        pass
+    return "(could not write a crash report)"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -196,7 +196,7 @@ def _show_status(journal: object) -> None:
     assert isinstance(journal, Journal)
     scan, ledger = journal.load()
     st = summary.status(ledger, now=now(), damaged_lines=len(scan.damaged))
-    views.print_status(st, events=len(scan.lines), path=str(journal.path))
+    views.print_status(st, events=scan.committed, path=str(journal.path))
 
 
 def _verdict(totals: Totals, staging: Staging) -> ExitCode:

@@ -87,7 +87,7 @@ def status(
 
         render.emit_json(_status_json(st))
     elif not quiet:
-        views.print_status(st, events=len(scan.lines), path=str(jr.path))
+        views.print_status(st, events=scan.committed, path=str(jr.path))
     finish(ExitCode.JOURNAL if st.damaged_lines else ExitCode.OK)
 
 

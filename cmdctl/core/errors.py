@@ -26,7 +26,7 @@ class ExitCode(IntEnum):
     OK = 0  # everything asked for is done (or there was nothing to do)
     FAILED = 1  # at least one command failed for good (rejected, mismatch, gave up, unknown)
     INPUT = 2  # bad playbook, inventory, pattern or arguments; nothing was written
-    JOURNAL = 3  # the journal could not be written (not accepted) or is corrupt
+    JOURNAL = 3  # the journal could not be written (not accepted), read or trusted, or is corrupt
     UNREACHABLE = 4  # at least one device was unreachable; its work stays queued for retry
     QUEUED = 5  # `send` could not reach the device and queued the command instead
     BUSY = 6  # another drain is already running (cron overlap); nothing was done

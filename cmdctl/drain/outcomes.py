@@ -8,11 +8,11 @@ the outcome (a `cmdctl.drain.totals` name), its one-line detail and the events t
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from cmdctl.core.errors import DeliveryUnknown, DeviceError, DeviceUnavailable
 from cmdctl.core.model import Entry
+from cmdctl.core.timespec import format_time_utc
 from cmdctl.drain import retry
 from cmdctl.drain import totals as tot
 from cmdctl.journal import events as ev
@@ -169,6 +169,4 @@ def skipped(entry: Entry, now: float, why: str) -> Verdict:
 
 
 def _iso(ts: float | None) -> str:
-    if ts is None:
-        return "?"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "?" if ts is None else format_time_utc(ts)  # never raises, whatever the journal holds

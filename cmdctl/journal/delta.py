@@ -35,9 +35,8 @@ from pathlib import Path
 from cmdctl.journal import durable
 from cmdctl.journal import events as ev
 from cmdctl.journal.events import Event
+from cmdctl.journal.layout import DELTA_FILE as DELTA_FILE
 from cmdctl.journal.layout import FILE_MODE
-
-DELTA_FILE = "journal.delta"
 
 #: Event types in code order (a record stores one byte per event).
 KINDS: tuple[str, ...] = tuple(sorted(ev.KNOWN_TYPES))
@@ -133,7 +132,7 @@ def chain(directory: Path, journal_fd: int, file_id: tuple[int, int], start: int
           size: int) -> Chain:
     """The records continuing from `start` that the journal (`journal_fd`, `size` bytes) holds."""
     try:
-        data = (directory / DELTA_FILE).read_bytes()
+        data = durable.read_file(directory / DELTA_FILE)
     except OSError:
         return Chain((), start, 0, 0)
     found: list[tuple[Heads, int, int, int]] = []  # heads, end, check_len, check_crc
@@ -195,7 +194,7 @@ def prune(directory: Path, covered: int, file_id: tuple[int, int]) -> None:
     """Drop records a snapshot now covers (best effort; a cache)."""
     path = directory / DELTA_FILE
     try:
-        data = path.read_bytes()
+        data = durable.read_file(path)
     except OSError:
         return
     keep: list[bytes] = []

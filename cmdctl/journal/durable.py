@@ -16,9 +16,12 @@ from pathlib import Path
 #: How `write_all` writes (default `os.write`); tests pass one that writes short.
 Write = Callable[[int, memoryview], int]
 
-_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-_APPEND_READ = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+# Never through a symbolic link: whoever planted one would choose the file cmdctl appends to,
+# truncates or chmods (ELOOP instead). The journal directory is checked too (`layout`).
+NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+_APPEND = os.O_WRONLY | os.O_APPEND | NOFOLLOW
+_APPEND_READ = os.O_RDWR | os.O_APPEND | NOFOLLOW
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW
 
 
 def write_all(fd: int, data: bytes, *, write: Write | None = None) -> None:
@@ -32,6 +35,16 @@ def write_all(fd: int, data: bytes, *, write: Write | None = None) -> None:
         view = view[n:]
 
 
+def read_file(path: Path) -> bytes:
+    """The whole content of the file `path`, never through a symbolic link; OSError."""
+    fd = os.open(path, os.O_RDONLY | NOFOLLOW)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
 def append(fd: int, data: bytes, *, sync: bool = True) -> None:
     """Write all of `data` to `fd` where it stands (O_APPEND: at the end); then fsync if `sync`."""
     write_all(fd, data)
@@ -40,11 +53,29 @@ def append(fd: int, data: bytes, *, sync: bool = True) -> None:
 
 
 def open_append(path: Path, *, mode: int, readable: bool = False) -> int:
-    """Open `path` for appending (created if missing), its permission bits set to `mode`."""
-    fd = os.open(path, _APPEND_READ if readable else _APPEND, mode)
+    """Open `path` for appending, its permission bits set to `mode`.
+
+    Created if missing, and then its directory is fsynced, so that what is appended and
+    fsynced later does not vanish with the file's name in a crash.
+    """
+    flags = _APPEND_READ if readable else _APPEND
+    created = False
     try:
-        if os.fstat(fd).st_mode & 0o777 != mode:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+            created = True
+        except FileExistsError:  # another writer created it meanwhile
+            fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():  # a hard link to someone else's file: leave it alone
+            raise OSError(errno.EPERM, f"owned by uid {st.st_uid}, not by this user", str(path))
+        if st.st_mode & 0o777 != mode:
             os.fchmod(fd, mode)  # the umask filtered os.open's mode, or it was changed since
+        if created:
+            fsync_dir(path.parent)
     except OSError:
         os.close(fd)
         raise
@@ -99,7 +130,7 @@ def replace_file(path: Path, data: bytes, *, mode: int, sync: bool = True) -> No
     """
     tmp = temp_name(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, mode)
         try:
             os.fchmod(fd, mode)
             append(fd, data, sync=sync)

@@ -47,7 +47,7 @@ def read(
 ) -> Snapshot | None:
     """The snapshot in `directory` if it describes the journal `st` (read with `read_at`)."""
     try:
-        blob = (directory / SNAPSHOT_FILE).read_bytes()
+        blob = durable.read_file(directory / SNAPSHOT_FILE)
     except OSError:
         return None
     head = len(_MAGIC)

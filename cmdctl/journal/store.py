@@ -3,7 +3,8 @@
 `Journal` is here; the nouns it uses have their own modules: `layout` (names, modes, directory
 checks), `durable` (writes that survive a crash), `snapshot`, `delta`, `quarantine`, `compaction`.
 
-Files in the journal directory (0700; every file 0600):
+Files in the journal directory (0700; every file 0600; `layout` refuses a directory or file
+another user could write to, and nothing here is opened through a symbolic link):
 
     journal.jsonl        the append-only log of event lines
     journal.lock         `filelock` lock taken by writers (append, compact, repair, verify)
@@ -317,9 +318,10 @@ class Journal:
 
     def read(self) -> Scan:
         """Read the whole committed journal; no lock, safe during appends and compaction."""
+        if not layout.check_dir(self.directory):
+            return scan_bytes(b"")
         try:
-            with open(self.path, "rb") as f:
-                data = f.read()
+            data = durable.read_file(self.path)
         except FileNotFoundError:
             data = b""
         except OSError as err:
@@ -332,8 +334,10 @@ class Journal:
         Returns the scan (damage reports; its `lines` are only those read past the snapshot)
         and the ledger of current entries. No lock; safe during appends and compaction.
         """
+        if not layout.check_dir(self.directory):
+            return scan_bytes(b""), Ledger()
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self.path, os.O_RDONLY | durable.NOFOLLOW)
         except FileNotFoundError:
             return scan_bytes(b""), Ledger()
         except OSError as err:
@@ -386,7 +390,7 @@ class Journal:
 
     def verify(self) -> VerifyReport:
         """Check every line and every entry; see `VerifyReport.ok`."""
-        if self.directory.is_dir():
+        if layout.check_dir(self.directory):
             with self._locked():  # a stable view: no append half-way through
                 scan = self.read()
         else:

@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from cmdctl.core.errors import InputError
-from cmdctl.core.timespec import format_age, format_duration, parse_duration, parse_time
+from cmdctl.core.timespec import (
+    format_age,
+    format_duration,
+    format_time,
+    format_time_utc,
+    parse_duration,
+    parse_time,
+)
 
 NOW = 1_800_000_000.0
 
@@ -92,3 +99,65 @@ def test_format_duration(seconds: float, text: str) -> None:
 def test_format_age() -> None:
     assert format_age(NOW - 300, now=NOW) == "5m 00s ago"
     assert format_age(NOW + 600, now=NOW) == "in 10m 00s"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("36526d", "duration '36526d' is longer than 100 years"),
+        ("3000000d", "duration '3000000d' is longer than 100 years"),
+        (1e300, "duration '1e+300' is longer than 100 years"),
+    ],
+)
+def test_durations_beyond_a_century_are_input_errors(text: str | float, needle: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_duration(text)
+    assert caught.value.message == needle
+    assert caught.value.hint and caught.value.hint.startswith("at most 36525d")
+    assert parse_duration("36525d") == 36525 * 86400.0
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("+3000000d", "relative time '+3000000d': duration '3000000d' is longer than 100 years"),
+        ("10000-01-01", "bad time '10000-01-01'"),
+        ("9999-12-31T23:59:59-01:00", "time '9999-12-31T23:59:59-01:00' is out of range"),
+        ("1969-12-31T23:59:59Z", "time '1969-12-31T23:59:59Z' is out of range"),
+    ],
+)
+def test_times_a_calendar_cannot_show_are_input_errors(text: str, needle: str) -> None:
+    """Issue 13, item 6: `--at +3000000d` was accepted and broke every listing afterwards."""
+    with pytest.raises(InputError) as caught:
+        parse_time(text, now=NOW)
+    assert caught.value.message.startswith(needle)
+    assert caught.value.hint
+
+
+def test_a_relative_time_from_a_far_base_is_bounded_too() -> None:
+    base = parse_time("9999-12-01T00:00:00Z", now=NOW)
+    with pytest.raises(InputError, match="out of range"):
+        parse_time("+100d", now=NOW, base=base)
+
+
+@pytest.mark.parametrize(
+    ("value", "time_text", "duration_text"),
+    [
+        (1e300, "after year 9999", "over 100 years"),
+        (-1e300, "before year 1", "-(over 100 years)"),
+        (float("inf"), "after year 9999", "?"),
+        (float("-inf"), "before year 1", "?"),
+        (float("nan"), "?", "?"),
+    ],
+)
+def test_formatting_never_raises_whatever_a_journal_holds(
+    value: float, time_text: str, duration_text: str
+) -> None:
+    assert format_time(value) == time_text
+    assert format_time_utc(value) == time_text
+    assert format_duration(value) == duration_text
+    assert format_age(value, now=NOW) in ("?", f"in {duration_text}", "over 100 years ago")
+
+
+def test_format_time_utc() -> None:
+    assert format_time_utc(1_800_000_000.0) == "2027-01-15T08:00:00Z"

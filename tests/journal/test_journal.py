@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import shutil
@@ -244,20 +245,34 @@ def test_failed_write_is_not_accepted_and_leaves_the_file_unchanged(journal: Jou
     assert journal.verify().ok
 
 
-def test_write_to_a_full_device_raises_journal_error(journal: Journal) -> None:
-    if not Path("/dev/full").exists():
-        pytest.skip("no /dev/full here")
-    journal.directory.mkdir(parents=True)
-    journal.path.symlink_to("/dev/full")
+def test_write_to_a_full_device_raises_journal_error(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal.append(queued_batch(1))
+    before = journal.path.read_bytes()
+
+    def full(fd: int, data: bytes | memoryview) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # A symlink to /dev/full is refused now (never followed), so the disk fills up in os.write.
+    monkeypatch.setattr(os, "write", full)
     with pytest.raises(JournalError, match=r"nothing accepted.*No space left"):
         journal.append(queued_batch(2))
+    monkeypatch.undo()
+    assert journal.path.read_bytes() == before
 
 
-def test_unwritable_directory_raises_journal_error(tmp_path: Path) -> None:
+def test_a_directory_under_a_file_is_a_clear_journal_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(JournalError, match="cannot create journal directory"):
+    with pytest.raises(JournalError, match="a parent of it is not a directory"):
         Journal(blocker / "j").append(queued_batch(1))
+
+
+def test_unwritable_directory_raises_journal_error() -> None:
+    # /proc refuses mkdir even for root, which ignores directory modes.
+    with pytest.raises(JournalError, match="cannot create journal directory"):
+        Journal(Path("/proc/cmdctl-test/j")).append(queued_batch(1))
 
 
 def test_drain_lock_is_busy_while_another_process_holds_it(journal: Journal) -> None:
