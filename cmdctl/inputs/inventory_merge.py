@@ -424,8 +424,20 @@ def write_merge(merge: Merge) -> None:
     """Write both files: validated by `load_inventory` first, then each replaced atomically."""
     target = merge.inventory
     directory = target.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".cmdctl-import-", dir=directory))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_staged(merge, Path(tempfile.mkdtemp(prefix=".cmdctl-import-", dir=directory)))
+    except OSError as err:
+        raise InputError(
+            f"cannot write the inventory: {err.strerror}",
+            file=str(err.filename or target),
+            hint="pick a directory you can write with -o",
+        ) from None
+
+
+def _write_staged(merge: Merge, staging: Path) -> None:
+    target = merge.inventory
+    directory = target.parent
     try:
         staged_devices = staging / target.name
         _write(staged_devices, merge.devices_after, merge.devices_mode)

@@ -377,3 +377,13 @@ def test_a_real_process_imports(workspace: Workspace, configs: Path) -> None:
     assert _mode(workspace.root / "real" / "devices.yml") == 0o600
     for key in KEYS:
         assert key not in result.stdout + result.stderr
+
+
+def test_an_unwritable_output_is_one_line(workspace: Workspace, configs: Path) -> None:
+    (workspace.root / "afile").write_text("")
+    result = workspace.invoke("inventory", "import", str(configs), "-o", "afile/devices.yml")
+    assert_clean(result, 2)
+    assert result.stderr.splitlines()[-1] == (
+        "cmdctl: afile: cannot write the inventory: File exists"
+        " (hint: pick a directory you can write with -o)"
+    )
