@@ -48,6 +48,7 @@ def _register() -> None:
         demo_cmds,
         devices_cmds,
         exec_cmds,
+        inventory_cmds,
         journal_cmds,
         plan_cmds,
         queue_cmds,
@@ -62,6 +63,7 @@ def _register() -> None:
         queue_cmds,
         journal_cmds,
         devices_cmds,
+        inventory_cmds,
         sim_cmds,
         demo_cmds,
     ):

@@ -10,7 +10,7 @@ alias bomb is refused long before anything walks it.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,9 @@ class SeqNode:
 
 Node = ScalarNode | MapNode | SeqNode
 
+TagHook = Callable[[str, Node], Node]
+"""Given a local tag (`!include`) and the node it is on, the node to use in its place."""
+
 
 @dataclass(slots=True)
 class _Open:
@@ -125,6 +128,7 @@ class _Open:
     is_map: bool  # else a sequence
     loc: Loc
     anchor: str | None
+    tag: str | None = None  # a local tag for the tag hook
     items: list[Node] = field(default_factory=list)
 
 
@@ -134,6 +138,7 @@ def load_file(
     allow_secret: bool = False,
     max_bytes: int = MAX_BYTES,
     max_alias_nodes: int = MAX_ALIAS_NODES,
+    tags: TagHook | None = None,
 ) -> Node | None:
     """The single document in `path` as located nodes (None when the file is empty)."""
     name = str(path)
@@ -148,7 +153,12 @@ def load_file(
     except OSError as err:
         raise InputError(f"cannot read: {err.strerror}", file=name) from err
     return load_bytes(
-        data, name, allow_secret=allow_secret, max_bytes=max_bytes, max_alias_nodes=max_alias_nodes
+        data,
+        name,
+        allow_secret=allow_secret,
+        max_bytes=max_bytes,
+        max_alias_nodes=max_alias_nodes,
+        tags=tags,
     )
 
 
@@ -159,6 +169,7 @@ def load_bytes(
     allow_secret: bool = False,
     max_bytes: int = MAX_BYTES,
     max_alias_nodes: int = MAX_ALIAS_NODES,
+    tags: TagHook | None = None,
 ) -> Node | None:
     """The single YAML document in `data` (UTF-8), named `name` in errors."""
     if len(data) > max_bytes:
@@ -171,7 +182,9 @@ def load_bytes(
         line = data.count(b"\n", 0, err.start) + 1
         column = err.start - data.rfind(b"\n", 0, err.start)
         raise Loc(name, line, column).error("not valid UTF-8 text") from err
-    return load_text(text, name, allow_secret=allow_secret, max_alias_nodes=max_alias_nodes)
+    return load_text(
+        text, name, allow_secret=allow_secret, max_alias_nodes=max_alias_nodes, tags=tags
+    )
 
 
 def load_text(
@@ -180,18 +193,32 @@ def load_text(
     *,
     allow_secret: bool = False,
     max_alias_nodes: int = MAX_ALIAS_NODES,
+    tags: TagHook | None = None,
 ) -> Node | None:
-    """The single YAML document in `text`, named `name` in errors."""
-    return _Composer(text, name, allow_secret, max_alias_nodes).compose()
+    """The single YAML document in `text`, named `name` in errors.
+
+    Local tags (`!include`, `!lambda`) are refused unless `tags` is given; with it, each tagged
+    node is replaced by what `tags` returns, and scalar mapping keys that are not strings
+    (`on:`, `1:`) are kept as written, as ESPHome configurations need.
+    """
+    return _Composer(text, name, allow_secret, max_alias_nodes, tags).compose()
 
 
 class _Composer:
     """Builds located nodes from parser events, without recursion."""
 
-    def __init__(self, text: str, name: str, allow_secret: bool, max_alias_nodes: int) -> None:
+    def __init__(
+        self,
+        text: str,
+        name: str,
+        allow_secret: bool,
+        max_alias_nodes: int,
+        tags: TagHook | None = None,
+    ) -> None:
         self.text = text
         self.name = name
         self.allow_secret = allow_secret
+        self.tags = tags
         self.max_alias_nodes = max_alias_nodes
         self.alias_nodes = 0
         self.anchors: dict[str, Node] = {}
@@ -241,14 +268,16 @@ class _Composer:
                     self.anchors[event.anchor] = node
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 is_map = kind is yaml.MappingStartEvent
-                self._check_collection_tag(event, _MAP if is_map else _SEQ)
+                local = self._check_collection_tag(event, _MAP if is_map else _SEQ)
                 if len(stack) >= MAX_DEPTH:
                     raise self.loc(event.start_mark).error(_TOO_DEEP, hint=_TOO_DEEP_HINT)
-                stack.append(_Open(is_map, self.loc(event.start_mark), event.anchor))
+                stack.append(_Open(is_map, self.loc(event.start_mark), event.anchor, local))
                 continue
             elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                 done = stack.pop()
                 node = self._mapping(done) if done.is_map else self._sequence(done)
+                if done.tag is not None and self.tags is not None:
+                    node = self.tags(done.tag, node)
                 if done.anchor is not None:
                     self.anchors[done.anchor] = node
             elif kind is yaml.AliasEvent:
@@ -283,11 +312,15 @@ class _Composer:
             )
         return node
 
-    def _check_collection_tag(self, event: Any, tag: str) -> None:
-        if event.tag not in (None, "!", tag):
-            raise self.loc(event.start_mark).error(f"unsupported YAML tag {event.tag}")
+    def _check_collection_tag(self, event: Any, tag: str) -> str | None:
+        """The collection's local tag for the hook, if any; refuses other unknown tags."""
+        if event.tag in (None, "!", tag):
+            return None
+        if self.tags is not None and _is_local(event.tag):
+            return str(event.tag)
+        raise self.loc(event.start_mark).error(f"unsupported YAML tag {event.tag}")
 
-    def _scalar(self, event: Any) -> ScalarNode:
+    def _scalar(self, event: Any) -> Node:
         mark = event.start_mark
         loc = Loc(self.name, mark.line + 1, mark.column + 1)
         value: str = event.value
@@ -311,6 +344,8 @@ class _Composer:
                     hint="keep keys in devices.yml / secrets.yaml",
                 )
             return ScalarNode(value, value, loc, SECRET_TAG)
+        if self.tags is not None and _is_local(tag):
+            return self.tags(tag, ScalarNode(value, value, loc, tag))
         if tag == "!":
             tag = _resolver.resolve(yaml.ScalarNode, value, event.implicit)
         return self._resolve(value, tag, loc)
@@ -345,6 +380,8 @@ class _Composer:
             if isinstance(key, ScalarNode) and key.tag == _MERGE:
                 merges.append(value)
                 continue
+            if self.tags is not None and isinstance(key, ScalarNode) and key.tag is None:
+                key = ScalarNode(key.text, key.text, key.loc)  # `on:` is the key "on" here
             if not isinstance(key, ScalarNode) or not isinstance(key.value, str) or key.tag:
                 shown = key.text if isinstance(key, ScalarNode) else "a collection"
                 raise key.loc.error(
@@ -370,6 +407,11 @@ class _Composer:
                         keys[name] = source.keys[name]
         size = 1 + sum(item.size for item in items.values())
         return MapNode(items, keys, done.loc, size)
+
+
+def _is_local(tag: str) -> bool:
+    """`!name` (not `!`, `!!str` or a full `tag:` URI)."""
+    return tag.startswith("!") and len(tag) > 1 and not tag.startswith("!!")
 
 
 # --- helpers for loaders that validate located nodes -------------------------------------

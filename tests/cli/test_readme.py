@@ -51,7 +51,7 @@ def help_text(*path: str) -> str:
     return result.stdout
 
 
-GROUPS = {"queue", "journal", "devices"}
+GROUPS = {"queue", "journal", "devices", "inventory"}
 
 
 def command_path(words: list[str]) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ import pytest
 
 from cmdctl.core.errors import InputError
 from cmdctl.inputs import yamlsrc
-from cmdctl.inputs.yamlsrc import MapNode, ScalarNode, SeqNode, load_file, load_text
+from cmdctl.inputs.yamlsrc import MapNode, Node, ScalarNode, SeqNode, load_file, load_text
 
 
 def _error(text: str, **kwargs: object) -> InputError:
@@ -275,3 +275,21 @@ def test_want_number_takes_whole_and_decimal_numbers() -> None:
 def test_want_number_refuses(text: str, low: float | None, high: float | None, said: str) -> None:
     message = _refused(lambda node: yamlsrc.want_number(node, "p", low=low, high=high), text)
     assert message == f"f.yml:1:4: {said}"
+
+
+def test_local_tags_are_refused_without_a_hook_and_handed_to_it_with_one() -> None:
+    text = "on: !lambda return 1;\nx: !include {file: a.yaml}\nl: !remove\n"
+    with pytest.raises(InputError, match="unsupported YAML tag !lambda"):
+        load_text(text, "f.yml")
+    seen: list[tuple[str, str]] = []
+
+    def hook(tag: str, node: Node) -> Node:
+        seen.append((tag, type(node).__name__))
+        return node
+
+    root = load_text(text, "f.yml", tags=hook)
+    assert isinstance(root, MapNode)
+    assert list(root.items) == ["on", "x", "l"]  # `on:` stays the key "on" in this dialect
+    assert seen == [("!lambda", "ScalarNode"), ("!include", "MapNode"), ("!remove", "ScalarNode")]
+    lam = root.items["on"]
+    assert isinstance(lam, ScalarNode) and lam.tag == "!lambda" and lam.value == "return 1;"
