@@ -271,8 +271,8 @@ def drain(
     """Run every due command once, devices in parallel, then exit (for cron and timers).
 
     A second drain started while one runs exits at once, quietly, with code 6 (busy).
-    Exit codes: 0 all done, 1 something failed for good, 4 a device was unreachable (its work
-    stays queued), 3 journal problem, 6 busy, 130 interrupted.
+    Exit codes: 0 all done, 1 something failed for good or expired unrun, 4 a device was
+    unreachable (its work stays queued), 3 journal problem, 6 busy, 130 interrupted.
 
     Example: cmdctl drain --max-time 50s --metrics-file /var/lib/node_exporter/cmdctl.prom
     """

@@ -202,10 +202,10 @@ def summary_line(verb: str, totals: Totals) -> str:
 
 
 def failure_lines(totals: Totals) -> list[str]:
-    """One line per device with something failed, unknown or unreachable."""
+    """One line per device with something failed, unknown, unreachable or expired."""
     out = []
     for tally in totals.failed_devices():
-        bad = (FAILED, UNKNOWN, UNREACHABLE)
+        bad = (FAILED, UNKNOWN, UNREACHABLE, EXPIRED)
         counts = ", ".join(f"{tally.get(name)} {name}" for name in bad if tally.get(name))
         error = tally.error or "failed"
         if not error.startswith(f"{tally.device}:"):

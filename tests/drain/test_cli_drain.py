@@ -93,6 +93,19 @@ async def test_unreachable_device_is_named_with_its_cause_and_exit_4(tmp_path: P
     assert ledger.get(entries[0].id).state.value == "done"
 
 
+async def test_work_that_expired_unrun_exits_1_and_quiet_cron_still_hears_of_it(
+    tmp_path: Path,
+) -> None:
+    async with Fleet(tvs(1)) as fleet:
+        journal, env = setup(tmp_path, fleet)
+        queue(journal, powers(fleet, expires=time.time() - 1))
+        code, out, err = await acmdctl("drain", "--quiet", env=env)
+        assert received(fleet.devices[0]) == []
+    assert code == ExitCode.FAILED, err
+    assert out == ""
+    assert err == "bar-tv-1: switch.tv_power: expired before it could run [1 expired]\n"
+
+
 async def test_bad_arguments_are_input_errors(tmp_path: Path) -> None:
     env = cli_env(tmp_path / "journal", tmp_path / "missing.yml")
     code, _, err = await acmdctl("drain", "--max-time", "soon", env=env)
