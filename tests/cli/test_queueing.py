@@ -127,3 +127,35 @@ def test_queue_ls_notes_why_an_entry_waits_before_an_older_error(workspace: Work
     assert ls.returncode == 0, ls.stderr
     assert "batch held: 3 of 4 devices failed" in ls.stdout
     assert "connection refused" not in ls.stdout
+
+
+def test_cancel_dry_run_previews_and_the_real_cancel_says_what_it_cancelled(
+    workspace: Workspace,
+) -> None:
+    pb = workspace.playbook("v.yml", volume_playbook(2))
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
+    rows = json.loads(workspace.invoke("queue", "ls", "--device", "tv-3", "--json").stdout)
+    ids = [r["id"] for r in rows]
+    # One line per entry: its id, device and command (the value's spelling is not the point).
+    listed = [f"  {ids[0]}  tv-3  number.volume: 0", f"  {ids[1]}  tv-3  number.volume: 1"]
+
+    def said(text: str) -> list[str]:
+        return [re.sub(r"(volume: \d+)\.0$", r"\1", line) for line in text.splitlines()]
+
+    dry = workspace.invoke("queue", "cancel", "--device", "tv-3", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert said(dry.stdout) == [
+        "would cancel 2 entries (dry run: nothing changed):", *listed
+    ]
+    counts = json.loads(workspace.invoke("status", "--json").stdout)["counts"]
+    assert counts == {"pending": 20}
+    as_json = json.loads(
+        workspace.invoke("queue", "cancel", "--device", "tv-3", "--dry-run", "--json").stdout
+    )
+    assert as_json == {"would_cancel": ids, "refused": [], "dry_run": True}
+
+    real = workspace.invoke("queue", "cancel", "--device", "tv-3")
+    assert real.returncode == 0, real.stderr
+    assert said(real.stdout) == ["cancelled 2 entries:", *listed]
+    counts = json.loads(workspace.invoke("status", "--json").stdout)["counts"]
+    assert counts == {"pending": 18, "cancelled": 2}
