@@ -317,9 +317,11 @@ def retry(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run failed, unknown, expired or cancelled entries again (due now).
+    """Run failed, unknown, expired or cancelled entries again, and backed-off ones, now.
 
-    This is how a person re-runs an `idempotent: false` entry left `unknown` by a crash.
+    This is how a person re-runs an `idempotent: false` entry left `unknown` by a crash, and
+    how entries waiting out a retry backoff (a device that was away is back) become due now
+    for the next drain; they keep their attempts count.
 
     Example: cmdctl queue retry --failed --batch 01JDA3
     """
@@ -336,12 +338,18 @@ def retry(
         else:
             chosen = _select(ledger, entry_id, device=device, batch=batch)
             if entry_id is None:
-                chosen = [e for e in chosen if e.state in queueops.RETRYABLE]
+                chosen = [
+                    e for e in chosen
+                    if e.state in queueops.RETRYABLE or queueops.in_backoff(e, t)
+                ]
                 if not chosen:
                     raise InputError(
-                        "nothing to retry: no failed, unknown or expired entries match"
+                        "nothing to retry: no failed, unknown, expired, cancelled or "
+                        "backed-off entries match"
                     )
-        return queueops.retry(chosen, who=who(), now=now())
+        return queueops.retry(chosen, who=who(), now=t)
+
+    t = now()
 
     change = _transact(journal, decide)
     _report(change, "requeued", json_out=json_out, quiet=quiet)

@@ -106,6 +106,35 @@ async def test_work_that_expired_unrun_exits_1_and_quiet_cron_still_hears_of_it(
     assert err == "bar-tv-1: switch.tv_power: expired before it could run [1 expired]\n"
 
 
+async def test_queue_retry_runs_entries_in_backoff_now_once_the_device_is_back(
+    tmp_path: Path,
+) -> None:
+    async with Fleet(tvs(1)) as fleet:
+        journal, env = setup(tmp_path, fleet)
+        device = fleet.devices[0]
+        await device.set_offline(True)
+        [entry] = queue(journal, powers(fleet))
+        code, _, err = await acmdctl("drain", env=env, timeout=60)
+        assert code == ExitCode.UNREACHABLE, err
+        backed_off = journal.ledger().get(entry.id)
+        assert backed_off.state.value == "pending" and backed_off.not_before > time.time()
+        await device.set_offline(False)
+        # Back, but its entry waits out the backoff: a drain has nothing due.
+        assert await acmdctl("drain", env=env) == (ExitCode.OK, "", "")
+        code, out, err = await acmdctl("queue", "retry", "--device", "bar-tv-1", env=env)
+        assert code == ExitCode.OK, err
+        assert out.splitlines()[0] == "requeued 1 entry:"
+        assert out.splitlines()[1].startswith(f"  {entry.id}  bar-tv-1  switch.tv_power: ")
+        again = await acmdctl("queue", "retry", entry.id, env=env)  # due now: nothing to do
+        assert again[0] == ExitCode.FAILED
+        assert "is pending and due now; the next drain runs it" in again[2]
+        code, _, err = await acmdctl("drain", env=env)
+        assert code == ExitCode.OK, err
+        assert received(device) == [("switch.tv_power", {"state": True})]
+    after = journal.ledger().get(entry.id)
+    assert after.state.value == "done" and after.attempts == backed_off.attempts + 1
+
+
 async def test_bad_arguments_are_input_errors(tmp_path: Path) -> None:
     env = cli_env(tmp_path / "journal", tmp_path / "missing.yml")
     code, _, err = await acmdctl("drain", "--max-time", "soon", env=env)
