@@ -265,6 +265,45 @@ async def test_run_picks_up_entries_as_they_are_queued_until_sigterm(tmp_path: P
     assert "cmdctl run: 3 commands" in err.decode()
 
 
+async def test_run_under_systemd_says_each_batch_and_failure_as_it_happens(
+    tmp_path: Path,
+) -> None:
+    """`run` with stderr on a pipe (journald): plain lines while it runs, not only at the end."""
+    async with Fleet(tvs(3)) as fleet:
+        journal, env = setup(tmp_path, fleet)
+        await fleet.devices[2].set_offline(True)
+        proc = await start_cmdctl("run", env=env)
+
+        async def line() -> str:
+            return (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+
+        try:
+            await asyncio.sleep(1.0)  # up, holding the drain lock
+            good = queue(journal, powers(fleet)[:2])
+            said = [await line()]
+            assert said == ["batch B (bulk): 2 commands: 2 confirmed\n"]
+            bad = queue(journal, [
+                make_entry("bar-tv-1", "switch", "no_such_switch", {"state": True}, batch="C"),
+                make_entry("bar-tv-3", "switch", "tv_power", {"state": True}, batch="D"),
+            ])
+            said = sorted([await line(), await line(), await line(), await line()])
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, rest = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == ExitCode.FAILED, rest
+    failed, away, batch_c, batch_d = said
+    assert failed.startswith("bar-tv-1: switch.no_such_switch: ")
+    assert ": failed: no switch 'no_such_switch'" in failed
+    assert failed.endswith(f" [{bad[0].id}]\n")
+    assert away.startswith("bar-tv-3: unreachable: connection refused")
+    assert away.endswith(": 1 command (1 stays queued for retry)\n")
+    assert (batch_c, batch_d) == (
+        "batch C (bulk): 1 command: 1 failed\n", "batch D (bulk): 1 command: 1 unreachable\n"
+    )
+    assert {journal.ledger().state(e.id).value for e in good} == {"done"}
+    assert "\x1b" not in "".join(said) + rest.decode() and "\r" not in "".join(said)
+
+
 @pytest.mark.parametrize("what", ["drain", "run"])
 async def test_a_corrupt_inventory_is_an_input_error(tmp_path: Path, what: str) -> None:
     inventory = tmp_path / "devices.yml"
