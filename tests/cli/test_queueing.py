@@ -159,3 +159,31 @@ def test_cancel_dry_run_previews_and_the_real_cancel_says_what_it_cancelled(
     assert said(real.stdout) == ["cancelled 2 entries:", *listed]
     counts = json.loads(workspace.invoke("status", "--json").stdout)["counts"]
     assert counts == {"pending": 18, "cancelled": 2}
+
+
+def test_history_takes_a_limit_pattern_with_i_and_q_like_the_other_commands(
+    workspace: Workspace,
+) -> None:
+    pb = workspace.playbook("v.yml", volume_playbook(1))
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
+    for device in ("tv-3", "tv-4", "tv-5"):
+        assert workspace.invoke("queue", "cancel", "--device", device).returncode == 0
+
+    result = workspace.invoke(
+        "history", "-i", str(workspace.inventory), "-l", "tv-3,tv-4", "-q", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(r["device"] for r in json.loads(result.stdout)) == ["tv-3", "tv-4"]
+
+    quiet = workspace.invoke("history", "-i", str(workspace.inventory), "-l", "tv-5", "-q")
+    assert quiet.returncode == 0, quiet.stderr
+    [row] = quiet.stdout.splitlines()  # the row alone, no header
+    assert row.split()[2] == "tv-5" and "cancelled" in row
+
+    none = workspace.invoke("history", "-l", "tv-9", "-q")
+    assert (none.returncode, none.stdout, none.stderr) == (0, "", "")
+    loud = workspace.invoke("history", "-l", "tv-9")
+    assert loud.stdout == "no finished entries\n"
+
+    bad = workspace.invoke("history", "-l", "nope")
+    assert bad.returncode == 2 and "nope" in bad.stderr
