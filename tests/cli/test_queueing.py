@@ -187,3 +187,28 @@ def test_history_takes_a_limit_pattern_with_i_and_q_like_the_other_commands(
 
     bad = workspace.invoke("history", "-l", "nope")
     assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+def test_status_shows_direct_sends_as_one_row_and_each_still_by_id(workspace: Workspace) -> None:
+    pb = workspace.playbook("v.yml", volume_playbook(1))
+    batch = BATCH_RE.search(workspace.invoke("bulk", str(pb)).stdout)
+    assert batch
+    for device in ("tv-1", "tv-2", "tv-3"):
+        sent = workspace.invoke("send", device, "number.volume", "5", "--queue")
+        assert sent.returncode == 0, sent.stderr
+
+    status = workspace.invoke("status")
+    assert status.returncode == 0, status.stderr
+    rows = [line.split() for line in status.stdout.splitlines()]
+    assert [r[:3] for r in rows if r and r[0] in (batch.group(1), "(3")] == [
+        [batch.group(1), "volumes", "bulk"],
+        ["(3", "sends)", "-"],
+    ]
+    assert ["(3", "sends)", "-", "send", "0/3", "3", "0", "0", "0"] in rows
+
+    data = json.loads(workspace.invoke("status", "--json").stdout)
+    sends = [b["batch"] for b in data["batches"] if b["origin"] == "send"]
+    assert len(data["batches"]) == 4 and len(sends) == 3  # JSON keeps every batch
+    one = workspace.invoke("status", sends[0])
+    assert one.returncode == 0, one.stderr
+    assert sends[0] in one.stdout and "sends)" not in one.stdout
