@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from cmdctl.core.errors import ExitCode
+from cmdctl.core.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
     from cmdctl.inputs.inventory import Inventory
@@ -41,11 +41,32 @@ def open_journal(explicit: Path | None) -> Journal:
 
 
 def load_inventory(explicit: Path | None) -> Inventory:
-    """The inventory at `--inventory`, `$CMDCTL_INVENTORY` or `./devices.yml`."""
+    """The inventory at `--inventory`, `$CMDCTL_INVENTORY`, `./devices.yml` or the user's
+    config directory (`~/.config/cmdctl/devices.yml`), the first that is given or exists."""
     from cmdctl.inputs import inventory
 
-    path = inventory.find_inventory(explicit, os.environ, Path.cwd())
-    return inventory.load_inventory(path)
+    return inventory.load_inventory(find_inventory(explicit))
+
+
+def find_inventory(explicit: Path | None) -> Path:
+    """Where `load_inventory` reads from; InputError naming every place it looked."""
+    from cmdctl.cli.paths import config_dir
+    from cmdctl.inputs import inventory
+
+    cwd = Path.cwd()
+    if explicit is not None or os.environ.get(inventory.INVENTORY_ENV):
+        # Named by the user: that file or an error, never a silent fallback elsewhere.
+        return inventory.find_inventory(explicit, os.environ, cwd)
+    # cron starts in $HOME and systemd in /: the config directory is found from either.
+    places = [cwd / inventory.INVENTORY_FILE, config_dir() / inventory.INVENTORY_FILE]
+    for path in places:
+        if path.is_file():
+            return path
+    raise InputError(
+        f"no inventory: --inventory not given, ${inventory.INVENTORY_ENV} not set, "
+        f"no {places[0]}, no {places[1]}",
+        hint=f"pass --inventory FILE, set ${inventory.INVENTORY_ENV}, or put it at {places[1]}",
+    )
 
 
 def finish(code: ExitCode | int) -> NoReturn:

@@ -235,8 +235,11 @@ def _monitor(
     )
 
 
-def _observer(quiet: bool, json_out: bool, title: str) -> tuple[Observer, Any]:
-    """(observer, context manager around the run) for this terminal."""
+def _observer(
+    quiet: bool, json_out: bool, title: str, *, lines: bool = False
+) -> tuple[Observer, Any]:
+    """(observer, context manager around the run) for this terminal; `lines`: off a terminal,
+    say each batch and failure as it happens (for `run` under systemd)."""
     import contextlib
 
     from cmdctl.cli import progress, render
@@ -245,6 +248,8 @@ def _observer(quiet: bool, json_out: bool, title: str) -> tuple[Observer, Any]:
     if console.is_terminal and not quiet and not json_out:
         view = progress.LiveView(console, title=title)
         return view, view
+    if lines and not console.is_terminal:
+        return progress.Lines(render.info, quiet=quiet), contextlib.nullcontext()
     return progress.Silent(), contextlib.nullcontext()
 
 
@@ -271,8 +276,8 @@ def drain(
     """Run every due command once, devices in parallel, then exit (for cron and timers).
 
     A second drain started while one runs exits at once, quietly, with code 6 (busy).
-    Exit codes: 0 all done, 1 something failed for good, 4 a device was unreachable (its work
-    stays queued), 3 journal problem, 6 busy, 130 interrupted.
+    Exit codes: 0 all done, 1 something failed for good or expired unrun, 4 a device was
+    unreachable (its work stays queued), 3 journal problem, 6 busy, 130 interrupted.
 
     Example: cmdctl drain --max-time 50s --metrics-file /var/lib/node_exporter/cmdctl.prom
     """
@@ -345,6 +350,8 @@ def run(
     """Drain in the foreground: run commands as they are queued and as they fall due.
 
     Holds the drain lock until Ctrl-C (or SIGTERM), so cron drains exit busy meanwhile.
+    Off a terminal (systemd, journald) it prints one plain line per batch it worked through
+    and per failure as they happen (failures only with --quiet).
 
     Example: cmdctl run --limit bar
     """
@@ -357,7 +364,7 @@ def run(
     options = drain_options(
         concurrency, only, batch, window, max_fail, fail_fast, tags, skip_tags, max_time=None
     )
-    observer, view = _observer(quiet, json_out, "run")
+    observer, view = _observer(quiet, json_out, "run", lines=True)
     monitor = _monitor(jr, metrics_file, log_file, each_pass=True)  # metrics after every pass
     engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
     tty = render.stderr().is_terminal

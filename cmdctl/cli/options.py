@@ -21,7 +21,8 @@ InventoryOpt = Annotated[
     typer.Option(
         "--inventory",
         "-i",
-        help="Device inventory [default: $CMDCTL_INVENTORY, else ./devices.yml].",
+        help="Device inventory [default: $CMDCTL_INVENTORY, else ./devices.yml, else "
+        "~/.config/cmdctl/devices.yml].",
         show_default=False,
     ),
 ]

@@ -1,4 +1,5 @@
-"""Where cmdctl keeps its state: the journal directory and crash reports."""
+"""Where cmdctl keeps its state and looks for its configuration: the journal directory, crash
+reports, the user's config directory."""
 
 from __future__ import annotations
 
@@ -26,3 +27,11 @@ def crash_dir(env: Mapping[str, str] | None = None) -> Path:
     cache = env.get("XDG_CACHE_HOME")
     base = Path(cache).expanduser() if cache else Path.home() / ".cache"
     return base / "cmdctl" / "crashes"
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The user's config directory: `$XDG_CONFIG_HOME/cmdctl`, else `~/.config/cmdctl`."""
+    env = os.environ if env is None else env
+    config = env.get("XDG_CONFIG_HOME")
+    base = Path(config).expanduser() if config else Path.home() / ".config"
+    return base / "cmdctl"

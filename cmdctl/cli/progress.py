@@ -2,12 +2,14 @@
 
 On a terminal: an overall bar, one bar per batch, the devices in flight with their current step
 and retry counts, and an ETA. Off a terminal (cron, pipes): nothing while running, no control
-codes, and nothing at all when there was nothing to do.
+codes, and nothing at all when there was nothing to do; except `run`, which never ends on its
+own, so under systemd it says one plain line per batch it worked through and per failure
+(journald stamps each line).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from rich.console import Console, Group
@@ -151,6 +153,73 @@ class Silent:
         """Ignore."""
 
 
+class Lines:
+    """Observer for `run` off a terminal: one plain line per batch worked through (what each
+    of its commands came to) and per failure, as it happens; failures only when `quiet`."""
+
+    def __init__(self, say: Callable[[str], None], *, quiet: bool = False) -> None:
+        self.say = say
+        self.quiet = quiet
+        self.waiting: dict[str, int] = {}  # batch -> entries planned without an outcome yet
+        self.counts: dict[str, dict[str, int]] = {}  # batch -> outcome -> entries
+        self.labels: dict[str, str] = {}  # batch -> playbook name or origin
+        self.away: dict[str, tuple[int, int, str]] = {}  # device -> (unreachable, queued, why)
+
+    def planned(self, entries: Sequence[Entry]) -> None:
+        """Count what each batch has to come."""
+        for entry in entries:
+            self.waiting[entry.batch] = self.waiting.get(entry.batch, 0) + 1
+            self.labels[entry.batch] = entry.playbook or entry.origin
+
+    def step(self, device: str, text: str) -> None:
+        """Ignore: retries in flight are not outcomes."""
+
+    def finished(self, done: Finished) -> None:
+        """A line for a failure; a line for a batch once all its planned entries are through."""
+        from cmdctl.cli.views import command_text
+        from cmdctl.core.model import State
+
+        entry = done.entry
+        if done.outcome in (FAILED, UNKNOWN, EXPIRED):
+            prefix = f"{entry.device}: "
+            detail = done.detail.removeprefix(prefix)
+            self.say(
+                f"{prefix}{command_text(entry)}: {done.outcome}: {detail} [{entry.id}]"
+            )
+        elif done.outcome == UNREACHABLE:
+            n, queued, _ = self.away.get(entry.device, (0, 0, ""))
+            queued += done.after.state is State.PENDING
+            self.away[entry.device] = (n + 1, queued, done.detail.removeprefix(f"{entry.device}: "))
+        left = self.waiting.get(entry.batch)
+        if left is None:
+            return  # settled without being planned (expired, recovered): its own line above
+        counts = self.counts.setdefault(entry.batch, {})
+        counts[done.outcome] = counts.get(done.outcome, 0) + 1
+        if left > 1:
+            self.waiting[entry.batch] = left - 1
+            return
+        del self.waiting[entry.batch]
+        del self.counts[entry.batch]
+        if not self.quiet:
+            total = sum(counts.values())
+            parts = ", ".join(f"{counts[name]} {name}" for name in _COLUMNS if counts.get(name))
+            self.say(
+                f"batch {entry.batch} ({self.labels.pop(entry.batch)}): {total} "
+                f"command{'s' if total != 1 else ''}: {parts}"
+            )
+
+    def device_done(self, tally: Tally) -> None:
+        """One line for a device that could not be reached, however many entries it held."""
+        found = self.away.pop(tally.device, None)
+        if found is None:
+            return
+        n, queued, why = found
+        what = f"{n} command{'s' if n != 1 else ''}"
+        verb = "stays" if queued == 1 else "stay"
+        kept = f" ({queued} {verb} queued for retry)" if queued else ""
+        self.say(f"{tally.device}: unreachable: {why}: {what}{kept}")
+
+
 _COLUMNS = (CONFIRMED, DELIVERED, FAILED, UNKNOWN, UNREACHABLE, SKIPPED, EXPIRED)
 
 
@@ -202,10 +271,10 @@ def summary_line(verb: str, totals: Totals) -> str:
 
 
 def failure_lines(totals: Totals) -> list[str]:
-    """One line per device with something failed, unknown or unreachable."""
+    """One line per device with something failed, unknown, unreachable or expired."""
     out = []
     for tally in totals.failed_devices():
-        bad = (FAILED, UNKNOWN, UNREACHABLE)
+        bad = (FAILED, UNKNOWN, UNREACHABLE, EXPIRED)
         counts = ", ".join(f"{tally.get(name)} {name}" for name in bad if tally.get(name))
         error = tally.error or "failed"
         if not error.startswith(f"{tally.device}:"):

@@ -210,20 +210,36 @@ def _select(
     return ledger.entries(device=device, batch=_batch(ledger, batch))
 
 
-def _report(change: Change, verb: str, *, json_out: bool, quiet: bool) -> None:
-    from cmdctl.cli import render
+#: Entries named one per line after a change at most (the count and a way to see the rest follow).
+SHOWN_CHANGED = 20
+
+
+def _report(
+    change: Change, verb: str, *, json_out: bool, quiet: bool, listed: bool = True,
+    dry_run: bool = False,
+) -> None:
+    """What changed (each entry, up to SHOWN_CHANGED), what was left alone and why; the exit."""
+    from cmdctl.cli import render, views
 
     if json_out:
         render.emit_json(
             {
-                verb: [e.id for e in change.changed],
+                verb.replace(" ", "_"): [e.id for e in change.changed],
                 "refused": [{"id": e.id, "reason": why} for e, why in change.refused],
             }
+            | ({"dry_run": True} if dry_run else {})
         )
     else:
         if not quiet:
             n = len(change.changed)
-            render.line(f"{verb} {n} entr{'y' if n == 1 else 'ies'}")
+            note = " (dry run: nothing changed)" if dry_run else ""
+            colon = ":" if listed and n else ""
+            render.line(f"{verb} {n} entr{'y' if n == 1 else 'ies'}{note}{colon}")
+            if listed:
+                for e in change.changed[:SHOWN_CHANGED]:
+                    render.line(f"  {e.id}  {e.device}  {views.command_text(e)}")
+                if n > SHOWN_CHANGED:
+                    render.line(f"  … and {n - SHOWN_CHANGED} more (`cmdctl queue ls` shows them)")
         for e, why in change.refused[:20]:
             render.warn(f"{e.id} ({e.device} {e.command.selector}) left alone: {why}")
         if len(change.refused) > 20:
@@ -243,16 +259,20 @@ def cancel(
     entry_id: IdArg = None,
     batch: BatchOpt = None,
     device: DeviceOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be cancelled; change nothing.")
+    ] = False,
     journal: JournalOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Cancel pending entries: one ID, a whole --batch, or everything for a --device.
 
-    An entry shown as running is cancelled too when the process running it is gone (no drain
-    holds the drain lock, or the `send` that started it has exited).
+    Prints each entry cancelled (id, device, command) and the count. An entry shown as running
+    is cancelled too when the process running it is gone (no drain holds the drain lock, or the
+    `send` that started it has exited).
 
-    Example: cmdctl queue cancel --batch 01JDA3
+    Example: cmdctl queue cancel --device patio-tv-2 --dry-run
     """
     import contextlib
 
@@ -280,8 +300,9 @@ def cancel(
                 orphans = recovery.orphaned(ledger, now(), holding_drain_lock=holding)
             return queueops.cancel(chosen, who=who(), now=now(), orphaned=orphans)
 
-        change = jr.transact(decide)[0]
-    _report(change, "cancelled", json_out=json_out, quiet=quiet)
+        change = decide(jr.ledger()) if dry_run else jr.transact(decide)[0]
+    verb = "would cancel" if dry_run else "cancelled"
+    _report(change, verb, json_out=json_out, quiet=quiet, dry_run=dry_run)
 
 
 @queue_app.command("retry")
@@ -296,9 +317,11 @@ def retry(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run failed, unknown, expired or cancelled entries again (due now).
+    """Run failed, unknown, expired or cancelled entries again, and backed-off ones, now.
 
-    This is how a person re-runs an `idempotent: false` entry left `unknown` by a crash.
+    This is how a person re-runs an `idempotent: false` entry left `unknown` by a crash, and
+    how entries waiting out a retry backoff (a device that was away is back) become due now
+    for the next drain; they keep their attempts count.
 
     Example: cmdctl queue retry --failed --batch 01JDA3
     """
@@ -315,12 +338,18 @@ def retry(
         else:
             chosen = _select(ledger, entry_id, device=device, batch=batch)
             if entry_id is None:
-                chosen = [e for e in chosen if e.state in queueops.RETRYABLE]
+                chosen = [
+                    e for e in chosen
+                    if e.state in queueops.RETRYABLE or queueops.in_backoff(e, t)
+                ]
                 if not chosen:
                     raise InputError(
-                        "nothing to retry: no failed, unknown or expired entries match"
+                        "nothing to retry: no failed, unknown, expired, cancelled or "
+                        "backed-off entries match"
                     )
-        return queueops.retry(chosen, who=who(), now=now())
+        return queueops.retry(chosen, who=who(), now=t)
+
+    t = now()
 
     change = _transact(journal, decide)
     _report(change, "requeued", json_out=json_out, quiet=quiet)
@@ -347,7 +376,7 @@ def priority(
         return queueops.reprioritise([ledger.lookup(entry_id)], prio, now=now())
 
     change = _transact(journal, decide)
-    _report(change, f"set to {prio.value}", json_out=json_out, quiet=quiet)
+    _report(change, f"set to {prio.value}", json_out=json_out, quiet=quiet, listed=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cmdctl.cli.common import finish
+from cmdctl.cli.common import find_inventory, finish
 from cmdctl.cli.options import InventoryOpt, QuietOpt
 from cmdctl.core.errors import ExitCode, InputError
 
@@ -98,7 +97,7 @@ def _specs(
         return simspec.load_spec_file(spec_file)
     from cmdctl.inputs import inventory as inv_mod
 
-    path = inv_mod.find_inventory(inventory, os.environ, Path.cwd())
+    path = find_inventory(inventory)
     inv = inv_mod.load_inventory(path)
     specs = [
         simspec.spec_from_block(

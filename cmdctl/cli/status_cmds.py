@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cmdctl.cli import views
-from cmdctl.cli.common import finish, now, open_journal
-from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
+from cmdctl.cli.common import finish, load_inventory, now, open_journal
+from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
 from cmdctl.core.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -130,16 +130,27 @@ def history(
         ),
     ] = None,
     limit: Annotated[int, typer.Option("--last", "-n", help="At most this many rows.")] = 50,
+    pattern: LimitOpt = None,
+    inventory: InventoryOpt = None,
     journal: JournalOpt = None,
     json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Finished entries with outcome and timing, newest first.
 
-    Example: cmdctl history --device bar-tv-3 --since 1h
+    --limit takes the inventory's names, groups and globs (the inventory is read only then);
+    --quiet prints the rows alone: no header, nothing when there are none.
+
+    Example: cmdctl history --limit bar --since 1h
     """
     from cmdctl.core.timespec import parse_duration
     from cmdctl.journal import summary
 
+    names = None
+    if pattern is not None:
+        from cmdctl.inputs.selection import select_names
+
+        names = frozenset(select_names(load_inventory(inventory), pattern))
     jr = open_journal(journal)
     ledger = jr.ledger()
     t = now()
@@ -148,26 +159,30 @@ def history(
         ledger.entries(device=device) if device else ledger.entries(),
         device=device,
         since=cutoff,
-    )[:limit]
+    )
+    if names is not None:  # a failover entry counts for the device it ran on too
+        rows = [e for e in rows if e.device in names or e.ran_on in names]
+    rows = rows[:limit]
     if json_out:
         from cmdctl.cli import render
 
         render.emit_json([e.as_json() for e in rows])
         finish(ExitCode.OK)
-    _print_history(rows)
+    _print_history(rows, quiet=quiet)
     finish(ExitCode.OK)
 
 
-def _print_history(rows: list[Entry]) -> None:
+def _print_history(rows: list[Entry], *, quiet: bool = False) -> None:
     from rich.table import Table
 
     from cmdctl.cli import render
     from cmdctl.core.timespec import format_time
 
     if not rows:
-        render.line("no finished entries")
+        if not quiet:
+            render.line("no finished entries")
         return
-    table = Table(box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False, show_header=not quiet)
     for col in ("finished", "device", "command", "state", "outcome", "tries", "took", "id"):
         wrap = col == "command" or col == "outcome"
         table.add_column(col, no_wrap=not wrap, overflow="fold" if wrap else "ellipsis")

@@ -4,14 +4,15 @@ and a batch named by a unique prefix of its id."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cmdctl.core.errors import InputError
 
 if TYPE_CHECKING:
-    from cmdctl.core.model import Entry
+    from cmdctl.core.model import Entry, State
     from cmdctl.journal.ledger import Ledger
-    from cmdctl.journal.summary import Status
+    from cmdctl.journal.summary import BatchLine, Status
 
 
 def batch_id(ledger: Ledger, text: str) -> str:
@@ -27,6 +28,24 @@ def batch_id(ledger: Ledger, text: str) -> str:
     raise InputError(
         f"batch prefix {text!r} matches {len(matches)} batches", hint="give more of the id"
     )
+
+
+def group_sends(batches: Sequence[BatchLine]) -> list[BatchLine]:
+    """Batches as `status` lists them: two or more direct `send`s become one "N sends" line,
+    placed where the newest of them was (each send is a batch of one: a row each buries the
+    playbooks). `status BATCH` and `--json` still show every send by its id."""
+    from cmdctl.journal.summary import BatchLine
+
+    sends = [b for b in batches if b.origin == "send"]
+    if len(sends) < 2:
+        return list(batches)
+    counts: dict[State, int] = {}
+    for b in sends:
+        for state, n in b.counts.items():
+            counts[state] = counts.get(state, 0) + n
+    newest = max(sends, key=lambda b: b.created)
+    line = BatchLine(f"({len(sends)} sends)", None, "send", newest.created, counts)
+    return [line if b is newest else b for b in batches if b.origin != "send" or b is newest]
 
 
 def print_status(st: Status, *, events: int, path: str) -> None:
@@ -69,7 +88,8 @@ def print_status(st: Status, *, events: int, path: str) -> None:
             table.add_column(
                 col, justify="right" if col not in ("batch", "playbook", "origin") else "left"
             )
-        shown = st.batches[-20:]
+        batches = group_sends(st.batches)
+        shown = batches[-20:]
         for b in shown:
             c = b.counts
             other = b.total - sum(
@@ -85,8 +105,8 @@ def print_status(st: Status, *, events: int, path: str) -> None:
                 f"{c.get(State.FAILED, 0):,}",
                 f"{other:,}",
             )
-        if len(st.batches) > len(shown):
-            render.line(f"(last {len(shown)} of {len(st.batches)} batches)")
+        if len(batches) > len(shown):
+            render.line(f"(last {len(shown)} of {len(batches)} batches)")
         out.print(table)
     if st.stuck:
         render.line(

@@ -168,7 +168,10 @@ class Engine:
             totals.recovered += sum(1 for e in events if e.type in (ev.UNKNOWN, ev.RESCHEDULED))
             for entry, verdict in settled:
                 if entry.id not in gone:
-                    totals.tally(entry.device).add(verdict.outcome)
+                    tally = totals.tally(entry.device)
+                    tally.add(verdict.outcome)
+                    if verdict.outcome == tot.EXPIRED:
+                        tally.error = f"{entry.device}: {entry.command.selector}: {verdict.detail}"
                     self._tell(entry, verdict)
             for entry in unknown:
                 tally = totals.tally(entry.device)

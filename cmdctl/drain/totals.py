@@ -38,8 +38,9 @@ class Tally:
 
     @property
     def ok(self) -> bool:
-        """True when nothing on this device failed, was lost to an outage or is in doubt."""
-        return not (self.get(FAILED) or self.get(UNKNOWN) or self.get(UNREACHABLE))
+        """True when nothing on this device failed, expired unrun, was lost to an outage or is
+        in doubt."""
+        return not any(self.get(name) for name in (FAILED, UNKNOWN, UNREACHABLE, EXPIRED))
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -91,7 +92,7 @@ class Totals:
         return not self.entries and not self.recovered and not self.left and not self.superseded
 
     def failed_devices(self) -> list[Tally]:
-        """Devices with something failed, unknown or unreachable, by name."""
+        """Devices with something failed, unknown, unreachable or expired, by name."""
         return sorted((t for t in self.devices.values() if not t.ok), key=lambda t: t.device)
 
     def exit_code(self) -> ExitCode:
@@ -120,8 +121,12 @@ def sorted_tallies(tallies: Iterable[Tally]) -> list[Tally]:
 
 
 def exit_code(totals: Totals) -> ExitCode:
-    """Failed for good beats unreachable beats interrupted beats OK; unreachable is never OK."""
-    if totals.count(FAILED) or totals.count(UNKNOWN):
+    """Failed for good beats unreachable beats interrupted beats OK; unreachable is never OK.
+
+    An entry that expired before it ran is failed for good too: 0 means everything asked for
+    was done, and that command never will be.
+    """
+    if totals.count(FAILED) or totals.count(UNKNOWN) or totals.count(EXPIRED):
         return ExitCode.FAILED
     if totals.count(UNREACHABLE):
         return ExitCode.UNREACHABLE

@@ -50,13 +50,26 @@ def cancel(
     return Change(tuple(out), tuple(changed), tuple(refused))
 
 
+def in_backoff(entry: Entry, now: float) -> bool:
+    """Pending, tried before, and not due again until later: waiting out a retry backoff."""
+    return entry.state is State.PENDING and entry.attempts > 0 and entry.not_before > now
+
+
 def retry(entries: Iterable[Entry], *, who: str, now: float) -> Change:
-    """Queue failed / unknown / expired / cancelled / skipped entries again, due now."""
+    """Queue failed / unknown / expired / cancelled / skipped entries again, due now; make
+    pending entries waiting out a backoff due now (their attempts count stays)."""
     out: list[Event] = []
     changed: list[Entry] = []
     refused: list[tuple[Entry, str]] = []
     for entry in entries:
-        if entry.state in RETRYABLE:
+        if in_backoff(entry, now):
+            out.append(ev.rescheduled(entry.id, now, not_before=now, attempts=entry.attempts))
+            changed.append(entry)
+        elif entry.state is State.PENDING and entry.not_before > now:
+            refused.append((entry, "is scheduled for later, not backing off; it runs when due"))
+        elif entry.state is State.PENDING:
+            refused.append((entry, "is pending and due now; the next drain runs it"))
+        elif entry.state in RETRYABLE:
             out.append(ev.retried(entry.id, now, who=who))
             past_expiry = entry.expires is not None and entry.expires <= now
             if entry.not_before > now or past_expiry:

@@ -127,3 +127,88 @@ def test_queue_ls_notes_why_an_entry_waits_before_an_older_error(workspace: Work
     assert ls.returncode == 0, ls.stderr
     assert "batch held: 3 of 4 devices failed" in ls.stdout
     assert "connection refused" not in ls.stdout
+
+
+def test_cancel_dry_run_previews_and_the_real_cancel_says_what_it_cancelled(
+    workspace: Workspace,
+) -> None:
+    pb = workspace.playbook("v.yml", volume_playbook(2))
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
+    rows = json.loads(workspace.invoke("queue", "ls", "--device", "tv-3", "--json").stdout)
+    ids = [r["id"] for r in rows]
+    # One line per entry: its id, device and command (the value's spelling is not the point).
+    listed = [f"  {ids[0]}  tv-3  number.volume: 0", f"  {ids[1]}  tv-3  number.volume: 1"]
+
+    def said(text: str) -> list[str]:
+        return [re.sub(r"(volume: \d+)\.0$", r"\1", line) for line in text.splitlines()]
+
+    dry = workspace.invoke("queue", "cancel", "--device", "tv-3", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert said(dry.stdout) == [
+        "would cancel 2 entries (dry run: nothing changed):", *listed
+    ]
+    counts = json.loads(workspace.invoke("status", "--json").stdout)["counts"]
+    assert counts == {"pending": 20}
+    as_json = json.loads(
+        workspace.invoke("queue", "cancel", "--device", "tv-3", "--dry-run", "--json").stdout
+    )
+    assert as_json == {"would_cancel": ids, "refused": [], "dry_run": True}
+
+    real = workspace.invoke("queue", "cancel", "--device", "tv-3")
+    assert real.returncode == 0, real.stderr
+    assert said(real.stdout) == ["cancelled 2 entries:", *listed]
+    counts = json.loads(workspace.invoke("status", "--json").stdout)["counts"]
+    assert counts == {"pending": 18, "cancelled": 2}
+
+
+def test_history_takes_a_limit_pattern_with_i_and_q_like_the_other_commands(
+    workspace: Workspace,
+) -> None:
+    pb = workspace.playbook("v.yml", volume_playbook(1))
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
+    for device in ("tv-3", "tv-4", "tv-5"):
+        assert workspace.invoke("queue", "cancel", "--device", device).returncode == 0
+
+    result = workspace.invoke(
+        "history", "-i", str(workspace.inventory), "-l", "tv-3,tv-4", "-q", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(r["device"] for r in json.loads(result.stdout)) == ["tv-3", "tv-4"]
+
+    quiet = workspace.invoke("history", "-i", str(workspace.inventory), "-l", "tv-5", "-q")
+    assert quiet.returncode == 0, quiet.stderr
+    [row] = quiet.stdout.splitlines()  # the row alone, no header
+    assert row.split()[2] == "tv-5" and "cancelled" in row
+
+    none = workspace.invoke("history", "-l", "tv-9", "-q")
+    assert (none.returncode, none.stdout, none.stderr) == (0, "", "")
+    loud = workspace.invoke("history", "-l", "tv-9")
+    assert loud.stdout == "no finished entries\n"
+
+    bad = workspace.invoke("history", "-l", "nope")
+    assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+def test_status_shows_direct_sends_as_one_row_and_each_still_by_id(workspace: Workspace) -> None:
+    pb = workspace.playbook("v.yml", volume_playbook(1))
+    batch = BATCH_RE.search(workspace.invoke("bulk", str(pb)).stdout)
+    assert batch
+    for device in ("tv-1", "tv-2", "tv-3"):
+        sent = workspace.invoke("send", device, "number.volume", "5", "--queue")
+        assert sent.returncode == 0, sent.stderr
+
+    status = workspace.invoke("status")
+    assert status.returncode == 0, status.stderr
+    rows = [line.split() for line in status.stdout.splitlines()]
+    assert [r[:3] for r in rows if r and r[0] in (batch.group(1), "(3")] == [
+        [batch.group(1), "volumes", "bulk"],
+        ["(3", "sends)", "-"],
+    ]
+    assert ["(3", "sends)", "-", "send", "0/3", "3", "0", "0", "0"] in rows
+
+    data = json.loads(workspace.invoke("status", "--json").stdout)
+    sends = [b["batch"] for b in data["batches"] if b["origin"] == "send"]
+    assert len(data["batches"]) == 4 and len(sends) == 3  # JSON keeps every batch
+    one = workspace.invoke("status", sends[0])
+    assert one.returncode == 0, one.stderr
+    assert sends[0] in one.stdout and "sends)" not in one.stdout

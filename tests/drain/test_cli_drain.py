@@ -93,6 +93,48 @@ async def test_unreachable_device_is_named_with_its_cause_and_exit_4(tmp_path: P
     assert ledger.get(entries[0].id).state.value == "done"
 
 
+async def test_work_that_expired_unrun_exits_1_and_quiet_cron_still_hears_of_it(
+    tmp_path: Path,
+) -> None:
+    async with Fleet(tvs(1)) as fleet:
+        journal, env = setup(tmp_path, fleet)
+        queue(journal, powers(fleet, expires=time.time() - 1))
+        code, out, err = await acmdctl("drain", "--quiet", env=env)
+        assert received(fleet.devices[0]) == []
+    assert code == ExitCode.FAILED, err
+    assert out == ""
+    assert err == "bar-tv-1: switch.tv_power: expired before it could run [1 expired]\n"
+
+
+async def test_queue_retry_runs_entries_in_backoff_now_once_the_device_is_back(
+    tmp_path: Path,
+) -> None:
+    async with Fleet(tvs(1)) as fleet:
+        journal, env = setup(tmp_path, fleet)
+        device = fleet.devices[0]
+        await device.set_offline(True)
+        [entry] = queue(journal, powers(fleet))
+        code, _, err = await acmdctl("drain", env=env, timeout=60)
+        assert code == ExitCode.UNREACHABLE, err
+        backed_off = journal.ledger().get(entry.id)
+        assert backed_off.state.value == "pending" and backed_off.not_before > time.time()
+        await device.set_offline(False)
+        # Back, but its entry waits out the backoff: a drain has nothing due.
+        assert await acmdctl("drain", env=env) == (ExitCode.OK, "", "")
+        code, out, err = await acmdctl("queue", "retry", "--device", "bar-tv-1", env=env)
+        assert code == ExitCode.OK, err
+        assert out.splitlines()[0] == "requeued 1 entry:"
+        assert out.splitlines()[1].startswith(f"  {entry.id}  bar-tv-1  switch.tv_power: ")
+        again = await acmdctl("queue", "retry", entry.id, env=env)  # due now: nothing to do
+        assert again[0] == ExitCode.FAILED
+        assert "is pending and due now; the next drain runs it" in again[2]
+        code, _, err = await acmdctl("drain", env=env)
+        assert code == ExitCode.OK, err
+        assert received(device) == [("switch.tv_power", {"state": True})]
+    after = journal.ledger().get(entry.id)
+    assert after.state.value == "done" and after.attempts == backed_off.attempts + 1
+
+
 async def test_bad_arguments_are_input_errors(tmp_path: Path) -> None:
     env = cli_env(tmp_path / "journal", tmp_path / "missing.yml")
     code, _, err = await acmdctl("drain", "--max-time", "soon", env=env)
@@ -221,6 +263,45 @@ async def test_run_picks_up_entries_as_they_are_queued_until_sigterm(tmp_path: P
     assert proc.returncode == ExitCode.OK, err
     assert {journal.ledger().state(e.id).value for e in (*entries, *later)} == {"done"}
     assert "cmdctl run: 3 commands" in err.decode()
+
+
+async def test_run_under_systemd_says_each_batch_and_failure_as_it_happens(
+    tmp_path: Path,
+) -> None:
+    """`run` with stderr on a pipe (journald): plain lines while it runs, not only at the end."""
+    async with Fleet(tvs(3)) as fleet:
+        journal, env = setup(tmp_path, fleet)
+        await fleet.devices[2].set_offline(True)
+        proc = await start_cmdctl("run", env=env)
+
+        async def line() -> str:
+            return (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+
+        try:
+            await asyncio.sleep(1.0)  # up, holding the drain lock
+            good = queue(journal, powers(fleet)[:2])
+            said = [await line()]
+            assert said == ["batch B (bulk): 2 commands: 2 confirmed\n"]
+            bad = queue(journal, [
+                make_entry("bar-tv-1", "switch", "no_such_switch", {"state": True}, batch="C"),
+                make_entry("bar-tv-3", "switch", "tv_power", {"state": True}, batch="D"),
+            ])
+            said = sorted([await line(), await line(), await line(), await line()])
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, rest = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == ExitCode.FAILED, rest
+    failed, away, batch_c, batch_d = said
+    assert failed.startswith("bar-tv-1: switch.no_such_switch: ")
+    assert ": failed: no switch 'no_such_switch'" in failed
+    assert failed.endswith(f" [{bad[0].id}]\n")
+    assert away.startswith("bar-tv-3: unreachable: connection refused")
+    assert away.endswith(": 1 command (1 stays queued for retry)\n")
+    assert (batch_c, batch_d) == (
+        "batch C (bulk): 1 command: 1 failed\n", "batch D (bulk): 1 command: 1 unreachable\n"
+    )
+    assert {journal.ledger().state(e.id).value for e in good} == {"done"}
+    assert "\x1b" not in "".join(said) + rest.decode() and "\r" not in "".join(said)
 
 
 @pytest.mark.parametrize("what", ["drain", "run"])

@@ -54,7 +54,11 @@ async def test_expired_entries_are_dropped_not_run(journal: Journal, fleet3: Fle
     assert ledger.get(stale.id).state.value == "expired"
     assert "expired" in (ledger.get(stale.id).reason or "")
     assert ledger.get(fresh.id).state.value == "done"
-    assert totals.count("expired") == 1 and totals.exit_code() == 0
+    # 0 means "everything asked for is done": an entry that will never run is failed for good.
+    assert totals.count("expired") == 1 and totals.exit_code() == ExitCode.FAILED
+    assert totals.devices["bar-tv-1"].error == (
+        "bar-tv-1: switch.tv_power: expired before it could run"
+    )
 
 
 async def test_a_device_missing_from_the_inventory_keeps_its_work_queued(

@@ -98,7 +98,7 @@ def test_retry_requeues_what_can_run_again_and_refuses_done_and_live(journal: Jo
     assert changed == set(queueops.RETRYABLE)
     assert refused == {
         State.DONE: "already done; queue a new command instead",
-        State.PENDING: "is pending; nothing to retry",
+        State.PENDING: "is pending and due now; the next drain runs it",
         State.RUNNING: "is running; nothing to retry",
         State.SUPERSEDED: "is superseded; nothing to retry",
     }
@@ -107,6 +107,22 @@ def test_retry_requeues_what_can_run_again_and_refuses_done_and_live(journal: Jo
     ledger = journal.ledger()
     for state in queueops.RETRYABLE:
         assert ledger.state(ids[state]) is State.PENDING, state
+
+
+def test_retry_makes_a_backed_off_entry_due_now_but_leaves_scheduled_work_alone(
+    journal: Journal,
+) -> None:
+    backing_off = entry(created=10.0)
+    scheduled = entry(created=10.0, not_before=NOW + 3600)
+    journal.append([ev.queued(backing_off), ev.queued(scheduled)])
+    journal.append([ev.rescheduled(backing_off.id, 20.0, not_before=NOW + 30, attempts=2)])
+    change = apply(journal, lambda es: queueops.retry(es, who="bob", now=NOW))
+    assert [e.id for e in change.changed] == [backing_off.id]
+    assert [(e.id, why) for e, why in change.refused] == [
+        (scheduled.id, "is scheduled for later, not backing off; it runs when due")
+    ]
+    after = journal.ledger().get(backing_off.id)
+    assert (after.state, after.not_before, after.attempts) == (State.PENDING, NOW, 2)
 
 
 def test_retry_pulls_a_later_or_expired_entry_forward_to_now(journal: Journal) -> None:
