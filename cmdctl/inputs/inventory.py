@@ -302,9 +302,9 @@ class _Loader:
                     listed.append(member)
         order = {device.name: i for i, device in enumerate(devices)}
         flat: dict[str, tuple[str, ...]] = {ALL: tuple(device_names)}
+        found = _flatten(members, device_names, locs)
         for group in members:
-            found = _flatten(group, members, device_names, locs, ())
-            flat[group] = tuple(sorted(found, key=order.__getitem__))
+            flat[group] = tuple(sorted(found[group], key=order.__getitem__))
         return flat, locs
 
 
@@ -320,22 +320,49 @@ def _member_nodes(value: Node, group: str) -> tuple[Node, ...]:
 
 
 def _flatten(
-    group: str,
-    members: Mapping[str, list[str]],
-    devices: Mapping[str, Device],
-    locs: Mapping[str, Loc],
-    path: tuple[str, ...],
-) -> set[str]:
-    if group in path:
-        cycle = " → ".join((*path[path.index(group) :], group))
-        raise locs[group].error(f"group cycle: {cycle}", hint="a group cannot contain itself")
-    found: set[str] = set()
-    for member in members.get(group, ()):
-        if member in devices:
-            found.add(member)
-        else:
-            found |= _flatten(member, members, devices, locs, (*path, group))
-    return found
+    members: Mapping[str, list[str]], devices: Mapping[str, Device], locs: Mapping[str, Loc]
+) -> dict[str, frozenset[str]]:
+    """Every group → the devices in it, however deep groups nest (iterative: no recursion
+    limit to hit), or a located error naming a cycle."""
+    done: dict[str, frozenset[str]] = {}
+    for root in members:
+        if root in done:
+            continue
+        path, on_path = [root], {root}  # the groups being resolved, outermost first
+        pending = [iter(members[root])]  # each one's members not looked at yet
+        found: list[set[str]] = [set()]  # each one's devices so far
+        while path:
+            member = next(pending[-1], None)
+            if member is None:
+                group, devices_in = path.pop(), found.pop()
+                on_path.discard(group)
+                pending.pop()
+                done[group] = frozenset(devices_in)
+                if found:
+                    found[-1] |= devices_in
+            elif member in devices:
+                found[-1].add(member)
+            elif member in done:
+                found[-1] |= done[member]
+            elif member in on_path:
+                raise locs[member].error(
+                    f"group cycle: {_cycle(path[path.index(member) :])}",
+                    hint="a group cannot contain itself",
+                )
+            else:
+                path.append(member)
+                on_path.add(member)
+                pending.append(iter(members.get(member, ())))
+                found.append(set())
+    return done
+
+
+def _cycle(groups: list[str]) -> str:
+    """`a → b → a`, shortened in the middle when long (one line, however big the loop)."""
+    shown = [*groups, groups[0]]
+    if len(groups) <= 8:
+        return " → ".join(shown)
+    return " → ".join((*shown[:3], "…", *shown[-2:])) + f" ({len(groups)} groups)"
 
 
 def _check_name(name: str, loc: Loc, what: str) -> None:

@@ -182,6 +182,26 @@ def test_group_cycle(write: Write) -> None:
     assert err.file == str(path) and err.line is not None
 
 
+def test_groups_nested_thousands_deep_resolve_without_recursion(write: Write) -> None:
+    # Issue 13 item 8: 3,000 levels crashed with RecursionError (exit 70).
+    depth = 3000
+    chain = "".join(f"  g{i}: [g{i - 1}]\n" for i in range(1, depth))
+    path = write("d.yml", f"devices:\n  tv: {{host: h, groups: [g0]}}\ngroups:\n{chain}")
+    inv = load_inventory(path, env={})
+    assert inv.groups[f"g{depth - 1}"] == ("tv",)
+
+
+def test_group_cycle_thousands_deep_is_located(write: Write) -> None:
+    depth = 3000
+    chain = "".join(f"  g{i}: [g{i - 1}]\n" for i in range(1, depth))
+    head = f"devices:\n  tv: {{host: h, groups: [g0]}}\ngroups:\n  g0: [g{depth - 1}]\n"
+    path = write("d.yml", head + chain)
+    err = _load_error(path)
+    last, before = depth - 1, depth - 2
+    assert err.message == f"group cycle: g0 → g{last} → g{before} → … → g1 → g0 ({depth} groups)"
+    assert (err.file, err.line) == (str(path), 4)
+
+
 def test_nested_groups_flatten_in_inventory_order(write: Write) -> None:
     path = write(
         "d.yml",
