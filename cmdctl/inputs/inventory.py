@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -26,6 +27,15 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _NAME_HINT = "names use letters, digits, '_', '-' and '.' (patterns use ',', ':', '&', '!', '*')"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MAC = re.compile(r"[0-9a-f]{2}(?:([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4})")
+# A hostname label (RFC 1123, plus '_' which mDNS names use); a trailing '.' is allowed.
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?"
+)
+# Longest `pace:` and `timeout:`. Longer is a typo (`99999999d`) or a schedule, and work would
+# then wait (near) forever with no word; spacing commands further apart is what `at:` is for.
+MAX_PACE = 3600.0
+MAX_TIMEOUT = 3600.0
 _TOP_KEYS = ("defaults", "devices", "groups", "pace")
 _DEFAULT_KEYS = ("port", "timeout", "pace")
 _DEVICE_KEYS = (
@@ -169,7 +179,7 @@ class _Loader:
             if "timeout" in defaults.items:
                 timeout = _timeout(defaults.items["timeout"])
             if "pace" in defaults.items:
-                pace = yamlsrc.want_duration(defaults.items["pace"], "pace")
+                pace = _pace(defaults.items["pace"])
         if "devices" not in root.items:
             raise root.loc.error("the inventory has no 'devices:'", hint=_EXAMPLE_HINT)
         devices_node = yamlsrc.want_map(root.items["devices"], "devices", root.loc)
@@ -192,7 +202,7 @@ class _Loader:
         items = body.items
         if "host" not in items:
             raise body.loc.error(f"device {name!r} has no 'host:'", hint="add host: IP or name")
-        host = yamlsrc.want_str(items["host"], f"host of {name}")
+        host = _host(items["host"], name)
         groups: tuple[str, ...] = ()
         if "groups" in items:
             groups = yamlsrc.want_str_list(items["groups"], f"groups of {name}")
@@ -216,7 +226,7 @@ class _Loader:
             timeout=_timeout(items["timeout"]) if "timeout" in items else timeout,
             simulate=simulate,
             loc=name_loc,
-            pace=yamlsrc.want_duration(items["pace"], "pace") if "pace" in items else None,
+            pace=_pace(items["pace"]) if "pace" in items else None,
         )
 
     def _key(self, device: str, node: Node) -> Secret:
@@ -404,7 +414,42 @@ def _timeout(node: Node) -> float:
         raise node.loc.error(err.message, hint=err.hint) from None
     if seconds <= 0:
         raise node.loc.error("timeout must be more than 0s")
+    if seconds > MAX_TIMEOUT:
+        raise node.loc.error(
+            f"timeout must be at most 1h, not {yamlsrc.want_text(node, 'timeout')}",
+            hint="it bounds one device's job (connect + its commands); the default is 30s",
+        )
     return seconds
+
+
+def _pace(node: Node) -> float:
+    seconds = yamlsrc.want_duration(node, "pace")
+    if seconds > MAX_PACE:
+        raise node.loc.error(
+            f"pace must be at most 1h, not {yamlsrc.want_text(node, 'pace')}",
+            hint="pace spaces commands within one drain (200ms for IR);"
+            " to run something later, give its playbook an `at:`",
+        )
+    return seconds
+
+
+def _host(node: Node, device: str) -> str:
+    """An IP address or a hostname; anything else (a space, a newline, a port) is refused."""
+    text = yamlsrc.want_str(node, f"host of {device}")
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text  # [IPv6]
+    try:
+        ipaddress.ip_address(bare)
+        return bare
+    except ValueError:
+        pass
+    if bare is text and _HOSTNAME.fullmatch(text):
+        return text
+    hint = "an IP address (192.168.1.40, fe80::1) or a hostname (bar-tv-1.local)"
+    if text.count(":") == 1:
+        hint = "put the port in `port:`, not in host"
+    raise node.loc.error(
+        f"host of {device} is not an IP address or hostname: {text!r}", hint=hint
+    )
 
 
 def _paces(
@@ -421,7 +466,7 @@ def _paces(
         body = yamlsrc.want_map(node, "pace", node.loc)
         names = {device.name for device in devices}
         for name, value in body.items.items():
-            seconds = yamlsrc.want_duration(value, "pace")
+            seconds = _pace(value)
             if name in groups:
                 members, rank = groups[name], 1
             elif name in names:

@@ -264,6 +264,52 @@ def test_device_errors(write: Write, body: str, message: str) -> None:
     assert err.file == str(path) and err.line is not None
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # Issue 13 item 9: accepted, after which work waited (near) forever with no note.
+        ("devices:\n  tv: {host: h, timeout: 99999999d}\n", "timeout must be at most 1h"),
+        ("defaults: {timeout: 2h}\ndevices:\n  tv: {host: h}\n", "timeout must be at most 1h"),
+        ("devices:\n  tv: {host: h, pace: 99999999d}\n", "pace must be at most 1h"),
+        ("defaults: {pace: 61m}\ndevices:\n  tv: {host: h}\n", "pace must be at most 1h"),
+        ("devices:\n  tv: {host: h}\npace: {tv: 99999999d}\n", "pace must be at most 1h"),
+    ],
+)
+def test_durations_beyond_an_hour_are_refused(write: Write, body: str, message: str) -> None:
+    path = write("d.yml", body)
+    err = _load_error(path)
+    assert err.message.startswith(message)
+    assert err.hint is not None
+    assert err.file == str(path) and err.line is not None
+
+
+def test_an_hour_is_still_allowed(write: Write) -> None:
+    path = write("d.yml", "devices:\n  tv: {host: h, timeout: 1h, pace: 1h}\n")
+    inv = load_inventory(path, env={})
+    assert (inv.device("tv").timeout, inv.device("tv").pace) == (3600.0, 3600.0)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ['"10.0.0.1\\nevil"', '"bar tv"', '"10.0.0.1:6053"', '"a/b"', '"-x"', '"a..b"', "'x;y'"],
+)
+def test_a_host_no_address_can_be_is_refused(write: Write, host: str) -> None:
+    path = write("d.yml", f"devices:\n  tv:\n    host: {host}\n")
+    err = _load_error(path)
+    assert err.message.startswith("host of tv is not an IP address or hostname: ")
+    assert "\n" not in err.one_line()
+    assert (err.file, err.line, err.column) == (str(path), 3, 11)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["h", "10.0.0.1", "::1", "fe80::1%eth0", "bar-tv-1.local", "bar_tv.lan.", "[::1]", "a" * 63],
+)
+def test_hosts_that_can_be_addresses_load(write: Write, host: str) -> None:
+    inv = load_inventory(write("d.yml", f"devices:\n  tv: {{host: '{host}'}}\n"), env={})
+    assert inv.device("tv").host == host.strip("[]")
+
+
 def test_find_inventory_order(tmp_path: Path) -> None:
     explicit, from_env, default = (tmp_path / n for n in ("x.yml", "env.yml", "devices.yml"))
     for path in (explicit, from_env, default):
