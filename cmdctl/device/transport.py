@@ -99,6 +99,10 @@ class DeviceAddress(Protocol):
     # type is the inventory `Device`'s, which leaves it None when no `pace:` applies.
     @property
     def pace(self) -> float | None: ...
+    # Why the device cannot be used as the inventory describes it (e.g. its key's `!secret` is
+    # missing), or None: the session then refuses it without contacting it.
+    @property
+    def problem(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +377,8 @@ class DeviceSession:
         if self.connected:
             return
         device = self.device
+        if device.problem is not None:
+            raise DeviceRejected(self.name, f"not contacted: {device.problem}")
         if self._client is None:
             self._client = APIClient(
                 device.host,

@@ -102,6 +102,11 @@ class Device:
     simulate: MapNode | None = field(default=None, compare=False, hash=False)
     loc: Loc | None = field(default=None, compare=False)
     pace: float | None = None  # minimum seconds between two commands sent to it (see _paces)
+    # Why cmdctl cannot talk to it as written (its key did not resolve: a `!secret` missing from
+    # secrets.yaml, an unset `${VAR}`, a malformed key), as one located line; None when usable.
+    # One device's broken key must not stop the fleet: the inventory loads with a warning, and
+    # the transport refuses this device alone (`DeviceRejected`, never contacted).
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +213,13 @@ class _Loader:
             groups = yamlsrc.want_str_list(items["groups"], f"groups of {name}")
             for group in groups:
                 _check_name(group, items["groups"].loc, "group")
+        key, problem = None, None
+        if "key" in items:
+            try:
+                key = self._key(name, items["key"])
+            except InputError as err:
+                problem = err.one_line()
+                self.warnings.append(f"{problem} — commands to {name} fail until this is fixed")
         simulate = None
         if "simulate" in items:
             simulate = yamlsrc.want_map(items["simulate"], f"simulate of {name}", body.loc)
@@ -215,7 +227,7 @@ class _Loader:
             name=name,
             host=host,
             port=_port(items["port"]) if "port" in items else port,
-            key=self._key(name, items["key"]) if "key" in items else None,
+            key=key,
             expected_name=(
                 yamlsrc.want_str(items["expected_name"], f"expected_name of {name}")
                 if "expected_name" in items
@@ -227,6 +239,7 @@ class _Loader:
             simulate=simulate,
             loc=name_loc,
             pace=_pace(items["pace"]) if "pace" in items else None,
+            problem=problem,
         )
 
     def _key(self, device: str, node: Node) -> Secret:
@@ -266,9 +279,13 @@ class _Loader:
             start = Loc(str(secrets_path), 1, 1)
             self._secrets = dict(yamlsrc.want_map(root, SECRETS_FILE, start).items) if root else {}
         if name not in self._secrets:
+            # Names of keys differ by one character from device to device (bar_tv_2_key,
+            # bar_tv_3_key): a near name is as likely another device's key as a typo.
+            hint = f"add `{name}: <base64 key>` to {SECRETS_FILE}"
+            near = yamlsrc.did_you_mean(name, self._secrets)
             raise loc.error(
                 f"key of {device}: secret {name!r} is not in {secrets_path}",
-                hint=yamlsrc.did_you_mean(name, self._secrets) or f"add `{name}: <base64 key>`",
+                hint=f"{hint}, or if {name!r} is a typo, {near}" if near else hint,
             )
         return self._secrets[name]
 
