@@ -46,7 +46,6 @@ class Address:
     expected_mac: str | None = None
     timeout: float | None = None
     pace: float | None = None  # seconds between two commands to it (inventory `pace`)
-    problem: str | None = None  # why it cannot be used as written (inventory `problem`)
 
 
 def address(dev: VirtualDevice, **changes: Any) -> Address:
