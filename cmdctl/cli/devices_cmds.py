@@ -103,6 +103,7 @@ def _ls_json(device: Device, groups: list[str], act: Activity | None) -> dict[st
         "host": device.host,
         "port": device.port,
         "encrypted": device.key is not None,  # never the key itself
+        "problem": device.problem,  # e.g. its `!secret` is missing: its commands fail
         "expected_name": device.expected_name,
         "expected_mac": device.expected_mac,
         "groups": groups,
@@ -144,7 +145,7 @@ def _ls_table(rows: list[dict[str, Any]], *, t: float) -> None:
         table.add_row(
             row["name"],
             f"{row['host']}:{row['port']}",
-            "yes" if row["encrypted"] else "no",
+            "key unusable" if row["problem"] else "yes" if row["encrypted"] else "no",
             ", ".join(row["groups"]) or "-",
             format_duration(row["timeout"]) if row["timeout"] is not None else "-",
             format_age(row["last_seen"], now=t) if row["last_seen"] is not None else "never",

@@ -99,6 +99,8 @@ class DeviceAddress(Protocol):
     # type is the inventory `Device`'s, which leaves it None when no `pace:` applies.
     @property
     def pace(self) -> float | None: ...
+    # An inventory `Device` also has `problem` (see `DeviceSession._refuse_unusable`); it is not
+    # required here so that addresses written by library callers (and bench/) keep working.
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +375,7 @@ class DeviceSession:
         if self.connected:
             return
         device = self.device
+        self._refuse_unusable()
         if self._client is None:
             self._client = APIClient(
                 device.host,
@@ -553,6 +556,13 @@ class DeviceSession:
             timeout=self._phase_timeout,
             secret=self._reveal(),
         )
+
+    def _refuse_unusable(self) -> None:
+        """`DeviceRejected`, before any contact, for a device the inventory could not resolve
+        (its `problem`: e.g. a `!secret` missing from secrets.yaml); only that device fails."""
+        problem: str | None = getattr(self.device, "problem", None)
+        if problem is not None:
+            raise DeviceRejected(self.name, f"not contacted: {problem}")
 
     def _reveal(self) -> str | None:
         """The key, only ever passed straight on (never held in a local of a raising frame)."""

@@ -26,8 +26,10 @@ CLIMATE_FAN_MODES = (
 CLIMATE_SWING_MODES = ("off", "both", "vertical", "horizontal")
 CLIMATE_PRESETS = ("none", "home", "away", "boost", "comfort", "eco", "sleep", "activity")
 LOCK_COMMANDS = ("lock", "unlock", "open")
-# Repeating these changes the outcome, so they must never be repeated automatically.
-NON_IDEMPOTENT_MEDIA = frozenset({"volume_up", "volume_down", "toggle"})
+# Repeating these changes the outcome, so they must never be repeated automatically: a second
+# `enqueue` queues the media twice; a lock's `open` (unlatch) is a press, not a state.
+NON_IDEMPOTENT_MEDIA = frozenset({"volume_up", "volume_down", "toggle", "enqueue"})
+NON_IDEMPOTENT_LOCK = frozenset({"open"})
 
 _TARGET = re.compile(r"\S(?:.*\S)?")
 _ACTION = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -96,11 +98,14 @@ def parse_cli_value(domain: str, target: str, text: str) -> Command:
 
 
 def idempotent_default(command: Command) -> bool:
-    """False for commands whose repetition changes the outcome (presses, volume steps)."""
+    """False for commands whose repetition changes the outcome (presses, volume steps, enqueue,
+    a lock's open)."""
     if command.domain == "button":
         return False
     if command.domain == "media_player":
         return command.args.get("command") not in NON_IDEMPOTENT_MEDIA
+    if command.domain == "lock":
+        return command.args.get("command") not in NON_IDEMPOTENT_LOCK
     return True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -26,6 +27,15 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _NAME_HINT = "names use letters, digits, '_', '-' and '.' (patterns use ',', ':', '&', '!', '*')"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MAC = re.compile(r"[0-9a-f]{2}(?:([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4})")
+# A hostname label (RFC 1123, plus '_' which mDNS names use); a trailing '.' is allowed.
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?"
+)
+# Longest `pace:` and `timeout:`. Longer is a typo (`99999999d`) or a schedule, and work would
+# then wait (near) forever with no word; spacing commands further apart is what `at:` is for.
+MAX_PACE = 3600.0
+MAX_TIMEOUT = 3600.0
 _TOP_KEYS = ("defaults", "devices", "groups", "pace")
 _DEFAULT_KEYS = ("port", "timeout", "pace")
 _DEVICE_KEYS = (
@@ -92,6 +102,11 @@ class Device:
     simulate: MapNode | None = field(default=None, compare=False, hash=False)
     loc: Loc | None = field(default=None, compare=False)
     pace: float | None = None  # minimum seconds between two commands sent to it (see _paces)
+    # Why cmdctl cannot talk to it as written (its key did not resolve: a `!secret` missing from
+    # secrets.yaml, an unset `${VAR}`, a malformed key), as one located line; None when usable.
+    # One device's broken key must not stop the fleet: the inventory loads with a warning, and
+    # the transport refuses this device alone (`DeviceRejected`, never contacted).
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +184,7 @@ class _Loader:
             if "timeout" in defaults.items:
                 timeout = _timeout(defaults.items["timeout"])
             if "pace" in defaults.items:
-                pace = yamlsrc.want_duration(defaults.items["pace"], "pace")
+                pace = _pace(defaults.items["pace"])
         if "devices" not in root.items:
             raise root.loc.error("the inventory has no 'devices:'", hint=_EXAMPLE_HINT)
         devices_node = yamlsrc.want_map(root.items["devices"], "devices", root.loc)
@@ -192,12 +207,19 @@ class _Loader:
         items = body.items
         if "host" not in items:
             raise body.loc.error(f"device {name!r} has no 'host:'", hint="add host: IP or name")
-        host = yamlsrc.want_str(items["host"], f"host of {name}")
+        host = _host(items["host"], name)
         groups: tuple[str, ...] = ()
         if "groups" in items:
             groups = yamlsrc.want_str_list(items["groups"], f"groups of {name}")
             for group in groups:
                 _check_name(group, items["groups"].loc, "group")
+        key, problem = None, None
+        if "key" in items:
+            try:
+                key = self._key(name, items["key"])
+            except InputError as err:
+                problem = err.one_line()
+                self.warnings.append(f"{problem} — commands to {name} fail until this is fixed")
         simulate = None
         if "simulate" in items:
             simulate = yamlsrc.want_map(items["simulate"], f"simulate of {name}", body.loc)
@@ -205,7 +227,7 @@ class _Loader:
             name=name,
             host=host,
             port=_port(items["port"]) if "port" in items else port,
-            key=self._key(name, items["key"]) if "key" in items else None,
+            key=key,
             expected_name=(
                 yamlsrc.want_str(items["expected_name"], f"expected_name of {name}")
                 if "expected_name" in items
@@ -216,7 +238,8 @@ class _Loader:
             timeout=_timeout(items["timeout"]) if "timeout" in items else timeout,
             simulate=simulate,
             loc=name_loc,
-            pace=yamlsrc.want_duration(items["pace"], "pace") if "pace" in items else None,
+            pace=_pace(items["pace"]) if "pace" in items else None,
+            problem=problem,
         )
 
     def _key(self, device: str, node: Node) -> Secret:
@@ -256,9 +279,13 @@ class _Loader:
             start = Loc(str(secrets_path), 1, 1)
             self._secrets = dict(yamlsrc.want_map(root, SECRETS_FILE, start).items) if root else {}
         if name not in self._secrets:
+            # Names of keys differ by one character from device to device (bar_tv_2_key,
+            # bar_tv_3_key): a near name is as likely another device's key as a typo.
+            hint = f"add `{name}: <base64 key>` to {SECRETS_FILE}"
+            near = yamlsrc.did_you_mean(name, self._secrets)
             raise loc.error(
                 f"key of {device}: secret {name!r} is not in {secrets_path}",
-                hint=yamlsrc.did_you_mean(name, self._secrets) or f"add `{name}: <base64 key>`",
+                hint=f"{hint}, or if {name!r} is a typo, {near}" if near else hint,
             )
         return self._secrets[name]
 
@@ -302,9 +329,9 @@ class _Loader:
                     listed.append(member)
         order = {device.name: i for i, device in enumerate(devices)}
         flat: dict[str, tuple[str, ...]] = {ALL: tuple(device_names)}
+        found = _flatten(members, device_names, locs)
         for group in members:
-            found = _flatten(group, members, device_names, locs, ())
-            flat[group] = tuple(sorted(found, key=order.__getitem__))
+            flat[group] = tuple(sorted(found[group], key=order.__getitem__))
         return flat, locs
 
 
@@ -320,22 +347,49 @@ def _member_nodes(value: Node, group: str) -> tuple[Node, ...]:
 
 
 def _flatten(
-    group: str,
-    members: Mapping[str, list[str]],
-    devices: Mapping[str, Device],
-    locs: Mapping[str, Loc],
-    path: tuple[str, ...],
-) -> set[str]:
-    if group in path:
-        cycle = " → ".join((*path[path.index(group) :], group))
-        raise locs[group].error(f"group cycle: {cycle}", hint="a group cannot contain itself")
-    found: set[str] = set()
-    for member in members.get(group, ()):
-        if member in devices:
-            found.add(member)
-        else:
-            found |= _flatten(member, members, devices, locs, (*path, group))
-    return found
+    members: Mapping[str, list[str]], devices: Mapping[str, Device], locs: Mapping[str, Loc]
+) -> dict[str, frozenset[str]]:
+    """Every group → the devices in it, however deep groups nest (iterative: no recursion
+    limit to hit), or a located error naming a cycle."""
+    done: dict[str, frozenset[str]] = {}
+    for root in members:
+        if root in done:
+            continue
+        path, on_path = [root], {root}  # the groups being resolved, outermost first
+        pending = [iter(members[root])]  # each one's members not looked at yet
+        found: list[set[str]] = [set()]  # each one's devices so far
+        while path:
+            member = next(pending[-1], None)
+            if member is None:
+                group, devices_in = path.pop(), found.pop()
+                on_path.discard(group)
+                pending.pop()
+                done[group] = frozenset(devices_in)
+                if found:
+                    found[-1] |= devices_in
+            elif member in devices:
+                found[-1].add(member)
+            elif member in done:
+                found[-1] |= done[member]
+            elif member in on_path:
+                raise locs[member].error(
+                    f"group cycle: {_cycle(path[path.index(member) :])}",
+                    hint="a group cannot contain itself",
+                )
+            else:
+                path.append(member)
+                on_path.add(member)
+                pending.append(iter(members.get(member, ())))
+                found.append(set())
+    return done
+
+
+def _cycle(groups: list[str]) -> str:
+    """`a → b → a`, shortened in the middle when long (one line, however big the loop)."""
+    shown = [*groups, groups[0]]
+    if len(groups) <= 8:
+        return " → ".join(shown)
+    return " → ".join((*shown[:3], "…", *shown[-2:])) + f" ({len(groups)} groups)"
 
 
 def _check_name(name: str, loc: Loc, what: str) -> None:
@@ -377,7 +431,42 @@ def _timeout(node: Node) -> float:
         raise node.loc.error(err.message, hint=err.hint) from None
     if seconds <= 0:
         raise node.loc.error("timeout must be more than 0s")
+    if seconds > MAX_TIMEOUT:
+        raise node.loc.error(
+            f"timeout must be at most 1h, not {yamlsrc.want_text(node, 'timeout')}",
+            hint="it bounds one device's job (connect + its commands); the default is 30s",
+        )
     return seconds
+
+
+def _pace(node: Node) -> float:
+    seconds = yamlsrc.want_duration(node, "pace")
+    if seconds > MAX_PACE:
+        raise node.loc.error(
+            f"pace must be at most 1h, not {yamlsrc.want_text(node, 'pace')}",
+            hint="pace spaces commands within one drain (200ms for IR);"
+            " to run something later, give its playbook an `at:`",
+        )
+    return seconds
+
+
+def _host(node: Node, device: str) -> str:
+    """An IP address or a hostname; anything else (a space, a newline, a port) is refused."""
+    text = yamlsrc.want_str(node, f"host of {device}")
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text  # [IPv6]
+    try:
+        ipaddress.ip_address(bare)
+        return bare
+    except ValueError:
+        pass
+    if bare is text and _HOSTNAME.fullmatch(text):
+        return text
+    hint = "an IP address (192.168.1.40, fe80::1) or a hostname (bar-tv-1.local)"
+    if text.count(":") == 1:
+        hint = "put the port in `port:`, not in host"
+    raise node.loc.error(
+        f"host of {device} is not an IP address or hostname: {text!r}", hint=hint
+    )
 
 
 def _paces(
@@ -394,7 +483,7 @@ def _paces(
         body = yamlsrc.want_map(node, "pace", node.loc)
         names = {device.name for device in devices}
         for name, value in body.items.items():
-            seconds = yamlsrc.want_duration(value, "pace")
+            seconds = _pace(value)
             if name in groups:
                 members, rank = groups[name], 1
             elif name in names:

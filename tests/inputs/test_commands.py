@@ -273,6 +273,12 @@ def test_cli_value_errors() -> None:
         (Command("media_player", "tv", {"command": "volume_down"}), False),
         (Command("media_player", "tv", {"command": "toggle"}), False),
         (Command("media_player", "tv", {"command": "play"}), True),
+        (Command("media_player", "tv", {"command": "enqueue"}), False),  # a crash: queued twice
+        (Command("media_player", "tv", {"command": "enqueue", "media_url": "u"}), False),
+        (Command("lock", "door", {"command": "open"}), False),  # a crash: the door opened twice
+        (Command("lock", "door", {"command": "open", "code": "1234"}), False),
+        (Command("lock", "door", {"command": "lock"}), True),
+        (Command("lock", "door", {"command": "unlock"}), True),
         (Command("switch", "tv_power", {"state": True}), True),
         (Command("action", "send_tv_command", {"data": {}}), True),
     ],
