@@ -183,6 +183,10 @@ def bulk(
         report = open_journal(journal).append([events.queued(entry) for entry in plan.queued])
         for repair in report.repairs:
             render.warn(str(repair))
+    render.effect(
+        f"queued batch {plan.batch} ({len(plan.queued) + len(plan.immediate)} commands); "
+        f"do not queue it again (`cmdctl status {plan.batch}`)"
+    )
     summary = _summary(plan)
     if json_out:
         render.emit_json(summary)

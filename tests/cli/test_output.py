@@ -1,0 +1,83 @@
+"""What the CLI prints: true lines, safe text, and what happens when stdout goes away."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.cli.helpers import Workspace, volume_playbook
+
+
+def _run(workspace: Workspace, *args: str, stdout: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cmdctl", *args],
+        cwd=workspace.root,
+        env=workspace.env,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
+
+
+def _queued_batches(workspace: Workspace) -> list[str]:
+    lines = (workspace.journal / "journal.jsonl").read_text().splitlines()
+    return sorted({json.loads(line)["batch"] for line in lines if '"queued"' in line})
+
+
+def test_bulk_to_a_full_disk_says_the_batch_is_queued(workspace: Workspace) -> None:
+    pb = workspace.playbook("pb.yml", volume_playbook(2))
+    with open("/dev/full", "w") as full:
+        proc = _run(workspace, "bulk", str(pb), stdout=full.fileno())
+    batches = _queued_batches(workspace)
+    assert len(batches) == 1
+    assert proc.returncode == 74, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "internal error" not in proc.stderr
+    assert "No space left on device" in proc.stderr
+    assert f"queued batch {batches[0]}" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_status_json_to_a_full_disk_is_not_internal(workspace: Workspace) -> None:
+    with open("/dev/full", "w") as full:
+        proc = _run(workspace, "status", "--json", stdout=full.fileno())
+    assert proc.returncode == 74, proc.stderr
+    assert "could not write the output" in proc.stderr
+    assert "internal error" not in proc.stderr
+
+
+def test_a_closed_pipe_is_quiet_and_keeps_the_commands_code(workspace: Workspace) -> None:
+    pb = workspace.playbook("pb.yml", volume_playbook(2))
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before cmdctl writes a byte
+    try:
+        bulk = _run(workspace, "bulk", str(pb), stdout=write)
+        status = _run(workspace, "status", stdout=write)
+        json_status = _run(workspace, "status", "--json", stdout=write)
+    finally:
+        os.close(write)
+    assert (bulk.returncode, bulk.stderr) == (0, "")
+    assert len(_queued_batches(workspace)) == 1
+    assert (status.returncode, status.stderr) == (0, "")
+    assert (json_status.returncode, json_status.stderr) == (0, "")
+
+
+def test_queue_ls_into_head_exits_0(workspace: Workspace) -> None:
+    pb = workspace.playbook("pb.yml", volume_playbook(100))  # 1,000 rows: more than a pipe holds
+    assert workspace.invoke("bulk", str(pb), "-q").returncode == 0
+    proc = subprocess.run(
+        f"{sys.executable} -m cmdctl queue ls -n 1000 | head -1; exit ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        cwd=workspace.root,
+        env=workspace.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert len(proc.stdout.splitlines()) == 1
