@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cmdctl.cli import options
 from cmdctl.cli.common import finish, now, open_journal, who
 from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
 from cmdctl.core.errors import ExitCode, InputError
@@ -78,6 +79,8 @@ def ls(
     Example: cmdctl queue ls --device bar-tv-3 --state failed
     """
     from cmdctl.cli import render
+
+    options.rows(limit)
     from cmdctl.core.model import State
 
     ledger = open_journal(journal).ledger()

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cmdctl.cli import views
+from cmdctl.cli import options, views
 from cmdctl.cli.common import finish, now, open_journal
 from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
 from cmdctl.core.errors import ExitCode
@@ -46,9 +46,12 @@ def status(
 
     Example: cmdctl status --json
     """
-    from cmdctl.core.timespec import parse_duration
+    from cmdctl.cli.exec_cmds import seconds
     from cmdctl.journal import summary
 
+    if health:  # checked before the journal is read: bad flags are bad input, not a verdict
+        max_age_s = seconds(max_age, "--max-age")
+        max_failure_rate = options.fraction(max_failure_rate, "--max-failure-rate")
     jr = open_journal(journal)
     scan, ledger = jr.load()
     t = now()
@@ -64,7 +67,7 @@ def status(
         report = summary.health(
             ledger,
             st,
-            max_age_s=parse_duration(max_age),
+            max_age_s=max_age_s,
             max_failure_rate=max_failure_rate,
         )
         if json_out:
@@ -140,6 +143,7 @@ def history(
     from cmdctl.core.timespec import parse_duration
     from cmdctl.journal import summary
 
+    options.rows(limit)
     jr = open_journal(journal)
     ledger = jr.ledger()
     t = now()

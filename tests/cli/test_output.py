@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.cli.helpers import Workspace, volume_playbook
 
 
@@ -81,3 +83,24 @@ def test_queue_ls_into_head_exits_0(workspace: Workspace) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert len(proc.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("status", "--health", "--max-failure-rate", "2"), "--max-failure-rate"),
+        (("status", "--health", "--max-failure-rate", "-1"), "--max-failure-rate"),
+        (("status", "--health", "--max-failure-rate", "nan"), "--max-failure-rate"),
+        (("status", "--health", "--max-age", "-1m"), "--max-age"),
+        (("history", "-n", "-1"), "--last"),
+        (("queue", "ls", "-n", "0"), "--last"),
+    ],
+)
+def test_nonsense_option_values_are_bad_input(
+    workspace: Workspace, args: tuple[str, ...], needle: str
+) -> None:
+    result = workspace.invoke(*args)
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"cmdctl: {needle}: ") and "(hint: " in line, line
