@@ -122,7 +122,9 @@ def _run(argv: list[str] | None) -> int | str | None:
     except SystemExit as exc:
         return exc.code
     except CmdctlError as err:
-        sys.stderr.write(f"cmdctl: {err.one_line()}\n")
+        from cmdctl.cli.render import safe
+
+        sys.stderr.write(f"cmdctl: {safe(err.one_line())}\n")
         return int(err.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("cmdctl: interrupted\n")

@@ -12,6 +12,7 @@ from types import TracebackType
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,7 +23,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
+from cmdctl.cli.render import safe
 from cmdctl.core.model import Entry
 from cmdctl.drain.observer import Finished
 from cmdctl.drain.totals import (
@@ -108,7 +111,7 @@ class LiveView:
             found = self.batches.get(batch)
             if found is None:
                 self.batches[batch] = self.progress.add_task(
-                    f"  {label} {batch[-6:]}", total=count, note=""
+                    f"  {escape(safe(label))} {batch[-6:]}", total=count, note=""
                 )
             else:
                 total = self.progress.tasks[found].total or 0
@@ -169,14 +172,14 @@ def recap_table(totals: Totals) -> Table:
     return table
 
 
-def _cell(count: int, name: str) -> str:
+def _cell(count: int, name: str) -> Text:
     if not count:
-        return "·"
+        return Text("·")
     if name in (FAILED, UNKNOWN, UNREACHABLE):
-        return f"[red]{count}[/]"
+        return Text(str(count), style="red")
     if name in (CONFIRMED, DELIVERED):
-        return f"[green]{count}[/]"
-    return str(count)
+        return Text(str(count), style="green")
+    return Text(str(count))
 
 
 def summary_line(verb: str, totals: Totals) -> str:

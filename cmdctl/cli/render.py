@@ -2,6 +2,10 @@
 
 Rich decides colour and control codes: `NO_COLOR` turns colour off, and output that is not a
 terminal (cron, pipes) gets plain text with no control codes and no animation.
+
+Text from playbooks, the inventory, the journal and devices is shown as it is, never as markup,
+and its control characters are shown escaped (`\\x1b`), to terminals and pipes alike: a playbook
+`name:` must not be able to retitle, clear or recolour the terminal of whoever runs `status`.
 """
 
 from __future__ import annotations
@@ -10,10 +14,37 @@ import errno
 import io
 import json
 import os
+import re
 import sys
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.text import Text
+
+#: C0 controls but newline and tab, DEL, C1 (CSI is 0x9b), and the bidi overrides and line
+#: separators that reorder or break what a terminal shows.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: str) -> str:
+    """`text` with its control characters written out: ESC becomes `\\x1b`."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class _SafeConsole(Console):
+    """A console that shows every string as plain text with its control characters escaped.
+
+    Every str rich is given (print arguments, table cells, titles) passes through `render_str`;
+    colour is asked for with `Text` and styles, never with markup in a string.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(safe(text), **kwargs)
 
 
 def stdout() -> Console:
@@ -46,9 +77,10 @@ def _console(stream: TextIO, *, stderr: bool) -> Console:
     tty = stream.isatty()
     # Off a terminal rich would wrap at 80 columns; tables of ids need more room than that.
     width = None if tty else int(os.environ.get("COLUMNS", "160"))
-    return Console(
+    return _SafeConsole(
         file=stream,
         stderr=stderr,
+        markup=False,
         highlight=False,
         no_color="NO_COLOR" in os.environ or None,
         width=width,

@@ -104,3 +104,47 @@ def test_nonsense_option_values_are_bad_input(
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"cmdctl: {needle}: ") and "(hint: " in line, line
+
+
+ESCAPES = 'name: "\\e]0;pwned\\a\\e[31mred [/] [bold]x"\ntargets: tvs\nsteps:\n'
+ESCAPES += '  - name: "step \\e[2J [/]"\n    number.volume: 3\n'
+
+
+def test_terminal_escapes_from_a_playbook_are_shown_escaped(workspace: Workspace) -> None:
+    pb = workspace.playbook("esc.yml", ESCAPES)
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
+    (entry,) = [
+        json.loads(line)["id"]
+        for line in (workspace.journal / "journal.jsonl").read_text().splitlines()[:1]
+    ]
+    for args in (
+        ("status",),
+        ("queue", "ls"),
+        ("queue", "show", entry),
+        ("bulk", str(pb), "--check"),
+        ("status", "01XYZ\x1b[2J"),
+    ):
+        result = workspace.invoke(*args)
+        assert result.returncode in (0, 2), (args, result)
+        shown = result.stdout + result.stderr
+        assert "\x1b" not in shown and "\x07" not in shown, (args, shown)
+        assert "\\x1b" in shown or args == ("queue", "ls"), (args, shown)
+    assert "\\x1b]0;pwned\\x07\\x1b[31mred [/] [bold]x" in workspace.invoke("status").stdout
+
+
+def test_the_live_view_escapes_playbook_names() -> None:
+    import io
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from cmdctl.cli.progress import LiveView
+    from tests.journal.builders import entry
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=80)
+    pending = replace(entry(batch="01ABCDEF"), playbook="\x1b]0;pwned\x07 [/]")
+    with LiveView(console) as view:
+        view.planned([pending])
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b]0;" not in text and "\x07" not in text
+    assert "\\x1b]0;pwned\\x07 [/]" in text
