@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cmdctl.cli import views
 from cmdctl.cli.common import finish, load_inventory, now, open_journal, who
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
 from cmdctl.core.errors import ExitCode
@@ -106,9 +107,8 @@ def validate(
             render.warn(warning)
         if not quiet:
             render.line(
-                f"ok: {playbook_path}: {len(plan.steps)} steps × {len(plan.devices)} devices = "
-                f"{len(plan.queued) + len(plan.immediate)} commands "
-                f"({len(plan.immediate)} immediate, {len(plan.queued)} queued)"
+                f"ok: {playbook_path}: {views.spread((*plan.immediate, *plan.queued))}: "
+                f"{len(plan.immediate):,} immediate, {len(plan.queued):,} queued"
             )
     finish(ExitCode.OK)
 
@@ -191,16 +191,12 @@ def bulk(
     if json_out:
         render.emit_json(summary)
     elif not quiet:
+        ran = f", {views.plural(len(plan.immediate), 'immediate command')} run inline"
         render.line(
-            f"queued batch {plan.batch}: {len(plan.queued)} commands "
-            f"({len(plan.devices)} devices × {len(plan.steps) - _immediate_steps(plan)} steps)"
-            + (f", {len(plan.immediate)} immediate commands run inline" if plan.immediate else "")
+            f"queued batch {plan.batch}: {views.spread(plan.queued)}"
+            + (ran if plan.immediate else "")
         )
     finish(code)
-
-
-def _immediate_steps(plan: Plan) -> int:
-    return len({entry.step for entry in plan.immediate})
 
 
 def _run_immediate(
@@ -256,9 +252,7 @@ def _print_plan(plan: Plan, *, json_out: bool) -> None:
             _devices_text(devices),
         )
     render.stdout().print(table)
-    render.line(
-        f"{len(plan.queued) + len(plan.immediate)} commands over {len(plan.devices)} devices"
-    )
+    render.line(views.spread((*plan.immediate, *plan.queued)))
 
 
 def _check_online(plan: Plan, inv: Inventory, *, json_out: bool, quiet: bool) -> ExitCode:
@@ -335,13 +329,14 @@ def _print_check(
     err = render.stderr()
     if not quiet:
         render.line(
-            f"check: {plan.name} against {len(report.devices)} devices "
+            f"check: {plan.name} against {views.plural(len(report.devices), 'device')} "
             "(nothing sent, nothing written)"
         )
     for d in report.devices:
         if d.error is not None:
             render.line(
-                f"{d.device}: {d.status}: {d.error.reason} — {len(d.commands)} commands not checked"
+                f"{d.device}: {d.status}: {d.error.reason} — "
+                f"{views.plural(len(d.commands), 'command')} not checked"
             )
             err.print(f"cmdctl: {d.error.one_line()}", markup=False)
             continue
@@ -354,7 +349,7 @@ def _print_check(
                 err.print(f"cmdctl: {c.error.one_line()}", markup=False)
     counts = [f"{report.count(s)} {s}" for s in livecheck.STATUSES if report.count(s)]
     down = sum(1 for d in report.devices if d.error is not None)
-    tail = f"; {down} of {len(report.devices)} devices not checked" if down else ""
+    tail = f"; {down} of {views.plural(len(report.devices), 'device')} not checked" if down else ""
     if not quiet or code:
         err.print(f"check: {', '.join(counts) or 'nothing to check'}{tail}", markup=False)
 

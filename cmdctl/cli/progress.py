@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cmdctl.cli.render import safe
+from cmdctl.cli.views import plural
 from cmdctl.core.model import Entry
 from cmdctl.drain.observer import Finished
 from cmdctl.drain.totals import (
@@ -40,6 +41,10 @@ from cmdctl.drain.totals import (
     Totals,
     sorted_tallies,
 )
+
+#: Characters of a batch id shown on its bar: `cmdctl status ID` takes a prefix, and ids start
+#: with their creation time (10 characters, to the millisecond) then randomness.
+BATCH_PREFIX = 12
 
 #: Devices shown in the in-flight list at most (the rest are summarised as "+N more").
 SHOWN_IN_FLIGHT = 12
@@ -111,7 +116,7 @@ class LiveView:
             found = self.batches.get(batch)
             if found is None:
                 self.batches[batch] = self.progress.add_task(
-                    f"  {escape(safe(label))} {batch[-6:]}", total=count, note=""
+                    f"  {escape(safe(label))} {batch[:BATCH_PREFIX]}", total=count, note=""
                 )
             else:
                 total = self.progress.tasks[found].total or 0
@@ -188,19 +193,24 @@ def summary_line(verb: str, totals: Totals) -> str:
     parts = []
     for name in _COLUMNS:
         count = totals.count(name)
-        if count and name == SKIPPED:
-            parts.append(f"{count} skipped (left queued{': ' + why if why else ''})")
+        if name == SKIPPED:
+            # Skipped in the recap is "not run"; only `left` and `held` entries are still queued,
+            # the rest are finished (a prerequisite failed, or cancelled while this run held them).
+            queued = min(count, totals.left + totals.held)
+            if queued:
+                parts.append(f"{queued:,} left queued{': ' + why if why else ''}")
+            if count - queued:
+                parts.append(f"{count - queued:,} skipped")
         elif count:
-            parts.append(f"{count} {name}")
+            parts.append(f"{count:,} {name}")
     if totals.retried:
         parts.append(f"{totals.retried} retried")
     if totals.recovered:
         parts.append(f"{totals.recovered} recovered from a dead run")
-    devices = len(totals.devices)
     body = ", ".join(parts) if parts else "nothing to do"
     return (
-        f"cmdctl {verb}: {totals.entries} commands on {devices} "
-        f"device{'s' if devices != 1 else ''} in {totals.seconds:.1f}s: {body}"
+        f"cmdctl {verb}: {plural(totals.entries, 'command')} on "
+        f"{plural(len(totals.devices), 'device')} in {totals.seconds:.1f}s: {body}"
     )
 
 

@@ -4,6 +4,7 @@ and a batch named by a unique prefix of its id."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from cmdctl.core.errors import InputError
@@ -12,6 +13,25 @@ if TYPE_CHECKING:
     from cmdctl.core.model import Entry
     from cmdctl.journal.ledger import Ledger
     from cmdctl.journal.summary import Status
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 command`, `2 commands`, `1,024 entries` (give `many` when adding "s" is wrong)."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
+def spread(entries: Iterable[Entry]) -> str:
+    """What a plan really expanded to: `35 commands (15 steps over 9 devices)`.
+
+    Steps may have their own targets, so the count is rarely steps × devices: say each one.
+    """
+    listed = list(entries)
+    steps = len({e.step for e in listed})
+    devices = len({e.device for e in listed})
+    return (
+        f"{plural(len(listed), 'command')} "
+        f"({plural(steps, 'step')} over {plural(devices, 'device')})"
+    )
 
 
 def batch_id(ledger: Ledger, text: str) -> str:

@@ -148,3 +148,64 @@ def test_the_live_view_escapes_playbook_names() -> None:
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "\x1b]0;" not in text and "\x07" not in text
     assert "\\x1b]0;pwned\\x07 [/]" in text
+
+
+def test_progress_bars_name_a_batch_by_a_prefix_status_finds() -> None:
+    import io
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from cmdctl.cli.progress import LiveView
+    from tests.journal.builders import entry
+
+    batch = "01M943BC482W69GASY5SF8WP9G"
+    console = Console(file=io.StringIO(), force_terminal=True, width=80)
+    with LiveView(console) as view:
+        view.planned([replace(entry(batch=batch), playbook="game night")])
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "game night 01M943BC482W" in text
+
+
+UNEVEN = """name: uneven
+targets: tvs
+steps:
+  - name: all of them
+    number.volume: 1
+  - name: just one
+    targets: tv-1
+    number.volume: 2
+  - name: press
+    targets: tv-2
+    mode: immediate
+    button.identify:
+"""
+
+
+def test_validate_and_bulk_say_what_was_really_expanded(workspace: Workspace) -> None:
+    pb = workspace.playbook("uneven.yml", UNEVEN)
+    validate = workspace.invoke("validate", str(pb))
+    assert validate.stdout == (
+        f"ok: {pb}: 12 commands (3 steps over 10 devices): 1 immediate, 11 queued\n"
+    ), validate
+    check = workspace.invoke("bulk", str(pb), "--check")
+    assert check.stdout.endswith("\n12 commands (3 steps over 10 devices)\n"), check
+    one = workspace.playbook("one.yml", "name: one\ntargets: tv-1\nsteps:\n  - number.volume: 1\n")
+    assert "1 command (1 step over 1 device)" in workspace.invoke("validate", str(one)).stdout
+    queued = workspace.invoke("bulk", str(one))
+    assert queued.stdout.endswith(": 1 command (1 step over 1 device)\n"), queued
+
+
+def test_the_run_summary_says_which_skipped_entries_are_still_queued() -> None:
+    from cmdctl.cli.progress import summary_line
+    from cmdctl.drain.totals import SKIPPED, Totals
+
+    finished = Totals()
+    finished.tally("tv-1").add(SKIPPED, 8)  # a prerequisite failed: skipped for good
+    assert summary_line("drain", finished).endswith("8 skipped")
+    assert "queued" not in summary_line("drain", finished)
+    assert "on 1 device in" in summary_line("drain", finished)
+    stopped = Totals(left=2, timed_out=True)
+    stopped.tally("tv-1").add(SKIPPED, 3)
+    line = summary_line("drain", stopped)
+    assert line.endswith("2 left queued: out of time, 1 skipped"), line
