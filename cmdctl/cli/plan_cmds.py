@@ -72,9 +72,11 @@ def _plan(
     )
 
 
-def _summary(plan: Plan) -> dict[str, object]:
+def _summary(plan: Plan, *, queued: bool = False) -> dict[str, object]:
+    # `batch` is null unless the batch was queued: the id of a plan that was only checked
+    # never exists in the journal, and a script must not go looking for it.
     return {
-        "batch": plan.batch,
+        "batch": plan.batch if queued else None,
         "playbook": plan.name,
         "devices": len(plan.devices),
         "steps": len(plan.steps),
@@ -92,6 +94,8 @@ def validate(
     quiet: QuietOpt = False,
 ) -> None:
     """Check a playbook and the inventory; queue nothing. Exit 0 when valid, 2 when not.
+
+    With --json, `batch` is null: nothing was queued, so there is no batch to look up.
 
     Example: cmdctl validate playbooks/game-night.yml --inventory playbooks/devices.yml
     """
@@ -119,7 +123,10 @@ def bulk(
     journal: JournalOpt = None,
     limit: LimitOpt = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Print the plan; write nothing, contact nothing.")
+        bool,
+        typer.Option(
+            "--check", help="Print the plan; write nothing, contact nothing (--json: batch null)."
+        ),
     ] = False,
     online: Annotated[
         bool,
@@ -187,7 +194,7 @@ def bulk(
         f"queued batch {plan.batch} ({len(plan.queued) + len(plan.immediate)} commands); "
         f"do not queue it again (`cmdctl status {plan.batch}`)"
     )
-    summary = _summary(plan)
+    summary = _summary(plan, queued=True)
     if json_out:
         render.emit_json(summary)
     elif not quiet:

@@ -209,3 +209,12 @@ def test_the_run_summary_says_which_skipped_entries_are_still_queued() -> None:
     stopped.tally("tv-1").add(SKIPPED, 3)
     line = summary_line("drain", stopped)
     assert line.endswith("2 left queued: out of time, 1 skipped"), line
+
+
+def test_json_of_a_plan_that_was_not_queued_has_no_batch_id(workspace: Workspace) -> None:
+    pb = workspace.playbook("pb.yml", volume_playbook(1))
+    validate = json.loads(workspace.invoke("validate", str(pb), "--json").stdout)
+    check = json.loads(workspace.invoke("bulk", str(pb), "--check", "--json").stdout)
+    assert validate["batch"] is None and check["batch"] is None
+    queued = json.loads(workspace.invoke("bulk", str(pb), "--json").stdout)
+    assert _queued_batches(workspace) == [queued["batch"]]
