@@ -218,3 +218,29 @@ def test_json_of_a_plan_that_was_not_queued_has_no_batch_id(workspace: Workspace
     assert validate["batch"] is None and check["batch"] is None
     queued = json.loads(workspace.invoke("bulk", str(pb), "--json").stdout)
     assert _queued_batches(workspace) == [queued["batch"]]
+
+
+def test_devices_sort_naturally_in_the_recap() -> None:
+    import io
+
+    from rich.console import Console
+
+    from cmdctl.cli.progress import failure_lines, recap_table
+    from cmdctl.core.natural import natural_key
+    from cmdctl.drain.totals import FAILED, Totals
+
+    names = ["bar-tv-10", "bar-tv-2", "Bar-tv-1", "bar-tv-01", "patio"]
+    assert sorted(names, key=natural_key) == [
+        "Bar-tv-1", "bar-tv-01", "bar-tv-2", "bar-tv-10", "patio"
+    ]  # equal as numbers and case-insensitively: the text breaks the tie
+    totals = Totals()
+    for name in ("bar-tv-10", "bar-tv-2", "bar-tv-1"):
+        totals.tally(name).add(FAILED)
+        totals.tally(name).error = "rejected"
+    order = ["bar-tv-1", "bar-tv-2", "bar-tv-10"]
+    assert [line.split(":")[0] for line in failure_lines(totals)] == order
+    assert [d["device"] for d in totals.as_dict()["devices"]] == order  # type: ignore[union-attr]
+    console = Console(file=io.StringIO(), width=160)
+    console.print(recap_table(totals))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert [line.split()[0] for line in text.splitlines()[2:]] == order
