@@ -13,6 +13,8 @@ from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, Quie
 from cmdctl.core.errors import ExitCode
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from cmdctl.core.errors import DeviceError
     from cmdctl.core.model import Entry
     from cmdctl.device import livecheck
@@ -362,35 +364,40 @@ def _print_check(
 
 
 def _check_text(c: livecheck.CommandCheck) -> str:
-    """`switch.tv_power: false → true`, `select.input: "HDMI 1" (unchanged)`, …"""
-    import json
-
+    """`switch.tv_power: off → on`, `select.input: HDMI 1 (unchanged)`, …"""
     from cmdctl.device import livecheck
 
     selector = c.selector or c.entry.command.selector
     if c.status == livecheck.INVALID:
         return f"{selector}: invalid: {c.error.reason if c.error else ''}"
     if c.status == livecheck.SEND:
-        return f"{selector}: will send {_value_text(c.entry.command.args)} (no state to compare)"
-    show = json.dumps
+        args = c.entry.command.args
+        what = f" {_value_text(args)}" if args else ""
+        return f"{selector}: will send{what} (no state to compare)"
     single = len(c.fields) == 1
     if c.status == livecheck.UNCHANGED:
         text = ", ".join(
-            show(f.target) if single else f"{f.name} {show(f.target)}" for f in c.fields
+            views.value_text(f.target, f.name)
+            if single
+            else f"{f.name} {views.value_text(f.target, f.name)}"
+            for f in c.fields
         )
         return f"{selector}: {text} (unchanged)"
     parts = []
     for f in c.fields:
-        current = "unknown" if f.current is None else show(f.current)
-        step = f"{current} → {show(f.target)}" if f.changes else f"{show(f.target)} (unchanged)"
+        target = views.value_text(f.target, f.name)
+        current = "unknown" if f.current is None else views.value_text(f.current, f.name)
+        step = f"{current} → {target}" if f.changes else f"{target} (unchanged)"
         parts.append(step if single else f"{f.name} {step}")
     return f"{selector}: {', '.join(parts)}"
 
 
-def _value_text(args: object) -> str:
-    import json
-
-    return json.dumps(args, separators=(", ", ": "), sort_keys=True)
+def _value_text(args: Mapping[str, object]) -> str:
+    """Arguments as the playbook writes them: `on`, `HDMI 1`, `{state: on, brightness: 0.4}`."""
+    if len(args) == 1:
+        ((key, value),) = args.items()
+        return views.value_text(value, key)
+    return views.value_text(args)
 
 
 def _devices_text(devices: list[str]) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cmdctl.cli import options
+from cmdctl.cli import options, views
 from cmdctl.cli.common import finish, now, open_journal, who
 from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
 from cmdctl.core.errors import ExitCode, InputError
@@ -180,7 +180,7 @@ def show(
     ):
         value = data[key]
         if value is not None and value != "":
-            render.line(f"{key:>13}: {value}")
+            render.line(f"{key:>13}: {views.value_text(value, key)}")
     for key in ("created", "not_before", "expires", "started", "finished"):
         value = data[key]
         if value is not None:

@@ -244,3 +244,43 @@ def test_devices_sort_naturally_in_the_recap() -> None:
     console.print(recap_table(totals))
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert [line.split()[0] for line in text.splitlines()[2:]] == order
+
+
+VALUES = """name: values
+targets: tv-1
+steps:
+  - switch.tv_power: on
+  - number.volume: 25
+  - select.input: HDMI 1
+  - light.backlight: {state: on, brightness: 0.4}
+"""
+
+
+def test_values_are_shown_as_a_playbook_writes_them(workspace: Workspace) -> None:
+    pb = workspace.playbook("values.yml", VALUES)
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
+    listing = workspace.invoke("queue", "ls").stdout
+    for text in (
+        "switch.tv_power: on ",
+        "number.volume: 25 ",
+        "select.input: HDMI 1 ",
+        "light.backlight: {state: on, brightness: 0.4} ",
+    ):
+        assert text in listing, (text, listing)
+    plan = workspace.invoke("bulk", str(pb), "--check").stdout
+    assert "{state: on, brightness: 0.4}" in plan and "'" not in plan and '"' not in plan
+    light = [line.split()[0] for line in listing.splitlines() if "light." in line][0]
+    shown = workspace.invoke("queue", "show", light).stdout
+    assert "args: {state: on, brightness: 0.4}\n" in shown, shown
+    assert "idempotent: true\n" in shown, shown
+
+
+def test_value_text() -> None:
+    from cmdctl.cli.views import value_text
+
+    assert value_text(True) == "on" and value_text(False, "state") == "off"
+    assert value_text({"flag": True, "n": 2.0, "x": 0.5}) == "{flag: true, n: 2, x: 0.5}"
+    assert value_text({"option": "on"}) == '{option: "on"}'  # YAML would read on as a bool
+    assert value_text({"text": "a, b: c"}) == '{text: "a, b: c"}'
+    assert value_text({"text": "206"}) == '{text: "206"}'
+    assert value_text("HDMI 1") == "HDMI 1" and value_text([1, "a"]) == "[1, a]"
