@@ -165,7 +165,7 @@ async def _demo(workdir: Path, count: int, seed: int) -> ExitCode:
         observer, view = exec_cmds._observer(False, False, "drain")
         with view:
             totals = await loops.drain(journal, lookup, options, observer=observer)
-        out.print(progress.recap_table(totals))
+        out.print(progress.recap_table(totals, out.width))
         render.line(progress.summary_line("drain", totals))
         for line in progress.failure_lines(totals):
             render.line(line)

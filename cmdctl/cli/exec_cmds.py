@@ -214,7 +214,7 @@ def report(verb: str, totals: Totals, *, json_out: bool, quiet: bool, tty: bool)
         return  # cron: nothing to do means no output at all
     if not quiet:
         if tty and totals.devices:
-            err.print(progress.recap_table(totals))
+            err.print(progress.recap_table(totals, err.width))
         err.print(progress.summary_line(verb, totals), markup=False)
     for line in progress.failure_lines(totals):
         err.print(line, markup=False)

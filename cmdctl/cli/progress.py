@@ -162,18 +162,42 @@ class Silent:
 _COLUMNS = (CONFIRMED, DELIVERED, FAILED, UNKNOWN, UNREACHABLE, SKIPPED, EXPIRED)
 
 
-def recap_table(totals: Totals) -> Table:
-    """Per device: confirmed / delivered / failed / unknown / unreachable / skipped / retried."""
-    table = Table(title=None, show_edge=False, header_style="bold")
-    table.add_column("device")
-    for name in _COLUMNS:
-        table.add_column(name, justify="right")
-    table.add_column("retried", justify="right")
-    table.add_column("last error", overflow="fold")
-    for tally in sorted_tallies(totals.devices.values()):
-        counts = [_cell(tally.get(name), name) for name in _COLUMNS]
-        error = "" if tally.ok else (tally.error or "")
-        table.add_row(tally.device, *counts, str(tally.retried or ""), error)
+#: Column headers of the recap on a terminal narrower than `NARROW` columns.
+_SHORT = {CONFIRMED: "conf", DELIVERED: "deliv", FAILED: "fail", UNKNOWN: "unkn",
+          UNREACHABLE: "unreach", SKIPPED: "skip", EXPIRED: "exp", "retried": "retry"}
+NARROW = 100
+
+
+def recap_table(totals: Totals, width: int | None = None) -> Table:
+    """Per device: its outcomes, retries and last error; made for 80 columns first.
+
+    Only the outcomes that happened get a column, and the error (without the device name the
+    first column already shows) takes the rest of the width and wraps, so device and error stay
+    readable on a narrow terminal.
+    """
+    tallies = sorted_tallies(totals.devices.values())
+    shown = [name for name in _COLUMNS if totals.count(name)]
+    narrow = width is not None and width < NARROW
+
+    def header(name: str) -> str:
+        return _SHORT[name] if narrow else name
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("device", overflow="fold", max_width=24)
+    for name in shown:
+        table.add_column(header(name), justify="right", no_wrap=True)
+    if totals.retried:
+        table.add_column(header("retried"), justify="right", no_wrap=True)
+    if not all(t.ok for t in tallies):
+        table.add_column("last error", overflow="fold", ratio=1)
+    for tally in tallies:
+        row: list[str | Text] = [tally.device, *(_cell(tally.get(name), name) for name in shown)]
+        if totals.retried:
+            row.append(str(tally.retried or ""))
+        if not all(t.ok for t in tallies):
+            error = "" if tally.ok else (tally.error or "")
+            row.append(error.removeprefix(f"{tally.device}: "))
+        table.add_row(*row)
     return table
 
 

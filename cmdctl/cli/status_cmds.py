@@ -171,7 +171,27 @@ def _print_history(rows: list[Entry]) -> None:
     if not rows:
         render.line("no finished entries")
         return
+    out = render.stdout()
     table = Table(box=None, pad_edge=False)
+    if out.width < views.NARROW:
+        # 80 columns: when, device, command and the outcome wrapped; ids are in --json.
+        table.add_column("finished", no_wrap=True)
+        table.add_column("device", no_wrap=True, overflow="fold", max_width=20)
+        table.add_column("command", overflow="fold", ratio=1)
+        table.add_column("outcome", overflow="fold", ratio=2)
+        for e in rows:
+            why = (e.last_error or e.reason or "").removeprefix(f"{e.device}: ")
+            outcome = e.outcome or "-"
+            if e.state.value != "done":
+                outcome = f"{e.state.value}: {why or outcome}"
+            table.add_row(
+                views.short_time(e.finished_at or e.updated),
+                _device_text(e),
+                views.command_text(e),
+                outcome,
+            )
+        out.print(table)
+        return
     for col in ("finished", "device", "command", "state", "outcome", "tries", "took", "id"):
         wrap = col == "command" or col == "outcome"
         table.add_column(col, no_wrap=not wrap, overflow="fold" if wrap else "ellipsis")
@@ -181,7 +201,7 @@ def _print_history(rows: list[Entry]) -> None:
             took = f"{max(0.0, e.finished_at - e.started):.2f}s"
         table.add_row(
             format_time(e.finished_at or e.updated),
-            e.device if not e.ran_on or e.ran_on == e.device else f"{e.device}→{e.ran_on}",
+            _device_text(e),
             views.command_text(e),
             e.state.value,
             e.outcome or e.last_error or e.reason or "-",
@@ -189,7 +209,11 @@ def _print_history(rows: list[Entry]) -> None:
             took,
             e.id,
         )
-    render.stdout().print(table)
+    out.print(table)
+
+
+def _device_text(e: Entry) -> str:
+    return e.device if not e.ran_on or e.ran_on == e.device else f"{e.device}→{e.ran_on}"
 
 
 def register(app: typer.Typer) -> None:

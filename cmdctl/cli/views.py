@@ -35,6 +35,17 @@ def spread(entries: Iterable[Entry]) -> str:
     )
 
 
+#: Below this many columns, tables keep device, command and error readable and drop the rest.
+NARROW = 120
+
+
+def short_time(epoch: float) -> str:
+    """`12-05 22:03`: a finished time where columns are scarce."""
+    from cmdctl.core.timespec import format_time
+
+    return format_time(epoch)[5:16]
+
+
 def batch_id(ledger: Ledger, text: str) -> str:
     """The batch whose id is `text` or starts with it; InputError if none or several."""
     batches: list[str] = list(ledger.batches())

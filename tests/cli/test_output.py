@@ -243,7 +243,7 @@ def test_devices_sort_naturally_in_the_recap() -> None:
     console = Console(file=io.StringIO(), width=160)
     console.print(recap_table(totals))
     text = console.file.getvalue()  # type: ignore[attr-defined]
-    assert [line.split()[0] for line in text.splitlines()[2:]] == order
+    assert [line.split()[0] for line in text.splitlines()[1:]] == order
 
 
 VALUES = """name: values
@@ -269,7 +269,7 @@ def test_values_are_shown_as_a_playbook_writes_them(workspace: Workspace) -> Non
         assert text in listing, (text, listing)
     plan = workspace.invoke("bulk", str(pb), "--check").stdout
     assert "{state: on, brightness: 0.4}" in plan and "'" not in plan and '"' not in plan
-    light = [line.split()[0] for line in listing.splitlines() if "light." in line][0]
+    light = next(line.split()[0] for line in listing.splitlines() if "light." in line)
     shown = workspace.invoke("queue", "show", light).stdout
     assert "args: {state: on, brightness: 0.4}\n" in shown, shown
     assert "idempotent: true\n" in shown, shown
@@ -284,3 +284,68 @@ def test_value_text() -> None:
     assert value_text({"text": "a, b: c"}) == '{text: "a, b: c"}'
     assert value_text({"text": "206"}) == '{text: "206"}'
     assert value_text("HDMI 1") == "HDMI 1" and value_text([1, "a"]) == "[1, a]"
+
+
+ERRORS = {
+    "bar-tv-10": "select.input has no option 'HDMI 5' (options: HDMI 1, HDMI 2, Cable)",
+    "patio-speaker-left": "gave up after 5 attempts: connection refused by 10.0.0.52:6053",
+}
+
+
+def _failed_entries(workspace: Workspace) -> None:
+    import time
+    from dataclasses import replace
+
+    from cmdctl.core.model import Command
+    from cmdctl.journal import events as ev
+    from cmdctl.journal.store import Journal
+    from tests.journal.builders import entry
+
+    t = time.time() - 60
+    events = []
+    for device, error in ERRORS.items():
+        failed = replace(
+            entry(device=device, created=t), command=Command("select", "input", {"option": "x"})
+        )
+        events += [
+            ev.queued(failed, t),
+            ev.started(failed.id, t + 1, attempt=1, run="r"),
+            ev.failed(failed.id, t + 2, error=f"{device}: {error}", kind="rejected"),
+        ]
+    Journal(workspace.journal).append(events)
+
+
+def _readable_at_80(text: str, *, commands: bool = True) -> None:
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    words = text.split()
+    for device, error in ERRORS.items():
+        assert device in words, (device, text)
+        assert set(error.split()) <= set(words), (error, text)
+    assert "select.input:" in words or not commands, text
+
+
+def test_failed_entries_and_history_are_readable_on_80_columns(workspace: Workspace) -> None:
+    _failed_entries(workspace)
+    narrow = {"COLUMNS": "80"}
+    _readable_at_80(workspace.invoke("queue", "ls", "--state", "failed", extra_env=narrow).stdout)
+    _readable_at_80(workspace.invoke("history", extra_env=narrow).stdout)
+
+
+def test_the_recap_is_readable_on_80_columns() -> None:
+    import io
+
+    from rich.console import Console
+
+    from cmdctl.cli.progress import recap_table
+    from cmdctl.drain.totals import CONFIRMED, FAILED, UNREACHABLE, Totals
+
+    totals = Totals()
+    for device, error in ERRORS.items():
+        totals.tally(device).add(CONFIRMED, 4)
+        totals.tally(device).add(FAILED if "HDMI" in error else UNREACHABLE)
+        totals.tally(device).error = f"{device}: {error}"
+        totals.tally(device).retried = 2
+    console = Console(file=io.StringIO(), width=80)
+    console.print(recap_table(totals, console.width))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    _readable_at_80(text, commands=False)
