@@ -106,20 +106,51 @@ def _report_internal_error(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and map every outcome to a documented exit code."""
+    from cmdctl.cli import render
+
+    real = sys.stdout
+    out = sys.stdout = render.GuardedStdout(real)
+    render.take_effect()
+    try:
+        code = _run(argv)
+    finally:
+        out.flush()
+        if sys.stdout is out:
+            sys.stdout = real
+    effect = render.take_effect()
+    # A closed pipe is the reader's choice: quiet, and the command's own code stands. A stdout
+    # that cannot be written is said once, with what the command did, so nobody re-runs it.
+    if out.failure is not None and not out.broken_pipe:
+        why = out.failure.strerror or type(out.failure).__name__
+        sys.stderr.write(
+            f"cmdctl: could not write the output ({why}); the command itself finished"
+            + (f": {effect}" if effect else "")
+            + "\n"
+        )
+        if code in (0, None):
+            code = int(ExitCode.OUTPUT)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int | str | None:
+    """Run the app; the exit status it ends with (errors mapped to their codes)."""
     try:
         app(args=argv, prog_name="cmdctl")
+    except SystemExit as exc:
+        return exc.code
     except CmdctlError as err:
-        sys.stderr.write(f"cmdctl: {err.one_line()}\n")
-        sys.exit(int(err.exit_code))
+        from cmdctl.cli.render import safe
+
+        sys.stderr.write(f"cmdctl: {safe(err.one_line())}\n")
+        return int(err.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("cmdctl: interrupted\n")
-        sys.exit(int(ExitCode.INTERRUPTED))
-    except BrokenPipeError:
-        sys.exit(int(ExitCode.OK))
+        return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # the funnel: anything unexpected is a bug, reported as one
         where = _report_internal_error(exc)
         sys.stderr.write(
             f"cmdctl: internal error ({type(exc).__name__}); this is a bug in cmdctl. "
             f"Details: {where}\n"
         )
-        sys.exit(int(ExitCode.INTERNAL))
+        return int(ExitCode.INTERNAL)
+    return 0

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cmdctl.cli import views
 from cmdctl.cli.common import finish, now, who
 from cmdctl.core.errors import ExitCode, InputError
 
@@ -155,9 +156,7 @@ async def _demo(workdir: Path, count: int, seed: int) -> ExitCode:
             exec_cmds.report("immediate steps", imm_totals, json_out=False, quiet=False, tty=False)
         journal.append([events.queued(e) for e in plan.queued])
         render.line(
-            f"queued batch {plan.batch}: {len(plan.queued)} commands "
-            f"({len(plan.devices)} devices × {len({e.step for e in plan.queued})} steps), "
-            "one durable write"
+            f"queued batch {plan.batch}: {views.spread(plan.queued)}, one durable write"
         )
 
         render.line("")
@@ -166,7 +165,7 @@ async def _demo(workdir: Path, count: int, seed: int) -> ExitCode:
         observer, view = exec_cmds._observer(False, False, "drain")
         with view:
             totals = await loops.drain(journal, lookup, options, observer=observer)
-        out.print(progress.recap_table(totals))
+        out.print(progress.recap_table(totals, out.width))
         render.line(progress.summary_line("drain", totals))
         for line in progress.failure_lines(totals):
             render.line(line)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cmdctl.cli import views
 from cmdctl.cli.common import finish, load_inventory, now, open_journal
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, QuietOpt
 from cmdctl.core.errors import ExitCode, InputError
@@ -321,8 +322,9 @@ def entities(
     if not quiet:
         render.info(
             f"{listing.device}: '{listing.friendly_name or listing.name}', ESPHome "
-            f"{listing.esphome_version}, {len(listing.entities)} entities, "
-            f"{len(listing.actions)} actions"
+            f"{listing.esphome_version}, "
+            f"{views.plural(len(listing.entities), 'entity', 'entities')}, "
+            f"{views.plural(len(listing.actions), 'action')}"
         )
     _entities_table(listing)
     finish(ExitCode.OK)

@@ -206,6 +206,7 @@ def report(verb: str, totals: Totals, *, json_out: bool, quiet: bool, tty: bool)
     """The end of a run: JSON on stdout if asked; recap / summary / failures on stderr."""
     from cmdctl.cli import progress, render
 
+    render.effect(progress.summary_line(verb, totals))
     if json_out:
         render.emit_json(totals.as_dict())
     err = render.stderr()
@@ -213,7 +214,7 @@ def report(verb: str, totals: Totals, *, json_out: bool, quiet: bool, tty: bool)
         return  # cron: nothing to do means no output at all
     if not quiet:
         if tty and totals.devices:
-            err.print(progress.recap_table(totals))
+            err.print(progress.recap_table(totals, err.width))
         err.print(progress.summary_line(verb, totals), markup=False)
     for line in progress.failure_lines(totals):
         err.print(line, markup=False)
@@ -466,6 +467,7 @@ def _send_report(result: Any, *, json_out: bool, quiet: bool) -> None:
     from cmdctl.cli import render
 
     entry: Entry = result.entry
+    render.effect(f"{entry.device}: {entry.command.selector} {result.status} ({entry.id})")
     if json_out:
         render.emit_json(result.as_dict())
     where = f"{entry.device}: {entry.command.selector}"

@@ -40,3 +40,25 @@ LimitOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+def rows(value: int, option: str = "--last") -> int:
+    """A row limit: 1 or more; InputError naming the option otherwise."""
+    from cmdctl.core.errors import InputError
+
+    if value < 1:
+        raise InputError(f"{option}: must be 1 or more, got {value}", hint=f"e.g. {option} 20")
+    return value
+
+
+def fraction(value: float, option: str) -> float:
+    """A rate between 0 and 1 (0.2 is 20%); InputError naming the option otherwise."""
+    import math
+
+    from cmdctl.core.errors import InputError
+
+    if not math.isfinite(value) or not 0 <= value <= 1:
+        raise InputError(
+            f"{option}: must be a fraction from 0 to 1, got {value}", hint=f"e.g. {option} 0.2"
+        )
+    return value

@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cmdctl.cli import views
 from cmdctl.cli.common import finish, load_inventory, now, open_journal, who
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
 from cmdctl.core.errors import ExitCode
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from cmdctl.core.errors import DeviceError
     from cmdctl.core.model import Entry
     from cmdctl.device import livecheck
@@ -71,9 +74,11 @@ def _plan(
     )
 
 
-def _summary(plan: Plan) -> dict[str, object]:
+def _summary(plan: Plan, *, queued: bool = False) -> dict[str, object]:
+    # `batch` is null unless the batch was queued: the id of a plan that was only checked
+    # never exists in the journal, and a script must not go looking for it.
     return {
-        "batch": plan.batch,
+        "batch": plan.batch if queued else None,
         "playbook": plan.name,
         "devices": len(plan.devices),
         "steps": len(plan.steps),
@@ -92,6 +97,8 @@ def validate(
 ) -> None:
     """Check a playbook and the inventory; queue nothing. Exit 0 when valid, 2 when not.
 
+    With --json, `batch` is null: nothing was queued, so there is no batch to look up.
+
     Example: cmdctl validate playbooks/game-night.yml --inventory playbooks/devices.yml
     """
     from cmdctl.cli import render
@@ -106,9 +113,8 @@ def validate(
             render.warn(warning)
         if not quiet:
             render.line(
-                f"ok: {playbook_path}: {len(plan.steps)} steps × {len(plan.devices)} devices = "
-                f"{len(plan.queued) + len(plan.immediate)} commands "
-                f"({len(plan.immediate)} immediate, {len(plan.queued)} queued)"
+                f"ok: {playbook_path}: {views.spread((*plan.immediate, *plan.queued))}: "
+                f"{len(plan.immediate):,} immediate, {len(plan.queued):,} queued"
             )
     finish(ExitCode.OK)
 
@@ -119,7 +125,10 @@ def bulk(
     journal: JournalOpt = None,
     limit: LimitOpt = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Print the plan; write nothing, contact nothing.")
+        bool,
+        typer.Option(
+            "--check", help="Print the plan; write nothing, contact nothing (--json: batch null)."
+        ),
     ] = False,
     online: Annotated[
         bool,
@@ -183,20 +192,20 @@ def bulk(
         report = open_journal(journal).append([events.queued(entry) for entry in plan.queued])
         for repair in report.repairs:
             render.warn(str(repair))
-    summary = _summary(plan)
+    render.effect(
+        f"queued batch {plan.batch} ({len(plan.queued) + len(plan.immediate)} commands); "
+        f"do not queue it again (`cmdctl status {plan.batch}`)"
+    )
+    summary = _summary(plan, queued=True)
     if json_out:
         render.emit_json(summary)
     elif not quiet:
+        ran = f", {views.plural(len(plan.immediate), 'immediate command')} run inline"
         render.line(
-            f"queued batch {plan.batch}: {len(plan.queued)} commands "
-            f"({len(plan.devices)} devices × {len(plan.steps) - _immediate_steps(plan)} steps)"
-            + (f", {len(plan.immediate)} immediate commands run inline" if plan.immediate else "")
+            f"queued batch {plan.batch}: {views.spread(plan.queued)}"
+            + (ran if plan.immediate else "")
         )
     finish(code)
-
-
-def _immediate_steps(plan: Plan) -> int:
-    return len({entry.step for entry in plan.immediate})
 
 
 def _run_immediate(
@@ -252,9 +261,7 @@ def _print_plan(plan: Plan, *, json_out: bool) -> None:
             _devices_text(devices),
         )
     render.stdout().print(table)
-    render.line(
-        f"{len(plan.queued) + len(plan.immediate)} commands over {len(plan.devices)} devices"
-    )
+    render.line(views.spread((*plan.immediate, *plan.queued)))
 
 
 def _check_online(plan: Plan, inv: Inventory, *, json_out: bool, quiet: bool) -> ExitCode:
@@ -331,13 +338,14 @@ def _print_check(
     err = render.stderr()
     if not quiet:
         render.line(
-            f"check: {plan.name} against {len(report.devices)} devices "
+            f"check: {plan.name} against {views.plural(len(report.devices), 'device')} "
             "(nothing sent, nothing written)"
         )
     for d in report.devices:
         if d.error is not None:
             render.line(
-                f"{d.device}: {d.status}: {d.error.reason} — {len(d.commands)} commands not checked"
+                f"{d.device}: {d.status}: {d.error.reason} — "
+                f"{views.plural(len(d.commands), 'command')} not checked"
             )
             err.print(f"cmdctl: {d.error.one_line()}", markup=False)
             continue
@@ -350,41 +358,46 @@ def _print_check(
                 err.print(f"cmdctl: {c.error.one_line()}", markup=False)
     counts = [f"{report.count(s)} {s}" for s in livecheck.STATUSES if report.count(s)]
     down = sum(1 for d in report.devices if d.error is not None)
-    tail = f"; {down} of {len(report.devices)} devices not checked" if down else ""
+    tail = f"; {down} of {views.plural(len(report.devices), 'device')} not checked" if down else ""
     if not quiet or code:
         err.print(f"check: {', '.join(counts) or 'nothing to check'}{tail}", markup=False)
 
 
 def _check_text(c: livecheck.CommandCheck) -> str:
-    """`switch.tv_power: false → true`, `select.input: "HDMI 1" (unchanged)`, …"""
-    import json
-
+    """`switch.tv_power: off → on`, `select.input: HDMI 1 (unchanged)`, …"""
     from cmdctl.device import livecheck
 
     selector = c.selector or c.entry.command.selector
     if c.status == livecheck.INVALID:
         return f"{selector}: invalid: {c.error.reason if c.error else ''}"
     if c.status == livecheck.SEND:
-        return f"{selector}: will send {_value_text(c.entry.command.args)} (no state to compare)"
-    show = json.dumps
+        args = c.entry.command.args
+        what = f" {_value_text(args)}" if args else ""
+        return f"{selector}: will send{what} (no state to compare)"
     single = len(c.fields) == 1
     if c.status == livecheck.UNCHANGED:
         text = ", ".join(
-            show(f.target) if single else f"{f.name} {show(f.target)}" for f in c.fields
+            views.value_text(f.target, f.name)
+            if single
+            else f"{f.name} {views.value_text(f.target, f.name)}"
+            for f in c.fields
         )
         return f"{selector}: {text} (unchanged)"
     parts = []
     for f in c.fields:
-        current = "unknown" if f.current is None else show(f.current)
-        step = f"{current} → {show(f.target)}" if f.changes else f"{show(f.target)} (unchanged)"
+        target = views.value_text(f.target, f.name)
+        current = "unknown" if f.current is None else views.value_text(f.current, f.name)
+        step = f"{current} → {target}" if f.changes else f"{target} (unchanged)"
         parts.append(step if single else f"{f.name} {step}")
     return f"{selector}: {', '.join(parts)}"
 
 
-def _value_text(args: object) -> str:
-    import json
-
-    return json.dumps(args, separators=(", ", ": "), sort_keys=True)
+def _value_text(args: Mapping[str, object]) -> str:
+    """Arguments as the playbook writes them: `on`, `HDMI 1`, `{state: on, brightness: 0.4}`."""
+    if len(args) == 1:
+        ((key, value),) = args.items()
+        return views.value_text(value, key)
+    return views.value_text(args)
 
 
 def _devices_text(devices: list[str]) -> str:

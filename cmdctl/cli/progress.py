@@ -14,6 +14,7 @@ from types import TracebackType
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -24,7 +25,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
+from cmdctl.cli.render import safe
+from cmdctl.cli.views import plural
 from cmdctl.core.model import Entry
 from cmdctl.drain.observer import Finished
 from cmdctl.drain.totals import (
@@ -39,6 +43,10 @@ from cmdctl.drain.totals import (
     Totals,
     sorted_tallies,
 )
+
+#: Characters of a batch id shown on its bar: `cmdctl status ID` takes a prefix, and ids start
+#: with their creation time (10 characters, to the millisecond) then randomness.
+BATCH_PREFIX = 12
 
 #: Devices shown in the in-flight list at most (the rest are summarised as "+N more").
 SHOWN_IN_FLIGHT = 12
@@ -110,7 +118,7 @@ class LiveView:
             found = self.batches.get(batch)
             if found is None:
                 self.batches[batch] = self.progress.add_task(
-                    f"  {label} {batch[-6:]}", total=count, note=""
+                    f"  {escape(safe(label))} {batch[:BATCH_PREFIX]}", total=count, note=""
                 )
             else:
                 total = self.progress.tasks[found].total or 0
@@ -223,29 +231,53 @@ class Lines:
 _COLUMNS = (CONFIRMED, DELIVERED, FAILED, UNKNOWN, UNREACHABLE, SKIPPED, EXPIRED)
 
 
-def recap_table(totals: Totals) -> Table:
-    """Per device: confirmed / delivered / failed / unknown / unreachable / skipped / retried."""
-    table = Table(title=None, show_edge=False, header_style="bold")
-    table.add_column("device")
-    for name in _COLUMNS:
-        table.add_column(name, justify="right")
-    table.add_column("retried", justify="right")
-    table.add_column("last error", overflow="fold")
-    for tally in sorted_tallies(totals.devices.values()):
-        counts = [_cell(tally.get(name), name) for name in _COLUMNS]
-        error = "" if tally.ok else (tally.error or "")
-        table.add_row(tally.device, *counts, str(tally.retried or ""), error)
+#: Column headers of the recap on a terminal narrower than `NARROW` columns.
+_SHORT = {CONFIRMED: "conf", DELIVERED: "deliv", FAILED: "fail", UNKNOWN: "unkn",
+          UNREACHABLE: "unreach", SKIPPED: "skip", EXPIRED: "exp", "retried": "retry"}
+NARROW = 100
+
+
+def recap_table(totals: Totals, width: int | None = None) -> Table:
+    """Per device: its outcomes, retries and last error; made for 80 columns first.
+
+    Only the outcomes that happened get a column, and the error (without the device name the
+    first column already shows) takes the rest of the width and wraps, so device and error stay
+    readable on a narrow terminal.
+    """
+    tallies = sorted_tallies(totals.devices.values())
+    shown = [name for name in _COLUMNS if totals.count(name)]
+    narrow = width is not None and width < NARROW
+
+    def header(name: str) -> str:
+        return _SHORT[name] if narrow else name
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("device", overflow="fold", max_width=24)
+    for name in shown:
+        table.add_column(header(name), justify="right", no_wrap=True)
+    if totals.retried:
+        table.add_column(header("retried"), justify="right", no_wrap=True)
+    if not all(t.ok for t in tallies):
+        table.add_column("last error", overflow="fold", ratio=1)
+    for tally in tallies:
+        row: list[str | Text] = [tally.device, *(_cell(tally.get(name), name) for name in shown)]
+        if totals.retried:
+            row.append(str(tally.retried or ""))
+        if not all(t.ok for t in tallies):
+            error = "" if tally.ok else (tally.error or "")
+            row.append(error.removeprefix(f"{tally.device}: "))
+        table.add_row(*row)
     return table
 
 
-def _cell(count: int, name: str) -> str:
+def _cell(count: int, name: str) -> Text:
     if not count:
-        return "·"
+        return Text("·")
     if name in (FAILED, UNKNOWN, UNREACHABLE):
-        return f"[red]{count}[/]"
+        return Text(str(count), style="red")
     if name in (CONFIRMED, DELIVERED):
-        return f"[green]{count}[/]"
-    return str(count)
+        return Text(str(count), style="green")
+    return Text(str(count))
 
 
 def summary_line(verb: str, totals: Totals) -> str:
@@ -254,19 +286,24 @@ def summary_line(verb: str, totals: Totals) -> str:
     parts = []
     for name in _COLUMNS:
         count = totals.count(name)
-        if count and name == SKIPPED:
-            parts.append(f"{count} skipped (left queued{': ' + why if why else ''})")
+        if name == SKIPPED:
+            # Skipped in the recap is "not run"; only `left` and `held` entries are still queued,
+            # the rest are finished (a prerequisite failed, or cancelled while this run held them).
+            queued = min(count, totals.left + totals.held)
+            if queued:
+                parts.append(f"{queued:,} left queued{': ' + why if why else ''}")
+            if count - queued:
+                parts.append(f"{count - queued:,} skipped")
         elif count:
-            parts.append(f"{count} {name}")
+            parts.append(f"{count:,} {name}")
     if totals.retried:
         parts.append(f"{totals.retried} retried")
     if totals.recovered:
         parts.append(f"{totals.recovered} recovered from a dead run")
-    devices = len(totals.devices)
     body = ", ".join(parts) if parts else "nothing to do"
     return (
-        f"cmdctl {verb}: {totals.entries} commands on {devices} "
-        f"device{'s' if devices != 1 else ''} in {totals.seconds:.1f}s: {body}"
+        f"cmdctl {verb}: {plural(totals.entries, 'command')} on "
+        f"{plural(len(totals.devices), 'device')} in {totals.seconds:.1f}s: {body}"
     )
 
 

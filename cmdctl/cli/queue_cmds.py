@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cmdctl.cli import options, views
 from cmdctl.cli.common import finish, now, open_journal, who
 from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
 from cmdctl.core.errors import ExitCode, InputError
@@ -78,6 +79,8 @@ def ls(
     Example: cmdctl queue ls --device bar-tv-3 --state failed
     """
     from cmdctl.cli import render
+
+    options.rows(limit)
     from cmdctl.core.model import State
 
     ledger = open_journal(journal).ledger()
@@ -111,7 +114,20 @@ def _table(rows: list[Entry]) -> None:
     from cmdctl.cli import render, views
     from cmdctl.core.timespec import format_time
 
+    out = render.stdout()
     table = Table(box=None, pad_edge=False)
+    if out.width < views.NARROW:
+        # 80 columns: the id (to act on), device, command, and state with its note wrapped.
+        table.add_column("id", no_wrap=True)
+        table.add_column("device", no_wrap=True, overflow="fold", max_width=20)
+        table.add_column("command", overflow="fold", ratio=1)
+        table.add_column("state: note", overflow="fold", ratio=2)
+        for e in rows:
+            note = (e.reason or e.last_error or "").removeprefix(f"{e.device}: ")
+            state = f"{e.state.value}: {note}" if note else e.state.value
+            table.add_row(e.id, e.device, views.command_text(e), state)
+        out.print(table)
+        return
     for col in ("id", "device", "command", "state", "prio", "due", "tries", "note"):
         wrap = col in ("command", "note")
         table.add_column(col, no_wrap=not wrap, overflow="fold" if wrap else "ellipsis")
@@ -126,7 +142,7 @@ def _table(rows: list[Entry]) -> None:
             f"{e.attempts}/{e.max_attempts}",
             e.reason or e.last_error or "",  # why it waits (held, unknown) before an old error
         )
-    render.stdout().print(table)
+    out.print(table)
 
 
 @queue_app.command("show")
@@ -177,7 +193,7 @@ def show(
     ):
         value = data[key]
         if value is not None and value != "":
-            render.line(f"{key:>13}: {value}")
+            render.line(f"{key:>13}: {views.value_text(value, key)}")
     for key in ("created", "not_before", "expires", "started", "finished"):
         value = data[key]
         if value is not None:

@@ -2,16 +2,49 @@
 
 Rich decides colour and control codes: `NO_COLOR` turns colour off, and output that is not a
 terminal (cron, pipes) gets plain text with no control codes and no animation.
+
+Text from playbooks, the inventory, the journal and devices is shown as it is, never as markup,
+and its control characters are shown escaped (`\\x1b`), to terminals and pipes alike: a playbook
+`name:` must not be able to retitle, clear or recolour the terminal of whoever runs `status`.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
+import re
 import sys
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.text import Text
+
+#: C0 controls but newline and tab, DEL, C1 (CSI is 0x9b), and the bidi overrides and line
+#: separators that reorder or break what a terminal shows.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: str) -> str:
+    """`text` with its control characters written out: ESC becomes `\\x1b`."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class _SafeConsole(Console):
+    """A console that shows every string as plain text with its control characters escaped.
+
+    Every str rich is given (print arguments, table cells, titles) passes through `render_str`;
+    colour is asked for with `Text` and styles, never with markup in a string.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(safe(text), **kwargs)
 
 
 def stdout() -> Console:
@@ -44,14 +77,95 @@ def _console(stream: TextIO, *, stderr: bool) -> Console:
     tty = stream.isatty()
     # Off a terminal rich would wrap at 80 columns; tables of ids need more room than that.
     width = None if tty else int(os.environ.get("COLUMNS", "160"))
-    return Console(
+    return _SafeConsole(
         file=stream,
         stderr=stderr,
+        markup=False,
         highlight=False,
         no_color="NO_COLOR" in os.environ or None,
         width=width,
         soft_wrap=not tty,
     )
+
+
+class GuardedStdout(io.TextIOBase):
+    """stdout that survives its reader: after a failed write, later output is dropped.
+
+    A closed pipe (`cmdctl status | head -1`) or a full disk (`> /dev/full`) does not undo what
+    the command did (a batch queued, a drain run), so it must not end the command half-way nor
+    be reported as a bug: the command runs to its end and `cmdctl.cli.app.main` decides the code.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self.failure: OSError | None = None
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]  # a read-only attribute on TextIOBase
+        return self.stream.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self.stream.errors
+
+    @property
+    def broken_pipe(self) -> bool:
+        """True when the reader went away (EPIPE): not worth a word."""
+        return self.failure is not None and self.failure.errno == errno.EPIPE
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if self.failure is None:
+            try:
+                self.stream.write(text)
+            except OSError as err:
+                self._failed(err)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.failure is None:
+            try:
+                self.stream.flush()
+            except OSError as err:
+                self._failed(err)
+
+    def _failed(self, err: OSError) -> None:
+        self.failure = err
+        # Text still buffered in the stream would fail again when the interpreter exits and
+        # print "Exception ignored": point the descriptor at /dev/null (Python's SIGPIPE advice).
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # io.UnsupportedOperation is a ValueError and an OSError
+            pass
+
+
+#: What the command did for good, said on stderr if its output could not be written.
+_effect: list[str] = []
+
+
+def effect(text: str) -> None:
+    """Record what the command changed durably (said if stdout fails): `queued batch X`."""
+    _effect[:] = [text]
+
+
+def take_effect() -> str | None:
+    """The recorded effect (and forget it, for the next in-process invocation)."""
+    text = _effect[0] if _effect else None
+    _effect.clear()
+    return text
 
 
 def emit_json(data: Any) -> None:

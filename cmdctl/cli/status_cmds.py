@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cmdctl.cli import views
+from cmdctl.cli import options, views
 from cmdctl.cli.common import finish, load_inventory, now, open_journal
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
 from cmdctl.core.errors import ExitCode
@@ -46,9 +46,12 @@ def status(
 
     Example: cmdctl status --json
     """
-    from cmdctl.core.timespec import parse_duration
+    from cmdctl.cli.exec_cmds import seconds
     from cmdctl.journal import summary
 
+    if health:  # checked before the journal is read: bad flags are bad input, not a verdict
+        max_age_s = seconds(max_age, "--max-age")
+        max_failure_rate = options.fraction(max_failure_rate, "--max-failure-rate")
     jr = open_journal(journal)
     scan, ledger = jr.load()
     t = now()
@@ -64,7 +67,7 @@ def status(
         report = summary.health(
             ledger,
             st,
-            max_age_s=parse_duration(max_age),
+            max_age_s=max_age_s,
             max_failure_rate=max_failure_rate,
         )
         if json_out:
@@ -146,6 +149,7 @@ def history(
     from cmdctl.core.timespec import parse_duration
     from cmdctl.journal import summary
 
+    options.rows(limit)
     names = None
     if pattern is not None:
         from cmdctl.inputs.selection import select_names
@@ -182,7 +186,27 @@ def _print_history(rows: list[Entry], *, quiet: bool = False) -> None:
         if not quiet:
             render.line("no finished entries")
         return
+    out = render.stdout()
     table = Table(box=None, pad_edge=False, show_header=not quiet)
+    if out.width < views.NARROW:
+        # 80 columns: when, device, command and the outcome wrapped; ids are in --json.
+        table.add_column("finished", no_wrap=True)
+        table.add_column("device", no_wrap=True, overflow="fold", max_width=20)
+        table.add_column("command", overflow="fold", ratio=1)
+        table.add_column("outcome", overflow="fold", ratio=2)
+        for e in rows:
+            why = (e.last_error or e.reason or "").removeprefix(f"{e.device}: ")
+            outcome = e.outcome or "-"
+            if e.state.value != "done":
+                outcome = f"{e.state.value}: {why or outcome}"
+            table.add_row(
+                views.short_time(e.finished_at or e.updated),
+                _device_text(e),
+                views.command_text(e),
+                outcome,
+            )
+        out.print(table)
+        return
     for col in ("finished", "device", "command", "state", "outcome", "tries", "took", "id"):
         wrap = col == "command" or col == "outcome"
         table.add_column(col, no_wrap=not wrap, overflow="fold" if wrap else "ellipsis")
@@ -192,7 +216,7 @@ def _print_history(rows: list[Entry], *, quiet: bool = False) -> None:
             took = f"{max(0.0, e.finished_at - e.started):.2f}s"
         table.add_row(
             format_time(e.finished_at or e.updated),
-            e.device if not e.ran_on or e.ran_on == e.device else f"{e.device}→{e.ran_on}",
+            _device_text(e),
             views.command_text(e),
             e.state.value,
             e.outcome or e.last_error or e.reason or "-",
@@ -200,7 +224,11 @@ def _print_history(rows: list[Entry], *, quiet: bool = False) -> None:
             took,
             e.id,
         )
-    render.stdout().print(table)
+    out.print(table)
+
+
+def _device_text(e: Entry) -> str:
+    return e.device if not e.ran_on or e.ran_on == e.device else f"{e.device}→{e.ran_on}"
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,8 @@ and a batch named by a unique prefix of its id."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from cmdctl.core.errors import InputError
@@ -13,6 +14,36 @@ if TYPE_CHECKING:
     from cmdctl.core.model import Entry, State
     from cmdctl.journal.ledger import Ledger
     from cmdctl.journal.summary import BatchLine, Status
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 command`, `2 commands`, `1,024 entries` (give `many` when adding "s" is wrong)."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
+def spread(entries: Iterable[Entry]) -> str:
+    """What a plan really expanded to: `35 commands (15 steps over 9 devices)`.
+
+    Steps may have their own targets, so the count is rarely steps × devices: say each one.
+    """
+    listed = list(entries)
+    steps = len({e.step for e in listed})
+    devices = len({e.device for e in listed})
+    return (
+        f"{plural(len(listed), 'command')} "
+        f"({plural(steps, 'step')} over {plural(devices, 'device')})"
+    )
+
+
+#: Below this many columns, tables keep device, command and error readable and drop the rest.
+NARROW = 120
+
+
+def short_time(epoch: float) -> str:
+    """`12-05 22:03`: a finished time where columns are scarce."""
+    from cmdctl.core.timespec import format_time
+
+    return format_time(epoch)[5:16]
 
 
 def batch_id(ledger: Ledger, text: str) -> str:
@@ -133,13 +164,54 @@ def command_text(e: Entry) -> str:
     """The command as a playbook line says it: `select.input: HDMI 2`."""
     args = dict(e.command.args)
     if e.command.domain == "action":
-        data = args.get("data", {})
-        inner = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(dict(data).items()))
+        data = dict(args.get("data") or {})
+        inner = ", ".join(f"{k}={value_text(v, k, inner=True)}" for k, v in sorted(data.items()))
         return f"action.{e.command.target}({inner})"
     if not args:
         return e.command.selector
     if len(args) == 1:
-        (value,) = args.values()
-        text = value if isinstance(value, str) else json.dumps(value)
-        return f"{e.command.selector}: {text}"
-    return f"{e.command.selector}: {json.dumps(args, sort_keys=True)}"
+        ((key, value),) = args.items()
+        return f"{e.command.selector}: {value_text(value, key)}"
+    return f"{e.command.selector}: {value_text(args)}"
+
+
+#: Words YAML would read as something other than a string.
+_NOT_STRINGS = {"", "on", "off", "yes", "no", "true", "false", "null", "~", "y", "n"}
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9 _.+/@-]*")
+
+
+def value_text(value: object, key: str | None = None, *, inner: bool = False) -> str:
+    """A value as a playbook would write it: `on`, `25`, `HDMI 1`, `{state: on, brightness: 0.4}`.
+
+    Switch-like `state` booleans are on/off, other booleans true/false; numbers plainly (25,
+    not 25.0); strings as they are (quoted only inside a mapping, where YAML needs it).
+    """
+    if isinstance(value, bool):
+        if key in (None, "state"):
+            return "on" if value else "off"
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, int | float):
+        return repr(value)
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        if not inner:
+            return value
+        plain = _PLAIN.fullmatch(value) and value.lower() not in _NOT_STRINGS
+        return value if plain and not _is_number(value) else json.dumps(value)
+    if isinstance(value, Mapping):
+        items = (f"{k}: {value_text(v, str(k), inner=True)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(value_text(v, key, inner=True) for v in value) + "]"
+    return str(value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -31,6 +31,7 @@ class ExitCode(IntEnum):
     QUEUED = 5  # `send` could not reach the device and queued the command instead
     BUSY = 6  # another drain is already running (cron overlap); nothing was done
     INTERNAL = 70  # a bug in cmdctl; the message says where the details went
+    OUTPUT = 74  # stdout could not be written (disk full, I/O error); the command itself finished
     INTERRUPTED = 130  # stopped by Ctrl-C before finishing
 
 

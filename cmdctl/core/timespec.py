@@ -51,14 +51,15 @@ def _checked(seconds: float, text: str) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise InputError(f"bad duration {text!r}: must be finite and >= 0", hint=_DURATION_HINT)
     if seconds > MAX_DURATION_S:
-        raise _TooLong(
+        raise DurationTooLong(
             f"duration {text!r} is longer than 100 years", hint="at most 36525d; " + _DURATION_HINT
         )
     return seconds
 
 
-class _TooLong(InputError):
-    """A well-formed duration longer than `MAX_DURATION_S`."""
+class DurationTooLong(InputError):
+    """A well-formed duration longer than `MAX_DURATION_S` (a caller with a smaller bound of its
+    own may catch it to say that bound instead)."""
 
 
 def is_relative(text: str) -> bool:
@@ -77,7 +78,7 @@ def parse_time(text: str, *, now: float, base: float | None = None) -> float:
     if spec.startswith("+"):
         try:
             seconds = parse_duration(spec[1:])
-        except _TooLong as err:
+        except DurationTooLong as err:
             raise InputError(f"relative time {text!r}: {err.message}", hint=err.hint) from err
         except InputError as err:
             raise InputError(f"bad relative time {text!r}", hint=_TIME_HINT) from err

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cmdctl.core.errors import ExitCode
+from cmdctl.core.natural import natural_key
 
 #: Outcomes a run can give one entry, in recap-table order.
 CONFIRMED = "confirmed"
@@ -92,8 +93,8 @@ class Totals:
         return not self.entries and not self.recovered and not self.left and not self.superseded
 
     def failed_devices(self) -> list[Tally]:
-        """Devices with something failed, unknown, unreachable or expired, by name."""
-        return sorted((t for t in self.devices.values() if not t.ok), key=lambda t: t.device)
+        """Devices with something failed, unknown, unreachable or expired, by name (naturally)."""
+        return sorted_tallies(t for t in self.devices.values() if not t.ok)
 
     def exit_code(self) -> ExitCode:
         """The documented code for this run (see `cmdctl.core.errors.ExitCode`)."""
@@ -116,8 +117,8 @@ class Totals:
 
 
 def sorted_tallies(tallies: Iterable[Tally]) -> list[Tally]:
-    """Tallies by device name."""
-    return sorted(tallies, key=lambda t: t.device)
+    """Tallies by device name, naturally (`tv-2` before `tv-10`)."""
+    return sorted(tallies, key=lambda t: natural_key(t.device))
 
 
 def exit_code(totals: Totals) -> ExitCode:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cmdctl.core.errors import InputError
-from cmdctl.core.timespec import parse_duration
+from cmdctl.core.timespec import DurationTooLong, parse_duration
 from cmdctl.inputs import yamlsrc
 from cmdctl.inputs.yamlsrc import Loc, MapNode, Node, ScalarNode, SeqNode
 
@@ -427,6 +428,8 @@ def _port(node: Node) -> int:
 def _timeout(node: Node) -> float:
     try:
         seconds = parse_duration(yamlsrc.want_text(node, "timeout"))
+    except DurationTooLong:
+        seconds = math.inf  # said below, with this key's own bound
     except InputError as err:
         raise node.loc.error(err.message, hint=err.hint) from None
     if seconds <= 0:
@@ -440,10 +443,16 @@ def _timeout(node: Node) -> float:
 
 
 def _pace(node: Node) -> float:
-    seconds = yamlsrc.want_duration(node, "pace")
+    text = yamlsrc.want_text(node, "pace")
+    try:
+        seconds = parse_duration(text)
+    except DurationTooLong:
+        seconds = math.inf  # said below, with this key's own bound
+    except InputError as err:
+        raise node.loc.error(f"pace: {err.message}", hint=err.hint) from None
     if seconds > MAX_PACE:
         raise node.loc.error(
-            f"pace must be at most 1h, not {yamlsrc.want_text(node, 'pace')}",
+            f"pace must be at most 1h, not {text}",
             hint="pace spaces commands within one drain (200ms for IR);"
             " to run something later, give its playbook an `at:`",
         )

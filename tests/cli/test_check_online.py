@@ -83,14 +83,14 @@ def test_diff_shows_current_to_target_and_sends_nothing(
     assert_clean(result, 0)
     out = result.stdout
     assert _line(out, "bar-tv-1", "switch.tv_power").startswith(
-        "bar-tv-1: switch.tv_power: false → true  [power on]"
+        "bar-tv-1: switch.tv_power: off → on  [power on]"
     )
-    assert "true (unchanged)" in _line(out, "bar-tv-2", "switch.tv_power")
-    assert '"HDMI 1" (unchanged)' in _line(out, "bar-tv-1", "select.input")
-    assert '"Cable" → "HDMI 1"' in _line(out, "bar-tv-2", "select.input")
-    assert "0.0 → 30.0" in _line(out, "bar-tv-3", "number.volume")
-    assert 'unknown → "206"' in _line(out, "bar-tv-3", "text.channel")
-    assert "will send {}" in _line(out, "bar-tv-1", "button.identify")
+    assert "on (unchanged)" in _line(out, "bar-tv-2", "switch.tv_power")
+    assert 'HDMI 1 (unchanged)' in _line(out, "bar-tv-1", "select.input")
+    assert 'Cable → HDMI 1' in _line(out, "bar-tv-2", "select.input")
+    assert "0 → 30" in _line(out, "bar-tv-3", "number.volume")
+    assert 'unknown → 206' in _line(out, "bar-tv-3", "text.channel")
+    assert "will send (no state to compare)" in _line(out, "bar-tv-1", "button.identify")
     assert "[blink, immediate]" in _line(out, "bar-tv-1", "button.identify")
     assert "invalid" not in out
     assert "check: 9 change, 3 unchanged, 3 send" in result.stderr
@@ -129,7 +129,7 @@ def test_invalid_option_and_unknown_entity_exit_1_with_precise_messages(
     assert "no switch 'tv_powr' (did you mean switch.tv_power?)" in _line(
         result.stdout, "bar-tv-2", "switch.tv_powr"
     )
-    assert "0.0 → 5.0" in _line(result.stdout, "bar-tv-2", "number.volume")  # still checked
+    assert "0 → 5" in _line(result.stdout, "bar-tv-2", "number.volume")  # still checked
     assert "cmdctl: bar-tv-1: select.input has no option 'HDMI 9'" in result.stderr
     assert "2 change, 4 invalid" in result.stderr
 
@@ -155,7 +155,7 @@ def test_offline_device_exits_4_and_wrong_key_exits_1(
     assert "unreachable: connection refused" in row and "5 commands not checked" in row
     assert "cmdctl: bar-tv-2: connection refused" in offline.stderr
     assert "1 of 3 devices not checked" in offline.stderr
-    assert "false → true" in _line(offline.stdout, "bar-tv-1", "switch.tv_power")
+    assert "off → on" in _line(offline.stdout, "bar-tv-1", "switch.tv_power")
 
     secrets_path = fleet.inventory.with_name("secrets.yaml")
     secrets = yaml.safe_load(secrets_path.read_text())

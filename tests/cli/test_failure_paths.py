@@ -28,7 +28,7 @@ def test_validate_ok(workspace: Workspace) -> None:
     pb = workspace.playbook("ok.yml", volume_playbook(2))
     result = workspace.invoke("validate", str(pb))
     assert result.returncode == 0, result.stderr
-    assert "2 steps × 10 devices = 20 commands" in result.stdout
+    assert "20 commands (2 steps over 10 devices): 0 immediate, 20 queued" in result.stdout
 
 
 def test_bulk_bad_playbook_leaves_the_journal_untouched(workspace: Workspace) -> None:

@@ -16,7 +16,7 @@ def test_bulk_queues_one_batch_and_status_counts_it(workspace: Workspace) -> Non
     assert result.returncode == 0, result.stderr
     match = BATCH_RE.search(result.stdout)
     assert match, result.stdout
-    assert "30 commands (10 devices × 3 steps)" in result.stdout
+    assert "30 commands (3 steps over 10 devices)" in result.stdout
 
     status = workspace.invoke("status", "--json")
     assert status.returncode == 0, status.stderr
