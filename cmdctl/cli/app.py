@@ -89,6 +89,11 @@ def _report_internal_error(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and map every outcome to a documented exit code."""
+    from cmdctl.cli.paths import journal_dir
+    from cmdctl.device import cache
+
+    # Every connection records the device's entity list beside the journal's default place.
+    cache.use(journal_dir(None))
     try:
         app(args=argv, prog_name="cmdctl")
     except CmdctlError as err:
@@ -106,3 +111,5 @@ def main(argv: list[str] | None = None) -> None:
             f"Details: {where}\n"
         )
         sys.exit(int(ExitCode.INTERNAL))
+    finally:
+        cache.use(None)  # a library caller in this process records nothing unless it asks
