@@ -134,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(argv: list[str] | None) -> int | str | None:
     """Run the app; the exit status it ends with (errors mapped to their codes)."""
+    from cmdctl.cli.paths import journal_dir
+    from cmdctl.device import cache
+
+    # Every connection records the device's entity list beside the journal's default place.
+    cache.use(journal_dir(None))
     try:
         app(args=argv, prog_name="cmdctl")
     except SystemExit as exc:
@@ -153,4 +158,6 @@ def _run(argv: list[str] | None) -> int | str | None:
             f"Details: {where}\n"
         )
         return int(ExitCode.INTERNAL)
+    finally:
+        cache.use(None)  # a library caller in this process records nothing unless it asks
     return 0

@@ -16,6 +16,7 @@ from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, QuietOpt
 from cmdctl.core.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
+    from cmdctl.device.cache import CachedDevice, Summary
     from cmdctl.device.fleetview import Activity, DeviceEntities, EntityView, ProbeResult
     from cmdctl.inputs.inventory import Device, Inventory
 
@@ -70,14 +71,17 @@ def ls(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """List devices: address, encryption, groups, timeout, last seen and last outcome.
+    """List devices: address, encryption, groups, timeout, last seen, firmware, cached entities
+    and last outcome.
 
-    "Last seen" is when the device last took a command (from the journal); "last" is the newest
-    outcome recorded for it, failures included.
+    "Last seen" is when cmdctl last reached the device: it took a command (the journal) or a
+    connection confirmed its entity cache. "Firmware" and "entities" come from the entity cache
+    (the last listing; `-` before the first connection). "Last outcome" is the newest outcome
+    recorded for it, failures included.
 
     Example: cmdctl devices ls 'bar:&tvs'
     """
-    from cmdctl.cli import render
+    from cmdctl.cli import cachecheck, render
     from cmdctl.device import fleetview
 
     inv = load_inventory(inventory)
@@ -86,7 +90,8 @@ def ls(
     names = {d.name for d in chosen}
     ledger = open_journal(journal).ledger()
     seen = fleetview.activity(e for e in ledger.entries() if (e.ran_on or e.device) in names)
-    rows = [_ls_json(d, groups[d.name], seen.get(d.name)) for d in chosen]
+    cached = cachecheck.summaries(names)
+    rows = [_ls_json(d, groups[d.name], seen.get(d.name), cached.get(d.name)) for d in chosen]
     if json_out:
         render.emit_json(rows)
         finish(ExitCode.OK)
@@ -97,8 +102,15 @@ def ls(
     finish(ExitCode.OK)
 
 
-def _ls_json(device: Device, groups: list[str], act: Activity | None) -> dict[str, Any]:
+def _ls_json(
+    device: Device, groups: list[str], act: Activity | None, cache: Summary | None
+) -> dict[str, Any]:
     last = act.last if act is not None else None
+    seen = [
+        t
+        for t in (act.last_seen if act else None, cache.seen_at if cache else None)
+        if t is not None
+    ]
     return {
         "name": device.name,
         "host": device.host,
@@ -109,7 +121,18 @@ def _ls_json(device: Device, groups: list[str], act: Activity | None) -> dict[st
         "expected_mac": device.expected_mac,
         "groups": groups,
         "timeout": device.timeout,
-        "last_seen": act.last_seen if act is not None else None,
+        "last_seen": max(seen) if seen else None,
+        "firmware": cache.esphome_version or None if cache is not None else None,
+        "cache": None
+        if cache is None
+        else {
+            "entities": cache.entities,
+            "actions": cache.actions,
+            "esphome_version": cache.esphome_version,
+            "compilation_time": cache.compilation_time,
+            "taken_at": cache.taken_at,
+            "seen_at": cache.seen_at,
+        },
         "last": None
         if last is None
         else {
@@ -130,7 +153,10 @@ def _ls_table(rows: list[dict[str, Any]], *, t: float) -> None:
     from cmdctl.core.timespec import format_age, format_duration
 
     table = Table(box=None, pad_edge=False)
-    for col in ("device", "address", "encrypted", "groups", "timeout", "last seen", "last outcome"):
+    for col in (
+        "device", "address", "encrypted", "groups", "timeout", "last seen", "firmware",
+        "entities", "last outcome",
+    ):  # fmt: skip
         table.add_column(col)
     for row in rows:
         last = row["last"]
@@ -150,9 +176,18 @@ def _ls_table(rows: list[dict[str, Any]], *, t: float) -> None:
             ", ".join(row["groups"]) or "-",
             format_duration(row["timeout"]) if row["timeout"] is not None else "-",
             format_age(row["last_seen"], now=t) if row["last_seen"] is not None else "never",
+            row["firmware"] or "-",
+            _cached_text(row["cache"]),
             outcome,
         )
     render.stdout().print(table)
+
+
+def _cached_text(cache: dict[str, Any] | None) -> str:
+    if cache is None:
+        return "-"
+    actions = cache["actions"]
+    return f"{cache['entities']}" + (f" +{actions} action{'s' * (actions != 1)}" if actions else "")
 
 
 # -- probe ---------------------------------------------------------------------------------------
@@ -301,23 +336,41 @@ def _probe_table(results: list[ProbeResult]) -> None:
 @devices_app.command("entities")
 def entities(
     device: Annotated[str, typer.Argument(help="The device's inventory name.")],
+    cached: Annotated[
+        bool,
+        typer.Option(
+            "--cached", help="From the entity cache (works offline; no states, nothing sent)."
+        ),
+    ] = False,
     inventory: InventoryOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """List a device's entities and actions with the selectors to use in playbooks, and states.
 
+    With --cached: the list as the device last gave it (from the entity cache), while it is away.
+
     Example: cmdctl devices entities bar-tv-3
     """
-    import asyncio
-
     from cmdctl.cli import render
-    from cmdctl.device import fleetview
 
     inv = load_inventory(inventory)
-    listing = asyncio.run(fleetview.inspect(inv.device(device)))
+    address = inv.device(device)
+    cache: CachedDevice | None = None
+    if cached:
+        from cmdctl.cli.cachecheck import cached_device
+        from cmdctl.device.cache import listing as cached_listing
+
+        cache = cached_device(address.name)
+        listing = cached_listing(cache)
+    else:
+        import asyncio
+
+        from cmdctl.device import fleetview
+
+        listing = asyncio.run(fleetview.inspect(address))
     if json_out:
-        render.emit_json(_entities_json(listing))
+        render.emit_json(_entities_json(listing, cache))
         finish(ExitCode.OK)
     if not quiet:
         render.info(
@@ -325,21 +378,38 @@ def entities(
             f"{listing.esphome_version}, "
             f"{views.plural(len(listing.entities), 'entity', 'entities')}, "
             f"{views.plural(len(listing.actions), 'action')}"
+            + (_cached_note(cache) if cache else "")
         )
-    _entities_table(listing)
+    _entities_table(listing, states=cache is None)
     finish(ExitCode.OK)
 
 
-def _entities_json(listing: DeviceEntities) -> dict[str, Any]:
+def _cached_note(cache: CachedDevice) -> str:
+    from cmdctl.core.timespec import format_age
+
+    built = f", built {cache.compilation_time}" if cache.compilation_time else ""
+    return f" (cached{built}; last confirmed {format_age(cache.seen_at, now=now())}; no states)"
+
+
+def _entities_json(listing: DeviceEntities, cache: CachedDevice | None = None) -> dict[str, Any]:
     def one(v: EntityView) -> dict[str, Any]:
         out: dict[str, Any] = {"selector": v.selector, "domain": v.domain, "name": v.name}
         out.update(v.facts)
         out["details"] = v.details
-        if v.domain != "action":
+        if v.domain != "action" and cache is None:
             out["state"] = v.state
         return out
 
+    cached = None
+    if cache is not None:
+        cached = {
+            "path": str(cache.path),
+            "compilation_time": cache.compilation_time,
+            "taken_at": cache.taken_at,
+            "seen_at": cache.seen_at,
+        }
     return {
+        "cached": cached,
         "device": listing.device,
         "name": listing.name,
         "friendly_name": listing.friendly_name,
@@ -373,18 +443,20 @@ def _state_text(v: EntityView) -> str:
     return str(v.state) if v.state != "" else "''"
 
 
-def _entities_table(listing: DeviceEntities) -> None:
+def _entities_table(listing: DeviceEntities, *, states: bool = True) -> None:
     from rich.table import Table
 
     from cmdctl.cli import render
 
     table = Table(box=None, pad_edge=False)
     for col in ("selector", "name", "state", "details"):
-        table.add_column(col)
+        if states or col != "state":
+            table.add_column(col)
     for v in listing.entities:
-        table.add_row(v.selector, v.name, _state_text(v), v.details)
+        state = (_state_text(v),) if states else ()
+        table.add_row(v.selector, v.name, *state, v.details)
     for v in listing.actions:
-        table.add_row(v.selector, "", "", v.details)
+        table.add_row(v.selector, "", *(("",) if states else ()), v.details)
     render.stdout().print(table)
 
 

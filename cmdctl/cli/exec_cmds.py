@@ -435,6 +435,10 @@ def send(
     inv = load_inventory(inventory)
     address = inv.device(device)  # InputError with a did-you-mean hint
     command, idempotent = _command(entity, value)
+    if queue_:
+        from cmdctl.cli.cachecheck import check_command
+
+        check_command(device, command)  # InputError if the device's cached entity list refuses it
     jr = open_journal(journal)
     from cmdctl.drain import direct
 

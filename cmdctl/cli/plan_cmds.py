@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cmdctl.cli import views
+from cmdctl.cli import cachecheck, views
 from cmdctl.cli.common import finish, load_inventory, now, open_journal, who
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
 from cmdctl.core.errors import ExitCode
@@ -105,6 +105,7 @@ def validate(
 
     inv = load_inventory(inventory)
     plan = _plan(playbook_path, inv, limit=limit, priority=None, at=None, max_commands=max_commands)
+    cachecheck.check_plan(plan)  # against each device's cached entity list, where there is one
     warnings = list(inv.warnings)
     if json_out:
         render.emit_json({"valid": True, "warnings": warnings, **_summary(plan)})
@@ -179,6 +180,7 @@ def bulk(
     )
     if check and online:
         finish(_check_online(plan, inv, json_out=json_out, quiet=quiet))
+    cachecheck.check_plan(plan)  # offline: against each device's cached entity list
     if check:
         _print_plan(plan, json_out=json_out)
         finish(ExitCode.OK)

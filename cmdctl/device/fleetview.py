@@ -18,8 +18,8 @@ from cmdctl.core.errors import DeviceError, DeviceRejected, DeviceUnavailable, E
 from cmdctl.core.model import Command, Entry, JSONValue, State
 
 if TYPE_CHECKING:
-    from cmdctl.device.entities import EntityRow
-    from cmdctl.device.transport import DeviceAddress, DeviceSession
+    from cmdctl.device.entities import EntityIndex, EntityRow
+    from cmdctl.device.transport import DeviceAddress
 
 #: Devices probed at once unless told otherwise (one connection each; probes are short).
 DEFAULT_PROBE_CONCURRENCY = 32
@@ -249,14 +249,22 @@ async def inspect(device: DeviceAddress) -> DeviceEntities:
     from cmdctl.device.transport import DeviceSession
 
     async with DeviceSession(device) as session:
-        rows = session.index.rows()
-        states = await current_states(session, rows)
+        index = session.index
+        states = await current_states(session, index.rows())
         info = session.info
-        subs = {d.device_id: d.name for d in info.devices}
-        selectors = _playbook_selectors(rows, subs)
-        views = [_view(session, row, selectors[i], states) for i, row in enumerate(rows)]
+    return describe(device.name, info, index, states)
+
+
+def describe(
+    device: str, info: Any, index: EntityIndex, states: Mapping[Any, Any]
+) -> DeviceEntities:
+    """A device's entities and actions from its listing (`info` needs name, friendly_name,
+    esphome_version, mac_address); `states` maps (key, device_id) to a state."""
+    rows = index.rows()
+    selectors = _playbook_selectors(rows, index.sub_devices)
+    views = [_view(index, row, selectors[i], states) for i, row in enumerate(rows)]
     return DeviceEntities(
-        device=device.name,
+        device=device,
         name=info.name,
         friendly_name=info.friendly_name,
         esphome_version=info.esphome_version,
@@ -285,11 +293,11 @@ def _playbook_selectors(rows: Sequence[EntityRow], subs: Mapping[int, str]) -> l
 
 
 def _view(
-    session: DeviceSession, row: EntityRow, selector: str, states: Mapping[Any, Any]
+    index: EntityIndex, row: EntityRow, selector: str, states: Mapping[Any, Any]
 ) -> EntityView:
     domain, _, target = selector.partition(".")
     try:
-        info = session.index.resolve(Command(domain, target))
+        info = index.resolve(Command(domain, target))
     except DeviceRejected:  # read-only domains (sensors, ...) are not resolvable as targets
         info = None
     state = states.get((row.key, row.device_id))

@@ -29,7 +29,7 @@ from aioesphomeapi.model import ConnectionClosedEvent
 from cmdctl.core.errors import DeliveryUnknown, DeviceError, DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import Command
 from cmdctl.core.version import __version__
-from cmdctl.device import wire
+from cmdctl.device import cache, wire
 from cmdctl.device.classify import (
     DEVICE_EXCEPTIONS,
     another_device,
@@ -423,6 +423,7 @@ class DeviceSession:
         sub_devices = {d.device_id: d.name for d in info.devices}
         self._index = EntityIndex(self.name, entities, services, sub_devices)
         self._connected = True
+        cache.learned(self.name, info, entities, services)  # written off the loop, when changed
 
     def _check_identity(self, info: Any) -> None:
         """Plaintext sessions carry no MAC before DeviceInfo: check both here."""

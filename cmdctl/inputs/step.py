@@ -52,6 +52,8 @@ class Step:
     on_failure: str | None = None  # "skip" | "continue"; only with `after`
     pick: str | None = None  # "failover" | "any": `targets` are candidates for ONE entry
     after_loc: Loc | None = field(default=None, compare=False)
+    command_loc: Loc | None = field(default=None, compare=False)  # the `domain.entity:` key
+    value_loc: Loc | None = field(default=None, compare=False)  # its value (or `data:`)
 
 
 def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) -> Step:
@@ -135,6 +137,8 @@ def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) ->
         on_failure=on_failure,
         pick=pick,
         after_loc=items["after"].loc if "after" in items else None,
+        command_loc=body.keys[selectors[0]],
+        value_loc=_value_loc(body, selectors[0]),
     )
 
 
@@ -186,6 +190,14 @@ def _command(body: MapNode, key: str) -> Command:
         raise loc.error(f"{domain}.{target}: {err.message}", hint=err.hint) from None
     except InputError as err:
         raise key_loc.error(err.message, hint=err.hint) from None
+
+
+def _value_loc(body: MapNode, key: str) -> Loc:
+    """Where a command's value starts: the selector's value, or an action's `data:`."""
+    if key == "action":
+        data = body.items.get("data")
+        return data.loc if data is not None else body.keys[key]
+    return body.items[key].loc
 
 
 def _path_loc(node: Node, path: commands.Path_, at_key: bool) -> Loc:

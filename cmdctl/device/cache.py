@@ -1,0 +1,425 @@
+"""The entity cache: each device's entities and actions as last listed, kept in the state directory.
+
+Every successful connection records the listing (`learned`, called by the session), so that
+`validate`, `bulk` and `send --queue` can check commands while the device is away, and
+`devices entities --cached` can show them. One JSON file per device under
+`<state dir>/entities/`, written atomically with mode 0600, at most once per process and firmware,
+and only when its content changed; the file's mtime is the last time a connection confirmed it.
+
+The format (`FORMAT`) keeps every field of the aioesphomeapi info objects, tagged with the
+class name (`"$type": "SelectInfo"`), enums as `{"$enum": NAME, "value": N}`; loading rebuilds
+look-alike objects that `EntityIndex` and the validator read by duck typing, so checking against
+the cache never imports aioesphomeapi (~0.2 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import json
+import math
+import os
+import time
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cmdctl.core.errors import DeviceRejected
+from cmdctl.core.model import Command, JSONValue
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from cmdctl.device.entities import EntityIndex
+    from cmdctl.device.fleetview import DeviceEntities
+
+# The CLI imports this module on every run (`use`): asyncio, hashlib and logging are imported
+# where they are needed, so that `cmdctl --help` does not pay for them.
+
+FORMAT = 1
+SUBDIR = "entities"
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+#: The state directory the CLI chose (`use`); None: nothing is recorded.
+_state_dir: Path | None = None
+#: (directory, device) → (compilation_time, version) already recorded by this process.
+_recorded: dict[tuple[str, str], tuple[str, str]] = {}
+#: Writes in flight (strong references until they finish).
+_pending: set[asyncio.Future[None]] = set()
+
+
+class CacheUnreadable(ValueError):
+    """A cache file that cannot be used (damaged, or written by a newer cmdctl)."""
+
+
+def use(state_dir: Path | None) -> None:
+    """Record listings under `state_dir/entities` from now on (None: stop recording)."""
+    global _state_dir
+    _state_dir = state_dir
+
+
+def directory(state_dir: Path) -> Path:
+    """Where the cache files of a state directory live."""
+    return state_dir / SUBDIR
+
+
+def path_of(state_dir: Path, device: str) -> Path:
+    """The cache file of one device (its inventory name, escaped for the file system)."""
+    return directory(state_dir) / f"{urllib.parse.quote(device, safe='')}.json"
+
+
+# -- recording -----------------------------------------------------------------------------------
+
+
+def learned(device: str, info: Any, entities: Iterable[Any], services: Iterable[Any]) -> None:
+    """A session listed `device`: record it in a worker thread, unless this process already did.
+
+    Called on the event loop right after the listing; costs a dict look-up when nothing changed.
+    """
+    state_dir = _state_dir
+    if state_dir is None:
+        return
+    marker = (str(info.compilation_time), str(info.esphome_version))
+    key = (str(state_dir), device)
+    if _recorded.get(key) == marker:
+        return
+    _recorded[key] = marker
+    import asyncio
+
+    entities, services = list(entities), list(services)
+    loop = asyncio.get_running_loop()
+    # The default executor: asyncio.run waits for it at exit, so the write always finishes.
+    future = loop.run_in_executor(None, _record, state_dir, device, info, entities, services)
+    _pending.add(future)
+    future.add_done_callback(_pending.discard)
+
+
+async def flush() -> None:
+    """Wait for the cache writes this process started (asyncio.run waits for them anyway)."""
+    import asyncio
+
+    if _pending:
+        await asyncio.gather(*list(_pending))
+
+
+def _record(
+    state_dir: Path, device: str, info: Any, entities: list[Any], services: list[Any]
+) -> None:
+    try:
+        save(state_dir, device, info, entities, services)
+    except OSError as err:  # the cache only saves a round trip later: never fail a run for it
+        import logging
+
+        logging.getLogger(__name__).debug("entity cache for %s not written: %s", device, err)
+
+
+def save(
+    state_dir: Path, device: str, info: Any, entities: Iterable[Any], services: Iterable[Any]
+) -> bool:
+    """Write the cache file unless it already holds this listing; True when written.
+
+    An unchanged listing only gets its mtime touched (the "last seen" of `devices ls`).
+    """
+    import hashlib
+
+    body = {
+        "sub_devices": [
+            {"device_id": d.device_id, "name": d.name, "area_id": getattr(d, "area_id", 0)}
+            for d in getattr(info, "devices", ())
+        ],
+        "entities": [_dump(e) for e in entities],
+        "actions": [_dump(s) for s in services],
+    }
+    digest = "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
+    firmware = {name: str(getattr(info, name, "") or "") for name in _FIRMWARE_FIELDS}
+    path = path_of(state_dir, device)
+    old = _header(path)
+    if old is not None and old.get("hash") == digest and old.get("firmware") == firmware:
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return False
+    document = {
+        "format": FORMAT,
+        "device": device,
+        "taken_at": round(time.time(), 3),
+        "firmware": firmware,
+        "hash": digest,
+        "counts": {"entities": len(body["entities"]), "actions": len(body["actions"])},
+        **body,
+    }
+    _write_atomically(path, json.dumps(document, indent=1).encode() + b"\n")
+    return True
+
+
+_FIRMWARE_FIELDS = (
+    "name",
+    "friendly_name",
+    "mac_address",
+    "esphome_version",
+    "compilation_time",
+    "model",
+    "manufacturer",
+    "project_name",
+    "project_version",
+)
+
+
+def _header(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """tmp + fsync + rename + fsync of the directory; the file is 0600, the directories 0700."""
+    folder = path.parent
+    for d in (folder.parent, folder):
+        if not d.is_dir():
+            d.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            os.chmod(d, DIR_MODE)  # mkdir's mode is filtered by the umask
+    tmp = folder / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fchmod(out.fileno(), FILE_MODE)
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _dump(obj: Any) -> JSONValue:
+    """An info object (or a field of one) as tagged JSON."""
+    if isinstance(obj, enum.Enum):
+        return {"$enum": obj.name, "value": int(obj.value)}
+    if isinstance(obj, bool | int | str) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else {"$float": repr(obj)}
+    if isinstance(obj, list | tuple):
+        return [_dump(v) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out: dict[str, JSONValue] = {"$type": type(obj).__name__}
+        for f in dataclasses.fields(obj):
+            out[f.name] = _dump(getattr(obj, f.name))
+        return out
+    return None  # nothing the validator reads (bytes, unknown types)
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+class CachedInfo:
+    """An info object rebuilt from the cache: the attributes of the aioesphomeapi original."""
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self.__dict__.update(fields)
+
+    def __repr__(self) -> str:
+        return f"<cached {type(self).__name__} {self.__dict__.get('name', '')!r}>"
+
+
+class CachedEnum(int):
+    """An enum member rebuilt from the cache: its integer value, with `.name`."""
+
+    name: str
+
+    def __new__(cls, value: int, name: str) -> CachedEnum:
+        member = super().__new__(cls, value)
+        member.name = name
+        return member
+
+    @property
+    def value(self) -> int:
+        """The wire value (as `enum.Enum.value`)."""
+        return int(self)
+
+    def __repr__(self) -> str:
+        return f"<{self.name}: {int(self)}>"
+
+
+_CLASSES: dict[str, type[CachedInfo]] = {}
+
+
+def _load(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_load(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "$enum" in value:
+        return CachedEnum(int(value["value"]), str(value["$enum"]))
+    if "$float" in value:
+        return float(value["$float"])
+    name = str(value.get("$type", "CachedInfo"))
+    if not name.isidentifier():
+        raise CacheUnreadable(f"bad type name {name!r}")
+    kind = _CLASSES.get(name)
+    if kind is None:
+        # Named like the original: `domain_of` derives the domain from the class name.
+        kind = _CLASSES[name] = type(name, (CachedInfo,), {})
+    return kind({k: _load(v) for k, v in value.items() if k != "$type"})
+
+
+@dataclass(frozen=True, slots=True)
+class CachedDevice:
+    """One device's cached listing."""
+
+    device: str
+    path: Path
+    taken_at: float  # when this listing was first written
+    seen_at: float  # the last connection that confirmed it (the file's mtime)
+    firmware: Mapping[str, str]
+    digest: str  # the listing's hash: devices with the same one accept the same commands
+    # The tagged JSON; rebuilt into info objects by `index()` only (devices sharing a listing
+    # are checked against one index, so most files are never rebuilt).
+    entities: tuple[Any, ...] = field(repr=False)
+    actions: tuple[Any, ...] = field(repr=False)
+    sub_devices: Mapping[int, str] = field(default_factory=dict)
+
+    @property
+    def esphome_version(self) -> str:
+        """The ESPHome version the device ran when listed."""
+        return self.firmware.get("esphome_version", "")
+
+    @property
+    def compilation_time(self) -> str:
+        """When that firmware was built, as the device reports it."""
+        return self.firmware.get("compilation_time", "")
+
+    def index(self) -> EntityIndex:
+        """An `EntityIndex` to resolve and validate commands against."""
+        from cmdctl.device.entities import EntityIndex
+
+        try:
+            entities = [_load(e) for e in self.entities]
+            actions = [_load(a) for a in self.actions]
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise CacheUnreadable(f"{self.path}: damaged ({type(err).__name__}: {err})") from err
+        return EntityIndex(self.device, entities, actions, self.sub_devices)
+
+    def describe(self) -> str:
+        """`ESPHome 2026.10.0 built 2026-11-23 12:00:00 +0000`."""
+        built = f" built {self.compilation_time}" if self.compilation_time else ""
+        return f"ESPHome {self.esphome_version or '?'}{built}"
+
+
+def load(state_dir: Path, device: str) -> CachedDevice | None:
+    """The cached listing of `device` (None when there is none); CacheUnreadable if damaged."""
+    path = path_of(state_dir, device)
+    try:
+        raw = path.read_bytes()
+        seen = path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise CacheUnreadable(f"{path}: {err.strerror or err}") from err
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise CacheUnreadable(f"{path}: not a cache file")
+        if data.get("format") != FORMAT:
+            raise CacheUnreadable(
+                f"{path}: format {data.get('format')!r}, this cmdctl reads {FORMAT}"
+            )
+        entities, actions = tuple(data["entities"]), tuple(data["actions"])
+        subs = {int(d["device_id"]): str(d["name"]) for d in data.get("sub_devices", [])}
+        firmware = {str(k): str(v) for k, v in data.get("firmware", {}).items()}
+        return CachedDevice(
+            device=device,
+            path=path,
+            taken_at=float(data.get("taken_at", seen)),
+            seen_at=seen,
+            firmware=firmware,
+            digest=str(data.get("hash", "")),
+            entities=entities,
+            actions=actions,
+            sub_devices=subs,
+        )
+    except CacheUnreadable:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise CacheUnreadable(f"{path}: damaged ({type(err).__name__}: {err})") from err
+
+
+def check(index: EntityIndex, command: Command) -> tuple[DeviceRejected, bool] | None:
+    """Why a cached listing refuses `command` (and whether the entity itself was found).
+
+    None when it passes, or when the cache cannot tell (a field it lacks): the live check on
+    connect still applies.
+    """
+    try:
+        index.resolve(command)
+    except DeviceRejected as err:
+        return err, False
+    try:
+        index.plan(command)
+    except DeviceRejected as err:
+        return err, True
+    except (AttributeError, TypeError, KeyError):
+        return None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What `devices ls` shows of a device's cache: firmware, counts, when last confirmed."""
+
+    device: str
+    seen_at: float
+    taken_at: float
+    esphome_version: str
+    compilation_time: str
+    entities: int
+    actions: int
+
+
+def summary(state_dir: Path, device: str) -> Summary | None:
+    """The header of `device`'s cache file (None when missing or unreadable)."""
+    path = path_of(state_dir, device)
+    try:
+        seen = path.stat().st_mtime
+    except OSError:
+        return None
+    data = _header(path)
+    if data is None or data.get("format") != FORMAT:
+        return None
+    firmware = data.get("firmware") or {}
+    counts = data.get("counts") or {}
+    try:
+        return Summary(
+            device=device,
+            seen_at=seen,
+            taken_at=float(data.get("taken_at", seen)),
+            esphome_version=str(firmware.get("esphome_version", "")),
+            compilation_time=str(firmware.get("compilation_time", "")),
+            entities=int(counts.get("entities", 0)),
+            actions=int(counts.get("actions", 0)),
+        )
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def listing(cached: CachedDevice) -> DeviceEntities:
+    """`devices entities --cached`: the listing as `fleetview.inspect` shows it, without states."""
+    from cmdctl.device import fleetview
+
+    return fleetview.describe(cached.device, CachedInfo(cached.firmware), cached.index(), {})
