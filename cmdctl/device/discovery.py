@@ -100,8 +100,14 @@ class Discovery:
 
 async def browse(duration: float, *, resolve_timeout: float = RESOLVE_TIMEOUT) -> Discovery:
     """Listen for `_esphomelib._tcp` announcements for `duration` seconds and resolve each one."""
-    from zeroconf import ServiceStateChange
+    from zeroconf import DNSQuestionType, ServiceStateChange
     from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+    # Multicast questions (QM), not zeroconf's default unicast-response first question (QU):
+    # a unicast answer goes to this host's port 5353, which every mDNS stack here (avahi, another
+    # zeroconf, the simulator) has bound with SO_REUSEPORT, and the kernel hands it to one of
+    # them, often not us. The device's multicast answer reaches every listener.
+    qm = DNSQuestionType.QM
 
     loop = asyncio.get_running_loop()
     found: dict[str, Announcement] = {}
@@ -111,7 +117,7 @@ async def browse(duration: float, *, resolve_timeout: float = RESOLVE_TIMEOUT) -
 
     async def resolve(name: str) -> None:
         info = AsyncServiceInfo(SERVICE_TYPE, name)
-        if await info.async_request(azc.zeroconf, int(resolve_timeout * 1000)):
+        if await info.async_request(azc.zeroconf, int(resolve_timeout * 1000), question_type=qm):
             found[name] = _announcement(name, info)
             unanswered.discard(name)
         elif name not in found:
@@ -130,7 +136,9 @@ async def browse(duration: float, *, resolve_timeout: float = RESOLVE_TIMEOUT) -
             loop.call_soon_threadsafe(start, name)
 
     try:
-        browser = AsyncServiceBrowser(azc.zeroconf, [SERVICE_TYPE], handlers=[on_change])
+        browser = AsyncServiceBrowser(
+            azc.zeroconf, [SERVICE_TYPE], handlers=[on_change], question_type=qm
+        )
         try:
             await asyncio.sleep(duration)
         finally:
