@@ -149,7 +149,7 @@ def plan(
         edits.append((where, where, block))
         for a in fresh:
             port = "" if a.port == layout.default_port else f":{a.port}"
-            note = f" ({a.comment})" if a.comment else ""
+            note = f"; {a.comment}" if a.comment else ""
             changes.append(Change(a.name, "added", f"host {a.host}{port}{note}"))
     out = text
     for start, end, replacement in sorted(edits, key=lambda e: e[0], reverse=True):
