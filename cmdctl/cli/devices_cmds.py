@@ -1,5 +1,7 @@
 """`cmdctl devices ls / probe / entities`: the inventory, who answers, and what each device exposes.
 
+`devices discover` (mDNS) lives in discover_cmds.
+
 `ls` reads only the inventory and the journal; `probe` and `entities` connect (aioesphomeapi is
 imported inside them). Nothing here is ever queued.
 """
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 devices_app = typer.Typer(
     name="devices",
-    help="See the inventory, probe devices, and list what a device exposes.",
+    help="See the inventory, probe devices, list what a device exposes, discover new ones.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -462,4 +464,7 @@ def _entities_table(listing: DeviceEntities, *, states: bool = True) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the `devices` group to the app."""
+    from cmdctl.cli import discover_cmds
+
+    devices_app.command("discover")(discover_cmds.discover)
     app.add_typer(devices_app, name="devices")

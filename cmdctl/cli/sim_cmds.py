@@ -12,7 +12,7 @@ from cmdctl.cli.options import InventoryOpt, QuietOpt
 from cmdctl.core.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
-    from cmdctl.simulator import DeviceSpec, Fleet
+    from cmdctl.simulator import Announcer, DeviceSpec, Fleet
 
 
 def simulate(
@@ -53,6 +53,14 @@ def simulate(
             "--record", help="Append every command received to this JSONL file.", show_default=False
         ),
     ] = None,
+    mdns: Annotated[
+        bool,
+        typer.Option(
+            "--mdns",
+            help="Announce the devices over mDNS (_esphomelib._tcp) with firmware's TXT records,"
+            " for `cmdctl devices discover`. Multicast reaches your whole network.",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Run virtual ESPHome devices in the foreground until Ctrl-C or SIGTERM.
@@ -65,7 +73,7 @@ def simulate(
     specs = _specs(inventory, count, template, spec_file, base_port, plaintext, seed)
     import asyncio
 
-    code = asyncio.run(_serve(specs, write_inventory, record, quiet=quiet))
+    code = asyncio.run(_serve(specs, write_inventory, record, quiet=quiet, mdns=mdns))
     finish(code)
 
 
@@ -121,7 +129,12 @@ def _specs(
 
 
 async def _serve(
-    specs: list[DeviceSpec], write_to: Path | None, record: Path | None, *, quiet: bool
+    specs: list[DeviceSpec],
+    write_to: Path | None,
+    record: Path | None,
+    *,
+    quiet: bool,
+    mdns: bool = False,
 ) -> ExitCode:
     import asyncio
     import signal
@@ -137,7 +150,13 @@ async def _serve(
         await fleet.start()
     except OSError as err:
         raise InputError(f"cannot listen: {err}", hint="pick other ports (--base-port)") from err
+    announcer: Announcer | None = None
     try:
+        if mdns:
+            from cmdctl.simulator import Announcer
+
+            announcer = Announcer(fleet.devices)
+            await announcer.start()
         if write_to is not None:
             from cmdctl.simulator import write_inventory
 
@@ -147,14 +166,18 @@ async def _serve(
             except OSError as err:
                 raise InputError(f"cannot write the inventory: {err}", file=str(write_to)) from err
         if not quiet:
-            _print_fleet(fleet, write_to, record)
+            _print_fleet(fleet, write_to, record, mdns=mdns)
         await stop.wait()
     finally:
+        if announcer is not None:
+            await announcer.stop()  # goodbyes first, while the devices still listen
         await fleet.stop()
     return ExitCode.OK
 
 
-def _print_fleet(fleet: Fleet, write_to: Path | None, record: Path | None) -> None:
+def _print_fleet(
+    fleet: Fleet, write_to: Path | None, record: Path | None, *, mdns: bool = False
+) -> None:
     import sys
 
     from rich.table import Table
@@ -184,6 +207,8 @@ def _print_fleet(fleet: Fleet, write_to: Path | None, record: Path | None) -> No
         render.line(f"try: cmdctl devices probe --inventory {write_to}")
     if record is not None:
         render.line(f"recording received commands to {record}")
+    if mdns:
+        render.line("announced over mDNS as _esphomelib._tcp; try: cmdctl devices discover")
     sys.stdout.flush()
 
 

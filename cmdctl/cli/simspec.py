@@ -14,7 +14,8 @@ A `simulate:` block (in `devices.yml`, under a device) and each device of a stan
     max_connections: 5
     batch_delay: 0ms             # firmware batches state pushes every 100ms; default 0 (fast tests)
     seed: 0                      # faults are deterministic under it
-    model: esp32dev
+    model: esp32dev              # the board (mDNS TXT `board`)
+    platform: ESP32              # mDNS TXT `platform` (`simulate --mdns`)
     sub_devices: [{id: 1, name: Patio}]
     entities:
       - {type: switch, name: TV Power}
@@ -76,6 +77,7 @@ _BLOCK_KEYS = (
     "seed",
     "model",
     "manufacturer",
+    "platform",
     "sub_devices",
     "entities",
     "actions",
@@ -237,7 +239,7 @@ def _device(
         yamlsrc.want_choice(items["template"], TEMPLATES, "template")
         spec = replace(spec, entities=TV_ENTITIES, actions=TV_ACTIONS)
     changes: dict[str, Any] = {}
-    for key in ("friendly_name", "esphome_version", "model", "manufacturer"):
+    for key in ("friendly_name", "esphome_version", "model", "manufacturer", "platform"):
         if key in items:
             changes[key] = yamlsrc.want_text(items[key], key)
     if "mac" in items:

@@ -9,6 +9,7 @@ Core API for `cmdctl simulate` and for tests:
         await dev.set_offline(True)              # refuse connections; False to come back
         await dev.reboot(2.0)                    # DisconnectRequest to clients, down 2 s, back
         write_inventory(fleet.devices, Path("devices.yml"))   # + secrets.yaml beside it
+        announcer = Announcer(fleet.devices); await announcer.start()   # mDNS, as firmware
 
 Timing: real firmware batches state pushes (`batch_delay` 100 ms, so a state echo takes about
 113–130 ms). Here `DeviceSpec.batch_delay` defaults to 0 (push at once) so tests and benchmarks
@@ -33,11 +34,13 @@ if TYPE_CHECKING:
     from cmdctl.simulator.device import VirtualDevice
     from cmdctl.simulator.fleet import Fleet
     from cmdctl.simulator.inventory_out import write_inventory
+    from cmdctl.simulator.mdns import Announcer
     from cmdctl.simulator.record import ConnectionEvent, Received, Recorder, read_record
 
 # these need aioesphomeapi (~0.25 s to import): loaded on first use, so that building specs
 # (cmdctl.cli.simspec reads `simulate:` blocks) stays cheap
 _LAZY = {
+    "Announcer": "mdns",
     "VirtualDevice": "device",
     "Fleet": "fleet",
     "write_inventory": "inventory_out",
@@ -57,6 +60,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ActionSpec",
+    "Announcer",
     "ArgSpec",
     "ConnectionEvent",
     "DeviceSpec",

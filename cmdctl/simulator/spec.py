@@ -193,8 +193,9 @@ class DeviceSpec:
     api_minor: int = DEFAULT_API_MINOR
     groups: tuple[str, ...] = ()
     sub_devices: tuple[SubDevice, ...] = ()
-    model: str = "esp32dev"
+    model: str = "esp32dev"  # the board: DeviceInfo `model`, mDNS TXT `board`
     manufacturer: str = "Espressif"
+    platform: str = "ESP32"  # mDNS TXT `platform` (firmware on the host platform sends none)
     compilation_time: str = "2026-11-23 12:00:00 +0000"  # the format firmware 2026.10 uses
     source: str = "<memory>"
 

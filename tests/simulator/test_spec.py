@@ -111,8 +111,8 @@ _RENAME_HINT = "names differing only in case, spaces or punctuation collide; ren
             (1, 1),
             "unknown key 'colour' in simulate of patio-tv",
             "known keys: template, friendly_name, mac, esphome_version, api_minor,"
-            " max_connections, batch_delay, seed, model, manufacturer, sub_devices, entities,"
-            " actions, faults",
+            " max_connections, batch_delay, seed, model, manufacturer, platform, sub_devices,"
+            " entities, actions, faults",
         ),
         (
             "templat: tv",
