@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cmdctl.core import durable
 from cmdctl.core.errors import DeviceRejected
 from cmdctl.core.model import Command, JSONValue
 
@@ -183,24 +184,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
         if not d.is_dir():
             d.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             os.chmod(d, DIR_MODE)  # mkdir's mode is filtered by the umask
-    tmp = folder / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fchmod(out.fileno(), FILE_MODE)
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    durable.replace_file(path, data, mode=FILE_MODE)
 
 
 def _dump(obj: Any) -> JSONValue:

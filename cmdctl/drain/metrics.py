@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cmdctl.core import durable
 from cmdctl.core.errors import InputError, JournalError
 from cmdctl.core.model import Entry, JSONValue, State
 from cmdctl.drain import totals as tot
 from cmdctl.drain.observer import Finished
 from cmdctl.drain.totals import Tally, Totals
-from cmdctl.journal import durable
 
 if TYPE_CHECKING:
     from cmdctl.drain.observer import Observer
@@ -203,7 +203,7 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
 
 
 def write_textfile(path: Path, text: str) -> None:
-    """Replace `path` with `text` atomically (`journal.durable.replace_file`: a hidden temporary
+    """Replace `path` with `text` atomically (`core.durable.replace_file`: a hidden temporary
     file that node_exporter's `*.prom` never matches, fsync, rename, fsync the directory)."""
     durable.replace_file(path, text.encode("utf-8"), mode=METRICS_MODE)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from cmdctl.core import durable
 from cmdctl.core.errors import InputError
 from cmdctl.inputs import inventory as inventory_mod
 
@@ -363,23 +364,19 @@ def apply(path: Path, edit: Edit) -> None:
             hint="run the command again",
         )
     mode = (path.stat().st_mode & 0o777) if path.exists() else 0o644
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = durable.temp_name(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(edit.text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)  # os.open's mode is filtered by the umask
-        _check_loads(tmp, path)
+        tmp.unlink(missing_ok=True)  # left by a process of ours that died: same pid, same name
+        durable.create_file(tmp, edit.text.encode("utf-8"), mode=mode)
+        _check_loads(tmp, path)  # the user's file stays as it was unless the result loads
         os.replace(tmp, path)
+        durable.fsync_dir(path.parent)
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise InputError(f"cannot write {path}: {err.strerror}", file=str(path)) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
 
 
 def _check_loads(tmp: Path, path: Path) -> None:
@@ -394,15 +391,3 @@ def _check_loads(tmp: Path, path: Path) -> None:
             hint=err.hint,
         ) from err
 
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -20,6 +20,7 @@ from typing import Literal
 
 import yaml
 
+from cmdctl.core import durable
 from cmdctl.core.errors import InputError
 from cmdctl.inputs import yamlsrc
 from cmdctl.inputs.esphome_config import DeviceConfig
@@ -457,23 +458,10 @@ def _write_staged(merge: Merge, staging: Path) -> None:
             os.replace(staged_secrets, target.with_name(SECRETS_FILE))
         if merge.devices_after != merge.devices_before:
             os.replace(staged_devices, target)
-        _fsync_dir(directory)
+        durable.fsync_dir(directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write(path: Path, text: str, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(path, mode)  # O_CREAT's mode is masked by the umask
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    durable.create_file(path, text.encode("utf-8"), mode=mode)

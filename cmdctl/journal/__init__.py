@@ -3,5 +3,5 @@ into entries (`ledger`), snapshots and deltas, compaction, claims, the recorder 
 drain's outcomes, summaries and queue operations.
 
 Imports `core` only; never the device wing, the inputs, the drain or the simulator, and never
-prints. Whatever reaches the disk is written here, through one durable-write helper.
+prints. Every byte it writes goes through `core.durable`, the one durable-write helper.
 """

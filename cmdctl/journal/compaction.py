@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cmdctl.journal import delta, durable, quarantine, snapshot
+from cmdctl.core import durable
+from cmdctl.journal import delta, quarantine, snapshot
 from cmdctl.journal import events as ev
 from cmdctl.journal.events import EventDecodeError
 from cmdctl.journal.framing import Scan, reframe

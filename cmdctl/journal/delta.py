@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from itertools import accumulate, repeat
 from pathlib import Path
 
-from cmdctl.journal import durable
+from cmdctl.core import durable
 from cmdctl.journal import events as ev
 from cmdctl.journal.events import Event
 from cmdctl.journal.layout import DELTA_FILE as DELTA_FILE

@@ -16,8 +16,8 @@ import os
 import stat
 from pathlib import Path
 
+from cmdctl.core import durable
 from cmdctl.core.errors import JournalError
-from cmdctl.journal import durable
 from cmdctl.journal.netfs import is_network_fs, local_filesystem_type
 
 JOURNAL_FILE = "journal.jsonl"

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cmdctl.core import durable
 from cmdctl.core.errors import JournalError
-from cmdctl.journal import durable
 from cmdctl.journal.framing import Damage, committed_end
 from cmdctl.journal.layout import FILE_MODE, QUARANTINE_DIR, make_private_dir
 

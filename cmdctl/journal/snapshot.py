@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cmdctl.core import durable
 from cmdctl.core.errors import JournalError
-from cmdctl.journal import durable
 from cmdctl.journal.framing import Scan, tail_check
 from cmdctl.journal.layout import FILE_MODE, SNAPSHOT_FILE
 from cmdctl.journal.ledger import Ledger

@@ -77,8 +77,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from cmdctl.core import durable
 from cmdctl.core.errors import BusyError, JournalError
-from cmdctl.journal import compaction, delta, durable, layout, quarantine, snapshot
+from cmdctl.journal import compaction, delta, layout, quarantine, snapshot
 from cmdctl.journal import events as ev
 from cmdctl.journal.compaction import CompactReport
 from cmdctl.journal.entry import entry_of

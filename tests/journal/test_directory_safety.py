@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cmdctl.core import durable
 from cmdctl.core.errors import JournalError
-from cmdctl.journal import durable, layout
+from cmdctl.journal import layout
 from cmdctl.journal.store import Journal
 
 from .builders import queued_batch

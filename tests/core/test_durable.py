@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cmdctl.journal import durable
+from cmdctl.core import durable
 
 
 @pytest.fixture
