@@ -92,7 +92,10 @@ def print_status(st: Status, *, events: int, path: str) -> None:
         render.line(f"the journal is empty ({path})")
         return
     parts = [f"{s.value} {st.counts[s]:,}" for s in State if st.counts.get(s)]
-    render.line(f"{st.total:,} entries ({events:,} events): " + " · ".join(parts))
+    render.line(
+        f"{plural(st.total, 'entry', 'entries')} ({plural(events, 'event')}): "
+        + " · ".join(parts)
+    )
     pending = st.counts.get(State.PENDING, 0)
     if pending:
         bits = []

@@ -48,3 +48,9 @@ def test_status_counts_every_event_when_it_starts_from_a_snapshot(
     assert first == (20, _lines(workspace) - 20)
     assert _counts(workspace) == (40, _lines(workspace))  # snapshot + delta + the tail
     assert _counts(workspace) == (40, _lines(workspace))  # snapshot only
+
+
+def test_one_entry_is_one_entry(workspace: Workspace) -> None:
+    """Issue 13: plurals. One queued command is `1 entry (1 event)`, not `1 entries`."""
+    assert workspace.invoke("send", "tv-1", "number.volume", "3", "--queue").returncode == 0
+    assert workspace.invoke("status").stdout.startswith("1 entry (1 event): pending 1\n")
