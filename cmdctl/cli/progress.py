@@ -296,6 +296,8 @@ def summary_line(verb: str, totals: Totals) -> str:
                 parts.append(f"{count - queued:,} skipped")
         elif count:
             parts.append(f"{count:,} {name}")
+    if totals.superseded:
+        parts.append(f"{totals.superseded:,} superseded by a newer command")
     if totals.retried:
         parts.append(f"{totals.retried} retried")
     if totals.recovered:

@@ -195,10 +195,9 @@ def _print_history(rows: list[Entry], *, quiet: bool = False) -> None:
         table.add_column("command", overflow="fold", ratio=1)
         table.add_column("outcome", overflow="fold", ratio=2)
         for e in rows:
-            why = (e.last_error or e.reason or "").removeprefix(f"{e.device}: ")
-            outcome = e.outcome or "-"
-            if e.state.value != "done":
-                outcome = f"{e.state.value}: {why or outcome}"
+            outcome = views.finished_why(e)
+            if e.state.value != "done" and not outcome.startswith(e.state.value):
+                outcome = f"{e.state.value}: {outcome or '-'}"
             table.add_row(
                 views.short_time(e.finished_at or e.updated),
                 _device_text(e),
@@ -219,7 +218,8 @@ def _print_history(rows: list[Entry], *, quiet: bool = False) -> None:
             _device_text(e),
             views.command_text(e),
             e.state.value,
-            e.outcome or e.last_error or e.reason or "-",
+            (e.outcome if e.state.value in ("done", "failed") else None)
+            or views.finished_why(e) or "-",
             f"{e.attempts}/{e.max_attempts}",
             took,
             e.id,

@@ -46,6 +46,21 @@ def short_time(epoch: float) -> str:
     return format_time(epoch)[5:16]
 
 
+def finished_why(e: Entry) -> str:
+    """Why a finished entry ended as it did, in its own terms: a failure's error, otherwise the
+    reason it was superseded, cancelled, expired or skipped (an old attempt's error is no
+    longer why), and for a done entry its outcome."""
+    from cmdctl.core.model import State
+
+    if e.state is State.DONE:
+        return e.outcome or "done"
+    if e.state in (State.FAILED, State.UNKNOWN):
+        text = e.last_error or e.reason or e.outcome or ""
+    else:
+        text = e.reason or ""
+    return text.removeprefix(f"{e.device}: ")
+
+
 def batch_id(ledger: Ledger, text: str) -> str:
     """The batch whose id is `text` or starts with it; InputError if none or several."""
     batches: list[str] = list(ledger.batches())

@@ -444,3 +444,28 @@ async def test_newer_means_later_in_the_journal_not_a_larger_id(
 def new_id_at(ts: float) -> str:
     """An id as a process whose clock reads `ts` would make it."""
     return IdFactory(clock=lambda: int(ts * 1000)).new()
+
+
+@pytest.mark.timeout(60)
+async def test_what_a_superseded_entry_says_in_history_and_the_recap(tmp_path: Path) -> None:
+    """Its own reason (superseded by ID), not the error of an attempt before it; and the drain's
+    one-line recap counts it (`1 superseded by a newer command`)."""
+    async with Fleet(tvs(1)) as fleet:
+        tv = fleet.devices[0]
+        inventory = tmp_path / "devices.yml"
+        write_inventory(fleet.devices, inventory)
+        journal = Journal(tmp_path / "journal")
+        env = cli_env(journal.directory, inventory, COLUMNS="80")
+        await tv.set_offline(True)
+        code, _, err = await acmdctl("send", tv.name, "number.volume", "25", env=env)
+        assert code == ExitCode.QUEUED, err
+        await acmdctl("drain", env=env, timeout=60)
+        await acmdctl("send", tv.name, "number.volume", "10", "--queue", env=env)
+        await tv.set_offline(False)
+        code, out, err = await acmdctl("drain", env=env, timeout=60)
+        assert code == ExitCode.OK, err
+        assert "1 superseded by a newer command" in err + out
+        code, out, _ = await acmdctl("history", env=env)
+    winner = journal.ledger().entries()[-1]
+    assert f"superseded by {winner.id}" in " ".join(out.split())  # wrapped at 80 columns
+    assert "connection refused" not in out
