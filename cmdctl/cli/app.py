@@ -106,18 +106,18 @@ def _report_internal_error(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and map every outcome to a documented exit code."""
-    from cmdctl.cli import render
+    from cmdctl.cli import stdout
 
     real = sys.stdout
-    out = sys.stdout = render.GuardedStdout(real)
-    render.take_effect()
+    out = sys.stdout = stdout.GuardedStdout(real)
+    stdout.take_effect()
     try:
         code = _run(argv)
     finally:
         out.flush()
         if sys.stdout is out:
             sys.stdout = real
-    effect = render.take_effect()
+    effect = stdout.take_effect()
     # A closed pipe is the reader's choice: quiet, and the command's own code stands. A stdout
     # that cannot be written is said once, with what the command did, so nobody re-runs it.
     if out.failure is not None and not out.broken_pipe:

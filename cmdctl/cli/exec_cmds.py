@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from cmdctl.cli import stdout
 from cmdctl.cli.common import finish, load_inventory, open_journal, who
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
 from cmdctl.core.errors import BusyError, ExitCode, InputError
@@ -206,7 +207,7 @@ def report(verb: str, totals: Totals, *, json_out: bool, quiet: bool, tty: bool)
     """The end of a run: JSON on stdout if asked; recap / summary / failures on stderr."""
     from cmdctl.cli import progress, render
 
-    render.effect(progress.summary_line(verb, totals))
+    stdout.effect(progress.summary_line(verb, totals))
     if json_out:
         render.emit_json(totals.as_dict())
     err = render.stderr()
@@ -471,7 +472,7 @@ def _send_report(result: Any, *, json_out: bool, quiet: bool) -> None:
     from cmdctl.cli import render
 
     entry: Entry = result.entry
-    render.effect(f"{entry.device}: {entry.command.selector} {result.status} ({entry.id})")
+    stdout.effect(f"{entry.device}: {entry.command.selector} {result.status} ({entry.id})")
     if json_out:
         render.emit_json(result.as_dict())
     where = f"{entry.device}: {entry.command.selector}"

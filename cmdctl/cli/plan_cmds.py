@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cmdctl.cli import cachecheck, views
+from cmdctl.cli import cachecheck, stdout, views
 from cmdctl.cli.common import finish, load_inventory, now, open_journal, who
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
 from cmdctl.core.errors import ExitCode
@@ -194,7 +194,7 @@ def bulk(
         report = open_journal(journal).append([events.queued(entry) for entry in plan.queued])
         for repair in report.repairs:
             render.warn(str(repair))
-    render.effect(
+    stdout.effect(
         f"queued batch {plan.batch} ({len(plan.queued) + len(plan.immediate)} commands); "
         f"do not queue it again (`cmdctl status {plan.batch}`)"
     )
