@@ -175,15 +175,11 @@ async def _demo(workdir: Path, count: int, seed: int) -> ExitCode:
     _show_status(journal)
     render.line("")
     render.line("Point cmdctl at your own devices:")
-    render.line(
-        "  1. write devices.yml: each ESP32's host, and `key: !secret NAME` from the api "
-        "encryption key in secrets.yaml beside it (README: Inventory)"
-    )
-    render.line("  2. cmdctl devices probe            # reachable, right key, right device?")
-    render.line(
-        "  3. cmdctl bulk my-playbook.yml && cmdctl drain   "
-        "# cron: */5 * * * * cmdctl drain --max-time 240 --quiet"
-    )
+    render.line("  1. cmdctl inventory import ~/esphome     # your ESPHome configuration folder")
+    render.line("  2. cmdctl devices discover --merge devices.yml   # addresses on this network")
+    render.line("  3. cmdctl devices probe                  # reachable, right key, right device?")
+    render.line("  4. cmdctl bulk my-playbook.yml && cmdctl drain")
+    render.line("     cron: */5 * * * * cmdctl drain --max-time 240 --quiet")
     return _verdict(totals, staging)
 
 
