@@ -88,25 +88,37 @@ def select(
             waiting.append((n, entry_id))
             if next_due is None or entry.not_before < next_due:
                 next_due = entry.not_before
-    later = _later(ledger, waiting, {e.device for e in ready}, position)
+    later = _later(ledger, waiting, ready, position)
     return Work(run_order(ready, position), expired, next_due, later, position)
 
 
 def _later(
-    ledger: Ledger, waiting: list[tuple[int, str]], devices: set[str], position: dict[str, int]
+    ledger: Ledger, waiting: list[tuple[int, str]], ready: list[Entry], position: dict[str, int]
 ) -> list[Entry]:
-    """The waiting entries of `devices`, decoded (others are never decoded: a journal may hold
-    100,000 entries scheduled for tonight)."""
+    """The waiting entries that set an entity a due entry sets on the same device, decoded.
+
+    Only those can be superseded (`cmdctl.drain.coalesce`). Others are never decoded: a journal
+    may hold 100,000 entries scheduled for tonight, and `cmdctl run` selects every few moments,
+    so a raw line is first checked for the device and the `"command":{"domain":…,"target":…`
+    it would have to carry.
+    """
+    wanted: dict[str, set[bytes]] = {}
+    for entry in ready:
+        cmd = entry.command
+        sets = f'"command":{{"domain":{ev.json_str(cmd.domain)},"target":{ev.json_str(cmd.target)},'
+        wanted.setdefault(entry.device, set()).add(sets.encode())
     out = []
     for n, entry_id in waiting:
         records = ledger.records(entry_id)
         head = records[0]
         if isinstance(head, bytes):
             peeked = ev.peek(head)
-            if peeked is not None and peeked[2] is not None and peeked[2][1] not in devices:
-                continue
+            if peeked is not None and peeked[2] is not None:
+                patterns = wanted.get(peeked[2][1])
+                if patterns is None or not any(p in head for p in patterns):
+                    continue
         entry = entry_of(records, intern=True)
-        if entry.device in devices:
+        if entry.device in wanted:
             position[entry_id] = n
             out.append(entry)
     return out

@@ -86,6 +86,11 @@ _dumps = json.JSONEncoder(
 ).encode
 
 
+def json_str(text: str) -> str:
+    """`text` as the journal's encoder writes a JSON string (for matching raw lines)."""
+    return encode_basestring(text)
+
+
 class EventDecodeError(ValueError):
     """A line that is not a well-formed event record."""
 

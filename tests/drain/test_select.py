@@ -132,3 +132,21 @@ def test_priority_then_age_but_a_device_keeps_its_order(tmp_path: Path) -> None:
     assert [e.id for e in work.expired] == [n[7]]
     assert work.next_due == made[5].not_before
     assert n[6] in [e.id for e in select(journal.ledger(), NOW + 100).due]
+
+
+def test_only_waiting_entries_a_due_one_could_supersede_are_decoded(tmp_path: Path) -> None:
+    """`later` holds the waiting entries that set an entity a due entry sets on the same device,
+    and nothing else: a journal may hold 100,000 entries scheduled for tonight."""
+    old_volume = make_entry("a", "number", "volume", {"value": 1.0}, batch="B0",
+                            not_before=NOW + 60)
+    old_power = make_entry("a", "switch", "power", {"state": True}, batch="B0",
+                           not_before=NOW + 60)
+    elsewhere = make_entry("b", "number", "volume", {"value": 1.0}, batch="B0",
+                           not_before=NOW + 60)
+    due_volume = make_entry("a", "number", "volume", {"value": 2.0}, batch="B1")
+    journal = _events_journal(str(tmp_path), [ev.queued(e) for e in
+                                              (old_volume, old_power, elsewhere, due_volume)])
+    work = select(journal.ledger(), NOW)
+    assert [e.id for e in work.due] == [due_volume.id]
+    assert [e.id for e in work.later] == [old_volume.id]
+    assert work.position[old_volume.id] < work.position[due_volume.id]
