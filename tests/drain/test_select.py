@@ -143,7 +143,8 @@ def test_only_waiting_entries_a_due_one_could_supersede_are_decoded(tmp_path: Pa
                            not_before=NOW + 60)
     elsewhere = make_entry("b", "number", "volume", {"value": 1.0}, batch="B0",
                            not_before=NOW + 60)
-    due_volume = make_entry("a", "number", "volume", {"value": 2.0}, batch="B1")
+    due_volume = make_entry("a", "number", "volume", {"value": 2.0}, batch="B1",
+                            not_before=NOW - 1)
     journal = _events_journal(str(tmp_path), [ev.queued(e) for e in
                                               (old_volume, old_power, elsewhere, due_volume)])
     work = select(journal.ledger(), NOW)
