@@ -74,7 +74,7 @@ def ls(
     journal: JournalOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List entries, in run order for pending ones.
+    """List entries, in the order they were queued (the journal's order).
 
     Example: cmdctl queue ls --device bar-tv-3 --state failed
     """
@@ -85,15 +85,16 @@ def ls(
 
     ledger = open_journal(journal).ledger()
     wanted = _state(state)
-    rows = ledger.entries(
+    # Counted without decoding, and only the rows shown are decoded: a journal may hold a
+    # million pending entries, and `queue ls -n 10` must not build a million of them.
+    ids = ledger.ids_where(
         device=device,
         batch=_batch(ledger, batch),
         state=wanted if isinstance(wanted, State) else None,
+        unfinished=wanted is None,
     )
-    if wanted is None:
-        rows = [e for e in rows if not e.finished]
-    total = len(rows)
-    rows = rows[:limit]
+    total = len(ids)
+    rows = [ledger.get(i) for i in ids[:limit]]
     if json_out:
         render.emit_json([e.as_json() for e in rows])
         finish(ExitCode.OK)

@@ -394,6 +394,27 @@ class Ledger:
         out.sort(key=lambda e: e.id)
         return out
 
+    def ids_where(
+        self,
+        *,
+        device: str | None = None,
+        batch: str | None = None,
+        state: State | None = None,
+        unfinished: bool = False,
+    ) -> list[str]:
+        """Ids of the entries matching every filter given, in journal order, decoding none.
+
+        For listings that show a few of a million entries: count them all, decode the shown.
+        """
+        return [
+            i
+            for i, row in self._rows.items()
+            if (state is None or row[_STATE] is state)
+            and (not unfinished or not row[_STATE].finished)
+            and (batch is None or row[_BATCH] == batch)
+            and (device is None or row[_DEVICE] == device)
+        ]
+
     # -- queries -------------------------------------------------------------------------------
 
     def counts(self) -> dict[State, int]:
