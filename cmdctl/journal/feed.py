@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cmdctl.core import durable
+from cmdctl.core.errors import JournalError
 from cmdctl.core.model import Entry
 from cmdctl.journal import events as ev
 from cmdctl.journal import layout
@@ -118,6 +119,8 @@ class Feed:
             current = (st.st_dev, st.st_ino)
         except FileNotFoundError:
             current = None
+        except OSError as err:
+            raise JournalError(f"cannot read {self.path}: {err}") from err
         if current is not None and current != self._file:
             out += self._read()  # appends to the old file all landed before the rename
             self._skip = self._lines_of_old_file()
@@ -156,6 +159,8 @@ class Feed:
             fd = os.open(self.path, os.O_RDONLY | durable.NOFOLLOW)
         except FileNotFoundError:
             return False
+        except OSError as err:
+            raise JournalError(f"cannot read {self.path}: {err}") from err
         st = os.fstat(fd)
         self._fd, self._file, self._offset, self._line = fd, (st.st_dev, st.st_ino), 0, 0
         return True
