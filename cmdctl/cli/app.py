@@ -47,6 +47,7 @@ def _register() -> None:
     from cmdctl.cli import (
         demo_cmds,
         devices_cmds,
+        events_cmds,
         exec_cmds,
         inventory_cmds,
         journal_cmds,
@@ -60,6 +61,7 @@ def _register() -> None:
         exec_cmds,
         plan_cmds,
         status_cmds,
+        events_cmds,
         queue_cmds,
         journal_cmds,
         devices_cmds,
