@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from cmdctl.core.model import Entry
     from cmdctl.device.transport import DeviceAddress
     from cmdctl.drain.metrics import Monitor
+    from cmdctl.drain.notify import NotifyWatch
     from cmdctl.drain.observer import Observer
     from cmdctl.drain.options import DrainOptions
     from cmdctl.drain.totals import Totals
@@ -57,6 +58,19 @@ LogFileOpt = Annotated[
         show_default=False,
         dir_okay=False,
     ),
+]
+NotifyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--notify",
+        help="Run this shell command (/bin/sh -c) when a batch is through and when a command "
+        "fails, with the event as JSON on stdin and CMDCTL_* variables (README: Notifications).",
+        show_default=False,
+    ),
+]
+NotifyTimeoutOpt = Annotated[
+    str,
+    typer.Option("--notify-timeout", help="Kill a --notify command running longer than this."),
 ]
 BatchOpt = Annotated[
     str | None,
@@ -237,6 +251,23 @@ def _monitor(
     )
 
 
+def _notifier(
+    command: str | None, timeout: str, inner: Observer, *, per_pass: bool
+) -> tuple[Observer, NotifyWatch | None]:
+    """(observer, the --notify watch or None); input errors before any work starts."""
+    budget = seconds(timeout, "--notify-timeout")
+    if command is None:
+        return inner, None
+    if not command.strip():
+        raise InputError("--notify: empty command", hint="give a shell command line")
+    from cmdctl.cli import render
+    from cmdctl.drain import notify
+
+    hook = notify.Hook(command, timeout=budget, warn=render.warn)
+    watch = notify.NotifyWatch(inner, hook, per_pass=per_pass)
+    return watch, watch
+
+
 def _observer(
     quiet: bool, json_out: bool, title: str, *, lines: bool = False
 ) -> tuple[Observer, Any]:
@@ -272,6 +303,8 @@ def drain(
     skip_tags: SkipTagsOpt = None,
     metrics_file: MetricsFileOpt = None,
     log_file: LogFileOpt = None,
+    notify_cmd: NotifyOpt = None,
+    notify_timeout: NotifyTimeoutOpt = "10s",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -295,7 +328,10 @@ def drain(
     )
     observer, view = _observer(quiet, json_out, "drain")
     monitor = _monitor(jr, metrics_file, log_file, each_pass=False)
+    observer, notifier = _notifier(notify_cmd, notify_timeout, observer, per_pass=False)
     engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
+    if notifier is not None:
+        notifier.run_id = engine.run_id
 
     def on_signal(name: str) -> None:
         engine.request_stop(f"stopped by {name}")
@@ -307,6 +343,9 @@ def drain(
         if json_out:
             render.emit_json({"exit_code": int(ExitCode.BUSY), "busy": True})
         finish(ExitCode.BUSY)  # quietly: cron overlap is normal
+    finally:
+        if notifier is not None:
+            notifier.close()  # the hooks already queued run before the recap
     monitor.finish(totals)
     report("drain", totals, json_out=json_out, quiet=quiet, tty=render.stderr().is_terminal)
     finish(totals.exit_code())
@@ -346,6 +385,8 @@ def run(
     skip_tags: SkipTagsOpt = None,
     metrics_file: MetricsFileOpt = None,
     log_file: LogFileOpt = None,
+    notify_cmd: NotifyOpt = None,
+    notify_timeout: NotifyTimeoutOpt = "10s",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -368,7 +409,10 @@ def run(
     )
     observer, view = _observer(quiet, json_out, "run", lines=True)
     monitor = _monitor(jr, metrics_file, log_file, each_pass=True)  # metrics after every pass
+    observer, notifier = _notifier(notify_cmd, notify_timeout, observer, per_pass=True)
     engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
+    if notifier is not None:
+        notifier.run_id = engine.run_id
     tty = render.stderr().is_terminal
     if tty and not quiet and not json_out:
         render.info("cmdctl run: waiting for work; Ctrl-C to stop")
@@ -382,6 +426,9 @@ def run(
     except BusyError as err:
         render.stderr().print(f"cmdctl: {err.one_line()}", markup=False)
         finish(ExitCode.BUSY)
+    finally:
+        if notifier is not None:
+            notifier.close()
     totals.interrupted = False  # Ctrl-C is how `run` ends, not a failure
     monitor.finish(totals)
     report("run", totals, json_out=json_out, quiet=quiet, tty=tty)
