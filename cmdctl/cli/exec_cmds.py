@@ -252,7 +252,8 @@ def _monitor(
 
 
 def _notifier(
-    command: str | None, timeout: str, inner: Observer, *, per_pass: bool
+    command: str | None, timeout: str, inner: Observer, *, per_pass: bool,
+    inventory: Path | None = None,
 ) -> tuple[Observer, NotifyWatch | None]:
     """(observer, the --notify watch or None); input errors before any work starts."""
     budget = seconds(timeout, "--notify-timeout")
@@ -263,7 +264,11 @@ def _notifier(
     from cmdctl.cli import render
     from cmdctl.drain import notify
 
-    hook = notify.Hook(command, timeout=budget, warn=render.warn)
+    def keys() -> list[str]:  # so that a key taken from `${ENV}` never reaches the hook
+        inv = load_inventory(inventory)
+        return [d.key.reveal() for d in inv.devices if d.key is not None]
+
+    hook = notify.Hook(command, timeout=budget, warn=render.warn, secrets=keys)
     watch = notify.NotifyWatch(inner, hook, per_pass=per_pass)
     return watch, watch
 
@@ -328,7 +333,8 @@ def drain(
     )
     observer, view = _observer(quiet, json_out, "drain")
     monitor = _monitor(jr, metrics_file, log_file, each_pass=False)
-    observer, notifier = _notifier(notify_cmd, notify_timeout, observer, per_pass=False)
+    observer, notifier = _notifier(notify_cmd, notify_timeout, observer, per_pass=False,
+                                   inventory=inventory)
     engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
     if notifier is not None:
         notifier.run_id = engine.run_id
@@ -409,7 +415,8 @@ def run(
     )
     observer, view = _observer(quiet, json_out, "run", lines=True)
     monitor = _monitor(jr, metrics_file, log_file, each_pass=True)  # metrics after every pass
-    observer, notifier = _notifier(notify_cmd, notify_timeout, observer, per_pass=True)
+    observer, notifier = _notifier(notify_cmd, notify_timeout, observer, per_pass=True,
+                                   inventory=inventory)
     engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
     if notifier is not None:
         notifier.run_id = engine.run_id

@@ -10,10 +10,11 @@ queued, recovered after a crash) only get failure events.
 
 How: `/bin/sh -c CMD` in a worker thread, one hook at a time in the order the events happened,
 the event as JSON on stdin and `CMDCTL_*` variables in its environment (cmdctl's own environment
-otherwise: device keys live in the inventory's secrets.yaml, never in the environment, the JSON or
-the argv). Each hook has a timeout; then its process group is killed. At most `QUEUE_SIZE` events
-wait: when the hooks fall behind, newer events are dropped, said once when it starts and counted
-at the end. A hook that fails is one warning line; it never changes the journal or the exit code.
+otherwise, less every variable that holds a device key: an inventory may take keys from
+`${ENV}`; keys never reach the hook's environment, its stdin or its argv). Each hook has a
+timeout; then its process group is killed. At most `QUEUE_SIZE` events wait: when the hooks
+fall behind, newer events are dropped, said once when it starts and counted at the end. A hook
+that fails is one warning line; it never changes the journal or the exit code.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -98,8 +99,13 @@ class Hook:
         timeout: float = DEFAULT_TIMEOUT,
         warn: Callable[[str], None],
         size: int = QUEUE_SIZE,
+        secrets: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self.command = command
+        # The values no variable handed to the hook may hold (device keys), asked for when the
+        # first hook runs: by then the drain has loaded the inventory anyway.
+        self._secrets = secrets
+        self._hidden: frozenset[str] | None = None
         self.timeout = timeout
         self.warn = warn
         self.dropped = 0
@@ -136,7 +142,13 @@ class Hook:
 
     def call(self, event: Event) -> str | None:
         """Run the hook for `event`; None when it exited 0, else what went wrong (one line)."""
-        env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
+        if self._hidden is None:
+            self._hidden = frozenset(s.strip() for s in self._secrets())
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ENV_NAMES and v.strip() not in self._hidden
+        }
         env.update(event.env)
         data = (json.dumps(event.body, separators=(",", ":"), default=str) + "\n").encode()
         try:

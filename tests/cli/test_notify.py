@@ -226,3 +226,25 @@ def test_bad_notify_options_are_input_errors_before_any_work(workspace: Workspac
     assert "--notify: empty command" in result.stderr
     status = json.loads(workspace.invoke("status", "--json").stdout)
     assert status["counts"]["pending"] == 10
+
+
+def test_a_key_taken_from_the_environment_is_not_handed_to_the_hook(
+    sim: tuple[RunningFleet, Workspace],
+) -> None:
+    """An inventory may say `key: ${BAR_KEY}`: the hook inherits cmdctl's environment, less any
+    variable holding a device key."""
+    fleet, ws = sim
+    key = keys(fleet)[0]
+    text = fleet.inventory.read_text()
+    assert "key: !secret bar_tv_1_key" in text
+    fleet.inventory.write_text(text.replace("key: !secret bar_tv_1_key", "key: ${BAR_KEY}"))
+    ws.env["BAR_KEY"] = key
+    ws.env["CMDCTL_TEST_PLAIN"] = "kept"
+    out = ws.root / "hook"
+    queue(ws, GOOD.format(n=9))
+    assert_clean(ws.run("drain", "--notify", dump_hook(out)), 0)
+    got = calls(out)
+    assert got and all(c["env"].get("CMDCTL_TEST_PLAIN") == "kept" for c in got)
+    for c in got:
+        assert "BAR_KEY" not in c["env"]
+        assert key not in c["raw"] + "\n".join(f"{k}={v}" for k, v in c["env"].items())
