@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from cmdctl.core.errors import ExitCode, InputError
+from cmdctl.core.errors import ExitCode
 
 if TYPE_CHECKING:
     from cmdctl.inputs.inventory import Inventory
@@ -20,11 +17,9 @@ if TYPE_CHECKING:
 
 def who() -> str:
     """`user@host`, recorded with every event a person causes."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+    from cmdctl.api.places import who as asking
+
+    return asking()
 
 
 def now() -> float:
@@ -50,23 +45,9 @@ def load_inventory(explicit: Path | None) -> Inventory:
 
 def find_inventory(explicit: Path | None) -> Path:
     """Where `load_inventory` reads from; InputError naming every place it looked."""
-    from cmdctl.cli.paths import config_dir
-    from cmdctl.inputs import inventory
+    from cmdctl.api.places import find_inventory as find
 
-    cwd = Path.cwd()
-    if explicit is not None or os.environ.get(inventory.INVENTORY_ENV):
-        # Named by the user: that file or an error, never a silent fallback elsewhere.
-        return inventory.find_inventory(explicit, os.environ, cwd)
-    # cron starts in $HOME and systemd in /: the config directory is found from either.
-    places = [cwd / inventory.INVENTORY_FILE, config_dir() / inventory.INVENTORY_FILE]
-    for path in places:
-        if path.is_file():
-            return path
-    raise InputError(
-        f"no inventory: --inventory not given, ${inventory.INVENTORY_ENV} not set, "
-        f"no {places[0]}, no {places[1]}",
-        hint=f"pass --inventory FILE, set ${inventory.INVENTORY_ENV}, or put it at {places[1]}",
-    )
+    return find(explicit)
 
 
 def finish(code: ExitCode | int) -> NoReturn:

@@ -1,0 +1,125 @@
+"""Check commands against the entity cache before anything is queued (`validate`, `bulk`,
+`send --queue`). A command a device's cached listing refuses is an input error naming the
+playbook's file:line:column, even while the device is away. Devices without a cache are checked
+on connect, as always. Never imports aioesphomeapi.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cmdctl.core.errors import InputError
+
+if TYPE_CHECKING:
+    from cmdctl.core.model import Command, Entry
+    from cmdctl.device.cache import CachedDevice
+    from cmdctl.device.entities import EntityIndex
+    from cmdctl.inputs.playbook import Plan
+    from cmdctl.inputs.yamlsrc import Loc
+
+
+class Listings:
+    """Each device's cached listing, loaded once; one index per distinct listing."""
+
+    def __init__(self, state_dir: Path, warn: Callable[[str], None]) -> None:
+        self.state_dir = state_dir
+        self.warn = warn
+        self._devices: dict[str, CachedDevice | None] = {}
+        self._indexes: dict[str, EntityIndex] = {}
+
+    def get(self, device: str) -> CachedDevice | None:
+        """The device's cached listing, or None (no cache, or an unreadable one: warned)."""
+        if device not in self._devices:
+            from cmdctl.device import cache
+
+            try:
+                self._devices[device] = cache.load(self.state_dir, device)
+            except cache.CacheUnreadable as err:
+                self.warn(f"ignoring the entity cache of {device}: {err}")
+                self._devices[device] = None
+        return self._devices[device]
+
+    def digest(self, device: str) -> str | None:
+        """The hash of the device's cached listing (None: no usable cache)."""
+        cached = self.get(device)
+        return cached.digest if cached is not None else None
+
+    def refusal(self, device: str, command: Command) -> tuple[InputError, bool] | None:
+        """Why `device`'s cached listing refuses `command` (and whether the entity was found)."""
+        from cmdctl.device import cache
+
+        cached = self.get(device)
+        if cached is None:
+            return None
+        index = self._indexes.get(cached.digest)
+        if index is None:
+            try:
+                index = self._indexes[cached.digest] = cached.index()
+            except cache.CacheUnreadable as damaged:
+                self.warn(f"ignoring the entity cache of {device}: {damaged}")
+                self._devices[device] = None
+                return None
+        index.device = device  # shared by devices with the same listing; messages name this one
+        found = cache.check(index, command)
+        if found is None:
+            return None
+        err, entity_found = found
+        hint = "; ".join(h for h in (err.hint, _provenance(cached)) if h)
+        return InputError(f"{device}: {err.reason}", hint=hint), entity_found
+
+
+def _provenance(cached: CachedDevice) -> str:
+    import time
+
+    from cmdctl.core.timespec import format_age
+
+    age = format_age(cached.seen_at, now=time.time())
+    return (
+        f"checked against {cached.device}'s cached entity list ({cached.describe()}, confirmed "
+        f"{age}); if its firmware changed, refresh it: cmdctl devices probe {cached.device}"
+    )
+
+
+def check_plan(plan: Plan, state_dir: Path, warn: Callable[[str], None]) -> None:
+    """InputError at the step's file:line:column for the first command a cache refuses."""
+    listings = Listings(state_dir, warn)
+    by_step: dict[str, list[Entry]] = {}
+    for entry in (*plan.immediate, *plan.queued):
+        by_step.setdefault(entry.step, []).append(entry)
+    for step in plan.steps:
+        checked: set[str] = set()
+        passed: set[str] = set()  # listings (by hash) this step's command passed
+        for entry in by_step.get(step.name, ()):
+            for device in _devices_of(entry):
+                if device in checked:
+                    continue
+                checked.add(device)
+                digest = listings.digest(device)
+                if digest is None or digest in passed:
+                    continue
+                refused = listings.refusal(device, step.command)
+                if refused is None:
+                    passed.add(digest)
+                    continue
+                err, entity_found = refused
+                loc: Loc | None = step.value_loc if entity_found else step.command_loc
+                loc = loc or step.loc
+                raise InputError(
+                    err.message, file=loc.file, line=loc.line, column=loc.column, hint=err.hint
+                )
+
+
+def check_command(
+    device: str, command: Command, state_dir: Path, warn: Callable[[str], None]
+) -> None:
+    """InputError when `device`'s cached listing refuses `command` (for `send --queue`)."""
+    refused = Listings(state_dir, warn).refusal(device, command)
+    if refused is not None:
+        raise refused[0]
+
+
+def _devices_of(entry: Entry) -> Iterable[str]:
+    """Every device the entry may run on: its own, and its failover / any candidates."""
+    return (entry.device, *entry.coordination.candidates)
