@@ -74,8 +74,19 @@ class Plan:
 
 def load_playbook(path: Path, *, max_commands: int = MAX_COMMANDS) -> Playbook:
     """Load and validate a playbook; every error is an `InputError` with a location."""
+    return _playbook(yamlsrc.load_file(path), path, max_commands)
+
+
+def parse_playbook(
+    text: str, name: str = "<playbook>", *, max_commands: int = MAX_COMMANDS
+) -> Playbook:
+    """`load_playbook` for YAML text (a request body); errors are located in `name`."""
+    return _playbook(yamlsrc.load_bytes(text.encode(), name), Path(name), max_commands)
+
+
+def _playbook(document: Node | None, path: Path, max_commands: int) -> Playbook:
     start = Loc(str(path), 1, 1)
-    root = yamlsrc.want_map(yamlsrc.load_file(path), "a playbook", start)
+    root = yamlsrc.want_map(document, "a playbook", start)
     yamlsrc.check_keys(root, _TOP_KEYS, "the playbook")
     items = root.items
     name = yamlsrc.want_str(items["name"], "name") if "name" in items else path.stem

@@ -50,6 +50,7 @@ class Status:
     needs_person: tuple[Entry, ...]  # state unknown: interrupted, not safe to repeat
     damaged_lines: int = 0
     problems: tuple[str, ...] = field(default=())
+    events: int = 0  # committed events in the journal file
 
     @property
     def overdue_s(self) -> float:

@@ -1,0 +1,651 @@
+"""`Fleet`: one inventory and one journal, and every operation the CLI offers on them.
+
+Journal operations (status, entries, cancel, …) are plain methods; the ones that talk to
+devices (`send`, `bulk`, `drain`) are coroutines. Nothing here prints or exits: results are
+values, errors are `CmdctlError` subclasses, and warnings go to the `warn` callback.
+aioesphomeapi is imported on first use, so that `import cmdctl` stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cmdctl.api import places
+from cmdctl.core.errors import BusyError, ExitCode, InputError
+
+if TYPE_CHECKING:
+    from cmdctl.core.model import Entry, Priority
+    from cmdctl.device.transport import DeviceAddress
+    from cmdctl.drain.direct import Mode, SendResult
+    from cmdctl.drain.engine import Engine
+    from cmdctl.drain.observer import Observer
+    from cmdctl.drain.options import DrainOptions
+    from cmdctl.drain.totals import Totals
+    from cmdctl.inputs.inventory import Inventory
+    from cmdctl.inputs.playbook import Plan
+    from cmdctl.journal.events import Event
+    from cmdctl.journal.feed import FeedEvent
+    from cmdctl.journal.ledger import Ledger
+    from cmdctl.journal.queueops import Change
+    from cmdctl.journal.store import Journal
+    from cmdctl.journal.summary import HealthReport, Status
+
+Warn = Callable[[str], None]
+Lookup = Callable[[str], "DeviceAddress | None"]
+
+#: How long `send` tries directly before it queues (the CLI's `--timeout` default).
+SEND_TIMEOUT_S = 5.0
+#: A playbook expanding to more commands than this is refused (the CLI's `--max-commands`).
+MAX_COMMANDS = 100_000
+#: Devices worked on at once by immediate steps and drains (the CLI's `--concurrency`).
+CONCURRENCY = 64
+
+
+def _python_warning(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A queued playbook: its plan, and how its immediate steps went (None: it had none)."""
+
+    plan: Plan
+    totals: Totals | None = None
+
+    @property
+    def id(self) -> str:
+        """The batch id (`status(batch.id)`, `cancel(batch=batch.id)`)."""
+        return self.plan.batch
+
+    @property
+    def queued(self) -> tuple[Entry, ...]:
+        """Entries left in the journal for a drain."""
+        return self.plan.queued
+
+    @property
+    def immediate(self) -> tuple[Entry, ...]:
+        """Entries of `mode: immediate` steps, run before `bulk` returned."""
+        return self.plan.immediate
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """What `cmdctl bulk` exits with: the immediate steps' verdict, else OK."""
+        return ExitCode.OK if self.totals is None else self.totals.exit_code()
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Entries as `queue ls` lists them: the first rows, and how many matched in all."""
+
+    rows: tuple[Entry, ...]
+    total: int
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def batch_id(ledger: Ledger, text: str) -> str:
+    """The batch whose id is `text` or starts with it; InputError if none or several."""
+    batches: list[str] = list(ledger.batches())
+    if text in batches:
+        return text
+    matches = [b for b in batches if b.startswith(text.upper())]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise InputError(f"no batch {text!r}", hint="`cmdctl status` lists the batches")
+    raise InputError(
+        f"batch prefix {text!r} matches {len(matches)} batches", hint="give more of the id"
+    )
+
+
+def _seconds_ago(since: str | float | None, now: float) -> float | None:
+    """`"10m"` or 600 (seconds) → the epoch time that long before `now`."""
+    if since is None or since == "":
+        return None
+    if isinstance(since, str):
+        from cmdctl.core.timespec import parse_duration
+
+        return now - parse_duration(since)
+    return now - float(since)
+
+
+def _tags(value: str | Collection[str] | None) -> frozenset[str] | None:
+    """`"power,night"` or `{"power", "night"}` → a set of tags (None: not given)."""
+    if value is None:
+        return None
+    from cmdctl.inputs.playbook import parse_tags
+
+    return parse_tags(value if isinstance(value, str) else ",".join(value))
+
+
+class Fleet:
+    """The devices of one inventory and the journal of their commands."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        inventory: Path | Inventory | None = None,
+        *,
+        who: str | None = None,
+        warn: Warn | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`inventory`: a file, a loaded Inventory, or None (found on first use as the CLI
+        finds it). `warn` receives warnings (default: Python's `warnings.warn`)."""
+        self.journal = journal
+        self._inventory = inventory
+        self.who = who if who is not None else places.who()
+        self.warn: Warn = warn or _python_warning
+        self.clock = clock
+
+    @classmethod
+    def open(
+        cls,
+        inventory: Path | str | None = None,
+        journal: Path | str | None = None,
+        *,
+        who: str | None = None,
+        warn: Warn | None = None,
+    ) -> Fleet:
+        """The fleet at `inventory` (else `$CMDCTL_INVENTORY`, `./devices.yml`, the config
+        directory) with the journal in `journal` (else `$CMDCTL_HOME`, the XDG state dir)."""
+        from cmdctl.journal.store import Journal
+
+        directory = places.journal_dir(None if journal is None else Path(journal))
+        inv = None if inventory is None else Path(inventory)
+        return cls(Journal(directory), inv, who=who, warn=warn)
+
+    # -- inventory ---------------------------------------------------------------------------
+
+    @property
+    def inventory(self) -> Inventory:
+        """The inventory, loaded (and validated) on first use."""
+        from cmdctl.inputs.inventory import Inventory, load_inventory
+
+        if not isinstance(self._inventory, Inventory):
+            self._inventory = load_inventory(places.find_inventory(self._inventory))
+        return self._inventory
+
+    @property
+    def state_dir(self) -> Path:
+        """The journal's directory, which also holds the device entity cache."""
+        return self.journal.directory
+
+    def select(self, pattern: str) -> frozenset[str]:
+        """Device names a `--limit` pattern selects (`bar:&tvs`); InputError when none."""
+        from cmdctl.inputs.selection import select_names
+
+        return frozenset(select_names(self.inventory, pattern))
+
+    def lookup(self, limit: str | None = None) -> tuple[Lookup, frozenset[str] | None]:
+        """(name → device address, the names `limit` selects or None); without `limit` the
+        inventory is read only when a device is first looked up (an idle drain needs none)."""
+        if limit is not None:
+            return self.inventory.by_name.get, self.select(limit)
+
+        def lookup(name: str) -> DeviceAddress | None:
+            return self.inventory.by_name.get(name)
+
+        return lookup, None
+
+    # -- send --------------------------------------------------------------------------------
+
+    def command(
+        self,
+        device: str,
+        entity: str,
+        value: str | float | bool | None = None,
+        *,
+        verify: bool = True,
+        check_cache: bool = False,
+    ) -> Entry:
+        """The journal entry `send` would run, checked against the inventory (and with
+        `check_cache`, the device's cached entity list); nothing is written."""
+        from cmdctl.drain import direct
+        from cmdctl.inputs import commands
+
+        self.inventory.device(device)  # InputError with a did-you-mean hint
+        domain, target = commands.parse_selector(entity)
+        text = "" if value is None else ("on" if value else "off") if isinstance(
+            value, bool) else str(value)
+        command = commands.parse_cli_value(domain, target, text)
+        if check_cache:
+            from cmdctl.api import cachecheck
+
+            cachecheck.check_command(device, command, self.state_dir, self.warn)
+        return direct.send_entry(
+            device,
+            command,
+            who=self.who,
+            idempotent=commands.idempotent_default(command),
+            verify=verify,
+        )
+
+    async def deliver(
+        self, entry: Entry, *, mode: Mode | str = "auto", timeout: float = SEND_TIMEOUT_S
+    ) -> SendResult:
+        """Run (or with mode "queue", only journal) an entry made by `command`."""
+        from cmdctl.drain import direct
+
+        how = _mode(mode)
+        if how is direct.Mode.QUEUE:
+            return direct.queue_only(self.journal, entry)
+        address = self.inventory.device(entry.device)
+        return await direct.send(self.journal, address, entry, mode=how, timeout=timeout)
+
+    async def send(
+        self,
+        device: str,
+        entity: str,
+        value: str | float | bool | None = None,
+        *,
+        mode: Mode | str = "auto",
+        timeout: float = SEND_TIMEOUT_S,
+        verify: bool = True,
+    ) -> SendResult:
+        """Send one command now: "auto" queues it if the device is away, "now" never queues,
+        "queue" only journals it for the next drain. The outcome is in the result."""
+        from cmdctl.drain import direct
+
+        how = _mode(mode)
+        entry = self.command(
+            device, entity, value, verify=verify, check_cache=how is direct.Mode.QUEUE
+        )
+        return await self.deliver(entry, mode=how, timeout=timeout)
+
+    # -- bulk --------------------------------------------------------------------------------
+
+    def plan(
+        self,
+        playbook: Path | str,
+        *,
+        limit: str | None = None,
+        priority: Priority | str | None = None,
+        at: str | None = None,
+        tags: str | Collection[str] | None = None,
+        skip_tags: str | Collection[str] | None = None,
+        max_commands: int = MAX_COMMANDS,
+    ) -> Plan:
+        """A playbook (a file, or YAML text) expanded over the inventory; nothing written."""
+        from cmdctl.core.ids import IdFactory
+        from cmdctl.core.model import Priority
+        from cmdctl.inputs import playbook as pb
+
+        wanted, unwanted = _tags(tags), _tags(skip_tags)
+        if isinstance(playbook, Path):
+            book = pb.load_playbook(playbook, max_commands=max_commands)
+        else:
+            book = pb.parse_playbook(playbook, max_commands=max_commands)
+        prio = Priority.parse(priority) if isinstance(priority, str) else priority
+        return pb.expand(
+            book,
+            self.inventory,
+            now=self.clock(),
+            ids=IdFactory().new,
+            who=self.who,
+            limit=limit,
+            priority=prio,
+            at=at,
+            max_commands=max_commands,
+            tags=wanted,
+            skip_tags=unwanted,
+        )
+
+    def check_cached(self, plan: Plan) -> None:
+        """InputError at the step's file:line:column for the first command a device's cached
+        entity list refuses (devices without a cache are checked when they connect)."""
+        from cmdctl.api import cachecheck
+
+        cachecheck.check_plan(plan, self.state_dir, self.warn)
+
+    async def queue(
+        self, plan: Plan, *, concurrency: int = CONCURRENCY, observer: Observer | None = None
+    ) -> Batch:
+        """Journal the whole plan in one durable append, then run its immediate steps."""
+        import asyncio
+
+        from cmdctl.drain import direct
+        from cmdctl.journal import events
+
+        if plan.immediate:
+            totals = await direct.run_immediate(
+                self.journal,
+                self.inventory.by_name.get,
+                plan.immediate,
+                concurrency=concurrency,
+                observer=observer,
+                queued=plan.queued,
+            )
+            return Batch(plan, totals)
+        if plan.queued:
+            report = await asyncio.to_thread(
+                self.journal.append, [events.queued(entry) for entry in plan.queued]
+            )
+            for repair in report.repairs:
+                self.warn(str(repair))
+        return Batch(plan)
+
+    async def bulk(
+        self,
+        playbook: Path | str,
+        *,
+        limit: str | None = None,
+        priority: Priority | str | None = None,
+        at: str | None = None,
+        tags: str | Collection[str] | None = None,
+        skip_tags: str | Collection[str] | None = None,
+        max_commands: int = MAX_COMMANDS,
+        concurrency: int = CONCURRENCY,
+    ) -> Batch:
+        """`plan` + `check_cached` + `queue`: a playbook queued as one batch, its immediate
+        steps run. A playbook given as text is validated like a file (errors name line:col)."""
+        plan = self.plan(
+            playbook,
+            limit=limit,
+            priority=priority,
+            at=at,
+            tags=tags,
+            skip_tags=skip_tags,
+            max_commands=max_commands,
+        )
+        self.check_cached(plan)
+        return await self.queue(plan, concurrency=concurrency)
+
+    # -- drain -------------------------------------------------------------------------------
+
+    def engine(
+        self,
+        options: DrainOptions | None = None,
+        *,
+        limit: str | None = None,
+        observer: Observer | None = None,
+    ) -> Engine:
+        """A drain engine over this journal and inventory (`limit`: only these devices)."""
+        from cmdctl.drain import engine as eng
+        from cmdctl.drain.options import DrainOptions
+
+        devices, only = self.lookup(limit)
+        options = options or DrainOptions()
+        if only is not None:
+            options = dataclasses.replace(options, only=only)
+        return eng.Engine(self.journal, devices, options, observer=observer)
+
+    async def drain(
+        self,
+        *,
+        limit: str | None = None,
+        batch: str | None = None,
+        concurrency: int = CONCURRENCY,
+        max_time: float | None = None,
+        window: int | str | None = None,
+        max_fail: int | str | None = None,
+        fail_fast: bool = False,
+        tags: str | Collection[str] | None = None,
+        skip_tags: str | Collection[str] | None = None,
+        observer: Observer | None = None,
+    ) -> Totals:
+        """Run every due command once, devices in parallel (as `cmdctl drain`); BusyError when
+        another drain holds the journal. Per-device failures are in the totals."""
+        from cmdctl.drain import loops, rollout
+        from cmdctl.drain.options import DrainOptions
+
+        options = DrainOptions(
+            max_time=max_time,
+            concurrency=concurrency,
+            batch=batch,
+            window=None if window is None else rollout.parse(str(window), "window"),
+            max_fail=None if max_fail is None else rollout.parse(str(max_fail), "max_fail"),
+            fail_fast=fail_fast,
+            tags=_tags(tags),
+            skip_tags=_tags(skip_tags),
+        )
+        return await loops.drain_with(self.engine(options, limit=limit, observer=observer))
+
+    # -- the journal -------------------------------------------------------------------------
+
+    def _status(self, batch: str | None) -> tuple[Status, Ledger]:
+        from cmdctl.journal import summary
+
+        scan, ledger = self.journal.load()
+        st = summary.status(
+            ledger,
+            now=self.clock(),
+            batch=batch_id(ledger, batch) if batch else None,
+            damaged_lines=len(scan.damaged),
+            problems=[f"line {d.line}: {d.reason}" for d in scan.damaged],
+        )
+        return dataclasses.replace(st, events=scan.committed), ledger
+
+    def status(self, batch: str | None = None) -> Status:
+        """Counts by state, per-batch progress, oldest pending, next due, stuck entries
+        (`batch`: an id or a unique prefix)."""
+        return self._status(batch)[0]
+
+    def health(
+        self, batch: str | None = None, *, max_age: float = 15 * 60, max_failure_rate: float = 0.2
+    ) -> tuple[HealthReport, Status]:
+        """The `status --health` verdict (due work older than `max_age` seconds, or more
+        failures than `max_failure_rate` in the last hour, is critical) and the status."""
+        from cmdctl.journal import summary
+
+        st, ledger = self._status(batch)
+        report = summary.health(
+            ledger, st, max_age_s=max_age, max_failure_rate=max_failure_rate
+        )
+        return report, st
+
+    def history(
+        self,
+        *,
+        device: str | None = None,
+        since: str | float | None = None,
+        limit: str | None = None,
+        last: int = 50,
+    ) -> list[Entry]:
+        """Finished entries, newest first (`since`: "1h" or seconds; `limit`: an inventory
+        pattern, which reads the inventory; `last`: at most this many)."""
+        from cmdctl.journal import summary
+
+        names = None if limit is None else self.select(limit)
+        ledger = self.journal.ledger()
+        rows = summary.history(
+            ledger.entries(device=device) if device else ledger.entries(),
+            device=device,
+            since=_seconds_ago(since, self.clock()),
+        )
+        if names is not None:  # a failover entry counts for the device it ran on too
+            rows = [e for e in rows if e.device in names or e.ran_on in names]
+        return rows[:last]
+
+    def entries(
+        self,
+        *,
+        device: str | None = None,
+        batch: str | None = None,
+        state: str | None = None,
+        last: int = 200,
+    ) -> Page:
+        """Entries in journal order, filtered as `queue ls` (no `state`: every unfinished one)."""
+        from cmdctl.core.model import State
+
+        wanted = None
+        if state is not None:
+            try:
+                wanted = State(state.lower())
+            except ValueError:
+                names = ", ".join(s.value for s in State)
+                raise InputError(f"unknown state {state!r}", hint=f"one of: {names}") from None
+        ledger = self.journal.ledger()
+        # Counted without decoding, and only the rows shown are decoded: a journal may hold a
+        # million pending entries, and `queue ls -n 10` must not build a million of them.
+        ids = ledger.ids_where(
+            device=device,
+            batch=batch_id(ledger, batch) if batch is not None else None,
+            state=wanted,
+            unfinished=wanted is None,
+        )
+        return Page(tuple(ledger.get(i) for i in ids[:last]), len(ids))
+
+    def entry(self, entry_id: str) -> Entry:
+        """One entry by id or unique prefix; InputError when there is none."""
+        return self.journal.ledger().lookup(entry_id)
+
+    def entry_events(self, entry_id: str) -> tuple[Entry, list[Event]]:
+        """One entry (id or unique prefix) and its events, oldest first."""
+        from cmdctl.journal import events as ev
+
+        ledger = self.journal.ledger()
+        entry = ledger.lookup(entry_id)
+        records = ledger.records(entry.id)
+        return entry, [r if isinstance(r, ev.Event) else ev.decode(r) for r in records]
+
+    def _select(
+        self, ledger: Ledger, entry_id: str | None, *, device: str | None, batch: str | None
+    ) -> list[Entry]:
+        if sum(x is not None for x in (entry_id, device, batch)) != 1:
+            raise InputError(
+                "say which entries: give one ID, or --batch B, or --device D",
+                hint="see `cmdctl queue ls`",
+            )
+        if entry_id is not None:
+            return [ledger.lookup(entry_id)]
+        return ledger.entries(device=device, batch=batch_id(ledger, batch) if batch else None)
+
+    def cancel(
+        self,
+        entry_id: str | None = None,
+        *,
+        batch: str | None = None,
+        device: str | None = None,
+        dry_run: bool = False,
+    ) -> Change:
+        """Cancel pending entries: one id, a whole batch, or everything for a device. Entries
+        running now are refused (unless the process running them is gone), with why."""
+        from cmdctl.core.model import State
+        from cmdctl.drain import recovery
+        from cmdctl.journal import queueops
+
+        with contextlib.ExitStack() as stack:
+            try:  # no drain can start (and take an orphaned entry) while we decide
+                stack.enter_context(self.journal.try_drain_lock())
+                holding = True
+            except BusyError:
+                holding = False
+
+            def decide(ledger: Ledger) -> Change:
+                chosen = self._select(ledger, entry_id, device=device, batch=batch)
+                if entry_id is None:
+                    chosen = [e for e in chosen if not e.finished]
+                    if not chosen:
+                        raise InputError("nothing to cancel: no unfinished entries match")
+                now = self.clock()
+                orphans: set[str] = set()
+                if any(e.state is State.RUNNING for e in chosen):
+                    orphans = recovery.orphaned(ledger, now, holding_drain_lock=holding)
+                return queueops.cancel(chosen, who=self.who, now=now, orphaned=orphans)
+
+            return decide(self.journal.ledger()) if dry_run else self.journal.transact(decide)[0]
+
+    def retry(
+        self,
+        entry_id: str | None = None,
+        *,
+        failed: bool = False,
+        batch: str | None = None,
+        device: str | None = None,
+    ) -> Change:
+        """Run failed, unknown, expired or cancelled entries again, and backed-off ones now:
+        one id, a batch, a device, or with `failed` every failed entry (narrowed by both)."""
+        from cmdctl.core.model import State
+        from cmdctl.journal import queueops
+
+        t = self.clock()
+
+        def decide(ledger: Ledger) -> Change:
+            if failed:
+                if entry_id is not None:
+                    raise InputError("give an ID or --failed, not both")
+                chosen = ledger.entries(
+                    state=State.FAILED,
+                    device=device,
+                    batch=batch_id(ledger, batch) if batch else None,
+                )
+                if not chosen:
+                    raise InputError("nothing to retry: no failed entries match")
+            else:
+                chosen = self._select(ledger, entry_id, device=device, batch=batch)
+                if entry_id is None:
+                    chosen = [
+                        e for e in chosen
+                        if e.state in queueops.RETRYABLE or queueops.in_backoff(e, t)
+                    ]
+                    if not chosen:
+                        raise InputError(
+                            "nothing to retry: no failed, unknown, expired, cancelled or "
+                            "backed-off entries match"
+                        )
+            return queueops.retry(chosen, who=self.who, now=t)
+
+        return self.journal.transact(decide)[0]
+
+    def priority(self, entry_id: str, level: Priority | str) -> Change:
+        """Change an unfinished entry's priority (high, normal or low)."""
+        from cmdctl.core.model import Priority
+        from cmdctl.journal import queueops
+
+        prio = Priority.parse(level) if isinstance(level, str) else level
+
+        def decide(ledger: Ledger) -> Change:
+            return queueops.reprioritise([ledger.lookup(entry_id)], prio, now=self.clock())
+
+        return self.journal.transact(decide)[0]
+
+    async def events(
+        self,
+        *,
+        since: str | float | None = None,
+        batch: str | None = None,
+        device: str | None = None,
+        follow: bool = False,
+        wait: float | None = None,
+    ) -> AsyncIterator[FeedEvent]:
+        """The journal's events in order (`since`: "10m" or seconds); with `follow`, then each
+        new one as other processes append it, until the consumer stops iterating."""
+        from cmdctl.journal.feed import POLL_S, EventFilter, Feed
+
+        keep = EventFilter(
+            since=_seconds_ago(since, self.clock()),
+            batch=None if batch is None else batch_id(self.journal.ledger(), batch),
+            device=device,
+        )
+        with Feed(self.journal.directory) as feed:
+            if not follow:
+                for item in feed.poll():
+                    if keep(item):
+                        yield item
+                return
+            async for item in feed.afollow(POLL_S if wait is None else wait):
+                if keep(item):
+                    yield item
+
+
+def _mode(mode: Mode | str) -> Mode:
+    from cmdctl.drain.direct import Mode
+
+    try:
+        return Mode(mode)
+    except ValueError:
+        names = ", ".join(m.value for m in Mode)
+        raise InputError(f"unknown send mode {mode!r}", hint=f"one of: {names}") from None
