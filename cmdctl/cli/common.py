@@ -11,6 +11,7 @@ import typer
 from cmdctl.core.errors import ExitCode
 
 if TYPE_CHECKING:
+    from cmdctl.api.fleet import Fleet
     from cmdctl.inputs.inventory import Inventory
     from cmdctl.journal.store import Journal
 
@@ -48,6 +49,15 @@ def find_inventory(explicit: Path | None) -> Path:
     from cmdctl.api.places import find_inventory as find
 
     return find(explicit)
+
+
+def open_fleet(inventory: Path | None, journal: Path | None) -> Fleet:
+    """The library's Fleet at `--inventory` / `--journal` (each found as above; the inventory
+    only when first needed), warning on stderr."""
+    from cmdctl.api.fleet import Fleet
+    from cmdctl.cli import render
+
+    return Fleet.open(inventory, journal, warn=render.warn)
 
 
 def finish(code: ExitCode | int) -> NoReturn:

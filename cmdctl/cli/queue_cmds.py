@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cmdctl.cli import options, views
-from cmdctl.cli.common import finish, now, open_journal, who
+from cmdctl.cli.common import finish, open_fleet
 from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
-from cmdctl.core.errors import ExitCode, InputError
+from cmdctl.core.errors import ExitCode
 
 if TYPE_CHECKING:
     from cmdctl.core.model import Entry
-    from cmdctl.journal.ledger import Ledger
     from cmdctl.journal.queueops import Change
 
 queue_app = typer.Typer(
@@ -34,26 +32,6 @@ BatchOpt = Annotated[
     ),
 ]
 IdArg = Annotated[str | None, typer.Argument(help="Entry id or unique prefix.", show_default=False)]
-
-
-def _state(text: str | None) -> object:
-    from cmdctl.core.model import State
-
-    if text is None:
-        return None
-    try:
-        return State(text.lower())
-    except ValueError:
-        names = ", ".join(s.value for s in State)
-        raise InputError(f"unknown state {text!r}", hint=f"one of: {names}") from None
-
-
-def _batch(ledger: Ledger, text: str | None) -> str | None:
-    if text is None:
-        return None
-    from cmdctl.cli import views
-
-    return views.batch_id(ledger, text)
 
 
 @queue_app.command("ls")
@@ -81,26 +59,14 @@ def ls(
     from cmdctl.cli import render
 
     options.rows(limit)
-    from cmdctl.core.model import State
-
-    ledger = open_journal(journal).ledger()
-    wanted = _state(state)
-    # Counted without decoding, and only the rows shown are decoded: a journal may hold a
-    # million pending entries, and `queue ls -n 10` must not build a million of them.
-    ids = ledger.ids_where(
-        device=device,
-        batch=_batch(ledger, batch),
-        state=wanted if isinstance(wanted, State) else None,
-        unfinished=wanted is None,
-    )
-    total = len(ids)
-    rows = [ledger.get(i) for i in ids[:limit]]
+    page = open_fleet(None, journal).entries(device=device, batch=batch, state=state, last=limit)
+    rows, total = list(page.rows), page.total
     if json_out:
         render.emit_json([e.as_json() for e in rows])
         finish(ExitCode.OK)
     if not rows:
         render.line(
-            "no entries" + ("" if wanted else " waiting (use --state done to see finished ones)")
+            "no entries" + ("" if state else " waiting (use --state done to see finished ones)")
         )
         finish(ExitCode.OK)
     _table(rows)
@@ -160,9 +126,7 @@ def show(
     from cmdctl.core.timespec import format_time
     from cmdctl.journal import events as ev
 
-    ledger = open_journal(journal).ledger()
-    entry = ledger.lookup(entry_id)
-    history = [r if isinstance(r, ev.Event) else ev.decode(r) for r in ledger.records(entry.id)]
+    entry, history = open_fleet(None, journal).entry_events(entry_id)
     if json_out:
         render.emit_json(
             {
@@ -208,25 +172,6 @@ def show(
     finish(ExitCode.OK)
 
 
-def _select(
-    ledger: Ledger,
-    entry_id: str | None,
-    *,
-    device: str | None,
-    batch: str | None,
-    extra: bool = False,
-) -> list[Entry]:
-    given = sum(x is not None for x in (entry_id, device, batch)) + int(extra)
-    if given != 1:
-        raise InputError(
-            "say which entries: give one ID, or --batch B, or --device D",
-            hint="see `cmdctl queue ls`",
-        )
-    if entry_id is not None:
-        return [ledger.lookup(entry_id)]
-    return ledger.entries(device=device, batch=_batch(ledger, batch))
-
-
 #: Entries named one per line after a change at most (the count and a way to see the rest follow).
 SHOWN_CHANGED = 20
 
@@ -266,11 +211,6 @@ def _report(
     finish(ExitCode.OK)
 
 
-def _transact(journal: JournalOpt, decide: Callable[[Ledger], Change]) -> Change:
-    """Decide and append under the journal lock, so no writer slips in between."""
-    return open_journal(journal).transact(decide)[0]
-
-
 @queue_app.command("cancel")
 def cancel(
     entry_id: IdArg = None,
@@ -291,33 +231,8 @@ def cancel(
 
     Example: cmdctl queue cancel --device patio-tv-2 --dry-run
     """
-    import contextlib
-
-    from cmdctl.core.errors import BusyError
-    from cmdctl.core.model import State
-    from cmdctl.drain import recovery
-    from cmdctl.journal import queueops
-
-    jr = open_journal(journal)
-    with contextlib.ExitStack() as stack:
-        try:  # no drain can start (and take an orphaned entry) while we decide
-            stack.enter_context(jr.try_drain_lock())
-            holding = True
-        except BusyError:
-            holding = False
-
-        def decide(ledger: Ledger) -> Change:
-            chosen = _select(ledger, entry_id, device=device, batch=batch)
-            if entry_id is None:
-                chosen = [e for e in chosen if not e.finished]
-                if not chosen:
-                    raise InputError("nothing to cancel: no unfinished entries match")
-            orphans: set[str] = set()
-            if any(e.state is State.RUNNING for e in chosen):
-                orphans = recovery.orphaned(ledger, now(), holding_drain_lock=holding)
-            return queueops.cancel(chosen, who=who(), now=now(), orphaned=orphans)
-
-        change = decide(jr.ledger()) if dry_run else jr.transact(decide)[0]
+    fleet = open_fleet(None, journal)
+    change = fleet.cancel(entry_id, batch=batch, device=device, dry_run=dry_run)
     verb = "would cancel" if dry_run else "cancelled"
     _report(change, verb, json_out=json_out, quiet=quiet, dry_run=dry_run)
 
@@ -342,33 +257,7 @@ def retry(
 
     Example: cmdctl queue retry --failed --batch 01JDA3
     """
-    from cmdctl.core.model import State
-    from cmdctl.journal import queueops
-
-    def decide(ledger: Ledger) -> Change:
-        if failed:
-            if entry_id is not None:
-                raise InputError("give an ID or --failed, not both")
-            chosen = ledger.entries(state=State.FAILED, device=device, batch=_batch(ledger, batch))
-            if not chosen:
-                raise InputError("nothing to retry: no failed entries match")
-        else:
-            chosen = _select(ledger, entry_id, device=device, batch=batch)
-            if entry_id is None:
-                chosen = [
-                    e for e in chosen
-                    if e.state in queueops.RETRYABLE or queueops.in_backoff(e, t)
-                ]
-                if not chosen:
-                    raise InputError(
-                        "nothing to retry: no failed, unknown, expired, cancelled or "
-                        "backed-off entries match"
-                    )
-        return queueops.retry(chosen, who=who(), now=t)
-
-    t = now()
-
-    change = _transact(journal, decide)
+    change = open_fleet(None, journal).retry(entry_id, failed=failed, batch=batch, device=device)
     _report(change, "requeued", json_out=json_out, quiet=quiet)
 
 
@@ -385,14 +274,9 @@ def priority(
     Example: cmdctl queue priority 01JDA3 high
     """
     from cmdctl.core.model import Priority
-    from cmdctl.journal import queueops
 
     prio = Priority.parse(level)
-
-    def decide(ledger: Ledger) -> Change:
-        return queueops.reprioritise([ledger.lookup(entry_id)], prio, now=now())
-
-    change = _transact(journal, decide)
+    change = open_fleet(None, journal).priority(entry_id, prio)
     _report(change, f"set to {prio.value}", json_out=json_out, quiet=quiet, listed=False)
 
 

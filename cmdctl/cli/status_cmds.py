@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cmdctl.cli import options, views
-from cmdctl.cli.common import finish, load_inventory, now, open_journal
+from cmdctl.cli.common import finish, open_fleet
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
 from cmdctl.core.errors import ExitCode
 
@@ -47,29 +47,13 @@ def status(
     Example: cmdctl status --json
     """
     from cmdctl.cli.exec_cmds import seconds
-    from cmdctl.journal import summary
 
     if health:  # checked before the journal is read: bad flags are bad input, not a verdict
         max_age_s = seconds(max_age, "--max-age")
         max_failure_rate = options.fraction(max_failure_rate, "--max-failure-rate")
-    jr = open_journal(journal)
-    scan, ledger = jr.load()
-    t = now()
-    batch_id = views.batch_id(ledger, batch) if batch else None
-    st = summary.status(
-        ledger,
-        now=t,
-        batch=batch_id,
-        damaged_lines=len(scan.damaged),
-        problems=[f"line {d.line}: {d.reason}" for d in scan.damaged],
-    )
+    fleet = open_fleet(None, journal)
     if health:
-        report = summary.health(
-            ledger,
-            st,
-            max_age_s=max_age_s,
-            max_failure_rate=max_failure_rate,
-        )
+        report, st = fleet.health(batch, max_age=max_age_s, max_failure_rate=max_failure_rate)
         if json_out:
             from cmdctl.cli import render
 
@@ -85,12 +69,13 @@ def status(
         else:
             typer.echo(f"CMDCTL {report.line}")
         raise typer.Exit(int(report.health))
+    st = fleet.status(batch)
     if json_out:
         from cmdctl.cli import render
 
         render.emit_json(_status_json(st))
     elif not quiet:
-        views.print_status(st, events=scan.committed, path=str(jr.path))
+        views.print_status(st, events=st.events, path=str(fleet.journal.path))
     finish(ExitCode.JOURNAL if st.damaged_lines else ExitCode.OK)
 
 
@@ -146,27 +131,10 @@ def history(
 
     Example: cmdctl history --limit bar --since 1h
     """
-    from cmdctl.core.timespec import parse_duration
-    from cmdctl.journal import summary
-
     options.rows(limit)
-    names = None
-    if pattern is not None:
-        from cmdctl.inputs.selection import select_names
-
-        names = frozenset(select_names(load_inventory(inventory), pattern))
-    jr = open_journal(journal)
-    ledger = jr.ledger()
-    t = now()
-    cutoff = t - parse_duration(since) if since else None
-    rows = summary.history(
-        ledger.entries(device=device) if device else ledger.entries(),
-        device=device,
-        since=cutoff,
+    rows = open_fleet(inventory, journal).history(
+        device=device, since=since, limit=pattern, last=limit
     )
-    if names is not None:  # a failover entry counts for the device it ran on too
-        rows = [e for e in rows if e.device in names or e.ran_on in names]
-    rows = rows[:limit]
     if json_out:
         from cmdctl.cli import render
 

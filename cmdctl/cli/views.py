@@ -8,8 +8,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from cmdctl.core.errors import InputError
-
 if TYPE_CHECKING:
     from cmdctl.core.model import Entry, State
     from cmdctl.journal.ledger import Ledger
@@ -63,17 +61,9 @@ def finished_why(e: Entry) -> str:
 
 def batch_id(ledger: Ledger, text: str) -> str:
     """The batch whose id is `text` or starts with it; InputError if none or several."""
-    batches: list[str] = list(ledger.batches())
-    if text in batches:
-        return text
-    matches = [b for b in batches if b.startswith(text.upper())]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise InputError(f"no batch {text!r}", hint="`cmdctl status` lists the batches")
-    raise InputError(
-        f"batch prefix {text!r} matches {len(matches)} batches", hint="give more of the id"
-    )
+    from cmdctl.api.fleet import batch_id as find
+
+    return find(ledger, text)
 
 
 def group_sends(batches: Sequence[BatchLine]) -> list[BatchLine]:
