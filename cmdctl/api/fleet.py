@@ -180,8 +180,9 @@ class Fleet:
 
     @property
     def state_dir(self) -> Path:
-        """The journal's directory, which also holds the device entity cache."""
-        return self.journal.directory
+        """Where the devices' cached entity lists are ($CMDCTL_HOME or the XDG state dir, as
+        the CLI records them), whichever journal this fleet uses."""
+        return places.journal_dir(None)
 
     def select(self, pattern: str) -> frozenset[str]:
         """Device names a `--limit` pattern selects (`bar:&tvs`); InputError when none."""
@@ -316,10 +317,11 @@ class Fleet:
         """Journal the whole plan in one durable append, then run its immediate steps."""
         import asyncio
 
-        from cmdctl.drain import direct
         from cmdctl.journal import events
 
         if plan.immediate:
+            from cmdctl.drain import direct  # aioesphomeapi: only when something is sent
+
             totals = await direct.run_immediate(
                 self.journal,
                 self.inventory.by_name.get,

@@ -6,26 +6,26 @@ commands only, so that `--help` and the commands that never talk to devices do n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from pathlib import Path  # at run time: typer reads the option annotations
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from cmdctl.cli import stdout
-from cmdctl.cli.common import finish, load_inventory, open_journal, who
+from cmdctl.cli.common import finish, open_fleet
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
 from cmdctl.core.errors import BusyError, ExitCode, InputError
 
 if TYPE_CHECKING:
+    from cmdctl.api.fleet import Batch, Fleet
     from cmdctl.core.model import Entry
-    from cmdctl.device.transport import DeviceAddress
     from cmdctl.drain.metrics import Monitor
     from cmdctl.drain.notify import NotifyWatch
     from cmdctl.drain.observer import Observer
     from cmdctl.drain.options import DrainOptions
     from cmdctl.drain.totals import Totals
-    from cmdctl.inputs.inventory import Inventory
+    from cmdctl.inputs.playbook import Plan
     from cmdctl.journal.store import Journal
 
 T = TypeVar("T")
@@ -177,18 +177,6 @@ def drain_options(
     )
 
 
-def device_lookup(inv: Inventory) -> Callable[[str], DeviceAddress | None]:
-    """name → inventory Device (None when the inventory does not know it)."""
-    return inv.by_name.get
-
-
-def limit_names(inv: Inventory, pattern: str) -> frozenset[str]:
-    """Device names a --limit pattern selects (an error when it selects nothing)."""
-    from cmdctl.inputs.selection import select_names
-
-    return frozenset(select_names(inv, pattern))
-
-
 def run_async(main: Coroutine[Any, Any, T], on_signal: Callable[[str], None] | None = None) -> T:
     """Run `main`, turning SIGINT/SIGTERM into `on_signal` calls (None: cancel `main`)."""
     import asyncio
@@ -252,8 +240,7 @@ def _monitor(
 
 
 def _notifier(
-    command: str | None, timeout: str, inner: Observer, *, per_pass: bool,
-    inventory: Path | None = None,
+    command: str | None, timeout: str, inner: Observer, *, per_pass: bool, fleet: Fleet,
 ) -> tuple[Observer, NotifyWatch | None]:
     """(observer, the --notify watch or None); input errors before any work starts."""
     budget = seconds(timeout, "--notify-timeout")
@@ -265,8 +252,7 @@ def _notifier(
     from cmdctl.drain import notify
 
     def keys() -> list[str]:  # so that a key taken from `${ENV}` never reaches the hook
-        inv = load_inventory(inventory)
-        return [d.key.reveal() for d in inv.devices if d.key is not None]
+        return [d.key.reveal() for d in fleet.inventory.devices if d.key is not None]
 
     hook = notify.Hook(command, timeout=budget, warn=render.warn, secrets=keys)
     watch = notify.NotifyWatch(inner, hook, per_pass=per_pass)
@@ -326,15 +312,16 @@ def drain(
     from cmdctl.drain import loops
 
     budget = seconds(max_time, "--max-time") if max_time is not None else None
-    jr = open_journal(journal)
-    devices, only = _inventory_parts(inventory, limit)
+    fleet = open_fleet(inventory, journal)
+    jr = fleet.journal
+    devices, only = fleet.lookup(limit)
     options = drain_options(
         concurrency, only, batch, window, max_fail, fail_fast, tags, skip_tags, max_time=budget
     )
     observer, view = _observer(quiet, json_out, "drain")
     monitor = _monitor(jr, metrics_file, log_file, each_pass=False)
     observer, notifier = _notifier(notify_cmd, notify_timeout, observer, per_pass=False,
-                                   inventory=inventory)
+                                   fleet=fleet)
     engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
     if notifier is not None:
         notifier.run_id = engine.run_id
@@ -355,24 +342,6 @@ def drain(
     monitor.finish(totals)
     report("drain", totals, json_out=json_out, quiet=quiet, tty=render.stderr().is_terminal)
     finish(totals.exit_code())
-
-
-def _inventory_parts(
-    inventory: Path | None, limit: str | None
-) -> tuple[Callable[[str], DeviceAddress | None], frozenset[str] | None]:
-    """The device lookup (inventory loaded on first use) and the --limit names."""
-    if limit is not None:
-        inv = load_inventory(inventory)
-        return device_lookup(inv), limit_names(inv, limit)
-    loaded: list[Callable[[str], DeviceAddress | None]] = []
-
-    def lookup(name: str) -> DeviceAddress | None:
-        # Loaded only when something is due: an idle cron drain needs no inventory.
-        if not loaded:
-            loaded.append(device_lookup(load_inventory(inventory)))
-        return loaded[0](name)
-
-    return lookup, None
 
 
 # -- run ---------------------------------------------------------------------------------------
@@ -408,15 +377,16 @@ def run(
     from cmdctl.drain import engine as eng
     from cmdctl.drain import loops
 
-    jr = open_journal(journal)
-    devices, only = _inventory_parts(inventory, limit)
+    fleet = open_fleet(inventory, journal)
+    jr = fleet.journal
+    devices, only = fleet.lookup(limit)
     options = drain_options(
         concurrency, only, batch, window, max_fail, fail_fast, tags, skip_tags, max_time=None
     )
     observer, view = _observer(quiet, json_out, "run", lines=True)
     monitor = _monitor(jr, metrics_file, log_file, each_pass=True)  # metrics after every pass
     observer, notifier = _notifier(notify_cmd, notify_timeout, observer, per_pass=True,
-                                   inventory=inventory)
+                                   fleet=fleet)
     engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
     if notifier is not None:
         notifier.run_id = engine.run_id
@@ -487,39 +457,22 @@ def send(
     if now_ and queue_:
         raise InputError("--now and --queue contradict each other", hint="give one of them")
     budget = seconds(timeout, "--timeout")
-    inv = load_inventory(inventory)
-    address = inv.device(device)  # InputError with a did-you-mean hint
-    command, idempotent = _command(entity, value)
-    if queue_:
-        from cmdctl.cli.cachecheck import check_command
-
-        check_command(device, command)  # InputError if the device's cached entity list refuses it
-    jr = open_journal(journal)
     from cmdctl.drain import direct
 
-    entry = direct.send_entry(device, command, who=who(), idempotent=idempotent, verify=verify)
+    fleet = open_fleet(inventory, journal)
     mode = direct.Mode.NOW if now_ else direct.Mode.QUEUE if queue_ else direct.Mode.AUTO
-    if mode is direct.Mode.QUEUE:
-        result = direct.queue_only(jr, entry)
-    else:
-        try:
-            # Ctrl-C or SIGTERM cancels the send, which records where it stopped first.
-            result = run_async(direct.send(jr, address, entry, mode=mode, timeout=budget))
-        except asyncio.CancelledError:
-            what = "left queued" if idempotent else "marked unknown (it may have run)"
-            render.stderr().print(f"cmdctl: interrupted; {entry.id} {what}", markup=False)
-            finish(ExitCode.INTERRUPTED)
+    entry = fleet.command(
+        device, entity, value, verify=verify, check_cache=mode is direct.Mode.QUEUE
+    )
+    try:
+        # Ctrl-C or SIGTERM cancels the send, which records where it stopped first.
+        result = run_async(fleet.deliver(entry, mode=mode, timeout=budget))
+    except asyncio.CancelledError:
+        what = "left queued" if entry.idempotent else "marked unknown (it may have run)"
+        render.stderr().print(f"cmdctl: interrupted; {entry.id} {what}", markup=False)
+        finish(ExitCode.INTERRUPTED)
     _send_report(result, json_out=json_out, quiet=quiet)
     finish(result.exit_code)
-
-
-def _command(entity: str, value: str | None) -> tuple[Any, bool]:
-    """(Command, idempotent default) from the command line."""
-    from cmdctl.inputs import commands
-
-    domain, target = commands.parse_selector(entity)
-    command = commands.parse_cli_value(domain, target, "" if value is None else value)
-    return command, commands.idempotent_default(command)
 
 
 def _send_report(result: Any, *, json_out: bool, quiet: bool) -> None:
@@ -560,41 +513,29 @@ def _send_report(result: Any, *, json_out: bool, quiet: bool) -> None:
 # -- immediate playbook steps ------------------------------------------------------------------
 
 
-def run_immediate(
-    plan: Any,
-    inv: Inventory,
-    *,
-    journal: Path | Journal | None = None,
-    concurrency: int = 64,
-    json_out: bool = False,
-    quiet: bool = False,
-) -> ExitCode:
+def queue_batch(
+    plan: Plan, fleet: Fleet, *, concurrency: int = 64, json_out: bool = False, quiet: bool = False
+) -> Batch:
     """For `bulk`: journal the whole batch in one durable append, then run `plan.immediate`
-    inline; show the recap, return the code.
-
-    `journal` is the `--journal` option (a path or an open Journal; None: the default place).
-    """
+    inline, showing their progress and recap."""
     import asyncio
 
     from cmdctl.cli import render
-    from cmdctl.drain import direct
-    from cmdctl.journal.store import Journal
 
-    jr = journal if isinstance(journal, Journal) else open_journal(journal)
-    entries: Sequence[Entry] = plan.immediate
+    if not plan.immediate:
+        return asyncio.run(fleet.queue(plan, concurrency=concurrency))
     observer, view = _observer(quiet, json_out, "immediate steps")
     with view:
-        totals = asyncio.run(
-            direct.run_immediate(
-                jr, device_lookup(inv), entries, concurrency=concurrency, observer=observer,
-                queued=plan.queued,
-            )
-        )
-    if not json_out:
+        batch = asyncio.run(fleet.queue(plan, concurrency=concurrency, observer=observer))
+    if not json_out and batch.totals is not None:
         report(
-            "immediate steps", totals, json_out=False, quiet=quiet, tty=render.stderr().is_terminal
+            "immediate steps",
+            batch.totals,
+            json_out=False,
+            quiet=quiet,
+            tty=render.stderr().is_terminal,
         )
-    return totals.exit_code()
+    return batch
 
 
 def register(app: typer.Typer) -> None:
@@ -604,4 +545,4 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run)
 
 
-__all__ = ["register", "run_immediate", "seconds"]
+__all__ = ["queue_batch", "register", "seconds"]

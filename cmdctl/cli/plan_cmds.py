@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cmdctl.cli import cachecheck, stdout, views
-from cmdctl.cli.common import finish, load_inventory, now, open_journal, who
+from cmdctl.cli import stdout, views
+from cmdctl.cli.common import finish, open_fleet
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
 from cmdctl.core.errors import ExitCode
 
@@ -40,40 +40,6 @@ MaxCommandsOpt = Annotated[
 ]
 
 
-def _plan(
-    playbook_path: Path,
-    inv: Inventory,
-    *,
-    limit: str | None,
-    priority: str | None,
-    at: str | None,
-    max_commands: int,
-    tags: str | None = None,
-    skip_tags: str | None = None,
-) -> Plan:
-    from cmdctl.core.ids import IdFactory
-    from cmdctl.core.model import Priority
-    from cmdctl.inputs import playbook
-
-    wanted = playbook.parse_tags(tags) if tags is not None else None
-    unwanted = playbook.parse_tags(skip_tags) if skip_tags is not None else None
-    pb = playbook.load_playbook(playbook_path, max_commands=max_commands)
-    prio = Priority.parse(priority).value if priority is not None else None
-    return playbook.expand(
-        pb,
-        inv,
-        now=now(),
-        ids=IdFactory().new,
-        who=who(),
-        limit=limit,
-        priority=Priority(prio) if prio else None,
-        at=at,
-        max_commands=max_commands,
-        tags=wanted,
-        skip_tags=unwanted,
-    )
-
-
 def _summary(plan: Plan, *, queued: bool = False) -> dict[str, object]:
     # `batch` is null unless the batch was queued: the id of a plan that was only checked
     # never exists in the journal, and a script must not go looking for it.
@@ -103,10 +69,10 @@ def validate(
     """
     from cmdctl.cli import render
 
-    inv = load_inventory(inventory)
-    plan = _plan(playbook_path, inv, limit=limit, priority=None, at=None, max_commands=max_commands)
-    cachecheck.check_plan(plan)  # against each device's cached entity list, where there is one
-    warnings = list(inv.warnings)
+    fleet = open_fleet(inventory, None)
+    plan = fleet.plan(playbook_path, limit=limit, max_commands=max_commands)
+    fleet.check_cached(plan)  # against each device's cached entity list, where there is one
+    warnings = list(fleet.inventory.warnings)
     if json_out:
         render.emit_json({"valid": True, "warnings": warnings, **_summary(plan)})
     else:
@@ -167,10 +133,9 @@ def bulk(
         from cmdctl.core.errors import InputError
 
         raise InputError("--online only goes with --check", hint="add --check")
-    inv = load_inventory(inventory)
-    plan = _plan(
+    fleet = open_fleet(inventory, journal)
+    plan = fleet.plan(
         playbook_path,
-        inv,
         limit=limit,
         priority=priority,
         at=at,
@@ -179,21 +144,16 @@ def bulk(
         skip_tags=skip_tags,
     )
     if check and online:
-        finish(_check_online(plan, inv, json_out=json_out, quiet=quiet))
-    cachecheck.check_plan(plan)  # offline: against each device's cached entity list
+        finish(_check_online(plan, fleet.inventory, json_out=json_out, quiet=quiet))
+    fleet.check_cached(plan)  # offline: against each device's cached entity list
     if check:
         _print_plan(plan, json_out=json_out)
         finish(ExitCode.OK)
 
-    code = ExitCode.OK
-    if plan.immediate:  # the whole batch goes to the journal first, in one durable append
-        code = _run_immediate(plan, inv, journal=journal, quiet=quiet, json_out=json_out)
-    elif plan.queued:
-        from cmdctl.journal import events
+    from cmdctl.cli import exec_cmds
 
-        report = open_journal(journal).append([events.queued(entry) for entry in plan.queued])
-        for repair in report.repairs:
-            render.warn(str(repair))
+    # the whole batch goes to the journal first, in one durable append; then immediate steps
+    code = exec_cmds.queue_batch(plan, fleet, quiet=quiet, json_out=json_out).exit_code
     stdout.effect(
         f"queued batch {plan.batch} ({len(plan.queued) + len(plan.immediate)} commands); "
         f"do not queue it again (`cmdctl status {plan.batch}`)"
@@ -208,14 +168,6 @@ def bulk(
             + (ran if plan.immediate else "")
         )
     finish(code)
-
-
-def _run_immediate(
-    plan: Plan, inv: Inventory, *, journal: Path | None, quiet: bool, json_out: bool
-) -> ExitCode:
-    from cmdctl.cli import exec_cmds
-
-    return exec_cmds.run_immediate(plan, inv, journal=journal, quiet=quiet, json_out=json_out)
 
 
 def _print_plan(plan: Plan, *, json_out: bool) -> None:
