@@ -246,16 +246,7 @@ def _notifier(
     budget = seconds(timeout, "--notify-timeout")
     if command is None:
         return inner, None
-    if not command.strip():
-        raise InputError("--notify: empty command", hint="give a shell command line")
-    from cmdctl.cli import render
-    from cmdctl.drain import notify
-
-    def keys() -> list[str]:  # so that a key taken from `${ENV}` never reaches the hook
-        return [d.key.reveal() for d in fleet.inventory.devices if d.key is not None]
-
-    hook = notify.Hook(command, timeout=budget, warn=render.warn, secrets=keys)
-    watch = notify.NotifyWatch(inner, hook, per_pass=per_pass)
+    watch = fleet.notifier(command, timeout=budget, inner=inner, per_pass=per_pass)
     return watch, watch
 
 

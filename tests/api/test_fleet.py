@@ -105,3 +105,36 @@ async def test_send_queue_mode_only_journals(home: Path) -> None:
     assert entry.command.selector == "number.volume" and entry.id == result.entry.id
     events = [item.event.type async for item in fleet.events(device="tv-1")]
     assert events == ["queued"]
+
+
+async def test_run_until_stopped_with_a_notify_hook(home: Path) -> None:
+    import asyncio
+    import json
+
+    from cmdctl.simulator import Fleet as SimFleet
+    from cmdctl.simulator import venue
+    from cmdctl.simulator import write_inventory as write_sim_inventory
+
+    out = home / "hook.jsonl"
+    async with SimFleet(venue(2)) as sim:
+        write_sim_inventory(sim.devices, home / "devices.yml")
+        fleet = Fleet.open(inventory=home / "devices.yml")
+        stop = asyncio.Event()
+        runner = asyncio.create_task(
+            fleet.run(stop=stop, notify=f"cat >> {out}; echo >> {out}", notify_timeout=5.0)
+        )
+        await asyncio.sleep(0.2)
+        with pytest.raises(cmdctl.BusyError):  # run holds the drain lock
+            await fleet.drain()
+        batch = await fleet.bulk("targets: tvs\nsteps:\n  - number.volume: 25\n")
+        for _ in range(200):
+            if fleet.status(batch.id).batches[0].finished == 2:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        totals = await asyncio.wait_for(runner, timeout=10)
+    assert totals.count("confirmed") == 2 and not totals.interrupted
+    assert all(d.state_of("number.volume") == 25 for d in sim.devices)
+    events = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    assert [e["event"] for e in events] == ["batch"]
+    assert events[0]["batch"] == batch.id
