@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from cmdctl.inputs.inventory import Inventory
     from cmdctl.inputs.playbook import Plan
     from cmdctl.journal.events import Event
-    from cmdctl.journal.feed import FeedEvent
+    from cmdctl.journal.feed import EventFilter, FeedEvent
     from cmdctl.journal.ledger import Ledger
     from cmdctl.journal.queueops import Change
     from cmdctl.journal.store import Journal
@@ -117,7 +117,7 @@ def batch_id(ledger: Ledger, text: str) -> str:
 
 def _seconds_ago(since: str | float | None, now: float) -> float | None:
     """`"10m"` or 600 (seconds) → the epoch time that long before `now`."""
-    if since is None or since == "":
+    if since is None:
         return None
     if isinstance(since, str):
         from cmdctl.core.timespec import parse_duration
@@ -750,6 +750,23 @@ class Fleet:
 
         return self.journal.transact(decide)[0]
 
+    def event_filter(
+        self,
+        *,
+        since: str | float | None = None,
+        batch: str | None = None,
+        device: str | None = None,
+    ) -> EventFilter:
+        """Which events `events` yields: since "10m" (or seconds) ago, of a batch (id or unique
+        prefix), of a device (or ran on it)."""
+        from cmdctl.journal.feed import EventFilter
+
+        return EventFilter(
+            since=_seconds_ago(since, self.clock()),
+            batch=None if batch is None else batch_id(self.journal.ledger(), batch),
+            device=device,
+        )
+
     async def events(
         self,
         *,
@@ -761,13 +778,9 @@ class Fleet:
     ) -> AsyncIterator[FeedEvent]:
         """The journal's events in order (`since`: "10m" or seconds); with `follow`, then each
         new one as other processes append it, until the consumer stops iterating."""
-        from cmdctl.journal.feed import POLL_S, EventFilter, Feed
+        from cmdctl.journal.feed import POLL_S, Feed
 
-        keep = EventFilter(
-            since=_seconds_ago(since, self.clock()),
-            batch=None if batch is None else batch_id(self.journal.ledger(), batch),
-            device=device,
-        )
+        keep = self.event_filter(since=since, batch=batch, device=device)
         with Feed(self.journal.directory) as feed:
             if not follow:
                 for item in feed.poll():

@@ -49,15 +49,12 @@ def events(
 
     Example: cmdctl events --follow --since 10m --device bar-tv-3
     """
-    from cmdctl.cli import views
-    from cmdctl.cli.common import now, open_journal
-    from cmdctl.core.timespec import parse_duration
-    from cmdctl.journal.feed import EventFilter, Feed
+    from cmdctl.cli.common import open_fleet
+    from cmdctl.journal.feed import Feed
 
-    store = open_journal(journal)
-    cutoff = None if since is None else now() - parse_duration(since)
-    batch_id = None if batch is None else views.batch_id(store.ledger(), batch)
-    keep = EventFilter(since=cutoff, batch=batch_id, device=device)
+    fleet = open_fleet(None, journal)
+    store = fleet.journal
+    keep = fleet.event_filter(since=since, batch=batch, device=device)
     show = _json_line if json_out else _text_line
 
     stopping: list[int] = []

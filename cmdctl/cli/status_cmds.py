@@ -133,7 +133,7 @@ def history(
     """
     options.rows(limit)
     rows = open_fleet(inventory, journal).history(
-        device=device, since=since, limit=pattern, last=limit
+        device=device, since=since or None, limit=pattern, last=limit
     )
     if json_out:
         from cmdctl.cli import render
