@@ -22,7 +22,7 @@ from cmdctl.core.errors import BusyError, ExitCode, InputError
 if TYPE_CHECKING:
     import asyncio
 
-    from cmdctl.core.model import Entry, Priority
+    from cmdctl.core.model import Entry, Priority, State
     from cmdctl.device.transport import DeviceAddress
     from cmdctl.drain.direct import Mode, SendResult
     from cmdctl.drain.engine import Engine
@@ -224,9 +224,7 @@ class Fleet:
 
         self.inventory.device(device)  # InputError with a did-you-mean hint
         domain, target = commands.parse_selector(entity)
-        text = "" if value is None else ("on" if value else "off") if isinstance(
-            value, bool) else str(value)
-        command = commands.parse_cli_value(domain, target, text)
+        command = commands.parse_cli_value(domain, target, _value_text(value))
         if check_cache:
             from cmdctl.api import cachecheck
 
@@ -612,14 +610,14 @@ class Fleet:
         *,
         device: str | None = None,
         batch: str | None = None,
-        state: str | None = None,
+        state: State | str | None = None,
         last: int = 200,
     ) -> Page:
         """Entries in journal order, filtered as `queue ls` (no `state`: every unfinished one)."""
         from cmdctl.core.model import State
 
-        wanted = None
-        if state is not None:
+        wanted = state if isinstance(state, State) else None
+        if isinstance(state, str):
             try:
                 wanted = State(state.lower())
             except ValueError:
@@ -790,6 +788,15 @@ class Fleet:
             async for item in feed.afollow(POLL_S if wait is None else wait):
                 if keep(item):
                     yield item
+
+
+def _value_text(value: str | float | bool | None) -> str:
+    """A value as `cmdctl send` takes it: True → "on", 40 → "40", None → ""."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
 
 
 def _mode(mode: Mode | str) -> Mode:

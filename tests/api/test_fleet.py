@@ -74,6 +74,7 @@ async def test_queue_bulk_text_then_manage(home: Path) -> None:
     change = fleet.cancel(device="tv-1")
     assert {e.device for e in change.changed} == {"tv-1"}
     assert fleet.entries(state="cancelled").total == 2
+    assert fleet.entries(state=cmdctl.State.CANCELLED).total == 2
     assert fleet.entry(change.changed[0].id).who == "tester@here"
     assert fleet.retry(failed=False, device="tv-1").changed
     assert fleet.history() == []
