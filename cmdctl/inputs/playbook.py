@@ -74,8 +74,19 @@ class Plan:
 
 def load_playbook(path: Path, *, max_commands: int = MAX_COMMANDS) -> Playbook:
     """Load and validate a playbook; every error is an `InputError` with a location."""
+    return _playbook(yamlsrc.load_file(path), path, max_commands)
+
+
+def load_playbook_text(
+    data: bytes, name: str, *, max_commands: int = MAX_COMMANDS
+) -> Playbook:
+    """`load_playbook` for a playbook sent as bytes (an HTTP body), named `name` in errors."""
+    return _playbook(yamlsrc.load_bytes(data, name), Path(name), max_commands)
+
+
+def _playbook(node: Node | None, path: Path, max_commands: int) -> Playbook:
     start = Loc(str(path), 1, 1)
-    root = yamlsrc.want_map(yamlsrc.load_file(path), "a playbook", start)
+    root = yamlsrc.want_map(node, "a playbook", start)
     yamlsrc.check_keys(root, _TOP_KEYS, "the playbook")
     items = root.items
     name = yamlsrc.want_str(items["name"], "name") if "name" in items else path.stem
