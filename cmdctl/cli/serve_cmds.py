@@ -70,7 +70,15 @@ def serve(
         jr.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     secret, created = tokens.load_or_create(path)
     render.info(f"token {'created in' if created else 'read from'} {path}")
-    ops = Ops(jr, lambda: load_inventory(inventory), f"{who()} (serve)")
+    from cmdctl.cli import cachecheck
+
+    ops = Ops(
+        jr,
+        lambda: load_inventory(inventory),
+        f"{who()} (serve)",
+        check_plan=cachecheck.check_plan,  # validated exactly as `bulk` and `send --queue` do
+        check_command=cachecheck.check_command,
+    )
     app = http.Server(ops, secret, set(), log=render.warn)
 
     def ready(bound_host: str, bound_port: int) -> None:

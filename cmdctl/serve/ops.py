@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cmdctl.core.errors import BusyError, InputError
-from cmdctl.core.model import Entry, Priority, State
+from cmdctl.core.model import Command, Entry, Priority, State
 from cmdctl.inputs.inventory import Inventory
+from cmdctl.inputs.playbook import Plan
 from cmdctl.journal import events as ev
 from cmdctl.journal import queueops, summary
 from cmdctl.journal.ledger import Ledger
@@ -38,13 +39,20 @@ class Conflict(Exception):
         self.body = body
 
 
+def _no_check(*_args: object) -> None:
+    """No entity-cache check."""
+
+
 @dataclass
 class Ops:
-    """The journal, the inventory (loaded per request: edits show at once) and who acts."""
+    """The journal, the inventory (loaded per request: edits show at once), who acts, and the
+    CLI's entity-cache checks (`bulk` / `send --queue` refuse what a cached listing refuses)."""
 
     journal: Journal
     inventory: Callable[[], Inventory]
     who: str
+    check_plan: Callable[[Plan], None] = _no_check
+    check_command: Callable[[str, Command], None] = _no_check
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -170,6 +178,7 @@ class Ops:
         self.inventory().device(device)  # InputError with a did-you-mean hint
         domain, target = commands.parse_selector(entity)
         command = commands.parse_cli_value(domain, target, "" if value is None else value)
+        self.check_command(device, command)
         entry = direct.send_entry(
             device, command, who=self.who, idempotent=commands.idempotent_default(command)
         )
@@ -199,6 +208,7 @@ class Ops:
             at=at,
             max_commands=pb.max_commands,
         )
+        self.check_plan(plan)
         if plan.immediate:
             raise InputError(
                 "the playbook has `mode: immediate` steps",

@@ -251,6 +251,28 @@ def test_sse_delivers_an_event_appended_by_another_process(served: Served) -> No
         assert event["device"] == "tv-4"
 
 
+def test_bulk_is_checked_against_the_entity_cache_as_the_cli_does(
+    sim: tuple[RunningFleet, Workspace],
+) -> None:
+    _, ws = sim
+    assert ws.run("devices", "probe").returncode == 0  # caches each TV's entity list
+    s = start(ws)
+    try:
+        status, body = s.call("/api/bulk", method="POST", body=BAD_INPUT.encode())
+        assert status == 400, body
+        assert (body["line"], body["column"]) == (6, 19) and "HDMI 9" in body["error"]
+        cli = ws.run("bulk", str(ws.playbook("bad.yml", BAD_INPUT)))
+        assert cli.returncode == 2 and f"bad.yml:6:19: {body['error']}" in cli.stderr
+        status, body = s.call(
+            "/api/send", method="POST",
+            body=b'{"device": "bar-tv-1", "entity": "select.input", "value": "HDMI 9"}',
+        )
+        assert status == 400 and "HDMI 9" in body["error"]
+        assert s.call("/api/status")[1]["total"] == 0
+    finally:
+        assert s.token not in stop(s)
+
+
 def test_bulk_then_a_drain_shows_in_status(sim: tuple[RunningFleet, Workspace]) -> None:
     _, ws = sim
     s = start(ws, "--run")
