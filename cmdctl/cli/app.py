@@ -53,6 +53,7 @@ def _register() -> None:
         journal_cmds,
         plan_cmds,
         queue_cmds,
+        serve_cmds,
         sim_cmds,
         status_cmds,
     )
@@ -67,6 +68,7 @@ def _register() -> None:
         devices_cmds,
         inventory_cmds,
         sim_cmds,
+        serve_cmds,
         demo_cmds,
     ):
         module.register(app)

@@ -80,31 +80,9 @@ def status(
 
 
 def _status_json(st: Status) -> dict[str, Any]:
-    return {
-        "now": st.now,
-        "total": st.total,
-        "counts": {s.value: n for s, n in st.counts.items()},
-        "oldest_pending": st.oldest_pending,
-        "next_due": st.next_due,
-        "overdue_s": st.overdue_s,
-        "running": st.running,
-        "stuck": [e.as_json() for e in st.stuck],
-        "needs_person": [e.as_json() for e in st.needs_person],
-        "damaged_lines": st.damaged_lines,
-        "problems": list(st.problems),
-        "batches": [
-            {
-                "batch": b.batch,
-                "playbook": b.playbook,
-                "origin": b.origin,
-                "created": b.created,
-                "total": b.total,
-                "finished": b.finished,
-                "counts": {s.value: n for s, n in b.counts.items()},
-            }
-            for b in st.batches
-        ],
-    }
+    from cmdctl.journal import summary
+
+    return summary.status_json(st)
 
 
 def history(

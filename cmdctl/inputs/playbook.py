@@ -80,8 +80,15 @@ def load_playbook(path: Path, *, max_commands: int = MAX_COMMANDS) -> Playbook:
 def parse_playbook(
     text: str, name: str = "<playbook>", *, max_commands: int = MAX_COMMANDS
 ) -> Playbook:
-    """`load_playbook` for YAML text (a request body); errors are located in `name`."""
-    return _playbook(yamlsrc.load_bytes(text.encode(), name), Path(name), max_commands)
+    """`load_playbook` for YAML text (the library's `bulk`); errors are located in `name`."""
+    return load_playbook_text(text.encode(), name, max_commands=max_commands)
+
+
+def load_playbook_text(
+    data: bytes, name: str, *, max_commands: int = MAX_COMMANDS
+) -> Playbook:
+    """`load_playbook` for a playbook sent as bytes (an HTTP body), named `name` in errors."""
+    return _playbook(yamlsrc.load_bytes(data, name), Path(name), max_commands)
 
 
 def _playbook(document: Node | None, path: Path, max_commands: int) -> Playbook:

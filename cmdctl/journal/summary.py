@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 from cmdctl.core.model import Entry, State
 from cmdctl.journal.ledger import Ledger
@@ -187,3 +188,32 @@ def history(
     ]
     out.sort(key=lambda e: (e.finished_at or e.updated, e.id), reverse=True)
     return out
+
+
+def status_json(st: Status) -> dict[str, Any]:
+    """`status --json`: the counts, stuck entries, problems and per-batch progress."""
+    return {
+        "now": st.now,
+        "total": st.total,
+        "counts": {s.value: n for s, n in st.counts.items()},
+        "oldest_pending": st.oldest_pending,
+        "next_due": st.next_due,
+        "overdue_s": st.overdue_s,
+        "running": st.running,
+        "stuck": [e.as_json() for e in st.stuck],
+        "needs_person": [e.as_json() for e in st.needs_person],
+        "damaged_lines": st.damaged_lines,
+        "problems": list(st.problems),
+        "batches": [
+            {
+                "batch": b.batch,
+                "playbook": b.playbook,
+                "origin": b.origin,
+                "created": b.created,
+                "total": b.total,
+                "finished": b.finished,
+                "counts": {s.value: n for s, n in b.counts.items()},
+            }
+            for b in st.batches
+        ],
+    }
