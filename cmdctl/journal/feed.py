@@ -34,7 +34,7 @@ from cmdctl.journal.framing import scan_bytes
 
 #: Wait between looks at the journal while following: an event shows within this, and an idle
 #: follower costs two stat() calls per wait.
-POLL_S = 0.2
+POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ READ_TIMEOUT_S = 10.0
 #: An idle event stream gets a comment this often, so proxies and the page see it is alive.
 KEEPALIVE_S = 15.0
 #: How often the event stream looks at the journal (as `events --follow`).
-FEED_POLL_S = 0.2
+FEED_POLL_S = 0.05
 
 _STATUS = {
     200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",

@@ -397,3 +397,22 @@ def test_the_page_updates_live_while_a_drain_runs_and_retry_works(
     finally:
         browser.close()
         assert s.token not in stop(s)
+
+
+def test_cancel_of_an_entry_running_now_answers_409_running_now(served: Served) -> None:
+    """An entry a live process is sending cannot be called back: 409 with the reason."""
+    from cmdctl.core.model import Command
+    from cmdctl.drain import direct, recovery
+    from cmdctl.journal import events as ev
+    from cmdctl.journal.store import Journal
+
+    entry = direct.send_entry("tv-1", Command("number", "volume", {"value": 3.0}), who="t@h",
+                              idempotent=True)
+    owner = recovery.me("LIVE", recovery.SEND, time.time() + 600)  # this process: alive
+    Journal(served.ws.journal).append(
+        [ev.queued(entry), recovery.started(entry, time.time(), owner)]
+    )
+    status, body = served.call(f"/api/entries/{entry.id}/cancel", method="POST")
+    assert status == 409, body
+    assert body["refused"][0]["id"] == entry.id
+    assert "running now" in json.dumps(body)
