@@ -1,7 +1,9 @@
-"""A small HTTP/1.1 server on asyncio streams: routing, the token, Host/Origin checks, SSE.
+"""The HTTP layer of `cmdctl serve`: Starlette routes and checks, served by uvicorn.
 
-One request per connection (`Connection: close`): the API is small and the event stream is one
-long response. Standard library only: the routes are few and the parsing is kept strict.
+Starlette gives the routing, the request and response objects and the event stream; uvicorn
+parses HTTP. The checks (Host, Origin, the token, the body size) run in one ASGI wrapper in
+front of the routes, before any of a body is read. Both are imported only by `cmdctl serve`:
+the CLI imports this module inside the command, so `--help` and `send` stay fast.
 """
 
 from __future__ import annotations
@@ -9,12 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cmdctl.core.errors import CmdctlError, InputError
 from cmdctl.journal.feed import Feed
@@ -25,30 +34,25 @@ from cmdctl.serve.ops import Conflict, NotFound, Ops
 MAX_BODY = 1 << 20
 #: Largest request line plus headers.
 MAX_HEAD = 16 << 10
-#: A client that has not sent its request within this is dropped (slowloris).
-READ_TIMEOUT_S = 10.0
+#: An idle connection is dropped after this (uvicorn's keep-alive timeout).
+IDLE_TIMEOUT_S = 10
 #: An idle event stream gets a comment this often, so proxies and the page see it is alive.
 KEEPALIVE_S = 15.0
 #: How often the event stream looks at the journal (as `events --follow`).
 FEED_POLL_S = 0.05
 
-_STATUS = {
-    200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
-    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-    411: "Length Required", 413: "Content Too Large", 421: "Misdirected Request",
-    431: "Request Header Fields Too Large", 500: "Internal Server Error",
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
 }
-_SECURITY_HEADERS = (
-    "X-Content-Type-Options: nosniff\r\n"
-    "Referrer-Policy: no-referrer\r\n"
-    "X-Frame-Options: DENY\r\n"
-    "Cache-Control: no-store\r\n"
-)
 _PAGE_CSP = (
     "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
     "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
+
 
 
 class HttpError(Exception):
@@ -59,18 +63,14 @@ class HttpError(Exception):
         self.status = status
         self.body = {"error": message, **extra}
 
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes = b""
-    params: dict[str, str] = field(default_factory=dict)
+    def response(self) -> Response:
+        return _json_response(self.status, self.body)
 
 
 Handler = Callable[[Request], Awaitable[Any]]
+
+#: Paths open without the token: the health check and the static page (no data, no token).
+_OPEN = ("/healthz", "/", "/index.html")
 
 
 class Server:
@@ -87,124 +87,129 @@ class Server:
         self.token = token
         self.hosts = {h.lower() for h in hosts}
         self.log = log
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        r = self._route
-        r("GET", r"/api/status", self._status)
-        r("GET", r"/api/batches", self._batches)
-        r("GET", r"/api/batches/(?P<id>[^/]+)", self._batch)
-        r("POST", r"/api/batches/(?P<id>[^/]+)/cancel", self._batch_cancel)
-        r("POST", r"/api/batches/(?P<id>[^/]+)/retry", self._batch_retry)
-        r("GET", r"/api/entries", self._entries)
-        r("GET", r"/api/entries/(?P<id>[^/]+)", self._entry)
-        r("POST", r"/api/entries/(?P<id>[^/]+)/cancel", self._cancel)
-        r("POST", r"/api/entries/(?P<id>[^/]+)/retry", self._retry)
-        r("POST", r"/api/entries/(?P<id>[^/]+)/priority", self._priority)
-        r("GET", r"/api/history", self._history)
-        r("GET", r"/api/devices", self._devices)
-        r("POST", r"/api/send", self._send)
-        r("POST", r"/api/bulk", self._bulk)
+        #: Set when the server stops: open event streams end so the connections can close.
+        self.stopping = asyncio.Event()
+        api = [
+            ("GET", "/api/status", self._status),
+            ("GET", "/api/batches", self._batches),
+            ("GET", "/api/batches/{id}", self._batch),
+            ("POST", "/api/batches/{id}/cancel", self._batch_cancel),
+            ("POST", "/api/batches/{id}/retry", self._batch_retry),
+            ("GET", "/api/entries", self._entries),
+            ("GET", "/api/entries/{id}", self._entry),
+            ("POST", "/api/entries/{id}/cancel", self._cancel),
+            ("POST", "/api/entries/{id}/retry", self._retry),
+            ("POST", "/api/entries/{id}/priority", self._priority),
+            ("GET", "/api/history", self._history),
+            ("GET", "/api/devices", self._devices),
+            ("POST", "/api/send", self._send),
+            ("POST", "/api/bulk", self._bulk),
+        ]
+        routes = [
+            Route("/healthz", self._healthz, methods=["GET"]),
+            Route("/", self._page, methods=["GET"]),
+            Route("/index.html", self._page, methods=["GET"]),
+            Route("/api/events", self._guard(self._events), methods=["GET"]),
+            *(Route(path, self._endpoint(handler), methods=[method])
+              for method, path, handler in api),
+        ]
+        self.app: ASGIApp = _Checks(
+            Starlette(
+                routes=routes,
+                exception_handlers={HTTPException: _http_exception},  # 404, 405 as JSON
+            ),
+            self,
+        )
 
-    def _route(self, method: str, pattern: str, handler: Handler) -> None:
-        self._routes.append((method, re.compile(pattern + r"\Z"), handler))
+    # -- checks and errors -------------------------------------------------------------------
 
-    # -- connections -------------------------------------------------------------------------
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve one connection: one request, one response."""
-        try:
-            try:
-                req = await asyncio.wait_for(_read_request(reader), READ_TIMEOUT_S)
-                self._check(req)
-                if req.method == "GET" and req.path == "/api/events":
-                    await self._events(req, writer)
-                    return
-                status, ctype, body, extra = await self._dispatch(req)
-            except HttpError as err:
-                status, ctype, body, extra = err.status, "application/json", _json(err.body), ""
-            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-                return
-            except Exception as err:  # never a traceback in a response
-                self.log(f"internal error: {type(err).__name__}: {err}")
-                status, ctype = 500, "application/json"
-                body, extra = _json({"error": "internal error (see the server's log)"}), ""
-            writer.write(_head(status, ctype, len(body), extra) + body)
-            await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        except asyncio.CancelledError:
-            pass  # the server is stopping: this connection ends with it (asyncio logs otherwise)
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    def _check(self, req: Request) -> None:
-        host = req.headers.get("host", "").lower()
+    def check(self, method: str, path: str, headers: dict[str, str]) -> None:
+        """Host, Origin, the token, the body's size: HttpError when one fails."""
+        host = headers.get("host", "").lower()
         if host not in self.hosts:  # DNS rebinding: a page from evil.example on our address
             raise HttpError(421, "unexpected Host header", hint="add it with --allow-host")
-        origin = req.headers.get("origin")
-        if req.method != "GET" and origin is not None:
+        origin = headers.get("origin")
+        if method != "GET" and origin is not None:
             parts = urlsplit(origin)
             if parts.scheme not in ("http", "https") or parts.netloc.lower() not in self.hosts:
                 raise HttpError(403, "cross-origin request refused")
-        if req.path in ("/healthz", "/", "/index.html"):
-            return  # the page is static: it holds no data and no token
-        auth = req.headers.get("authorization", "")
-        scheme, _, given = auth.partition(" ")
-        if scheme.lower() != "bearer" or not tokens.matches(given.strip(), self.token):
-            raise HttpError(401, "a bearer token is needed (Authorization: Bearer TOKEN)")
+        if path not in _OPEN:
+            auth = headers.get("authorization", "")
+            scheme, _, given = auth.partition(" ")
+            if scheme.lower() != "bearer" or not tokens.matches(given.strip(), self.token):
+                raise HttpError(401, "a bearer token is needed (Authorization: Bearer TOKEN)")
+        if "transfer-encoding" in headers:
+            raise HttpError(411, "send a Content-Length, not a chunked body")
+        length_text = headers.get("content-length", "0")
+        if not length_text.isdigit():
+            raise HttpError(400, "bad Content-Length")
+        if int(length_text) > MAX_BODY:
+            raise HttpError(413, f"body larger than {MAX_BODY:,} bytes")
 
-    async def _dispatch(self, req: Request) -> tuple[int, str, bytes, str]:
-        if req.path == "/healthz" and req.method == "GET":
-            return 200, "application/json", _json({"ok": True}), ""
-        if req.path in ("/", "/index.html") and req.method == "GET":
-            page = resources.files("cmdctl.serve").joinpath("page.html").read_bytes()
-            csp = f"Content-Security-Policy: {_PAGE_CSP}\r\n"
-            return 200, "text/html; charset=utf-8", page, csp
-        allowed = []
-        for method, pattern, handler in self._routes:
-            m = pattern.match(req.path)
-            if m is None:
-                continue
-            allowed.append(method)
-            if method == req.method:
-                req.params = m.groupdict()
-                try:
-                    result = await handler(req)
-                except NotFound as err:
-                    raise HttpError(404, str(err)) from None
-                except Conflict as err:
-                    raise HttpError(409, "nothing changed", **err.body) from None
-                except InputError as err:
-                    raise HttpError(400, err.message, **_where(err)) from None
-                except CmdctlError as err:
-                    raise HttpError(503, err.message) from None
-                code = 201 if req.method == "POST" else 200
-                return code, "application/json", _json(result), ""
-        if allowed:
-            raise HttpError(405, f"{req.method} is not allowed here", allow=allowed)
-        raise HttpError(404, f"no route {req.path}")
+    def _guard(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[
+        [Request], Awaitable[Response]
+    ]:
+        """`handler` with HttpError as its answer and no traceback in any response."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HttpError as err:
+                return err.response()
+            except Exception as err:  # never a traceback in a response
+                self.log(f"internal error: {type(err).__name__}: {err}")
+                return _json_response(500, {"error": "internal error (see the server's log)"})
+
+        return endpoint
+
+    def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """A JSON route: the result as 200 (201 for POST), the ops' errors as their status."""
+
+        async def call(request: Request) -> Response:
+            try:
+                result = await handler(request)
+            except NotFound as err:
+                raise HttpError(404, str(err)) from None
+            except Conflict as err:
+                raise HttpError(409, "nothing changed", **err.body) from None
+            except InputError as err:
+                raise HttpError(400, err.message, **_where(err)) from None
+            except CmdctlError as err:
+                raise HttpError(503, err.message) from None
+            return _json_response(201 if request.method == "POST" else 200, result)
+
+        return self._guard(call)
 
     # -- the routes --------------------------------------------------------------------------
 
+    async def _healthz(self, request: Request) -> Response:
+        return _json_response(200, {"ok": True})
+
+    async def _page(self, request: Request) -> Response:
+        page = resources.files("cmdctl.serve").joinpath("page.html").read_bytes()
+        return Response(
+            page,
+            headers={"Content-Type": "text/html; charset=utf-8",
+                     "Content-Security-Policy": _PAGE_CSP},
+        )
+
     async def _status(self, req: Request) -> Any:
-        return await asyncio.to_thread(self.ops.status, req.query.get("batch"))
+        return await asyncio.to_thread(self.ops.status, _query(req).get("batch"))
 
     async def _batches(self, req: Request) -> Any:
         return (await asyncio.to_thread(self.ops.status))["batches"]
 
     async def _batch(self, req: Request) -> Any:
-        return await asyncio.to_thread(self.ops.batch, req.params["id"])
+        return await asyncio.to_thread(self.ops.batch, req.path_params["id"])
 
     async def _batch_cancel(self, req: Request) -> Any:
-        return await asyncio.to_thread(self.ops.cancel, None, req.params["id"])
+        return await asyncio.to_thread(self.ops.cancel, None, req.path_params["id"])
 
     async def _batch_retry(self, req: Request) -> Any:
-        return await asyncio.to_thread(self.ops.retry, None, req.params["id"])
+        return await asyncio.to_thread(self.ops.retry, None, req.path_params["id"])
 
     async def _entries(self, req: Request) -> Any:
-        q = req.query
+        q = _query(req)
         return await asyncio.to_thread(
             lambda: self.ops.entries(
                 state=q.get("state"), device=q.get("device"), batch=q.get("batch"),
@@ -213,20 +218,20 @@ class Server:
         )
 
     async def _entry(self, req: Request) -> Any:
-        return await asyncio.to_thread(self.ops.entry, req.params["id"])
+        return await asyncio.to_thread(self.ops.entry, req.path_params["id"])
 
     async def _cancel(self, req: Request) -> Any:
-        return await asyncio.to_thread(self.ops.cancel, req.params["id"], None)
+        return await asyncio.to_thread(self.ops.cancel, req.path_params["id"], None)
 
     async def _retry(self, req: Request) -> Any:
-        return await asyncio.to_thread(self.ops.retry, req.params["id"], None)
+        return await asyncio.to_thread(self.ops.retry, req.path_params["id"], None)
 
     async def _priority(self, req: Request) -> Any:
-        level = _field(_json_body(req), "priority")
-        return await asyncio.to_thread(self.ops.priority, req.params["id"], level)
+        level = _field(await _json_body(req), "priority")
+        return await asyncio.to_thread(self.ops.priority, req.path_params["id"], level)
 
     async def _history(self, req: Request) -> Any:
-        q = req.query
+        q = _query(req)
         since = None
         if "since" in q:
             from cmdctl.core.timespec import parse_duration
@@ -241,7 +246,7 @@ class Server:
         return await asyncio.to_thread(self.ops.devices)
 
     async def _send(self, req: Request) -> Any:
-        data = _json_body(req)
+        data = await _json_body(req)
         value = data.get("value")
         if value is not None and not isinstance(value, str):
             value = json.dumps(value)
@@ -249,92 +254,103 @@ class Server:
         return await asyncio.to_thread(self.ops.send, device, entity, value)
 
     async def _bulk(self, req: Request) -> Any:
-        q = req.query
+        q = _query(req)
+        body = await req.body()
         return await asyncio.to_thread(
             lambda: self.ops.bulk(
-                req.body, limit=q.get("limit"), priority=q.get("priority"), at=q.get("at")
+                body, limit=q.get("limit"), priority=q.get("priority"), at=q.get("at")
             )
         )
 
-    async def _events(self, req: Request, writer: asyncio.StreamWriter) -> None:
+    async def _events(self, req: Request) -> Response:
         """Server-Sent Events: each journal event as `data: {events --json line}`."""
-        since = req.query.get("since")
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n"
-            + _SECURITY_HEADERS.encode() + b"X-Accel-Buffering: no\r\n\r\n: cmdctl events\n\n"
+        since = _query(req).get("since")
+        cutoff = float(since) if since is not None and _is_number(since) else None
+        return StreamingResponse(
+            self._stream(cutoff),
+            headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"},
         )
-        await writer.drain()
+
+    async def _stream(self, cutoff: float | None) -> AsyncIterator[bytes]:
+        yield b": cmdctl events\n\n"
         with Feed(self.ops.journal.directory) as feed:
             backlog = await asyncio.to_thread(feed.poll)  # the history: only what `since` asks
-            cutoff = float(since) if since is not None and _is_number(since) else None
             pending = [i for i in backlog if cutoff is not None and i.event.ts >= cutoff]
             idle = 0.0
-            while True:
-                for item in pending:
-                    data = json.dumps(item.as_json(), ensure_ascii=False, separators=(",", ":"))
-                    writer.write(f"event: journal\ndata: {data}\n\n".encode())
+            while not self.stopping.is_set():
                 if pending:
                     idle = 0.0
-                    await writer.drain()
+                    out = []
+                    for item in pending:
+                        data = json.dumps(item.as_json(), ensure_ascii=False,
+                                          separators=(",", ":"))
+                        out.append(f"event: journal\ndata: {data}\n\n")
+                    yield "".join(out).encode()
                 elif idle >= KEEPALIVE_S:
                     idle = 0.0
-                    writer.write(b": keepalive\n\n")
-                    await writer.drain()
-                if writer.is_closing():
-                    return
+                    yield b": keepalive\n\n"
                 await asyncio.sleep(FEED_POLL_S)
                 idle += FEED_POLL_S
                 pending = await asyncio.to_thread(feed.poll)
 
 
-async def _read_request(reader: asyncio.StreamReader) -> Request:
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.LimitOverrunError:
-        raise HttpError(431, "request head too large") from None
-    if len(head) > MAX_HEAD:
-        raise HttpError(431, "request head too large")
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise HttpError(400, "malformed request line")
-    method, target, _ = parts
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise HttpError(400, "malformed header")
-        headers[name.lower()] = value.strip()
-    if "transfer-encoding" in headers:
-        raise HttpError(411, "send a Content-Length, not a chunked body")
-    length_text = headers.get("content-length", "0")
-    if not length_text.isdigit():
-        raise HttpError(400, "bad Content-Length")
-    length = int(length_text)
-    if length > MAX_BODY:
-        raise HttpError(413, f"body larger than {MAX_BODY:,} bytes")
-    body = await reader.readexactly(length) if length else b""
-    url = urlsplit(target)
-    query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-    return Request(method, url.path, query, headers, body)
+class _Checks:
+    """ASGI wrapper: the checks before any route (and before any body is read), the security
+    headers and `Connection: close` on every answer."""
+
+    def __init__(self, app: ASGIApp, server: Server) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(k.lower().encode(), v.encode()) for k, v in _SECURITY_HEADERS.items()]
+                extra.append((b"connection", b"close"))  # one request per connection
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1").strip()
+                   for k, v in scope["headers"]}
+        try:
+            self.server.check(scope["method"], scope["path"], headers)
+        except HttpError as err:
+            await err.response()(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
 
 
-def _head(status: int, ctype: str, length: int, extra: str = "") -> bytes:
-    return (
-        f"HTTP/1.1 {status} {_STATUS.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
-        f"Content-Length: {length}\r\nConnection: close\r\n{_SECURITY_HEADERS}{extra}\r\n"
-    ).encode()
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allow = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()]
+        return _json_response(
+            405, {"error": f"{request.method} is not allowed here", "allow": allow}
+        )
+    if exc.status_code == 404:
+        return _json_response(404, {"error": f"no route {request.url.path}"})
+    return _json_response(exc.status_code, {"error": exc.detail})
+
+
+def _json_response(status: int, value: Any) -> Response:
+    return Response(_json(value), status_code=status, media_type="application/json")
+
+
+def _query(req: Request) -> dict[str, str]:
+    return dict(req.query_params)  # the last of repeated keys, as before
 
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode()
 
 
-def _json_body(req: Request) -> dict[str, Any]:
+async def _json_body(req: Request) -> dict[str, Any]:
     try:
-        data = json.loads(req.body or b"{}")
+        data = json.loads(await req.body() or b"{}")
     except (ValueError, UnicodeDecodeError) as err:
         raise HttpError(400, f"the body is not JSON: {err}") from None
     if not isinstance(data, dict):
@@ -376,12 +392,57 @@ def _where(err: InputError) -> dict[str, Any]:
     return out
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handlers: `cmdctl serve` (run_async) owns SIGINT/SIGTERM
+    and stops the server by cancelling `serve`."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, addr = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 async def serve(
     server: Server, host: str, port: int, on_ready: Callable[[str, int], None]
 ) -> None:
     """Listen on host:port (0: any free port) until cancelled; `on_ready(host, port)` once bound."""
-    listener = await asyncio.start_server(server.handle, host, port, limit=MAX_HEAD)
-    bound = listener.sockets[0].getsockname()
-    on_ready(host, int(bound[1]))
-    async with listener:
-        await listener.serve_forever()
+    sock = _listen(host, port)
+    config = uvicorn.Config(
+        server.app, http="h11", lifespan="off", log_level="warning", access_log=False,
+        server_header=False, h11_max_incomplete_event_size=MAX_HEAD,
+        timeout_keep_alive=IDLE_TIMEOUT_S, timeout_graceful_shutdown=5,
+    )
+    web = _Uvicorn(config)
+    task = asyncio.create_task(web.serve(sockets=[sock]))
+    try:
+        while not web.started:
+            if task.done():
+                task.result()  # startup failed: its error
+                return
+            await asyncio.sleep(0.01)
+        on_ready(host, int(sock.getsockname()[1]))
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        server.stopping.set()  # event streams end, so their connections close
+        web.should_exit = True
+        with contextlib.suppress(Exception):
+            await task
+        raise
+    finally:
+        sock.close()
