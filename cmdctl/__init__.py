@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from cmdctl.core.version import __version__
 
 if TYPE_CHECKING:
-    from cmdctl.api.fleet import Batch, Fleet, Page
+    from cmdctl.api.fleet import Batch, Fleet
+    from cmdctl.api.records import Page
     from cmdctl.core.errors import (
         BusyError,
         CmdctlError,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Fleet": "cmdctl.api.fleet",
     "Batch": "cmdctl.api.fleet",
-    "Page": "cmdctl.api.fleet",
+    "Page": "cmdctl.api.records",
     "BusyError": "cmdctl.core.errors",
     "CmdctlError": "cmdctl.core.errors",
     "DeviceError": "cmdctl.core.errors",

@@ -6,6 +6,7 @@ the CLI's commands are thin wrappers over it. It never prints; docs/library.md s
 
 from __future__ import annotations
 
-from cmdctl.api.fleet import Batch, Fleet, Page
+from cmdctl.api.fleet import Batch, Fleet
+from cmdctl.api.records import Page
 
 __all__ = ["Batch", "Fleet", "Page"]

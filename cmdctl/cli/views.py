@@ -61,7 +61,7 @@ def finished_why(e: Entry) -> str:
 
 def batch_id(ledger: Ledger, text: str) -> str:
     """The batch whose id is `text` or starts with it; InputError if none or several."""
-    from cmdctl.api.fleet import batch_id as find
+    from cmdctl.api.records import batch_id as find
 
     return find(ledger, text)
 
