@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import os
@@ -12,12 +13,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from cmdctl.simulator import DeviceSpec, Fleet
+from cmdctl.simulator import DeviceSpec, Fleet, venue
 from cmdctl.simulator import write_inventory as write_simulated_inventory
 
 KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # base64 of 32 bytes (a dummy key)
@@ -243,3 +244,15 @@ def row_of(text: str, device: str) -> str:
     return lines[0]
 
 
+@contextlib.contextmanager
+def three_tvs(tmp_path: Path) -> Iterator[tuple[RunningFleet, Workspace]]:
+    """Three encrypted venue TVs (bar-tv-1..3) running, and a workspace pointing at them."""
+    ws = make_workspace(tmp_path)
+    site = tmp_path / "site"
+    site.mkdir()
+    running = RunningFleet(venue(3, encrypted=True, seed=5), site)
+    ws.env["CMDCTL_INVENTORY"] = str(running.inventory)
+    try:
+        yield running, ws
+    finally:
+        running.close()

@@ -16,8 +16,13 @@ from pathlib import Path
 import pytest
 
 from cmdctl.journal.store import Journal
-from cmdctl.simulator import venue
-from tests.cli.helpers import RunningFleet, Workspace, assert_clean, make_workspace, volume_playbook
+from tests.cli.helpers import (
+    RunningFleet,
+    Workspace,
+    assert_clean,
+    three_tvs,
+    volume_playbook,
+)
 
 PLAYBOOK = """\
 name: evening
@@ -85,16 +90,9 @@ def _bulk(ws: Workspace, steps: int = 2) -> None:
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[tuple[RunningFleet, Workspace]]:
-    """Three venue TVs (bar-tv-1..3) and a workspace pointing at them."""
-    ws = make_workspace(tmp_path)
-    site = tmp_path / "site"
-    site.mkdir()
-    running = RunningFleet(venue(3, encrypted=True, seed=5), site)
-    ws.env["CMDCTL_INVENTORY"] = str(running.inventory)
-    try:
-        yield running, ws
-    finally:
-        running.close()
+    """Three encrypted venue TVs and a workspace pointing at them."""
+    with three_tvs(tmp_path) as running:
+        yield running
 
 
 def test_events_of_a_bulk_and_drain_in_order_with_their_fields(

@@ -25,8 +25,7 @@ import pytest
 
 from cmdctl.drain import metrics
 from cmdctl.drain.totals import Totals
-from cmdctl.simulator import venue
-from tests.cli.helpers import RunningFleet, Workspace, assert_clean, make_workspace
+from tests.cli.helpers import RunningFleet, Workspace, assert_clean, three_tvs
 
 # -- a strict parser of the text format --------------------------------------------------------
 
@@ -185,15 +184,8 @@ steps:
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[tuple[RunningFleet, Workspace]]:
     """Three encrypted venue TVs and a workspace pointing at them."""
-    ws = make_workspace(tmp_path)
-    site = tmp_path / "site"
-    site.mkdir()
-    running = RunningFleet(venue(3, encrypted=True, seed=5), site)
-    ws.env["CMDCTL_INVENTORY"] = str(running.inventory)
-    try:
-        yield running, ws
-    finally:
-        running.close()
+    with three_tvs(tmp_path) as running:
+        yield running
 
 
 def _queue(ws: Workspace, text: str = PLAYBOOK) -> None:

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from cmdctl.simulator import venue
-from tests.cli.helpers import RunningFleet, Workspace, assert_clean, make_workspace
+from tests.cli.helpers import RunningFleet, Workspace, assert_clean, three_tvs
 
 GOOD = "name: volumes\ntargets: tvs\nsteps:\n  - number.volume: {n}\n"
 BAD = GOOD + "  - name: bad input\n    select.input: HDMI 9\n"
@@ -27,15 +26,8 @@ BAD = GOOD + "  - name: bad input\n    select.input: HDMI 9\n"
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[tuple[RunningFleet, Workspace]]:
     """Three encrypted venue TVs and a workspace pointing at them."""
-    ws = make_workspace(tmp_path)
-    site = tmp_path / "site"
-    site.mkdir()
-    running = RunningFleet(venue(3, encrypted=True, seed=5), site)
-    ws.env["CMDCTL_INVENTORY"] = str(running.inventory)
-    try:
-        yield running, ws
-    finally:
-        running.close()
+    with three_tvs(tmp_path) as running:
+        yield running
 
 
 def dump_hook(out: Path) -> str:

@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from cmdctl.simulator import venue
-from tests.cli.helpers import RunningFleet, Workspace, make_workspace
+from tests.cli.helpers import RunningFleet, Workspace, make_workspace, three_tvs
 
 GOOD = "name: volumes\ntargets: tvs\nsteps:\n  - number.volume: 7\n"
 BAD_INPUT = GOOD + "  - name: bad input\n    select.input: HDMI 9\n"
@@ -87,15 +86,9 @@ def stop(s: Served) -> str:
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[tuple[RunningFleet, Workspace]]:
-    ws = make_workspace(tmp_path)
-    site = tmp_path / "site"
-    site.mkdir()
-    running = RunningFleet(venue(3, encrypted=True, seed=5), site)
-    ws.env["CMDCTL_INVENTORY"] = str(running.inventory)
-    try:
-        yield running, ws
-    finally:
-        running.close()
+    """Three encrypted venue TVs and a workspace pointing at them."""
+    with three_tvs(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture
