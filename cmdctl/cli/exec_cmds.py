@@ -313,7 +313,9 @@ def drain(
     monitor = _monitor(jr, metrics_file, log_file, each_pass=False)
     observer, notifier = _notifier(notify_cmd, notify_timeout, observer, per_pass=False,
                                    fleet=fleet)
-    engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
+    engine = eng.Engine(
+        jr, devices, options, observer=monitor.watch(observer), secrets=fleet.secrets
+    )
     if notifier is not None:
         notifier.run_id = engine.run_id
 
@@ -378,7 +380,9 @@ def run(
     monitor = _monitor(jr, metrics_file, log_file, each_pass=True)  # metrics after every pass
     observer, notifier = _notifier(notify_cmd, notify_timeout, observer, per_pass=True,
                                    fleet=fleet)
-    engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
+    engine = eng.Engine(
+        jr, devices, options, observer=monitor.watch(observer), secrets=fleet.secrets
+    )
     if notifier is not None:
         notifier.run_id = engine.run_id
     tty = render.stderr().is_terminal
