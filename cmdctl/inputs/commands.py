@@ -92,7 +92,7 @@ def parse_cli_value(domain: str, target: str, text: str) -> Command:
 
     For `select` and `text` the words are taken as written unless quoted (`206` stays "206").
     """
-    node = yamlsrc.load_text(text, "<command line>", max_alias_nodes=1_000)
+    node = yamlsrc.load_text(text, "<command line>", allow_secret=True, max_alias_nodes=1_000)
     value = node.plain if node is not None else None
     if domain in ("select", "text") and not isinstance(value, str | SecretRef):
         value = text
