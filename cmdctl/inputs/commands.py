@@ -129,7 +129,10 @@ def _check_secrets(domain: str, value: Any, path: Path_) -> None:
     """Refuse a `SecretRef` where a secret makes no sense (`switch.x: !secret a`)."""
     if isinstance(value, SecretRef):
         if not _secret_fits(domain, path):
-            where = f"{path[-1]} of a {domain}" if path else f"a {domain} value"
+            a = "an" if domain[0] in "aeiou" else "a"
+            where = f"{a} {domain} value"
+            if path:
+                where = "in a list" if isinstance(path[-1], int) else f"{path[-1]} of {a} {domain}"
             raise CommandValueError(
                 f"{value} cannot be {where}", path=path, hint=f"a secret can be {SECRET_PLACES}"
             )

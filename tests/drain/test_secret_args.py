@@ -41,8 +41,13 @@ steps:
 
 def doors(count: int) -> list[DeviceSpec]:
     return [
-        DeviceSpec(f"door-{i}", f"Door {i}", mac=f"A0:B7:65:00:10:0{i}",
-                   entities=DOOR_ENTITIES, actions=DOOR_ACTIONS)
+        DeviceSpec(
+            f"door-{i}",
+            f"Door {i}",
+            mac=f"A0:B7:65:00:10:0{i}",
+            entities=DOOR_ENTITIES,
+            actions=DOOR_ACTIONS,
+        )
         for i in range(1, count + 1)
     ]
 
@@ -100,8 +105,9 @@ async def test_a_secret_reaches_the_device_and_nothing_else(tmp_path: Path) -> N
         assert '"code":{"!secret":"front_door_pin"}' in queued  # a reference, never the value
         assert '"pin":{"!secret":"front_door_pin"}' in queued
 
-        code, out, err = await cmdctl("drain", "--log-file", str(log), "--metrics-file",
-                                      str(metrics), "--json")
+        code, out, err = await cmdctl(
+            "drain", "--log-file", str(log), "--metrics-file", str(metrics), "--json"
+        )
         assert code == ExitCode.OK, err
         for dev in fleet.devices:
             assert codes(dev) == [("lock.front", PIN), ("action.open_gate", PIN)]
@@ -110,8 +116,7 @@ async def test_a_secret_reaches_the_device_and_nothing_else(tmp_path: Path) -> N
         value = "{command: lock, code: !secret front_door_pin}"
         code, out, err = await cmdctl("send", "door-1", "lock.front", value, "--json")
         assert code == ExitCode.OK, err
-        assert json.loads(out)["args"] == {"command": "lock",
-                                           "code": {"!secret": "front_door_pin"}}
+        assert json.loads(out)["args"] == {"command": "lock", "code": {"!secret": "front_door_pin"}}
         assert codes(door1)[-1] == ("lock.front", PIN)
         # send, queued (the device is away) and run by the next drain.
         await door2.set_offline(True)
@@ -124,12 +129,14 @@ async def test_a_secret_reaches_the_device_and_nothing_else(tmp_path: Path) -> N
 
         # A device refusing the value says why without echoing it (the validator quotes the
         # text it refuses; the message is scrubbed), both sent directly and by a drain.
-        code, out, err = await cmdctl("send", "--now", "door-1", "text.note",
-                                      "!secret front_door_pin")
+        code, out, err = await cmdctl(
+            "send", "--now", "door-1", "text.note", "!secret front_door_pin"
+        )
         assert code == ExitCode.FAILED
         assert "'***' is 11 characters, max 4" in err, err
-        code, out, err = await cmdctl("send", "--queue", "door-2", "text.note",
-                                      "!secret front_door_pin")
+        code, out, err = await cmdctl(
+            "send", "--queue", "door-2", "text.note", "!secret front_door_pin"
+        )
         assert code == ExitCode.OK, err
         code, out, err = await cmdctl("drain", "--json", "--log-file", str(log))
         assert code == ExitCode.FAILED
@@ -137,10 +144,17 @@ async def test_a_secret_reaches_the_device_and_nothing_else(tmp_path: Path) -> N
 
     ids = [e.id for e in journal.ledger().entries()]
     for args in (
-        ("status",), ("status", "--json"), ("queue", "ls", "--state", "done"),
-        ("queue", "ls", "--state", "failed", "--json"), ("history",), ("history", "--json"),
-        ("events",), ("events", "--json"), ("journal", "verify"),
-        *(("queue", "show", i) for i in ids), *(("queue", "show", i, "--json") for i in ids),
+        ("status",),
+        ("status", "--json"),
+        ("queue", "ls", "--state", "done"),
+        ("queue", "ls", "--state", "failed", "--json"),
+        ("history",),
+        ("history", "--json"),
+        ("events",),
+        ("events", "--json"),
+        ("journal", "verify"),
+        *(("queue", "show", i) for i in ids),
+        *(("queue", "show", i, "--json") for i in ids),
     ):
         code, out, err = await cmdctl(*args)
         assert code in (ExitCode.OK, ExitCode.FAILED), (args, err)
@@ -178,7 +192,10 @@ async def test_a_missing_secret_is_refused_before_queueing_and_fails_after(
             assert err.startswith(f"cmdctl: {playbook}:5:41: {missing}"), err
             assert "did you mean 'front_door_pim'?" in err and "Traceback" not in err
         code, out, err = await acmdctl(
-            "send", "door-1", "lock.front", "{command: unlock, code: !secret front_door_pin}",
+            "send",
+            "door-1",
+            "lock.front",
+            "{command: unlock, code: !secret front_door_pin}",
             env=env,
         )
         assert code == ExitCode.INPUT and missing in err, err
