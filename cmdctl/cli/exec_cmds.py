@@ -418,7 +418,8 @@ def send(
     value: Annotated[
         str | None,
         typer.Argument(
-            help="Value: on/off, an option, a number, JSON for mappings.", show_default=False
+            help="Value: on/off, an option, a number, YAML for mappings, !secret NAME.",
+            show_default=False,
         ),
     ] = None,
     now_: Annotated[
@@ -442,6 +443,9 @@ def send(
 
     Exit codes: 0 done (or queued with --queue), 1 failed (rejected, mismatch), 2 bad input,
     4 unreachable with --now, 5 unreachable and queued for the next drain.
+
+    VALUE is read as YAML, so a secret from secrets.yaml goes by name, never by value:
+    cmdctl send door lock.front '{command: unlock, code: !secret front_door_pin}'
 
     Example: cmdctl send bar-tv-3 select.input "HDMI 1"
     """

@@ -51,7 +51,10 @@ class SecretsFile:
             except InputError as err:
                 if loc is None:
                     raise
-                raise loc.error(err.message, hint=err.hint) from None
+                if err.file is None:  # missing: the place that names it is the place to fix
+                    raise loc.error(err.message, hint=err.hint) from None
+                # secrets.yaml itself is wrong there: say where, from where it is used
+                raise loc.error(f"secret {name!r}: {err.one_line()}") from None
 
     def _missing(self, name: str) -> InputError:
         if not self.path.is_file():
