@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cmdctl.drain.totals import Totals
     from cmdctl.inputs.inventory import Inventory
     from cmdctl.inputs.playbook import Plan
+    from cmdctl.inputs.secretfile import SecretsFile
     from cmdctl.journal.store import Journal
 
 Warn = Callable[[str], None]
@@ -118,6 +119,7 @@ class Fleet(Records):
         self.who = who if who is not None else places.who()
         self.warn: Warn = warn or _python_warning
         self.clock = clock
+        self._secrets: SecretsFile | None = None
 
     @classmethod
     def open(
@@ -153,6 +155,23 @@ class Fleet(Records):
         the CLI records them), whichever journal this fleet uses."""
         return places.journal_dir(None)
 
+    @property
+    def secrets(self) -> Callable[[str], str]:
+        """What an engine looks `!secret NAME` arguments up with, just before sending
+        (`Engine(..., secrets=fleet.secrets)`): the secrets.yaml beside the inventory."""
+        return self._secret
+
+    def _secret(self, name: str) -> str:
+        """The value of `!secret NAME` (secrets.yaml beside the inventory), for sending only."""
+        return self._secrets_file().value(name)
+
+    def _secrets_file(self) -> SecretsFile:
+        from cmdctl.inputs.secretfile import SecretsFile
+
+        if self._secrets is None:
+            self._secrets = SecretsFile.beside(self.inventory.path)
+        return self._secrets
+
     def select(self, pattern: str) -> frozenset[str]:
         """Device names a `--limit` pattern selects (`bar:&tvs`); InputError when none."""
         from cmdctl.inputs.selection import select_names
@@ -183,12 +202,14 @@ class Fleet(Records):
     ) -> Entry:
         """The journal entry `send` would run, checked against the inventory (and with
         `check_cache`, the device's cached entity list); nothing is written."""
+        from cmdctl.core import secretref
         from cmdctl.drain import direct
         from cmdctl.inputs import commands
 
         self.inventory.device(device)  # InputError with a did-you-mean hint
         domain, target = commands.parse_selector(entity)
         command = commands.parse_cli_value(domain, target, _value_text(value))
+        self._secrets_file().check((name, None) for name in secretref.names(command.args))
         if check_cache:
             from cmdctl.api import cachecheck
 
@@ -211,7 +232,9 @@ class Fleet(Records):
         if how is direct.Mode.QUEUE:
             return direct.queue_only(self.journal, entry)
         address = self.inventory.device(entry.device)
-        return await direct.send(self.journal, address, entry, mode=how, timeout=timeout)
+        return await direct.send(
+            self.journal, address, entry, mode=how, timeout=timeout, secrets=self._secret
+        )
 
     async def send(
         self,
@@ -257,7 +280,7 @@ class Fleet(Records):
         else:
             book = pb.parse_playbook(playbook, max_commands=max_commands)
         prio = Priority.parse(priority) if isinstance(priority, str) else priority
-        return pb.expand(
+        plan = pb.expand(
             book,
             self.inventory,
             now=self.clock(),
@@ -270,6 +293,9 @@ class Fleet(Records):
             tags=wanted,
             skip_tags=unwanted,
         )
+        # Every `!secret` the batch refers to must exist now; its value is read when sending.
+        self._secrets_file().check(ref for step in plan.steps for ref in step.secrets)
+        return plan
 
     def check_cached(self, plan: Plan) -> None:
         """InputError at the step's file:line:column for the first command a device's cached
@@ -296,6 +322,7 @@ class Fleet(Records):
                 concurrency=concurrency,
                 observer=observer,
                 queued=plan.queued,
+                secrets=self._secret,
             )
             return Batch(plan, totals)
         if plan.queued:
@@ -349,7 +376,9 @@ class Fleet(Records):
         options = options or DrainOptions()
         if only is not None:
             options = dataclasses.replace(options, only=only)
-        return eng.Engine(self.journal, devices, options, observer=observer)
+        return eng.Engine(
+            self.journal, devices, options, observer=observer, secrets=self._secret
+        )
 
     def notifier(
         self,

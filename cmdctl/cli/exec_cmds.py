@@ -313,7 +313,9 @@ def drain(
     monitor = _monitor(jr, metrics_file, log_file, each_pass=False)
     observer, notifier = _notifier(notify_cmd, notify_timeout, observer, per_pass=False,
                                    fleet=fleet)
-    engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
+    engine = eng.Engine(
+        jr, devices, options, observer=monitor.watch(observer), secrets=fleet.secrets
+    )
     if notifier is not None:
         notifier.run_id = engine.run_id
 
@@ -378,7 +380,9 @@ def run(
     monitor = _monitor(jr, metrics_file, log_file, each_pass=True)  # metrics after every pass
     observer, notifier = _notifier(notify_cmd, notify_timeout, observer, per_pass=True,
                                    fleet=fleet)
-    engine = eng.Engine(jr, devices, options, observer=monitor.watch(observer))
+    engine = eng.Engine(
+        jr, devices, options, observer=monitor.watch(observer), secrets=fleet.secrets
+    )
     if notifier is not None:
         notifier.run_id = engine.run_id
     tty = render.stderr().is_terminal
@@ -414,7 +418,8 @@ def send(
     value: Annotated[
         str | None,
         typer.Argument(
-            help="Value: on/off, an option, a number, JSON for mappings.", show_default=False
+            help="Value: on/off, an option, a number, YAML for mappings, !secret NAME.",
+            show_default=False,
         ),
     ] = None,
     now_: Annotated[
@@ -438,6 +443,9 @@ def send(
 
     Exit codes: 0 done (or queued with --queue), 1 failed (rejected, mismatch), 2 bad input,
     4 unreachable with --now, 5 unreachable and queued for the next drain.
+
+    VALUE is read as YAML, so a secret from secrets.yaml goes by name, never by value:
+    cmdctl send door lock.front '{command: unlock, code: !secret front_door_pin}'
 
     Example: cmdctl send bar-tv-3 select.input "HDMI 1"
     """

@@ -99,9 +99,15 @@ def serve(
             from cmdctl.drain import engine as eng
             from cmdctl.drain import loops
             from cmdctl.drain.options import DrainOptions
+            from cmdctl.inputs.secretfile import SecretsFile
 
-            devices = load_inventory(inventory).by_name.get
-            engine = eng.Engine(jr, devices, DrainOptions(concurrency=concurrency, max_time=None))
+            inv = load_inventory(inventory)
+            engine = eng.Engine(
+                jr,
+                inv.by_name.get,
+                DrainOptions(concurrency=concurrency, max_time=None),
+                secrets=SecretsFile.beside(inv.path).value,
+            )
             tasks.append(asyncio.create_task(loops.serve(engine)))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

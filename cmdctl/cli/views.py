@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from cmdctl.core import secretref
+
 if TYPE_CHECKING:
     from cmdctl.core.model import Entry, State
     from cmdctl.journal.ledger import Ledger
@@ -204,6 +206,8 @@ def value_text(value: object, key: str | None = None, *, inner: bool = False) ->
         return repr(value)
     if value is None:
         return "null"
+    if secretref.ref_name(value) is not None:
+        return secretref.MASK  # a `!secret` argument: tables show neither name nor value
     if isinstance(value, str):
         if not inner:
             return value

@@ -16,6 +16,7 @@ from typing import Any
 
 from cmdctl.core.errors import DeviceRejected
 from cmdctl.core.model import MEDIA_COMMANDS, JSONValue
+from cmdctl.core.secretref import ref_name
 from cmdctl.device.expectation import (
     HUMIDITY_TOLERANCE,
     MIREDS_TOLERANCE,
@@ -186,8 +187,10 @@ class Validator:
             raise self.fail(f"value must be a number, got {value!r}")
         return float(value)
 
-    def do_text(self) -> tuple[dict[str, Any], Expectation]:
+    def do_text(self) -> tuple[dict[str, Any], Expectation | None]:
         value = self.args.get("value")
+        if ref_name(value) is not None:  # checked before queueing: the value is not known yet
+            return {"value": value}, None
         if not isinstance(value, str):
             raise self.fail(f"value must be a string, got {value!r}")
         info = self.info
@@ -380,7 +383,9 @@ class Validator:
             self.require(info.supports_open, "open")
         out: dict[str, Any] = {"command": command}
         code = self.args.get("code")
-        if code is not None:
+        if ref_name(code) is not None:  # checked before queueing: the value is not known yet
+            out["code"] = code
+        elif code is not None:
             code = str(code)
             if info.code_format:
                 try:
@@ -533,6 +538,10 @@ class Validator:
             element = kind.removesuffix("_array")
             return [self._convert(f"{name}[{i}]", element, v) for i, v in enumerate(value)]
         word = _type_word(kind)
+        if ref_name(value) is not None:  # checked before queueing: the value is not known yet
+            if kind == "string":
+                return value
+            raise self.fail(f"argument '{name}' must be {word}; a !secret is text")
         if kind == "bool" and isinstance(value, bool):
             return value
         if kind == "int" and is_number(value) and float(value).is_integer():

@@ -32,6 +32,7 @@ from cmdctl.core.errors import (
 )
 from cmdctl.core.ids import new_id
 from cmdctl.core.model import Command, Entry, Priority
+from cmdctl.core.secretref import Lookup
 from cmdctl.device.classify import classify
 from cmdctl.device.transport import (
     CONNECT_TIMEOUT,
@@ -40,7 +41,7 @@ from cmdctl.device.transport import (
     DeviceAddress,
     DeviceSession,
 )
-from cmdctl.drain import outcomes, recovery, retry
+from cmdctl.drain import outcomes, recovery, retry, secretargs
 from cmdctl.drain.outcomes import Verdict
 from cmdctl.drain.retry import RetryPolicy
 from cmdctl.drain.totals import Totals
@@ -159,8 +160,12 @@ async def send(
     mode: Mode = Mode.AUTO,
     timeout: float = SEND_TIMEOUT_S,
     clock: Callable[[], float] = time.time,
+    secrets: Lookup | None = None,
 ) -> SendResult:
-    """Run one command on its device now, journaled; see the module docstring for routing."""
+    """Run one command on its device now, journaled; see the module docstring for routing.
+
+    `secrets` looks up the command's `!secret` arguments just before it is sent; one that is
+    gone fails the command (never queued), naming the secret."""
     if mode is Mode.QUEUE:
         return queue_only(journal, entry)
     now = clock()
@@ -173,11 +178,16 @@ async def send(
         verify_timeout=min(VERIFY_TIMEOUT, timeout),
         job_timeout=timeout,
     )
+    sending = secretargs.Sending()
     try:
         try:
+            sending = secretargs.prepare([entry], secrets)
+            if sending.missing:
+                raise sending.missing[entry.id]
             # A backstop over the session's own bounds, which each phase already respects.
             async with asyncio.timeout(timeout + 1.0):
-                outcome = await session.execute(entry.command, verify=entry.verify)
+                outcome = await session.execute(sending.commands[0], verify=entry.verify)
+            outcome = sending.outcome(outcome)
         except TimeoutError as err:
             raise classify(err, device.name, phase="sending", timeout=timeout) from err
         finally:
@@ -185,6 +195,7 @@ async def send(
     except Exception as err:  # whatever went wrong, it is this command's outcome
         if not isinstance(err, DeviceError):
             err = unexpected(device.name, entry, err)
+        sending.scrub.error(err)  # a secret's value never travels on in a message
         status, verdict = _failure(entry, err, mode, clock())
         await asyncio.to_thread(journal.append, list(verdict.events))
         detail = verdict.detail.removeprefix(f"{entry.device}: ")  # the CLI names the device
@@ -252,6 +263,7 @@ async def run_immediate(
     observer: Observer | None = None,
     clock: Callable[[], float] = time.time,
     queued: Sequence[Entry] = (),
+    secrets: Lookup | None = None,
 ) -> Totals:
     """Run a playbook's immediate entries inline, concurrently across devices; never queued.
 
@@ -271,7 +283,7 @@ async def run_immediate(
         concurrency=concurrency or DEFAULT_CONCURRENCY, policy=IMMEDIATE_POLICY
     )
     engine = eng.Engine(journal, devices, options, observer=observer, clock=clock,
-                        kind=recovery.SEND)
+                        kind=recovery.SEND, secrets=secrets)
     now = clock()
     # Devices wait for a slot in rounds; each round may use its job timeout on both tries.
     rounds = math.ceil(len({e.device for e in entries}) / options.concurrency)

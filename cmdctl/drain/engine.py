@@ -29,6 +29,7 @@ from collections.abc import Set as AbstractSet
 from cmdctl.core.errors import DeviceError, DeviceUnavailable
 from cmdctl.core.ids import new_id
 from cmdctl.core.model import Entry
+from cmdctl.core.secretref import Lookup
 from cmdctl.device.transport import DeviceAddress
 from cmdctl.drain import gates, outcomes, recovery, retry
 from cmdctl.drain import totals as tot
@@ -61,8 +62,10 @@ class Engine:
         monotonic: Clock = time.monotonic,
         sleep: retry.Sleep = asyncio.sleep,
         kind: str = recovery.DRAIN,
+        secrets: Lookup | None = None,
     ) -> None:
         self.journal = journal
+        self.secrets = secrets  # `!secret` arguments: looked up just before sending
         self.devices = devices
         self.options = options or DrainOptions()
         self.observer: Observer = observer or NullObserver()

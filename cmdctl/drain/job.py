@@ -11,15 +11,16 @@ can never repeat it silently.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cmdctl.core.errors import DeviceError, DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import Entry
+from cmdctl.core.secretref import Scrubber
 from cmdctl.device.transport import DeviceAddress, DeviceSession, Outcome
-from cmdctl.drain import outcomes, recovery, retry
+from cmdctl.drain import outcomes, recovery, retry, secretargs
 from cmdctl.drain import totals as tot
 from cmdctl.drain.observer import Finished
 from cmdctl.drain.options import STOP_MARGIN_S, WINDOW_SETTLE_S
@@ -272,6 +273,10 @@ class DeviceJob:
                             return
             else:
                 chunk = job.todo[:1] if self.isolate else self._next_chunk()
+            sending = secretargs.prepare(chunk, engine.secrets)
+            if sending.missing:  # those fail alone, never sent; the rest is chunked again
+                self._unresolved(sending.missing)
+                continue
             # An entry started by an earlier try of this run is on disk as RUNNING already.
             fresh = [e for e in chunk if e.id not in job.started]
             if fresh:
@@ -289,19 +294,29 @@ class DeviceJob:
             job.last_sent = engine.monotonic()
             try:
                 results = await session.execute_many(
-                    [e.command for e in chunk], verify=[e.verify for e in chunk]
+                    sending.commands, verify=[e.verify for e in chunk]
                 )
-            except (DeviceError, asyncio.CancelledError):
+            except asyncio.CancelledError:
+                raise
+            except DeviceError as err:
+                sending.scrub.error(err)  # a secret's value never travels on in a message
                 raise
             except Exception as err:  # a bug or a value the client cannot carry, not the device
-                self._unexpected(chunk, err)
+                self._unexpected(chunk, err, sending.scrub)
                 continue
-            transient = self._results(chunk, results)
+            transient = self._results(chunk, sending.results(results))
             del job.todo[: len(chunk)]
             if transient is not None:
                 raise transient
 
-    def _unexpected(self, chunk: list[Entry], err: Exception) -> None:
+    def _unresolved(self, missing: Mapping[str, DeviceRejected]) -> None:
+        """Entries whose `!secret` no longer resolves: failed for good, with the cause."""
+        job, now = self.job, self.engine.clock()
+        for entry in [e for e in job.todo if e.id in missing]:
+            self.settle(entry, outcomes.rejected(entry, now, missing[entry.id]))
+        job.todo[:] = [e for e in job.todo if e.id not in missing]
+
+    def _unexpected(self, chunk: list[Entry], err: Exception, scrub: Scrubber) -> None:
         """An exception outside the device error tree while sending `chunk`: find the entry
         that causes it (the rest of a chunk is sent one by one from now on) and fail that one,
         with the cause, so one poison command never stops a drain nor blocks its device."""
@@ -309,7 +324,7 @@ class DeviceJob:
             self.isolate = True
             return  # the same entries again, one at a time: the culprit fails alone
         entry, now = chunk[0], self.engine.clock()
-        why = f"{entry.command.selector}: could not be sent: {type(err).__name__}: {err}"
+        why = scrub(f"{entry.command.selector}: could not be sent: {type(err).__name__}: {err}")
         if entry.idempotent:
             verdict = outcomes.rejected(entry, now, DeviceRejected(entry.device, why))
         else:

@@ -14,6 +14,7 @@ from typing import Any
 
 from cmdctl.core.errors import InputError
 from cmdctl.core.model import DOMAINS, MEDIA_COMMANDS, Command, JSONValue
+from cmdctl.core.secretref import SecretRef
 from cmdctl.core.timespec import format_duration, parse_duration
 from cmdctl.inputs import yamlsrc
 
@@ -82,6 +83,7 @@ def parse_command(domain: str, target: str, value: Any) -> Command:
     if domain not in DOMAINS:
         raise InputError(f"unknown domain {domain!r}", hint=yamlsrc.did_you_mean(domain, DOMAINS))
     check_target(domain, target)
+    _check_secrets(domain, value, ())
     return Command(domain, target, _PARSERS[domain](value))
 
 
@@ -90,9 +92,9 @@ def parse_cli_value(domain: str, target: str, text: str) -> Command:
 
     For `select` and `text` the words are taken as written unless quoted (`206` stays "206").
     """
-    node = yamlsrc.load_text(text, "<command line>", max_alias_nodes=1_000)
+    node = yamlsrc.load_text(text, "<command line>", allow_secret=True, max_alias_nodes=1_000)
     value = node.plain if node is not None else None
-    if domain in ("select", "text") and not isinstance(value, str):
+    if domain in ("select", "text") and not isinstance(value, str | SecretRef):
         value = text
     return parse_command(domain, target, value)
 
@@ -109,10 +111,45 @@ def idempotent_default(command: Command) -> bool:
     return True
 
 
+# --- secret arguments --------------------------------------------------------------------
+
+#: Where `!secret NAME` may stand, as the hint says it.
+SECRET_PLACES = "a lock's code, a text value or an action's data argument"
+
+
+def _secret_fits(domain: str, path: Path_) -> bool:
+    if domain == "lock":
+        return path == ("code",)
+    if domain == "text":
+        return path == ()
+    return domain == "action" and len(path) == 1  # a data argument itself, not inside a list
+
+
+def _check_secrets(domain: str, value: Any, path: Path_) -> None:
+    """Refuse a `SecretRef` where a secret makes no sense (`switch.x: !secret a`)."""
+    if isinstance(value, SecretRef):
+        if not _secret_fits(domain, path):
+            a = "an" if domain[0] in "aeiou" else "a"
+            where = f"{a} {domain} value"
+            if path:
+                where = "in a list" if isinstance(path[-1], int) else f"{path[-1]} of {a} {domain}"
+            raise CommandValueError(
+                f"{value} cannot be {where}", path=path, hint=f"a secret can be {SECRET_PLACES}"
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_secrets(domain, item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_secrets(domain, item, (*path, i))
+
+
 # --- per-domain parsers ------------------------------------------------------------------
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, SecretRef):
+        return str(value)
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -289,6 +326,8 @@ def _action_value(value: Any, path: Path_) -> JSONValue:
 
 
 def _action_scalar(value: Any, path: Path_) -> JSONValue:
+    if isinstance(value, SecretRef):
+        return value.marker()
     if isinstance(value, float) and not math.isfinite(value):
         raise CommandValueError(f"{path[0]} must be a finite number", path=path)
     if isinstance(value, str | int | float | bool):
@@ -435,7 +474,9 @@ def _seconds(value: Any, path: Path_, what: str) -> float:
     return seconds
 
 
-def _string(value: Any, path: Path_, what: str, *, empty: bool) -> str:
+def _string(value: Any, path: Path_, what: str, *, empty: bool) -> JSONValue:
+    if isinstance(value, SecretRef):  # _check_secrets let it stand only where one fits
+        return value.marker()
     if isinstance(value, str) and (empty or value.strip()):
         return value
     if isinstance(value, str):

@@ -74,7 +74,7 @@ class Plan:
 
 def load_playbook(path: Path, *, max_commands: int = MAX_COMMANDS) -> Playbook:
     """Load and validate a playbook; every error is an `InputError` with a location."""
-    return _playbook(yamlsrc.load_file(path), path, max_commands)
+    return _playbook(yamlsrc.load_file(path, allow_secret=True), path, max_commands)
 
 
 def parse_playbook(
@@ -88,7 +88,9 @@ def load_playbook_text(
     data: bytes, name: str, *, max_commands: int = MAX_COMMANDS
 ) -> Playbook:
     """`load_playbook` for a playbook sent as bytes (an HTTP body), named `name` in errors."""
-    return _playbook(yamlsrc.load_bytes(data, name), Path(name), max_commands)
+    return _playbook(
+        yamlsrc.load_bytes(data, name, allow_secret=True), Path(name), max_commands
+    )
 
 
 def _playbook(document: Node | None, path: Path, max_commands: int) -> Playbook:

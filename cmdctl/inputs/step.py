@@ -54,6 +54,7 @@ class Step:
     after_loc: Loc | None = field(default=None, compare=False)
     command_loc: Loc | None = field(default=None, compare=False)  # the `domain.entity:` key
     value_loc: Loc | None = field(default=None, compare=False)  # its value (or `data:`)
+    secrets: tuple[tuple[str, Loc], ...] = field(default=(), compare=False)  # `!secret NAME`s
 
 
 def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) -> Step:
@@ -139,6 +140,9 @@ def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) ->
         after_loc=items["after"].loc if "after" in items else None,
         command_loc=body.keys[selectors[0]],
         value_loc=_value_loc(body, selectors[0]),
+        secrets=yamlsrc.secret_refs(
+            body.items.get("data" if selectors[0] == "action" else selectors[0])
+        ),
     )
 
 

@@ -20,6 +20,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import Resolver
 
 from cmdctl.core.errors import InputError
+from cmdctl.core.secretref import SecretRef
 from cmdctl.core.timespec import parse_duration
 
 MAX_BYTES = 10 * 1024 * 1024  # far beyond any real inventory or playbook
@@ -82,7 +83,9 @@ class ScalarNode:
 
     @property
     def plain(self) -> Any:
-        """The plain Python value."""
+        """The plain Python value (`!secret NAME`: a `SecretRef`, never a plain string)."""
+        if self.tag == SECRET_TAG:
+            return SecretRef(str(self.value))
         return self.value
 
 
@@ -340,8 +343,8 @@ class _Composer:
         if tag == SECRET_TAG:
             if not self.allow_secret:
                 raise loc.error(
-                    "!secret is only allowed in the inventory",
-                    hint="keep keys in devices.yml / secrets.yaml",
+                    "!secret is not allowed in this file",
+                    hint="!secret belongs in the inventory (keys) and in playbook values",
                 )
             return ScalarNode(value, value, loc, SECRET_TAG)
         if self.tags is not None and _is_local(tag):
@@ -417,6 +420,20 @@ def _is_local(tag: str) -> bool:
 # --- helpers for loaders that validate located nodes -------------------------------------
 
 
+def secret_refs(node: Node | None) -> tuple[tuple[str, Loc], ...]:
+    """Each `!secret NAME` under `node`: its name and where it is written, in source order."""
+    found: list[tuple[str, Loc]] = []
+    todo: list[Node] = [] if node is None else [node]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, ScalarNode):
+            if item.tag == SECRET_TAG:
+                found.append((str(item.value), item.loc))
+        else:
+            todo.extend(reversed(item.items.values() if isinstance(item, MapNode) else item.items))
+    return tuple(found)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A "did you mean 'x'?" hint for the closest of `choices`, or None."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
@@ -440,6 +457,8 @@ def kind_name(node: Node) -> str:
         return "a list"
     if node.value is None:
         return "nothing"
+    if node.tag == SECRET_TAG:
+        return f"{SECRET_TAG} {node.text[:40]}"
     return repr(node.text[:40])
 
 

@@ -172,12 +172,16 @@ class Ops:
 
     def send(self, device: str, entity: str, value: str | None) -> dict[str, Any]:
         """`send --queue --json`: one entry queued for the next drain."""
+        from cmdctl.core.secretref import names
         from cmdctl.drain import direct
         from cmdctl.inputs import commands
+        from cmdctl.inputs.secretfile import SecretsFile
 
-        self.inventory().device(device)  # InputError with a did-you-mean hint
+        inventory = self.inventory()
+        inventory.device(device)  # InputError with a did-you-mean hint
         domain, target = commands.parse_selector(entity)
         command = commands.parse_cli_value(domain, target, "" if value is None else value)
+        SecretsFile.beside(inventory.path).check((name, None) for name in names(command.args))
         self.check_command(device, command)
         entry = direct.send_entry(
             device, command, who=self.who, idempotent=commands.idempotent_default(command)
@@ -195,11 +199,13 @@ class Ops:
         """`bulk --json`: the playbook in `body` validated as the CLI does, queued as one batch."""
         from cmdctl.core.ids import IdFactory
         from cmdctl.inputs import playbook
+        from cmdctl.inputs.secretfile import SecretsFile
 
         pb = playbook.load_playbook_text(body, "playbook")
+        inventory = self.inventory()
         plan = playbook.expand(
             pb,
-            self.inventory(),
+            inventory,
             now=time.time(),
             ids=IdFactory().new,
             who=self.who,
@@ -208,6 +214,7 @@ class Ops:
             at=at,
             max_commands=pb.max_commands,
         )
+        SecretsFile.beside(inventory.path).check(r for step in plan.steps for r in step.secrets)
         self.check_plan(plan)
         if plan.immediate:
             raise InputError(

@@ -288,8 +288,8 @@ def test_steps_and_defaults(write: Write) -> None:
         (
             "name: t\ntargets: tvs\nsteps:\n  - switch.a: !secret x\n",
             (4, 15),
-            "!secret is only allowed in the inventory",
-            None,
+            "switch.a: !secret x cannot be a switch value",
+            "a secret can be a lock's code, a text value or an action's data argument",
         ),
         ("name: t\nname: u\n", (2, 1), "duplicate key 'name' (first at line 1)", None),
         ("- a\n- b\n", (1, 1), "a playbook must be a mapping, not a list", None),

@@ -72,7 +72,7 @@ def test_only_string_keys() -> None:
 
 def test_secret_tag_only_when_allowed() -> None:
     err = _error("key: !secret k\n")
-    assert err.message == "!secret is only allowed in the inventory"
+    assert err.message == "!secret is not allowed in this file"
     assert (err.line, err.column) == (1, 6)
     node = load_text("key: !secret k\n", "f.yml", allow_secret=True)
     assert isinstance(node, MapNode)
