@@ -199,9 +199,13 @@ class Fleet(Records):
         *,
         verify: bool = True,
         check_cache: bool = False,
+        at: str | None = None,
+        expires: str | None = None,
+        attempts: int | None = None,
     ) -> Entry:
         """The journal entry `send` would run, checked against the inventory (and with
-        `check_cache`, the device's cached entity list); nothing is written."""
+        `check_cache` or an `at` still ahead, the device's cached entity list); nothing is
+        written. `at`, `expires` (relative: from `at`) and `attempts` as in a playbook."""
         from cmdctl.core import secretref
         from cmdctl.drain import direct
         from cmdctl.inputs import commands
@@ -210,7 +214,9 @@ class Fleet(Records):
         domain, target = commands.parse_selector(entity)
         command = commands.parse_cli_value(domain, target, _value_text(value))
         self._secrets_file().check((name, None) for name in secretref.names(command.args))
-        if check_cache:
+        now = self.clock()
+        not_before, until = _schedule(at, expires, now)
+        if check_cache or not_before > now:
             from cmdctl.api import cachecheck
 
             cachecheck.check_command(device, command, self.state_dir, self.warn)
@@ -220,16 +226,30 @@ class Fleet(Records):
             who=self.who,
             idempotent=commands.idempotent_default(command),
             verify=verify,
+            now=now,
+            max_attempts=direct.SEND_MAX_ATTEMPTS if attempts is None else _attempts(attempts),
+            not_before=not_before,
+            expires=until,
         )
 
     async def deliver(
         self, entry: Entry, *, mode: Mode | str = "auto", timeout: float = SEND_TIMEOUT_S
     ) -> SendResult:
-        """Run (or with mode "queue", only journal) an entry made by `command`."""
+        """Run (or with mode "queue", or when it is due later, only journal) an entry made by
+        `command`."""
         from cmdctl.drain import direct
 
         how = _mode(mode)
-        if how is direct.Mode.QUEUE:
+        later = entry.not_before > entry.created
+        if later and how is direct.Mode.NOW:
+            from cmdctl.core.timespec import format_when
+
+            when = format_when(entry.not_before, now=entry.created)
+            raise InputError(
+                f"--now and --at contradict each other: the command is due {when}",
+                hint="drop --now to queue it for then, or --at to send it now",
+            )
+        if how is direct.Mode.QUEUE or later:
             return direct.queue_only(self.journal, entry)
         address = self.inventory.device(entry.device)
         return await direct.send(
@@ -245,14 +265,25 @@ class Fleet(Records):
         mode: Mode | str = "auto",
         timeout: float = SEND_TIMEOUT_S,
         verify: bool = True,
+        at: str | None = None,
+        expires: str | None = None,
+        attempts: int | None = None,
     ) -> SendResult:
         """Send one command now: "auto" queues it if the device is away, "now" never queues,
-        "queue" only journals it for the next drain. The outcome is in the result."""
+        "queue" only journals it for the next drain; with `at` still ahead it is only queued,
+        due then. The outcome is in the result."""
         from cmdctl.drain import direct
 
         how = _mode(mode)
         entry = self.command(
-            device, entity, value, verify=verify, check_cache=how is direct.Mode.QUEUE
+            device,
+            entity,
+            value,
+            verify=verify,
+            check_cache=how is direct.Mode.QUEUE,
+            at=at,
+            expires=expires,
+            attempts=attempts,
         )
         return await self.deliver(entry, mode=how, timeout=timeout)
 
@@ -549,6 +580,39 @@ def _value_text(value: str | float | bool | None) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     return str(value)
+
+
+def _schedule(at: str | None, expires: str | None, now: float) -> tuple[float, float | None]:
+    """When a sent command is due (`at`, default now) and expires (relative: from `at`)."""
+    from cmdctl.core.timespec import parse_time
+
+    try:
+        not_before = now if at is None else parse_time(at, now=now)
+    except InputError as err:
+        raise InputError(f"--at: {err.message}", hint=err.hint) from None
+    if expires is None:
+        return not_before, None
+    try:
+        until = parse_time(expires, now=now, base=not_before)
+    except InputError as err:
+        raise InputError(f"--expires: {err.message}", hint=err.hint) from None
+    if until <= max(now, not_before):
+        raise InputError(
+            f"--expires {expires} is not after the start time; the command would expire unrun",
+            hint="use a relative time like +2h, counted from --at",
+        )
+    return not_before, until
+
+
+def _attempts(attempts: int) -> int:
+    from cmdctl.inputs.step import MAX_ATTEMPTS
+
+    if isinstance(attempts, bool) or not 1 <= attempts <= MAX_ATTEMPTS:
+        raise InputError(
+            f"--attempts must be 1 to {MAX_ATTEMPTS:,}, not {attempts!r}",
+            hint="how often the command may be tried in all, like 3",
+        )
+    return attempts
 
 
 def _mode(mode: Mode | str) -> Mode:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from cmdctl.cli import stdout
+from cmdctl.cli import stdout, views
 from cmdctl.cli.common import finish, open_fleet
 from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, QuietOpt
 from cmdctl.core.errors import BusyError, ExitCode, InputError
@@ -434,6 +434,30 @@ def send(
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Wait for the state to show the value.")
     ] = True,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Due later: only queue it, for then: '+10m', '18:00' (the next one), "
+            "'tomorrow 07:30', 'fri 18:00', ISO 8601 (local time).",
+            show_default=False,
+        ),
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            "--expires",
+            help="Drop it as expired if not run by then ('+2h': from the start).",
+            show_default=False,
+        ),
+    ] = None,
+    attempts: Annotated[
+        int | None,
+        typer.Option(
+            "--attempts", help="Tries in all, the direct one included [default: 5].",
+            show_default=False,
+        ),
+    ] = None,
     journal: JournalOpt = None,
     inventory: InventoryOpt = None,
     json_out: JsonOpt = False,
@@ -441,13 +465,19 @@ def send(
 ) -> None:
     """Send one command to one device now; queue it if the device is away.
 
-    Exit codes: 0 done (or queued with --queue), 1 failed (rejected, mismatch), 2 bad input,
-    4 unreachable with --now, 5 unreachable and queued for the next drain.
+    With --at still ahead it is only queued, due then (the device is not contacted now);
+    --expires and --attempts work as in a playbook.
+
+    Exit codes: 0 done (or queued with --queue or --at), 1 failed (rejected, mismatch), 2 bad
+    input, 4 unreachable with --now (or with no attempt left), 5 unreachable and queued for the
+    next drain.
 
     VALUE is read as YAML, so a secret from secrets.yaml goes by name, never by value:
     cmdctl send door lock.front '{command: unlock, code: !secret front_door_pin}'
 
     Example: cmdctl send bar-tv-3 select.input "HDMI 1"
+
+    Example: cmdctl send bar-tv-3 switch.tv_power off --at 'tomorrow 07:30' --expires +1h
     """
     import asyncio
 
@@ -461,7 +491,14 @@ def send(
     fleet = open_fleet(inventory, journal)
     mode = direct.Mode.NOW if now_ else direct.Mode.QUEUE if queue_ else direct.Mode.AUTO
     entry = fleet.command(
-        device, entity, value, verify=verify, check_cache=mode is direct.Mode.QUEUE
+        device,
+        entity,
+        value,
+        verify=verify,
+        check_cache=mode is direct.Mode.QUEUE,
+        at=at,
+        expires=expires,
+        attempts=attempts,
     )
     try:
         # Ctrl-C or SIGTERM cancels the send, which records where it stopped first.
@@ -490,7 +527,10 @@ def _send_report(result: Any, *, json_out: bool, quiet: bool) -> None:
     err = render.stderr()
     if status == "queued" and result.error is None:
         if not quiet and not json_out:
-            render.line(f"queued as {entry.id}")
+            said = f"queued as {entry.id}"
+            if entry.not_before > entry.created or entry.expires is not None:
+                said += ", " + views.due(entry.not_before, entry.expires)
+            render.line(said)
         return
     if status == "queued":
         err.print(

@@ -50,6 +50,9 @@ def _summary(plan: Plan, *, queued: bool = False) -> dict[str, object]:
         "steps": len(plan.steps),
         "queued": len(plan.queued),
         "immediate": len(plan.immediate),
+        # when the queued entries are due and expire (epoch seconds; null: nothing queued)
+        "not_before": plan.queued[0].not_before if plan.queued else None,
+        "expires": plan.queued[0].expires if plan.queued else None,
     }
 
 
@@ -113,7 +116,11 @@ def bulk(
     ] = None,
     at: Annotated[
         str | None,
-        typer.Option("--at", help="Override when it is due: '+10m', '2026-11-23T20:00'."),
+        typer.Option(
+            "--at",
+            help="Override when it is due: 'now', '+10m', '18:00' (the next one), "
+            "'tomorrow 07:30', 'fri 18:00', '2026-11-23T20:00' (local time).",
+        ),
     ] = None,
     tags: TagsOpt = None,
     skip_tags: SkipTagsOpt = None,
@@ -167,6 +174,9 @@ def bulk(
             f"queued batch {plan.batch}: {views.spread(plan.queued)}"
             + (ran if plan.immediate else "")
         )
+        if plan.queued:
+            first = plan.queued[0]  # a batch's queued entries share their start and expiry
+            render.line(views.due(first.not_before, first.expires))
     finish(code)
 
 

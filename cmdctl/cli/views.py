@@ -35,6 +35,22 @@ def spread(entries: Iterable[Entry]) -> str:
     )
 
 
+def due(not_before: float, expires: float | None, *, now: float | None = None) -> str:
+    """When queued work runs, in local time: `due 18:00 today (in 3h 12m), expires 20:00
+    today`, or `due now` (with its expiry, if it has one); `now` defaults to the clock."""
+    import time
+
+    from cmdctl.core.timespec import format_age, format_when
+
+    now = time.time() if now is None else now
+    text = "due now"
+    if not_before > now:
+        text = f"due {format_when(not_before, now=now)} ({format_age(not_before, now=now)})"
+    if expires is not None:
+        text += f", expires {format_when(expires, now=now)}"
+    return text
+
+
 #: Below this many columns, tables keep device, command and error readable and drop the rest.
 NARROW = 120
 

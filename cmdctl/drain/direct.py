@@ -101,6 +101,9 @@ class SendResult:
             "command": self.entry.command.selector,
             "args": dict(self.entry.command.args),
             "status": self.status,
+            "not_before": self.entry.not_before,
+            "expires": self.entry.expires,
+            "max_attempts": self.entry.max_attempts,
             "seconds": round(self.seconds, 3),
             "detail": self.detail,
             "error": None if self.error is None else self.error.one_line(),
@@ -117,8 +120,11 @@ def send_entry(
     verify: bool = True,
     now: float | None = None,
     max_attempts: int = SEND_MAX_ATTEMPTS,
+    not_before: float | None = None,
+    expires: float | None = None,
 ) -> Entry:
-    """The journal entry for one `cmdctl send`: its own batch, high priority, due now."""
+    """The journal entry for one `cmdctl send`: its own batch, high priority, due now (or at
+    `not_before`)."""
     now = time.time() if now is None else now
     ident = new_id()
     return Entry(
@@ -128,8 +134,8 @@ def send_entry(
         command=command,
         priority=Priority.HIGH,
         created=now,
-        not_before=now,
-        expires=None,
+        not_before=now if not_before is None else not_before,
+        expires=expires,
         idempotent=idempotent,
         verify=verify,
         max_attempts=max_attempts,
@@ -222,8 +228,9 @@ def _failure(entry: Entry, err: DeviceError, mode: Mode, now: float) -> tuple[st
         doubt = outcomes.transient(entry, now, err)
         if doubt is not None:
             return "unknown", doubt
-        # AUTO falls back to the queue: pending again, due at once, for the next drain.
-        auto = mode is Mode.AUTO
+        # AUTO falls back to the queue: pending again, due at once, for the next drain, while
+        # attempts remain (`send --attempts 1`: this was the only one).
+        auto = mode is Mode.AUTO and entry.attempts + 1 < entry.max_attempts
         verdict = outcomes.unreachable(entry, now, err, requeue=auto, policy=retry.DEFAULT,
                                        due_now=auto)
         return ("queued" if auto else "unreachable"), verdict

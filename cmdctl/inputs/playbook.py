@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cmdctl.core.errors import InputError
 from cmdctl.core.model import NO_COORDINATION, Coordination, Entry, Priority
-from cmdctl.core.timespec import parse_time
+from cmdctl.core.timespec import check_time, parse_time
 from cmdctl.inputs import selection, yamlsrc
 from cmdctl.inputs.inventory import Device, Inventory
 from cmdctl.inputs.step import TAG, TAG_HINT, Step, attempts_of, load_step, tags_of, targets_of
@@ -348,13 +348,16 @@ def _schedule(playbook: Playbook, now: float, at: str | None) -> tuple[float, fl
         except InputError as err:
             raise InputError(f"--at: {err.message}", hint=err.hint) from None
     elif playbook.at is not None:
-        not_before = _located(lambda: parse_time(playbook.at or "", now=now), playbook.at_loc)
+        at_text = playbook.at
+        not_before = _located(lambda: parse_time(at_text, now=now), playbook.at_loc, "at")
     else:
         not_before = now
     if playbook.expires is None:
         return not_before, None
     text = playbook.expires
-    expires = _located(lambda: parse_time(text, now=now, base=not_before), playbook.expires_loc)
+    expires = _located(
+        lambda: parse_time(text, now=now, base=not_before), playbook.expires_loc, "expires"
+    )
     if expires <= max(now, not_before):
         loc = playbook.expires_loc or Loc(str(playbook.path), 1, 1)
         raise loc.error(
@@ -364,13 +367,13 @@ def _schedule(playbook: Playbook, now: float, at: str | None) -> tuple[float, fl
     return not_before, expires
 
 
-def _located(parse: Callable[[], float], loc: Loc | None) -> float:
+def _located(parse: Callable[[], float], loc: Loc | None, what: str) -> float:
     try:
         return parse()
     except InputError as err:
         if loc is None:
             raise
-        raise loc.error(err.message, hint=err.hint) from None
+        raise loc.error(f"{what}: {err.message}", hint=err.hint) from None
 
 
 def _check_after(step: Step, earlier: dict[str, Loc], steps_node: SeqNode) -> None:
@@ -434,7 +437,7 @@ def _priority(node: Node) -> Priority:
 def _time(node: Node, what: str) -> str:
     text = yamlsrc.want_text(node, what).strip()
     try:
-        parse_time(text, now=0.0)
+        check_time(text)  # the form only: `now` is known at expansion
     except InputError as err:
         raise node.loc.error(f"{what}: {err.message}", hint=err.hint) from None
     return text

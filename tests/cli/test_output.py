@@ -193,7 +193,7 @@ def test_validate_and_bulk_say_what_was_really_expanded(workspace: Workspace) ->
     one = workspace.playbook("one.yml", "name: one\ntargets: tv-1\nsteps:\n  - number.volume: 1\n")
     assert "1 command (1 step over 1 device)" in workspace.invoke("validate", str(one)).stdout
     queued = workspace.invoke("bulk", str(one))
-    assert queued.stdout.endswith(": 1 command (1 step over 1 device)\n"), queued
+    assert queued.stdout.endswith(": 1 command (1 step over 1 device)\ndue now\n"), queued
 
 
 def test_the_run_summary_says_which_skipped_entries_are_still_queued() -> None:
