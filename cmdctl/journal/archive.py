@@ -222,6 +222,10 @@ def settle(directory: Path) -> bool:
             f"{folder / INTENT_FILE} is not what cmdctl writes: {err}",
             hint="move it out of the archive folder; then `journal verify`",
         ) from err
+    if folder.is_dir():  # a kill while the intent was being written leaves its temp file
+        leftovers = [n for n in os.listdir(folder) if n.startswith(f".{INTENT_FILE}.")]
+        if leftovers:
+            durable.remove_files(folder, leftovers)
     if intent is None:
         return False
     if not _committed(
@@ -235,8 +239,7 @@ def settle(directory: Path) -> bool:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     durable.truncate_file(folder / name, size)
-    leftovers = [n for n in os.listdir(folder) if n.startswith(f".{INTENT_FILE}.")]
-    durable.remove_files(folder, [INTENT_FILE, *leftovers])
+    durable.remove_files(folder, [INTENT_FILE])
     return True
 
 
