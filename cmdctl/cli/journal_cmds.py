@@ -89,7 +89,8 @@ def _print_archive(check: ArchiveCheck, *, quiet: bool) -> None:
     if not quiet or not check.ok:
         verdict = "ok" if check.ok else "CORRUPT"
         render.line(
-            f"{verdict}: archive {check.folder}: {check.files:,} files, {check.lines:,} events, "
+            f"{verdict}: archive {check.folder}: {check.files:,} file{'s' * (check.files != 1)}, "
+            f"{check.lines:,} events, "
             f"{len(check.damaged)} damaged lines"
         )
 
