@@ -47,10 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cmdctl.core.model import Entry, State
 from cmdctl.core.timespec import parse_duration
+from cmdctl.journal import archive
 from cmdctl.journal import events as ev
 from cmdctl.journal.entry import entry_from_queued, fold
 from cmdctl.journal.framing import scan_bytes
-from cmdctl.journal.layout import ARCHIVE_FILE, QUARANTINE_DIR
+from cmdctl.journal.layout import QUARANTINE_DIR
 from cmdctl.journal.store import Journal
 
 OP_TIMEOUT = 120.0  # any one cmdctl process; a drain is bounded by --max-time plus device timeouts
@@ -566,7 +567,7 @@ def fold_all(home: Path) -> tuple[dict[str, Entry], dict[str, State], list[str]]
     archive_events: list[ev.Event] = []
     seen_lines: set[str] = set()
     with contextlib.suppress(FileNotFoundError):
-        for number, raw in enumerate((home / ARCHIVE_FILE).read_bytes().splitlines(), 1):
+        for number, raw in enumerate(archive.read_all(home)[0], 1):
             try:
                 event = ev.decode(raw)
             except ev.EventDecodeError as err:

@@ -109,20 +109,33 @@ class Records:
         since: str | float | None = None,
         limit: str | None = None,
         last: int = 50,
+        archive: bool = False,
     ) -> list[Entry]:
         """Finished entries, newest first (`since`: "1h" or seconds; `limit`: an inventory
-        pattern, which reads the inventory; `last`: at most this many)."""
+        pattern, which reads the inventory; `last`: at most this many; `archive`: the
+        archive's too, read a day file at a time)."""
         from cmdctl.journal import summary
 
         names = None if limit is None else self.select(limit)
-        ledger = self.journal.ledger()
+        scan, ledger = self.journal.load()
+        cutoff = _seconds_ago(since, self.clock())
         rows = summary.history(
             ledger.entries(device=device) if device else ledger.entries(),
             device=device,
-            since=_seconds_ago(since, self.clock()),
+            since=cutoff,
         )
-        if names is not None:  # a failover entry counts for the device it ran on too
-            rows = [e for e in rows if e.device in names or e.ran_on in names]
+
+        def wanted(e: Entry) -> bool:  # a failover entry counts for the device it ran on too
+            if device is not None and device not in (e.device, e.ran_on):
+                return False
+            return names is None or e.device in names or e.ran_on in names
+
+        rows = [e for e in rows if wanted(e)]
+        if archive:
+            from cmdctl.journal.archive import View, history
+
+            with View.open(self.journal.directory, scan.file) as view:
+                rows = history(view, ledger, rows, wanted=wanted, since=cutoff, last=last)
         return rows[:last]
 
     def entries(

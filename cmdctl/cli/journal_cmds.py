@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cmdctl.cli.common import finish, now, open_journal
 from cmdctl.cli.options import JournalOpt, JsonOpt, QuietOpt
 from cmdctl.core.errors import ExitCode
+
+if TYPE_CHECKING:
+    from cmdctl.journal.archive import ArchiveCheck
 
 journal_app = typer.Typer(
     name="journal",
@@ -20,13 +23,15 @@ journal_app = typer.Typer(
 
 @journal_app.command("verify")
 def verify(journal: JournalOpt = None, json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
-    """Check every line and entry; exit 3 when anything is damaged.
+    """Check every line and entry, and every line of the archive; exit 3 when anything is damaged.
 
     Example: cmdctl journal verify
     """
     from cmdctl.cli import render
 
-    report = open_journal(journal).verify()
+    jr = open_journal(journal)
+    report = jr.verify()
+    archived = jr.verify_archive()
     if json_out:
         render.emit_json(
             {
@@ -41,6 +46,7 @@ def verify(journal: JournalOpt = None, json_out: JsonOpt = False, quiet: QuietOp
                 "quarantined": [str(p) for p in report.quarantined],
                 "filesystem": report.filesystem,
                 "warnings": list(report.warnings),
+                "archive": _archive_json(archived),
             }
         )
     else:
@@ -58,7 +64,40 @@ def verify(journal: JournalOpt = None, json_out: JsonOpt = False, quiet: QuietOp
                 f"{verdict}: {report.path}: {report.events:,} events, {report.entries:,} entries, "
                 f"{len(report.damaged)} damaged lines, {len(report.problems)} problems"
             )
-    finish(ExitCode.OK if report.ok else ExitCode.JOURNAL)
+        _print_archive(archived, quiet=quiet)
+    finish(ExitCode.OK if report.ok and archived.ok else ExitCode.JOURNAL)
+
+
+def _archive_json(check: ArchiveCheck) -> dict[str, object]:
+    return {
+        "ok": check.ok,
+        "path": str(check.folder),
+        "files": check.files,
+        "events": check.lines,
+        "damaged": [{"file": str(p), "line": d.line, "reason": d.reason} for p, d in check.damaged],
+        "warnings": list(check.warnings),
+    }
+
+
+def _print_archive(check: ArchiveCheck, *, quiet: bool) -> None:
+    from cmdctl.cli import render
+
+    for path, d in check.damaged:
+        render.stderr().print(f"{path}:{d.line}: damaged line skipped: {d.reason}", markup=False)
+    for warning in check.warnings:
+        render.warn(warning)
+    if not quiet or not check.ok:
+        verdict = "ok" if check.ok else "CORRUPT"
+        render.line(
+            f"{verdict}: archive {check.folder}: {check.files:,} file{'s' * (check.files != 1)}, "
+            f"{check.lines:,} events, "
+            f"{len(check.damaged)} damaged lines"
+        )
+
+
+#: How long `journal compact` keeps the archive's day files unless told: venue systems commonly
+#: keep a week of detail (the journal's --keep) and about three months of statistics.
+ARCHIVE_KEEP = "90d"
 
 
 @journal_app.command("compact")
@@ -67,13 +106,23 @@ def compact(
         str,
         typer.Option("--keep", help="Keep finished entries younger than this (e.g. 7d, 12h)."),
     ] = "7d",
+    archive_keep: Annotated[
+        str,
+        typer.Option(
+            "--archive-keep",
+            help="Delete archive day files older than this (e.g. 30d); 'forever' keeps all.",
+        ),
+    ] = ARCHIVE_KEEP,
     journal: JournalOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Rewrite the journal atomically; older finished entries move to the archive file.
+    """Rewrite the journal atomically; older finished entries move to the archive.
 
-    Example: cmdctl journal compact --keep 7d
+    The archive keeps one file per UTC day (archive/2026-12-05.jsonl) and whole days older
+    than --archive-keep are deleted.
+
+    Example: cmdctl journal compact --keep 7d --archive-keep 90d
     """
     from dataclasses import asdict
 
@@ -81,8 +130,9 @@ def compact(
     from cmdctl.core.timespec import parse_duration
 
     keep_s = parse_duration(keep)
+    archive_s = None if archive_keep.strip() == "forever" else parse_duration(archive_keep)
     jr = open_journal(journal)
-    report = jr.compact(keep_s, now())
+    report = jr.compact(keep_s, now(), archive_s)
     if json_out:
         render.emit_json(
             {

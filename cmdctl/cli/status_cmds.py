@@ -96,6 +96,10 @@ def history(
         ),
     ] = None,
     limit: Annotated[int, typer.Option("--last", "-n", help="At most this many rows.")] = 50,
+    archive: Annotated[
+        bool,
+        typer.Option("--archive", help="Also the archive (entries `journal compact` moved out)."),
+    ] = False,
     pattern: LimitOpt = None,
     inventory: InventoryOpt = None,
     journal: JournalOpt = None,
@@ -105,13 +109,14 @@ def history(
     """Finished entries with outcome and timing, newest first.
 
     --limit takes the inventory's names, groups and globs (the inventory is read only then);
-    --quiet prints the rows alone: no header, nothing when there are none.
+    --archive reads the archive's day files too, newest first, and with --since only those
+    of days within it; --quiet prints the rows alone: no header, nothing when there are none.
 
-    Example: cmdctl history --limit bar --since 1h
+    Example: cmdctl history --limit bar --since 1h; cmdctl history --archive --since 30d
     """
     options.rows(limit)
     rows = open_fleet(inventory, journal).history(
-        device=device, since=since or None, limit=pattern, last=limit
+        device=device, since=since or None, limit=pattern, last=limit, archive=archive
     )
     if json_out:
         from cmdctl.cli import render

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 #: How `write_all` writes (default `os.write`); tests pass one that writes short.
@@ -143,6 +143,30 @@ def replace_file(path: Path, data: bytes, *, mode: int, sync: bool = True) -> No
         raise
     if sync:
         fsync_dir(path.parent)
+
+
+def truncate_file(path: Path, size: int) -> None:
+    """Cut the file `path` back to `size` bytes and fsync it (never through a link); OSError."""
+    fd = os.open(path, os.O_WRONLY | NOFOLLOW)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_files(directory: Path, names: Iterable[str]) -> int:
+    """Remove the files `names` in `directory` (missing ones skipped), then fsync `directory`
+    once so the removals survive a crash; returns how many were removed; OSError."""
+    removed = 0
+    for name in names:
+        try:
+            os.unlink(directory / name)
+        except FileNotFoundError:
+            continue
+        removed += 1
+    fsync_dir(directory)
+    return removed
 
 
 def fsync_dir(directory: Path) -> None:

@@ -1,8 +1,9 @@
 """Compaction: which lines stay in the journal, and rewriting it so that nothing is lost.
 
 Live entries and finished entries younger than the retention stay. Older finished entries (and
-events for unknown ids) go to `archive.jsonl`, fsynced *before* the journal is replaced, so a
-crash in between can duplicate archived lines but never lose any. Damaged lines go to
+events for unknown ids) go to the archive's day files (`journal.archive`), fsynced *before* the
+journal is replaced, under an intent that lets the next compaction and every reader tell whether
+the replace happened: a crash anywhere loses no line and shows none twice. Damaged lines go to
 quarantine. The caller holds the journal lock.
 """
 
@@ -12,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cmdctl.core import durable
-from cmdctl.journal import delta, quarantine, snapshot
-from cmdctl.journal import events as ev
-from cmdctl.journal.events import EventDecodeError
+from cmdctl.journal import archive, delta, quarantine, snapshot
+from cmdctl.journal.archive import Rotation
 from cmdctl.journal.framing import Scan, reframe
-from cmdctl.journal.layout import ARCHIVE_FILE, FILE_MODE, JOURNAL_FILE
+from cmdctl.journal.layout import FILE_MODE, JOURNAL_FILE
 from cmdctl.journal.ledger import Ledger
 from cmdctl.journal.quarantine import Repair
 
@@ -33,6 +33,10 @@ class CompactReport:
     size_before: int
     size_after: int
     repairs: tuple[Repair, ...] = ()
+    archive_files: int = 0  # day files in the archive after
+    archive_size: int = 0  # their bytes
+    archive_deleted: int = 0  # day files removed as older than the archive's retention
+    rotated_lines: int = 0  # lines moved from the old `archive.jsonl` into day files
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +47,15 @@ class Plan:
     keep: frozenset[str]
     kept: tuple[bytes, ...]
     archived: tuple[bytes, ...]
+    days: tuple[str, ...] = ()  # the archive day file of each archived line
+    ids: frozenset[str] = frozenset()  # every entry the journal holds
 
 
-def plan(scan: Scan, horizon: float) -> Plan:
-    """Keep what is live or finished at or after `horizon`; archive the rest."""
+def plan(scan: Scan, horizon: float, now: float | None = None) -> Plan:
+    """Keep what is live or finished at or after `horizon`; archive the rest, each line dated
+    (see `journal.archive`: lines about no entry get the day of `now`, default `horizon`)."""
     ledger = Ledger.from_lines(scan.lines)
+    today = archive.day_of(horizon if now is None else now, "1970-01-01")
     keep: set[str] = set()
     for entry_id in ledger.ids():
         if not ledger.state(entry_id).finished:
@@ -59,32 +67,63 @@ def plan(scan: Scan, horizon: float) -> Plan:
             keep.add(entry_id)
     kept: list[bytes] = []
     archived: list[bytes] = []
+    dated: list[str] = []
+    day_of_entry: dict[str, str] = {}
     for line in scan.lines:
-        head = ev.peek(line)
-        if head is not None:
-            entry_id = head[1]
-        else:
-            try:
-                entry_id = ev.decode(line).id
-            except EventDecodeError:
-                entry_id = ""
-        (kept if entry_id in keep else archived).append(reframe(line))
-    return Plan(len(ledger), frozenset(keep), tuple(kept), tuple(archived))
+        entry_id = archive.entry_id_of(line)
+        if entry_id in keep:
+            kept.append(reframe(line))
+            continue
+        archived.append(reframe(line))
+        day = day_of_entry.get(entry_id)
+        if day is None:
+            known = entry_id in ledger
+            day = archive.finished_day(ledger, entry_id, today) if known else today
+            day_of_entry[entry_id] = day
+        dated.append(day)
+    return Plan(
+        len(ledger),
+        frozenset(keep),
+        tuple(kept),
+        tuple(archived),
+        tuple(dated),
+        frozenset(ledger.ids()),
+    )
 
 
-def rewrite(directory: Path, scan: Scan, chosen: Plan) -> None:
-    """Quarantine damage, archive, then replace the journal with the kept lines; OSError."""
+def rewrite(
+    directory: Path, scan: Scan, chosen: Plan, *, now: float, archive_keep: float | None = None
+) -> Rotation:
+    """Quarantine damage, archive, replace the journal with the kept lines, expire day files
+    older than `archive_keep` (None: keep all); OSError."""
     if scan.damaged:
         quarantine.keep_damaged(directory, scan.damaged)
-    if chosen.archived:
-        durable.append_file(directory / ARCHIVE_FILE, b"".join(chosen.archived), mode=FILE_MODE)
-    durable.replace_file(directory / JOURNAL_FILE, b"".join(chosen.kept), mode=FILE_MODE)
-    snapshot.remove(directory)  # describes the old file
-    delta.remove(directory)  # so does this
+    by_day: dict[str, list[bytes]] = {}
+    for day, line in zip(chosen.days, chosen.archived, strict=True):
+        by_day.setdefault(day, []).append(line)
+
+    def replace() -> None:
+        durable.replace_file(directory / JOURNAL_FILE, b"".join(chosen.kept), mode=FILE_MODE)
+        snapshot.remove(directory)  # describes the old file
+        delta.remove(directory)  # so does this
+
+    return archive.rotate(
+        directory,
+        by_day,
+        replace,
+        journal_ids=chosen.ids,
+        today=archive.day_of(now, "1970-01-01"),
+        keep=archive_keep,
+        now=now,
+    )
 
 
 def report(
-    scan: Scan, chosen: Plan, size_after: int, repairs: tuple[Repair, ...]
+    scan: Scan,
+    chosen: Plan,
+    size_after: int,
+    repairs: tuple[Repair, ...],
+    rotation: Rotation | None = None,
 ) -> CompactReport:
     """The report of a compaction that carried out `chosen`."""
     return CompactReport(
@@ -96,4 +135,8 @@ def report(
         size_before=scan.size,
         size_after=size_after,
         repairs=repairs,
+        archive_files=rotation.files if rotation else 0,
+        archive_size=rotation.size if rotation else 0,
+        archive_deleted=len(rotation.deleted) if rotation else 0,
+        rotated_lines=rotation.rotated_lines if rotation else 0,
     )

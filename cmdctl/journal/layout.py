@@ -23,10 +23,14 @@ from cmdctl.journal.netfs import is_network_fs, local_filesystem_type
 JOURNAL_FILE = "journal.jsonl"
 LOCK_FILE = "journal.lock"
 DRAIN_LOCK_FILE = "drain.lock"
-ARCHIVE_FILE = "archive.jsonl"
+ARCHIVE_FILE = "archive.jsonl"  # the archive's old layout: one file (see `journal.archive`)
+ARCHIVE_DIR = "archive"  # the archive: one file per day (see `journal.archive`)
 SNAPSHOT_FILE = "journal.snapshot"
 DELTA_FILE = "journal.delta"
 QUARANTINE_DIR = "quarantine"
+
+#: Every folder cmdctl keeps in the journal directory.
+DIRS = (QUARANTINE_DIR, ARCHIVE_DIR)
 
 #: Every name cmdctl opens in the journal directory (besides temp files, created exclusively).
 FILES = (JOURNAL_FILE, LOCK_FILE, DRAIN_LOCK_FILE, ARCHIVE_FILE, SNAPSHOT_FILE, DELTA_FILE)
@@ -106,8 +110,8 @@ def check_dir(directory: Path) -> bool:
             "refusing to trust it",
             hint=f"chmod 700 {directory}",
         )
-    for name in (*FILES, QUARANTINE_DIR):
-        _check_member(directory / name, me, want_dir=name == QUARANTINE_DIR)
+    for name in (*FILES, *DIRS):
+        _check_member(directory / name, me, want_dir=name in DIRS)
     return True
 
 

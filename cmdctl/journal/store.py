@@ -11,7 +11,8 @@ another user could write to, and nothing here is opened through a symbolic link)
     journal.snapshot     derived cache of the fold (see below); safe to delete
     journal.delta        derived cache: each append's lines, pre-read (see below); safe to delete
     drain.lock           held by a running drain (`try_drain_lock`), never waited for
-    archive.jsonl        finished entries that `compact` moved out of the journal
+    archive/DAY.jsonl    finished entries that `compact` moved out of the journal, by the
+                         UTC day they finished; `archive.jsonl` is the old layout (see `archive`)
     quarantine/*.torn    torn tails cut off by a writer after a crash
     quarantine/*.damaged damaged lines `compact` moved aside
 
@@ -43,8 +44,9 @@ it was committed.
 
 Compaction rewrites the journal under the lock into a temp file (fsync, rename, fsync the
 directory), keeping every live entry and finished entries younger than the retention. Older
-finished entries (and events for unknown ids) are appended to `archive.jsonl` and fsynced
-*before* the rename, so a crash in between can duplicate archived lines but never lose any.
+finished entries (and events for unknown ids) are appended to the archive's day files and
+fsynced *before* the rename, under an intent that the next compaction and readers use to undo or
+ignore what a crash in between left twice (`journal.archive`): nothing lost, nothing seen twice.
 Readers that have the old file open keep reading it; the next read opens the new one.
 
 Snapshot. `journal.snapshot` is a derived cache of the fold up to a byte offset (marshal data
@@ -79,7 +81,7 @@ from typing import Protocol, TypeVar
 
 from cmdctl.core import durable
 from cmdctl.core.errors import BusyError, JournalError
-from cmdctl.journal import compaction, delta, layout, quarantine, snapshot
+from cmdctl.journal import archive, compaction, delta, layout, quarantine, snapshot
 from cmdctl.journal import events as ev
 from cmdctl.journal.compaction import CompactReport
 from cmdctl.journal.entry import entry_of
@@ -430,8 +432,11 @@ class Journal:
 
     # -- compaction --------------------------------------------------------------------------
 
-    def compact(self, keep_seconds: float, now: float) -> CompactReport:
-        """Rewrite the journal without finished entries older than `keep_seconds`."""
+    def compact(
+        self, keep_seconds: float, now: float, archive_keep: float | None = None
+    ) -> CompactReport:
+        """Rewrite the journal without finished entries older than `keep_seconds` (archived),
+        removing archive day files older than `archive_keep` (None: none; `journal.archive`)."""
         horizon = now - keep_seconds
         with self._locked():
             if not self.path.exists():
@@ -442,9 +447,11 @@ class Journal:
             finally:
                 os.close(fd)
             scan = self.read()
-            chosen = compaction.plan(scan, horizon)
+            chosen = compaction.plan(scan, horizon, now)
             try:
-                compaction.rewrite(self.directory, scan, chosen)
+                rotation = compaction.rewrite(
+                    self.directory, scan, chosen, now=now, archive_keep=archive_keep
+                )
             except OSError as err:
                 raise JournalError(
                     f"compaction of {self.path} failed, journal unchanged: {err}"
@@ -452,7 +459,14 @@ class Journal:
             size_after = self.path.stat().st_size
         if size_after >= snapshot.SNAPSHOT_AFTER_BYTES:
             self.load()  # so the next reader starts from a snapshot of the new file
-        return compaction.report(scan, chosen, size_after, repairs)
+        return compaction.report(scan, chosen, size_after, repairs, rotation)
+
+    def verify_archive(self) -> archive.ArchiveCheck:
+        """Check every line of the archive's files, one file at a time, under the lock."""
+        if not layout.check_dir(self.directory):
+            return archive.check(self.directory)
+        with self._locked():  # no compaction half-way through
+            return archive.check(self.directory)
 
 
 class _Reader:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cmdctl.journal import archive
 from cmdctl.journal.store import Journal
 from tests.cli.helpers import (
     RunningFleet,
@@ -169,7 +170,7 @@ def test_a_compaction_while_following_loses_and_repeats_nothing(
     seen = [json.loads(x) for x in first + rest]
     keys = [(s["type"], s["id"], s["ts"]) for s in seen]
     assert len(set(keys)) == len(keys) == 21
-    archived = (ws.journal / "archive.jsonl").read_text().splitlines()
+    archived = archive.read_all(ws.journal)[0]
     assert len(archived) == 2  # the cancelled entry: queued and cancelled
     everything = [json.loads(x) for x in ws.run("events", "--json").stdout.splitlines()]
     everything += [json.loads(x) for x in archived]

@@ -140,6 +140,11 @@ def test_compact_bad_keep(workspace: Workspace) -> None:
     assert_clean_failure(result, 2, "forever")
 
 
+def test_compact_bad_archive_keep(workspace: Workspace) -> None:
+    result = workspace.invoke("journal", "compact", "--archive-keep", "3 weeks")
+    assert_clean_failure(result, 2, "bad duration '3 weeks'")
+
+
 def test_simulate_bad_count(workspace: Workspace) -> None:
     result = workspace.invoke("simulate", "--count", "0")
     assert_clean_failure(result, 2, "--count must be between 1 and 10000")

@@ -90,6 +90,22 @@ def test_journal_verify_and_compact_on_a_healthy_journal(workspace: Workspace) -
     assert json.loads(workspace.invoke("status", "--json").stdout)["counts"] == {"pending": 20}
 
 
+def test_history_archive_reads_what_compact_moved_out(workspace: Workspace) -> None:
+    pb = workspace.playbook("v.yml", volume_playbook(2))
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
+    assert workspace.invoke("queue", "cancel", "--device", "tv-1").returncode == 0
+    compact = workspace.invoke("journal", "compact", "--keep", "0s", "--json")
+    assert compact.returncode == 0, compact.stderr
+    assert json.loads(compact.stdout)["archive_files"] == 1
+    assert json.loads(workspace.invoke("history", "--json").stdout) == []
+    hist = json.loads(workspace.invoke("history", "--archive", "--json").stdout)
+    assert len(hist) == 2 and {h["device"] for h in hist} == {"tv-1"}
+    assert all(h["state"] == "cancelled" for h in hist)
+    verify = workspace.invoke("journal", "verify")
+    assert verify.returncode == 0, verify.stderr
+    assert "ok: archive " in verify.stdout and "1 file, 4 events, 0 damaged" in verify.stdout
+
+
 def test_journal_files_are_private(workspace: Workspace) -> None:
     pb = workspace.playbook("v.yml", volume_playbook(1))
     assert workspace.invoke("bulk", str(pb)).returncode == 0

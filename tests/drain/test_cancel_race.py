@@ -19,9 +19,8 @@ from cmdctl.drain import loops
 from cmdctl.drain.options import DrainOptions
 from cmdctl.drain.retry import RetryPolicy
 from cmdctl.drain.totals import Totals
+from cmdctl.journal import archive
 from cmdctl.journal import events as ev
-from cmdctl.journal.framing import scan_bytes
-from cmdctl.journal.layout import ARCHIVE_FILE
 from cmdctl.journal.ledger import Ledger
 from cmdctl.journal.store import Journal
 from cmdctl.simulator import Fleet
@@ -31,9 +30,8 @@ from .conftest import Address, acmdctl, address, cli_env, make_entry, queue, rec
 
 def _all_events(journal: Journal) -> list[ev.Event]:
     """Every event: the archive's (older), then the journal's."""
-    archive = journal.directory / ARCHIVE_FILE
-    data = archive.read_bytes() if archive.exists() else b""
-    return [ev.decode(line) for line in scan_bytes(data, 0).lines] + list(journal.events())
+    archived, current = archive.read_all(journal.directory)
+    return [ev.decode(line) for line in [*archived, *current]]
 
 
 ONE_TRY = RetryPolicy(tries=1, ambiguous_tries=1, initial=0.01, maximum=0.01, jitter=0.0)

@@ -5,11 +5,19 @@ driver.py append-loop DIR SIZE          append batches of SIZE forever; print ea
 driver.py append-n DIR N BATCHES GO     wait for file GO, append N events in BATCHES appends
 driver.py read-loop DIR STOP SIZE       read + fold until file STOP exists; fail on any
                                         damage or any batch not of exactly SIZE entries
+driver.py kill-each TEMPLATE ROOT NOW KEEP AKEEP
+                                        for N = 1, 2, ...: copy TEMPLATE to ROOT/N, fork a child
+                                        that compacts it and SIGKILLs itself at its Nth write,
+                                        fsync, rename, unlink, truncate, mkdir or file creation
+                                        (a write is cut in half first); print "N killed", until
+                                        a child finishes: print "N finished"
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -107,6 +115,60 @@ def read_loop(directory: Path, stop: Path, size: int) -> int:
     return 0
 
 
+def _kill_at(n: int) -> None:
+    """SIGKILL this process at its `n`th call that changes the disk (see the module doc)."""
+    count = [0]
+
+    def hit() -> bool:
+        count[0] += 1
+        return count[0] == n
+
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def wrap(name: str) -> None:
+        real = getattr(os, name)
+
+        def call(*args: object, **kwargs: object) -> object:
+            if name == "open" and not (int(args[1]) & os.O_CREAT):  # type: ignore[call-overload]
+                return real(*args, **kwargs)
+            if hit():
+                if name == "write" and len(args[1]) > 1:  # type: ignore[arg-type]
+                    data = args[1]
+                    real(args[0], data[: len(data) // 2])  # type: ignore[index]
+                die()
+            return real(*args, **kwargs)
+
+        setattr(os, name, call)
+
+    for name in ("write", "fsync", "replace", "rename", "unlink", "ftruncate", "mkdir", "open"):
+        wrap(name)
+
+
+def kill_each(template: Path, root: Path, now: float, keep: float, archive_keep: float) -> None:
+    n = 0
+    while True:
+        n += 1
+        target = root / str(n)
+        shutil.copytree(template, target)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _kill_at(n)
+                Journal(target).compact(keep, now, archive_keep)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            print(f"{n} killed", flush=True)
+            continue
+        print(f"{n} {'finished' if os.WEXITSTATUS(status) == 0 else 'failed'}", flush=True)
+        return
+
+
 def main(argv: list[str]) -> int:
     mode, directory = argv[0], Path(argv[1])
     if mode == "append-loop":
@@ -115,6 +177,8 @@ def main(argv: list[str]) -> int:
         fork_server(directory, int(argv[2]))
     elif mode == "append-n":
         append_n(directory, int(argv[2]), int(argv[3]), Path(argv[4]))
+    elif mode == "kill-each":
+        kill_each(directory, Path(argv[2]), *map(float, argv[3:6]))
     elif mode == "read-loop":
         if len(argv) > 4:
             snapshot.SNAPSHOT_AFTER_BYTES = int(argv[4])

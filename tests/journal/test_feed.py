@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+from cmdctl.journal import archive
 from cmdctl.journal import events as ev
 from cmdctl.journal.events import Event
 from cmdctl.journal.feed import EventFilter, Feed, FeedEvent
@@ -18,10 +19,8 @@ def _keys(items: list[FeedEvent]) -> list[tuple[str, str, float]]:
 
 def _all(journal: Journal) -> list[tuple[str, str, float]]:
     """Every event ever written: archived ones and those still in the journal."""
-    archive = journal.directory / "archive.jsonl"
-    lines = archive.read_bytes().splitlines() if archive.exists() else []
-    archived = [ev.decode(line) for line in lines]
-    return [(e.type, e.id, e.ts) for e in [*archived, *journal.events()]]
+    archived, current = archive.read_all(journal.directory)
+    return [(e.type, e.id, e.ts) for e in map(ev.decode, [*archived, *current])]
 
 
 def test_an_absent_journal_is_empty_then_followed_from_its_first_line(journal: Journal) -> None:

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from cmdctl.core.errors import BusyError, JournalError
 from cmdctl.core.model import Entry, State
+from cmdctl.journal import archive, framing, layout, snapshot
 from cmdctl.journal import events as ev
-from cmdctl.journal import framing, layout, snapshot
 from cmdctl.journal.framing import frame, scan_bytes
 from cmdctl.journal.netfs import filesystem_type, is_network_fs
 from cmdctl.journal.store import Journal
@@ -70,11 +70,13 @@ def test_modes_are_private_even_with_an_open_umask(
     with journal.try_drain_lock():
         pass
     names = {p.name for p in d.iterdir()}
-    assert {"journal.jsonl", "journal.lock", "drain.lock", "archive.jsonl"} <= names
-    assert {"quarantine", "journal.snapshot"} <= names
+    assert {"journal.jsonl", "journal.lock", "drain.lock"} <= names
+    assert {"quarantine", "journal.snapshot", "archive"} <= names
+    assert [p.name for p in (d / "archive").iterdir()] == ["1970-01-01.jsonl"]
     assert d.stat().st_mode & 0o777 == 0o700
     assert (d / "quarantine").stat().st_mode & 0o777 == 0o700
-    for p in [*d.iterdir(), *(d / "quarantine").iterdir()]:
+    assert (d / "archive").stat().st_mode & 0o777 == 0o700
+    for p in [*d.iterdir(), *(d / "quarantine").iterdir(), *(d / "archive").iterdir()]:
         if p.is_file():
             assert p.stat().st_mode & 0o777 == 0o600, p
 
@@ -175,8 +177,7 @@ def test_compact_keeps_live_and_young_archives_old(journal: Journal) -> None:
     assert sorted(after.ids()) == sorted([live.id, young.id, running.id])
     for entry_id in after.ids():
         assert after.get(entry_id) == before.get(entry_id)
-    archive = scan_bytes((journal.directory / "archive.jsonl").read_bytes())
-    archived = {e.id for e in archive.events()}
+    archived = {ev.decode(line).id for line in archive.read_all(journal.directory)[0]}
     assert archived == {old.id, old_cancel.id, "NOSUCHID"}
     assert journal.verify().ok
     # Compacting again archives nothing more; appends continue normally.
