@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +32,12 @@ if TYPE_CHECKING:
     from cmdctl.drain.totals import Totals
     from cmdctl.inputs.inventory import Inventory
     from cmdctl.inputs.playbook import Plan
+    from cmdctl.inputs.variables import Value
     from cmdctl.journal.store import Journal
+
+#: `variables=` of `plan` / `bulk`: name → value (text, number, true/false), or `name=value`
+#: strings as `--var` takes them (the value read as YAML: `volume=30` is a number).
+Variables = Mapping[str, "Value | str | int | float | bool"] | Iterable[str]
 
 Warn = Callable[[str], None]
 Lookup = Callable[[str], "DeviceAddress | None"]
@@ -245,11 +250,14 @@ class Fleet(Records):
         tags: str | Collection[str] | None = None,
         skip_tags: str | Collection[str] | None = None,
         max_commands: int = MAX_COMMANDS,
+        variables: Variables | None = None,
     ) -> Plan:
-        """A playbook (a file, or YAML text) expanded over the inventory; nothing written."""
+        """A playbook (a file, or YAML text) expanded over the inventory; nothing written.
+        `variables` beat every `vars:` (README: Variables)."""
         from cmdctl.core.ids import IdFactory
         from cmdctl.core.model import Priority
         from cmdctl.inputs import playbook as pb
+        from cmdctl.inputs.variables import given
 
         wanted, unwanted = _tags(tags), _tags(skip_tags)
         if isinstance(playbook, Path):
@@ -269,6 +277,7 @@ class Fleet(Records):
             max_commands=max_commands,
             tags=wanted,
             skip_tags=unwanted,
+            variables=given(variables),
         )
 
     def check_cached(self, plan: Plan) -> None:
@@ -317,6 +326,7 @@ class Fleet(Records):
         skip_tags: str | Collection[str] | None = None,
         max_commands: int = MAX_COMMANDS,
         concurrency: int = CONCURRENCY,
+        variables: Variables | None = None,
     ) -> Batch:
         """`plan` + `check_cached` + `queue`: a playbook queued as one batch, its immediate
         steps run. A playbook given as text is validated like a file (errors name line:col)."""
@@ -328,6 +338,7 @@ class Fleet(Records):
             tags=tags,
             skip_tags=skip_tags,
             max_commands=max_commands,
+            variables=variables,
         )
         self.check_cached(plan)
         return await self.queue(plan, concurrency=concurrency)
