@@ -108,8 +108,13 @@ def check_plan(plan: Plan, state_dir: Path, warn: Callable[[str], None]) -> None
                 err, entity_found = refused
                 loc: Loc | None = step.value_loc if entity_found else step.command_loc
                 loc = loc or step.loc
+                hint = err.hint
+                if step.template is not None:  # the fix is where the variable is set
+                    refs = ", ".join(f"${{{name}}}" for name in step.template.names)
+                    came = f"the value comes from {refs} as set for {device}"
+                    hint = f"{hint}; {came}" if hint else came
                 raise InputError(
-                    err.message, file=loc.file, line=loc.line, column=loc.column, hint=err.hint
+                    err.message, file=loc.file, line=loc.line, column=loc.column, hint=hint
                 )
 
 
