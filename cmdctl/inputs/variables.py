@@ -198,8 +198,8 @@ def _value(node: Node, name: str, source: str) -> Value:
         )
     if node.tag == yamlsrc.SECRET_TAG:
         raise node.loc.error(
-            f"variable {name} cannot be a !secret: the commands it fills in are journaled",
-            hint="put the value itself in vars:",
+            f"variable {name} cannot be a !secret",
+            hint="vars: hold plain values; write the !secret in the step's value itself",
         )
     value = node.value
     if value is None or node.tag is not None:

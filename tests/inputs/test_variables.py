@@ -136,7 +136,7 @@ def test_vars_naming_no_device_or_group(write: Write) -> None:
         ("{x: [1, 2]}", 27, "variable x must be one value, not a list", "give each field"),
         ("{x: {a: 1}}", 27, "variable x must be one value, not a mapping", "give each field"),
         ("{x: }", 27, "variable x has no value", "for empty text write ''"),
-        ("{x: !secret pin}", 27, "variable x cannot be a !secret", "put the value itself"),
+        ("{x: !secret pin}", 27, "variable x cannot be a !secret", "write the !secret in the step"),
         ('{x: "${HOME}"}', 27, "variable x: ${...} inside a value is not expanded", "$${"),
         ("{1x: 1}", 24, "bad variable name '1x'", "letters, digits and '_'"),
         ("{x-y: 1}", 24, "bad variable name 'x-y'", "letters, digits and '_'"),
