@@ -90,24 +90,31 @@ def check_plan(plan: Plan, state_dir: Path, warn: Callable[[str], None]) -> None
         by_step.setdefault(entry.step, []).append(entry)
     for step in plan.steps:
         checked: set[str] = set()
-        passed: set[str] = set()  # listings (by hash) this step's command passed
+        # (listing hash, command) pairs that passed; a step's entries share its Command, or
+        # with variables one Command per distinct set of values
+        passed: set[tuple[str, int]] = set()
         for entry in by_step.get(step.name, ()):
             for device in _devices_of(entry):
                 if device in checked:
                     continue
                 checked.add(device)
                 digest = listings.digest(device)
-                if digest is None or digest in passed:
+                if digest is None or (digest, id(entry.command)) in passed:
                     continue
-                refused = listings.refusal(device, step.command)
+                refused = listings.refusal(device, entry.command)
                 if refused is None:
-                    passed.add(digest)
+                    passed.add((digest, id(entry.command)))
                     continue
                 err, entity_found = refused
                 loc: Loc | None = step.value_loc if entity_found else step.command_loc
                 loc = loc or step.loc
+                hint = err.hint
+                if step.template is not None:  # the fix is where the variable is set
+                    refs = ", ".join(f"${{{name}}}" for name in step.template.names)
+                    came = f"the value comes from {refs} as set for {device}"
+                    hint = f"{hint}; {came}" if hint else came
                 raise InputError(
-                    err.message, file=loc.file, line=loc.line, column=loc.column, hint=err.hint
+                    err.message, file=loc.file, line=loc.line, column=loc.column, hint=hint
                 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +33,12 @@ if TYPE_CHECKING:
     from cmdctl.inputs.inventory import Inventory
     from cmdctl.inputs.playbook import Plan
     from cmdctl.inputs.secretfile import SecretsFile
+    from cmdctl.inputs.variables import Value
     from cmdctl.journal.store import Journal
+
+#: `variables=` of `plan` / `bulk`: name → value (text, number, true/false), or `name=value`
+#: strings as `--var` takes them (the value read as YAML: `volume=30` is a number).
+Variables = Mapping[str, "Value | str | int | float | bool"] | Iterable[str]
 
 Warn = Callable[[str], None]
 Lookup = Callable[[str], "DeviceAddress | None"]
@@ -299,11 +304,14 @@ class Fleet(Records):
         tags: str | Collection[str] | None = None,
         skip_tags: str | Collection[str] | None = None,
         max_commands: int = MAX_COMMANDS,
+        variables: Variables | None = None,
     ) -> Plan:
-        """A playbook (a file, or YAML text) expanded over the inventory; nothing written."""
+        """A playbook (a file, or YAML text) expanded over the inventory; nothing written.
+        `variables` beat every `vars:` (README: Variables)."""
         from cmdctl.core.ids import IdFactory
         from cmdctl.core.model import Priority
         from cmdctl.inputs import playbook as pb
+        from cmdctl.inputs.variables import given
 
         wanted, unwanted = _tags(tags), _tags(skip_tags)
         if isinstance(playbook, Path):
@@ -323,6 +331,7 @@ class Fleet(Records):
             max_commands=max_commands,
             tags=wanted,
             skip_tags=unwanted,
+            variables=given(variables),
         )
         # Every `!secret` the batch refers to must exist now; its value is read when sending.
         self._secrets_file().check(ref for step in plan.steps for ref in step.secrets)
@@ -375,6 +384,7 @@ class Fleet(Records):
         skip_tags: str | Collection[str] | None = None,
         max_commands: int = MAX_COMMANDS,
         concurrency: int = CONCURRENCY,
+        variables: Variables | None = None,
     ) -> Batch:
         """`plan` + `check_cached` + `queue`: a playbook queued as one batch, its immediate
         steps run. A playbook given as text is validated like a file (errors name line:col)."""
@@ -386,6 +396,7 @@ class Fleet(Records):
             tags=tags,
             skip_tags=skip_tags,
             max_commands=max_commands,
+            variables=variables,
         )
         self.check_cached(plan)
         return await self.queue(plan, concurrency=concurrency)

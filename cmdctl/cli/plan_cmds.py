@@ -38,6 +38,15 @@ MaxCommandsOpt = Annotated[
     int,
     typer.Option("--max-commands", help="Refuse a playbook that expands to more commands."),
 ]
+VarOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--var",
+        help="Set a playbook variable for every device, over any vars: (repeatable): "
+        "--var channel=206 (read as YAML: 30 is a number).",
+        show_default=False,
+    ),
+]
 
 
 def _summary(plan: Plan, *, queued: bool = False) -> dict[str, object]:
@@ -61,6 +70,7 @@ def validate(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
     max_commands: MaxCommandsOpt = 100_000,
+    var: VarOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -73,7 +83,7 @@ def validate(
     from cmdctl.cli import render
 
     fleet = open_fleet(inventory, None)
-    plan = fleet.plan(playbook_path, limit=limit, max_commands=max_commands)
+    plan = fleet.plan(playbook_path, limit=limit, max_commands=max_commands, variables=var)
     fleet.check_cached(plan)  # against each device's cached entity list, where there is one
     warnings = list(fleet.inventory.warnings)
     if json_out:
@@ -125,6 +135,7 @@ def bulk(
     tags: TagsOpt = None,
     skip_tags: SkipTagsOpt = None,
     max_commands: MaxCommandsOpt = 100_000,
+    var: VarOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -133,6 +144,8 @@ def bulk(
     Steps marked `mode: immediate` run inline first; the rest go to the journal for `drain`.
 
     Example: cmdctl bulk playbooks/game-night.yml --limit 'bar:&tvs' --check --online
+
+    Example: cmdctl bulk playbooks/tables.yml --var volume=40
     """
     from cmdctl.cli import render
 
@@ -149,6 +162,7 @@ def bulk(
         max_commands=max_commands,
         tags=tags,
         skip_tags=skip_tags,
+        variables=var,
     )
     if check and online:
         finish(_check_online(plan, fleet.inventory, json_out=json_out, quiet=quiet))
@@ -210,15 +224,18 @@ def _print_plan(plan: Plan, *, json_out: bool) -> None:
     table = Table(title=f"plan: {plan.name} (nothing written)", title_justify="left")
     for column in ("step", "selector", "value", "mode", "devices"):
         table.add_column(column)
-    by_step: dict[str, list[str]] = {}
-    first: dict[str, Entry] = {}
+    # One row per step and value: with variables, a step's devices may get different values
+    # (entries with the same values share one Command).
+    by_step: dict[tuple[str, int], list[str]] = {}
+    first: dict[tuple[str, int], Entry] = {}
     for entry in (*plan.immediate, *plan.queued):
-        by_step.setdefault(entry.step, []).append(entry.device)
-        first.setdefault(entry.step, entry)
-    for step, devices in by_step.items():
-        e = first[step]
+        row = (entry.step, id(entry.command))
+        by_step.setdefault(row, []).append(entry.device)
+        first.setdefault(row, entry)
+    for row, devices in by_step.items():
+        e = first[row]
         table.add_row(
-            step,
+            e.step,
             e.command.selector,
             _value_text(e.command.args),
             "immediate" if e.id in immediate else "queued",

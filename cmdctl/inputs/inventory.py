@@ -15,7 +15,8 @@ from typing import Any
 
 from cmdctl.core.errors import InputError
 from cmdctl.core.timespec import DurationTooLong, parse_duration
-from cmdctl.inputs import yamlsrc
+from cmdctl.inputs import variables, yamlsrc
+from cmdctl.inputs.variables import Value
 from cmdctl.inputs.yamlsrc import Loc, MapNode, Node, ScalarNode, SeqNode
 
 DEFAULT_PORT = 6053  # ESPHome's native API port
@@ -37,8 +38,8 @@ _HOSTNAME = re.compile(
 # then wait (near) forever with no word; spacing commands further apart is what `at:` is for.
 MAX_PACE = 3600.0
 MAX_TIMEOUT = 3600.0
-_TOP_KEYS = ("defaults", "devices", "groups", "pace")
-_DEFAULT_KEYS = ("port", "timeout", "pace")
+_TOP_KEYS = ("defaults", "devices", "groups", "pace", "vars")
+_DEFAULT_KEYS = ("port", "timeout", "pace", "vars")
 _DEVICE_KEYS = (
     "host",
     "port",
@@ -48,6 +49,7 @@ _DEVICE_KEYS = (
     "groups",
     "timeout",
     "pace",
+    "vars",
     "simulate",
 )
 
@@ -108,6 +110,10 @@ class Device:
     # One device's broken key must not stop the fleet: the inventory loads with a warning, and
     # the transport refuses this device alone (`DeviceRejected`, never contacted).
     problem: str | None = None
+    # Playbook variables from the device's own `vars:`, the top-level `vars:` entry naming it and
+    # its most specific groups (see _vars); not the inventory's defaults, which rank below a
+    # playbook's own `vars:` (`Inventory.default_vars`).
+    vars: Mapping[str, Value] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,7 @@ class Inventory:
     groups: Mapping[str, tuple[str, ...]]  # group → device names, in inventory order
     group_locs: Mapping[str, Loc] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = ()
+    default_vars: Mapping[str, Value] = field(default_factory=dict)  # `defaults: {vars: ...}`
     by_name: Mapping[str, Device] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -177,6 +184,7 @@ class _Loader:
         )
         yamlsrc.check_keys(root, _TOP_KEYS, "the inventory")
         port, timeout, pace = DEFAULT_PORT, None, None
+        default_vars: dict[str, Value] = {}
         if "defaults" in root.items:
             defaults = yamlsrc.want_map(root.items["defaults"], "defaults", root.loc)
             yamlsrc.check_keys(defaults, _DEFAULT_KEYS, "defaults")
@@ -186,6 +194,10 @@ class _Loader:
                 timeout = _timeout(defaults.items["timeout"])
             if "pace" in defaults.items:
                 pace = _pace(defaults.items["pace"])
+            if "vars" in defaults.items:
+                default_vars = variables.values_of(
+                    defaults.items["vars"], "the inventory's defaults", "vars of defaults"
+                )
         if "devices" not in root.items:
             raise root.loc.error("the inventory has no 'devices:'", hint=_EXAMPLE_HINT)
         devices_node = yamlsrc.want_map(root.items["devices"], "devices", root.loc)
@@ -197,7 +209,16 @@ class _Loader:
         ]
         groups, group_locs = self._groups(devices, root.items.get("groups"))
         devices = _paces(devices, groups, root.items.get("pace"), pace)
-        return Inventory(self.path, tuple(devices), groups, group_locs, tuple(self.warnings))
+        if "vars" in root.items:
+            devices = _vars(devices, groups, root.items["vars"])
+        return Inventory(
+            self.path,
+            tuple(devices),
+            groups,
+            group_locs,
+            tuple(self.warnings),
+            default_vars,
+        )
 
     def _device(
         self, name: str, name_loc: Loc, node: Node, port: int, timeout: float | None
@@ -241,6 +262,11 @@ class _Loader:
             loc=name_loc,
             pace=_pace(items["pace"]) if "pace" in items else None,
             problem=problem,
+            vars=(
+                variables.values_of(items["vars"], f"device {name}", f"vars of {name}")
+                if "vars" in items
+                else {}
+            ),
         )
 
     def _key(self, device: str, node: Node) -> Secret:
@@ -513,6 +539,61 @@ def _paces(
         if pace is None:
             pace = -best[device.name][2] if device.name in best else default
         resolved.append(device if pace is device.pace else replace(device, pace=pace))
+    return resolved
+
+
+def _vars(devices: list[Device], groups: Mapping[str, tuple[str, ...]], node: Node) -> list[Device]:
+    """Add the top-level `vars:` mapping (device or group → variables) to each device's own.
+
+    Per variable: the device's own `vars:`, else the entry naming the device, else the entry
+    of the smallest group holding it that sets it (equal sizes setting different values is an
+    error: no order between them says which one is meant).
+    """
+    body = yamlsrc.want_map(node, "vars", node.loc)
+    names = {device.name for device in devices}
+    named: dict[str, dict[str, Value]] = {}  # device → its entry
+    best: dict[str, dict[str, tuple[int, list[tuple[str, Value]]]]] = {}  # device → var → ...
+    for name, value in body.items.items():
+        if name in names:
+            named[name] = variables.values_of(value, f"device {name}", f"vars of {name}")
+            continue
+        if name not in groups:
+            known = (*names, *groups)
+            raise body.keys[name].error(
+                f"vars names {name!r}, which is no device or group",
+                hint=yamlsrc.did_you_mean(name, known)
+                or "top-level vars: maps a device or a group to its variables; for every"
+                " device, use defaults: {vars: ...}",
+            )
+        members = groups[name]
+        for var, set_to in variables.values_of(value, f"group {name}", f"vars of {name}").items():
+            for member in members:
+                held = best.setdefault(member, {})
+                current = held.get(var)
+                if current is None or len(members) < current[0]:
+                    held[var] = (len(members), [(name, set_to)])
+                elif len(members) == current[0]:
+                    current[1].append((name, set_to))
+    resolved: list[Device] = []
+    for device in devices:
+        merged: dict[str, Value] = {}
+        entry = named.get(device.name, {})
+        for var, (size, candidates) in best.get(device.name, {}).items():
+            if var in device.vars or var in entry:
+                continue  # set for the device itself: no group's value is used
+            (group, chosen), *others = candidates
+            for other, theirs in others:
+                if (type(theirs.value), theirs.value) != (type(chosen.value), chosen.value):
+                    raise (theirs.loc or body.loc).error(
+                        f"{device.name} is in groups {group} and {other} ({size} devices"
+                        f" each), which set {var} differently ({chosen.text!r} at"
+                        f" {chosen.loc}, {theirs.text!r} here)",
+                        hint=f"set {var} on {device.name} itself, or in one of the two groups",
+                    )
+            merged[var] = chosen
+        merged.update(entry)
+        merged.update(device.vars)
+        resolved.append(replace(device, vars=merged) if merged != device.vars else device)
     return resolved
 
 

@@ -8,16 +8,17 @@ engine as `Entry.coordination` (`tags`, `after` + `on_failure`, `pick` + `candid
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmdctl.core.errors import InputError
-from cmdctl.core.model import NO_COORDINATION, Coordination, Entry, Priority
+from cmdctl.core.model import NO_COORDINATION, Command, Coordination, Entry, Priority
 from cmdctl.core.timespec import check_time, parse_time
-from cmdctl.inputs import selection, yamlsrc
+from cmdctl.inputs import commands, selection, variables, yamlsrc
 from cmdctl.inputs.inventory import Device, Inventory
 from cmdctl.inputs.step import TAG, TAG_HINT, Step, attempts_of, load_step, tags_of, targets_of
+from cmdctl.inputs.variables import Value
 from cmdctl.inputs.yamlsrc import Loc, MapNode, Node, ScalarNode, SeqNode
 
 MAX_COMMANDS = 100_000  # default cap on one expansion; --max-commands raises it
@@ -25,7 +26,9 @@ DEFAULT_ATTEMPTS = 3
 ORIGIN = "bulk"
 MAX_SERIAL = 1_000_000
 
-_TOP_KEYS = ("name", "targets", "priority", "at", "expires", "defaults", "tags", "serial", "steps")
+_TOP_KEYS = (
+    "name", "targets", "priority", "at", "expires", "defaults", "tags", "serial", "vars", "steps",
+)  # fmt: skip
 _DEFAULT_KEYS = ("attempts", "verify")
 _PERCENT = re.compile(r"\s*(\d{1,3})\s*%\s*")
 
@@ -48,6 +51,7 @@ class Playbook:
     pick: str | None = None  # "failover" | "any" when `targets` are candidates
     tags: tuple[str, ...] = ()  # applied to every step
     serial: int | str | None = None  # rolling window: N devices, or "N%" of the batch's
+    vars: Mapping[str, Value] = field(default_factory=dict)  # below the inventory's devices
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,7 @@ def _playbook(document: Node | None, path: Path, max_commands: int) -> Playbook:
     expires = _time(items["expires"], "expires") if "expires" in items else None
     tags = tags_of(items["tags"]) if "tags" in items else ()
     serial = _serial(items["serial"]) if "serial" in items else None
+    own_vars = variables.values_of(items["vars"], "the playbook", "vars") if "vars" in items else {}
     attempts, verify = DEFAULT_ATTEMPTS, True
     if "defaults" in items:
         defaults = yamlsrc.want_map(items["defaults"], "defaults", root.loc)
@@ -158,6 +163,7 @@ def _playbook(document: Node | None, path: Path, max_commands: int) -> Playbook:
         pick=pick,
         tags=tags,
         serial=serial,
+        vars=own_vars,
     )
 
 
@@ -187,13 +193,17 @@ def expand(
     max_commands: int | None = None,
     tags: frozenset[str] | None = None,
     skip_tags: frozenset[str] | None = None,
+    variables: Mapping[str, Value] | None = None,
 ) -> Plan:
     """Every step on every target device (step-major, devices in inventory order) as entries.
 
     A failover/any step is one entry on its first candidate. `tags` keeps steps with at least
     one of them, `skip_tags` drops steps with any; a barrier on a step left out of this
-    expansion (by tags or `limit`) is dropped: that step is not part of the batch.
+    expansion (by tags or `limit`) is dropped: that step is not part of the batch. A step
+    with `${...}` gets each device's values (`variables`, `--var`, beat all of them).
     """
+    given = dict(variables or {})
+    _check_given(playbook, given)
     where = playbook.targets_loc or Loc(str(playbook.path), 1, 1)
     limited: set[str] | None = None
     if limit is not None:
@@ -240,18 +250,24 @@ def expand(
         inline = step.mode == "immediate"
         into = immediate if inline else queued
         coordination = _coordination(step, pick, names, present, playbook.serial)
+        command, idempotent = step.command, step.idempotent
+        fill = None if step.template is None else _Fill(step, playbook, inventory, given)
+        if fill is not None and pick:
+            fill.agree(names, pick)
         for device in names[:1] if pick else names:
+            if fill is not None:  # with variables: this device's command
+                command, idempotent = fill(device)
             into.append(
                 Entry(
                     id=ids(),
                     batch=batch,
                     device=device,
-                    command=step.command,
+                    command=command,
                     priority=level,
                     created=now,
                     not_before=now if inline else not_before,  # inline steps run now
                     expires=expires,
-                    idempotent=step.idempotent,
+                    idempotent=idempotent,
                     verify=step.verify,
                     max_attempts=step.attempts,
                     who=who,
@@ -269,6 +285,63 @@ def expand(
     )
 
 
+class _Fill:
+    """One step's command per device, its variables resolved (README: Variables); devices whose
+    values are the same share one `Command`."""
+
+    def __init__(
+        self, step: Step, playbook: Playbook, inventory: Inventory, given: Mapping[str, Value]
+    ) -> None:
+        assert step.template is not None
+        self.step = step
+        self.template = step.template
+        self.given = given  # --var: above everything
+        self.below = {**inventory.default_vars, **playbook.vars}  # below the device's own
+        self.inventory = inventory
+        self.made: dict[tuple[Value | None, ...], tuple[Command, bool]] = {}
+
+    def __call__(self, device: str) -> tuple[Command, bool]:
+        own, given, below = self.inventory.by_name[device].vars, self.given, self.below
+        # Values are always true: `or` falls through to the next layer only when unset.
+        key = tuple(given.get(n) or own.get(n) or below.get(n) for n in self.template.names)
+        made = self.made.get(key)
+        if made is None:
+            found = dict(zip(self.template.names, key, strict=True))
+            values = self.template.resolve(found.get, device)  # raises for an unset one
+            command = self.step.command_for(values, device)
+            idempotent = self.step.idempotent
+            if self.step.idempotent_from_value:
+                idempotent = commands.idempotent_default(command)
+            made = self.made[key] = (command, idempotent)
+        return made
+
+    def agree(self, candidates: Sequence[str], pick: str) -> None:
+        """A failover/any step is one command, whichever candidate runs it: the same on all."""
+        first = self(candidates[0])
+        for other in candidates[1:]:
+            theirs = self(other)
+            if theirs[0] != first[0]:
+                raise (self.step.value_loc or self.step.loc).error(
+                    f"step {self.step.name!r} is one command for its {pick} candidates, but"
+                    f" its variables give {candidates[0]} and {other} different values",
+                    hint="set them the same for every candidate (the playbook's vars: or"
+                    " --var), or give the step plain targets",
+                )
+
+
+def _check_given(playbook: Playbook, given: Mapping[str, Value]) -> None:
+    """Refuse `--var` names no step refers to: a typo would otherwise change nothing."""
+    referred = {name for step in playbook.steps if step.template for name in step.template.names}
+    for name in given:
+        if name not in referred:
+            listed = ", ".join(sorted(referred))
+            raise InputError(
+                f"--var {name}: no step of {playbook.path} refers to ${{{name}}}",
+                hint=yamlsrc.did_you_mean(name, sorted(referred))
+                or (f"its variables: {listed}" if referred else "it refers to no variables"),
+            )
+
+
 def _coordination(
     step: Step,
     pick: str | None,
@@ -277,14 +350,17 @@ def _coordination(
     serial: int | str | None,
 ) -> Coordination:
     after = step.after if step.after is not None and step.after in present else None
-    return Coordination(
-        tags=tuple(step.tags),
-        after=after,
-        on_failure=(step.on_failure or "skip") if after is not None else "skip",
-        pick=pick,
-        candidates=tuple(names) if pick is not None else (),
-        serial=serial,
-    ) or NO_COORDINATION
+    return (
+        Coordination(
+            tags=tuple(step.tags),
+            after=after,
+            on_failure=(step.on_failure or "skip") if after is not None else "skip",
+            pick=pick,
+            candidates=tuple(names) if pick is not None else (),
+            serial=serial,
+        )
+        or NO_COORDINATION
+    )
 
 
 def _filter_tags(

@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cmdctl.core.errors import InputError
 from cmdctl.core.model import DOMAINS, ON_FAILURE, PICKS, Command
-from cmdctl.inputs import commands, yamlsrc
+from cmdctl.inputs import commands, variables, yamlsrc
 from cmdctl.inputs.yamlsrc import Loc, MapNode, Node, SeqNode
 
 MAX_ATTEMPTS = 1_000
@@ -39,7 +40,7 @@ class Step:
     """One command, sent to every target device of the step."""
 
     name: str
-    command: Command
+    command: Command  # with `${...}` in its value: domain and target only (see `template`)
     mode: str  # "queued" | "immediate"
     idempotent: bool
     verify: bool
@@ -55,6 +56,25 @@ class Step:
     command_loc: Loc | None = field(default=None, compare=False)  # the `domain.entity:` key
     value_loc: Loc | None = field(default=None, compare=False)  # its value (or `data:`)
     secrets: tuple[tuple[str, Loc], ...] = field(default=(), compare=False)  # `!secret NAME`s
+    # A value that refers to variables, filled in per device at expansion (`command_for`).
+    template: variables.Template | None = field(default=None, hash=False)
+    idempotent_from_value: bool = False  # no `idempotent:`: each filled-in command decides
+
+    def command_for(self, values: Mapping[str, variables.Value], device: str) -> Command:
+        """The command for `device`, whose `values` fill in the variables; parsed like a
+        literal, and a value that does not fit is an error at the value."""
+        template = self.template
+        domain, target = self.command.domain, self.command.target
+        if template is None:
+            return self.command
+        try:
+            return commands.parse_command(domain, target, template.fill(values))
+        except commands.CommandValueError as err:
+            node = template.node
+            loc = _path_loc(node, err.path, err.at_key) if node is not None else self.loc
+            used = "; ".join(values[name].described(name) for name in template.names)
+            hint = "; ".join(part for part in (err.hint, used) if part)
+            raise loc.error(f"{device}: {domain}.{target}: {err.message}", hint=hint) from None
 
 
 def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) -> Step:
@@ -91,7 +111,7 @@ def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) ->
             f"a step has exactly one command; this one has {' and '.join(selectors)}",
             hint="split it into separate steps",
         )
-    command = _command(body, selectors[0])
+    command, template = _command(body, selectors[0])
     default_name = f"action:{command.target}" if command.domain == "action" else selectors[0]
     mode = "queued"
     if "mode" in items:
@@ -143,6 +163,8 @@ def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) ->
         secrets=yamlsrc.secret_refs(
             body.items.get("data" if selectors[0] == "action" else selectors[0])
         ),
+        template=template,
+        idempotent_from_value=template is not None and "idempotent" not in items,
     )
 
 
@@ -172,7 +194,7 @@ def tags_of(node: Node) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tags))
 
 
-def _command(body: MapNode, key: str) -> Command:
+def _command(body: MapNode, key: str) -> tuple[Command, variables.Template | None]:
     key_loc = body.keys[key]
     if key == "action":
         domain = "action"
@@ -186,9 +208,12 @@ def _command(body: MapNode, key: str) -> Command:
         except InputError as err:
             raise key_loc.error(err.message, hint=err.hint) from None
         value_node = body.items[key]
-    value = value_node.plain if value_node is not None else None
+    value = variables.template(value_node)
     try:
-        return commands.parse_command(domain, target, value)
+        if value.names:  # filled in and parsed per device at expansion
+            commands.check_target(domain, target)
+            return Command(domain, target, {}), value
+        return commands.parse_command(domain, target, value.value), None
     except commands.CommandValueError as err:
         loc = _path_loc(value_node, err.path, err.at_key) if value_node else key_loc
         raise loc.error(f"{domain}.{target}: {err.message}", hint=err.hint) from None

@@ -161,8 +161,8 @@ async def test_a_secret_reaches_the_device_and_nothing_else(tmp_path: Path) -> N
     assert any("code: ***" in text for text in cmdctl.output)  # tables show it masked
     code, out, err = await cmdctl("journal", "compact", "--keep", "0s")
     assert code == ExitCode.OK, err
-    assert (journal.directory / "archive.jsonl").exists()
-    code, out, err = await cmdctl("history", "--json")
+    assert list((journal.directory / "archive").glob("*.jsonl"))  # archived: a day file
+    code, out, err = await cmdctl("history", "--archive", "--json")
     assert code == ExitCode.OK, err
 
     assert log.exists() and metrics.exists()

@@ -23,7 +23,7 @@ from cmdctl.journal import events
 from .conftest import EXAMPLES, NOW, counter_ids
 
 GOLDEN = Path(__file__).parent / "golden"
-PLAYBOOKS = ("game-night", "closing-time", "volume", "rollout")
+PLAYBOOKS = ("game-night", "closing-time", "volume", "rollout", "match-day")
 
 
 def _plain(value: Any) -> Any:

@@ -63,7 +63,7 @@ def test_example_venue_loads(venue: object) -> None:
     assert inv.device("ir-blaster-b").key == Secret(IR_KEY)
     simulate = inv.device("bar-tv-2").simulate
     assert simulate is not None and simulate.plain == {"template": "tv"}
-    assert (simulate.loc.line, simulate.loc.column) == (18, 15)  # *tv shares the anchor's node
+    assert (simulate.loc.line, simulate.loc.column) == (21, 15)  # *tv shares the anchor's node
 
 
 def test_secret_never_shows_itself(venue: object) -> None:
