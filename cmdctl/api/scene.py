@@ -27,6 +27,8 @@ from cmdctl.device.scene import DeviceScene, LeftOut
 PRIORITY = "high"  # a restore is asked for by a person who wants the room back now
 EXPIRES = "+1h"  # counted from `bulk`: a device away for longer is not reset later by surprise
 ATTEMPTS = 3  # the playbook default: a device that drops a command gets it again
+# rgb components are kept to this many decimals (device.scene rounds states so).
+_DECIMALS = 4
 #: Comment lines are wrapped here (the file is read in 80-column terminals too).
 WIDTH = 79
 
@@ -181,7 +183,7 @@ def _field(key: str, item: JSONValue) -> str:
     if key == "state" and isinstance(item, bool):
         return _on_off(item)
     if key == "rgb" and isinstance(item, list):
-        return _string("#" + "".join(f"{round(_fraction(c) * 255):02x}" for c in item))
+        return _rgb([_fraction(c) for c in item])
     if isinstance(item, bool):
         return "true" if item else "false"
     if isinstance(item, int | float):
@@ -189,6 +191,14 @@ def _field(key: str, item: JSONValue) -> str:
     if isinstance(item, str):
         return item if _PLAIN.fullmatch(item) and item not in _YAML_WORDS else _string(item)
     return _string(json.dumps(item))  # not produced by device.scene; kept readable if it were
+
+
+def _rgb(rgb: list[float]) -> str:
+    """`"#ff8000"` when that is exact (to the 4 decimals a scene keeps), else `[1, 0.5, 0]`."""
+    levels = [round(c * 255) for c in rgb]
+    if all(round(level / 255, _DECIMALS) == c for level, c in zip(levels, rgb, strict=True)):
+        return _string("#" + "".join(f"{level:02x}" for level in levels))
+    return "[" + ", ".join(_number(c) for c in rgb) + "]"
 
 
 def _fraction(item: JSONValue) -> float:

@@ -190,9 +190,10 @@ def scene_of(
         if not known:
             left.append(LeftOut(selector, NO_STATE))
             continue
-        args, note = _ARGS[domain](info, state)
-        if not args:
-            left.append(LeftOut(selector, NO_STATE))
+        try:
+            args, note = _ARGS[domain](info, state)
+        except _Skip as skip:
+            left.append(LeftOut(selector, skip.reason, skip.detail))
             continue
         command = Command(domain, target, args)
         try:
@@ -230,6 +231,15 @@ def _lock_state(domain: str, state: Any) -> str:
 Args = dict[str, JSONValue]
 
 
+class _Skip(Exception):
+    """This entity's state cannot be put back (`reason`: a key of `WHY`)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
 def _switch(info: Any, state: Any) -> tuple[Args, str]:
     return {"state": bool(state.state)}, ""
 
@@ -237,7 +247,7 @@ def _switch(info: Any, state: Any) -> tuple[Args, str]:
 def _number(info: Any, state: Any) -> tuple[Args, str]:
     value = state.state
     if not _finite(value):
-        return {}, ""
+        raise _Skip(NO_STATE)
     lo, step = info.min_value, info.step
     if _finite(lo, step) and step > 0:  # float32 noise off: back onto the step grid
         value = lo + round((value - lo) / step) * step
@@ -283,20 +293,23 @@ def _light(info: Any, state: Any) -> tuple[Args, str]:
 
 
 def _cover(info: Any, state: Any) -> tuple[Args, str]:
-    args: Args = {}
-    position = state.position
-    if _finite(position) and (info.supports_position or position in (0.0, 1.0)):
-        args["position"] = _round(position)
+    args: Args = {"position": _position(info, state)}
     if info.supports_tilt and _finite(state.tilt):
         args["tilt"] = _round(state.tilt)
     return args, _moving(state)
 
 
 def _valve(info: Any, state: Any) -> tuple[Args, str]:
+    return {"position": _position(info, state)}, _moving(state)
+
+
+def _position(info: Any, state: Any) -> float:
     position = state.position
-    if not _finite(position) or not (info.supports_position or position in (0.0, 1.0)):
-        return {}, ""
-    return {"position": _round(position)}, _moving(state)
+    if not _finite(position):
+        raise _Skip(NO_STATE)
+    if not info.supports_position and position not in (0.0, 1.0):
+        raise _Skip(REFUSED, f"it was at {position:.0%}; it only opens or closes")
+    return _round(position)
 
 
 def _moving(state: Any) -> str:
@@ -365,6 +378,8 @@ def _media_player(info: Any, state: Any) -> tuple[Args, str]:
         args["command"] = "mute" if state.muted else "unmute"
     if (not flags or flags & _MEDIA_VOLUME_SET) and _finite(state.volume):
         args["volume"] = _round(state.volume)
+    if not args:
+        raise _Skip(NO_COMMAND, "no volume or mute")
     playback = _word(state.state)
     if playback in ("playing", "paused", "announcing"):
         return args, f"playback ({playback}) is not put back, only volume and mute"
