@@ -48,7 +48,11 @@ def save(
     output: Annotated[
         str,
         typer.Option(
-            "--output", "-o", help="Playbook file to write; '-' for stdout.", show_default=False
+            "--output",
+            "-o",
+            help="Playbook file to write; '-' for stdout.",
+            show_default=False,
+            metavar="<path>",
         ),
     ],
     force: Annotated[
@@ -77,7 +81,9 @@ def save(
     the others. Exit 0 when every device was saved, 4 when any was unreachable, 1 when any
     refused us (wrong key, another device). An existing file is only replaced with --force.
 
-    Example: cmdctl scene save tvs -o before.yml   (later: cmdctl bulk before.yml)
+    Example: cmdctl scene save tvs -o before.yml
+
+    and later, to put the devices back: cmdctl bulk before.yml
     """
     import asyncio
 
