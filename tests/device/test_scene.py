@@ -12,6 +12,7 @@ from aioesphomeapi.model import (
     BinarySensorState,
     ClimateInfo,
     ClimateMode,
+    ClimatePreset,
     ClimateState,
     ColorMode,
     CoverInfo,
@@ -235,3 +236,18 @@ def test_a_value_the_device_would_refuse_is_left_out_not_written() -> None:
     assert (item.selector, item.reason) == ("number.gain", scene.REFUSED)
     assert "out of range 0..10" in item.detail
     assert Command("number", "gain", {"value": 42.0}) not in [s.command for s in result.settings]
+
+
+def test_a_preset_the_device_does_not_list_is_said_not_put_back() -> None:
+    info = ClimateInfo(object_id="ac", key=1, name="AC", supported_modes=[ClimateMode.HEAT],
+                       supported_presets=[ClimatePreset.HOME, ClimatePreset.AWAY],
+                       visual_min_temperature=10, visual_max_temperature=30)  # fmt: skip
+    result = _scene((info, ClimateState(key=1, mode=ClimateMode.HEAT, target_temperature=20.0)))
+    ((setting,),) = [result.settings]
+    assert dict(setting.command.args) == {"mode": "heat", "target_temperature": 20.0}
+    assert setting.note == "its preset (none) is not put back: the device does not list it"
+    home = ClimateState(
+        key=1, mode=ClimateMode.HEAT, preset=ClimatePreset.HOME, target_temperature=20.0
+    )
+    ((setting,),) = [_scene((info, home)).settings]
+    assert (setting.command.args["preset"], setting.note) == ("home", "")
