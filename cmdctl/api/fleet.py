@@ -22,7 +22,9 @@ from cmdctl.core.errors import ExitCode, InputError
 if TYPE_CHECKING:
     import asyncio
 
+    from cmdctl.api.scene import Scene
     from cmdctl.core.model import Entry, Priority
+    from cmdctl.device.scene import DeviceScene
     from cmdctl.device.transport import DeviceAddress
     from cmdctl.drain.direct import Mode, SendResult
     from cmdctl.drain.engine import Engine
@@ -51,6 +53,9 @@ MAX_COMMANDS = 100_000
 CONCURRENCY = 64
 #: A `notify` hook running longer than this is killed (the CLI's `--notify-timeout`).
 NOTIFY_TIMEOUT_S = 10.0
+#: Devices `scene` reads at once, and how long it waits for one to answer (device.scene).
+SCENE_CONCURRENCY = 32
+SCENE_CONNECT_TIMEOUT = 5.0
 
 
 def _python_warning(message: str) -> None:
@@ -400,6 +405,33 @@ class Fleet(Records):
         )
         self.check_cached(plan)
         return await self.queue(plan, concurrency=concurrency)
+
+    # -- scene -------------------------------------------------------------------------------
+
+    async def scene(
+        self,
+        pattern: str,
+        *,
+        concurrency: int = SCENE_CONCURRENCY,
+        connect_timeout: float = SCENE_CONNECT_TIMEOUT,
+        on_device: Callable[[DeviceScene], None] | None = None,
+    ) -> Scene:
+        """What the devices `pattern` selects show now, as a `Scene` whose `playbook()` puts
+        it back (`cmdctl scene save`). Nothing is sent or journaled; a device that cannot be
+        read is in the scene with its error (`Scene.failed`, `Scene.exit_code`)."""
+        from cmdctl.api.scene import Scene
+        from cmdctl.device import scene
+        from cmdctl.inputs.selection import select
+
+        devices = select(self.inventory, pattern)
+        taken_at = self.clock()
+        saved = await scene.save_fleet(
+            devices,
+            concurrency=concurrency,
+            connect_timeout=connect_timeout,
+            on_result=on_device,
+        )
+        return Scene(pattern, taken_at, tuple(saved))
 
     # -- drain -------------------------------------------------------------------------------
 

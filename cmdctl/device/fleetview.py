@@ -261,7 +261,7 @@ def describe(
     """A device's entities and actions from its listing (`info` needs name, friendly_name,
     esphome_version, mac_address); `states` maps (key, device_id) to a state."""
     rows = index.rows()
-    selectors = _playbook_selectors(rows, index.sub_devices)
+    selectors = playbook_selectors(rows, index.sub_devices)
     views = [_view(index, row, selectors[i], states) for i, row in enumerate(rows)]
     return DeviceEntities(
         device=device,
@@ -274,7 +274,7 @@ def describe(
     )
 
 
-def _playbook_selectors(rows: Sequence[EntityRow], subs: Mapping[int, str]) -> list[str]:
+def playbook_selectors(rows: Sequence[EntityRow], subs: Mapping[int, str]) -> list[str]:
     """Selectors as a playbook must write them: `domain.sub/object_id` where ambiguous."""
     from cmdctl.device.entities import snake
 

@@ -51,7 +51,7 @@ def help_text(*path: str) -> str:
     return result.stdout
 
 
-GROUPS = {"queue", "journal", "devices", "inventory"}
+GROUPS = {"queue", "journal", "devices", "inventory", "scene"}
 
 
 def command_path(words: list[str]) -> tuple[str, ...]:
