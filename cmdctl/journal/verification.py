@@ -219,6 +219,8 @@ def check(source: Source) -> Checked:
                     continue
                 if changed is not None and "state" in changed:
                     states[ident] = _INDEX[changed["state"]]
+    except IndexError as err:  # more lines than the first pass saw: not a cmdctl write
+        raise OSError("its committed lines changed while verify read them") from err
     finally:
         if gc_was_on:
             gc.enable()

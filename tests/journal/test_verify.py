@@ -8,8 +8,10 @@ or drawn by hypothesis, must give the same report, whatever the block size the s
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -317,3 +319,25 @@ _TAILS = [b"", b" ", b"x", b"}", b"\x00", b"\xed\xa0\x80", b" \r\n"]
 )
 def test_the_fast_decode_is_events_decode(line: bytes) -> None:
     assert _outcome(verification._decode, line) == _outcome(ev.decode, line)
+
+
+def test_lines_changed_in_place_between_the_passes_are_a_journal_error(journal: Journal) -> None:
+    """Only another program can do this (cmdctl appends past the stable part); say so, no trace."""
+    journal.append(queued_batch(2))
+    path = journal.path
+
+    class Rewritten(verification.Source):
+        calls = 0
+
+        def blocks(self) -> Iterator[bytes]:
+            self.calls += 1
+            if self.calls == 2:  # before the second pass reads it, a line is split in two
+                data = bytearray(path.read_bytes())
+                data[40] = ord("\n")
+                path.write_bytes(bytes(data))
+            return super().blocks()
+
+    fd = os.open(path, os.O_RDONLY)
+    with pytest.raises(OSError, match="changed while verify read them"):
+        verification.check(Rewritten(fd, path.stat().st_size, b""))
+    os.close(fd)
