@@ -264,6 +264,11 @@ def decode(line: str | bytes) -> Event:
         obj = json.loads(line)
     except (ValueError, UnicodeDecodeError) as err:
         raise EventDecodeError(f"not JSON: {err}") from err
+    return event_of(obj)
+
+
+def event_of(obj: Any) -> Event:
+    """The event a line's parsed JSON describes (`obj` is taken apart); EventDecodeError."""
     if not isinstance(obj, dict):
         raise EventDecodeError("not a JSON object")
     kind = obj.pop("t", None)

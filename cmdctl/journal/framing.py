@@ -1,12 +1,15 @@
 """The journal's line framing: each line's place in its append and its CRC, and the scan that
 splits journal bytes into committed lines, damage and an uncommitted tail (see journal.store).
+
+`scan_bytes` splits bytes held in memory (what `load` and `compact` read); `sweep` decides the
+same for a journal fed a block at a time and keeps one byte per line (what `verify` reads).
 """
 
 from __future__ import annotations
 
 import gc
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cmdctl.journal import events as ev
@@ -250,6 +253,103 @@ def scan_bytes(data: bytes, start: int = 0, first_line: int = 1) -> Scan:
         committed=len(lines),
         last_line=last,
     )
+
+
+#: `Sweep.status` codes: what a reader makes of each complete line.
+COMMITTED, DAMAGED, UNCOMMITTED = 0, 1, 2
+_OPEN = 3  # a line of the append being read, until its last line arrives (never left in a Sweep)
+_OPEN_B, _COMMITTED_B = bytes([_OPEN]), bytes([COMMITTED])
+
+
+@dataclass(slots=True)
+class Sweep:
+    """What `scan_bytes` would find in a journal, kept as one status code per line."""
+
+    status: bytearray  # COMMITTED / DAMAGED / UNCOMMITTED, one per complete line, in order
+    damaged: list[tuple[int, str]]  # (line number, reason), in the order `scan_bytes` reports
+    uncommitted: int
+    torn: int
+    size: int
+
+
+def sweep(blocks: Iterable[bytes]) -> Sweep:
+    """`scan_bytes` of the concatenated `blocks`, holding one block and one byte a line.
+
+    Line for line the same decisions, in the same order; `scan_bytes` is not built on it
+    because `load` is the hot path and keeps its lines anyway.
+    """
+    status = bytearray()
+    damaged: list[tuple[int, str]] = []
+    carry = b""
+    size = 0
+    index = 0  # of the line being read, 0-based
+    first = -1  # index of the first line of the append being read; -1: none
+    group_n = expect = run = 0  # run: damaged lines right before this one
+    crc32 = zlib.crc32
+    mark = status.append
+
+    def commit() -> None:
+        status[first:] = status[first:].replace(_OPEN_B, _COMMITTED_B)
+
+    for block in blocks:
+        size += len(block)
+        parts = (carry + block).split(b"\n") if carry else block.split(b"\n")
+        carry = parts.pop()
+        for line in parts:
+            n = len(line)
+            place = None
+            if line[n - 16 : n - 10] == b',"c":"' and line[n - 2 :] == b'"}':
+                try:
+                    ok = crc32(line[: n - 16]) == int(line[n - 10 : n - 2], 16)
+                except ValueError:
+                    ok = False
+                if ok:
+                    if first >= 0 and line.endswith(b',"m":"%d/%d"' % (expect, group_n), 0, n - 16):
+                        mark(_OPEN)
+                        expect -= 1
+                        if expect < 0:
+                            commit()
+                            first = -1
+                        run = 0
+                        index += 1
+                        continue
+                    place = _SINGLE if line[n - 22 : n - 16] == b',"m":0' else _place(line)
+            if place is None:
+                damaged.append((index + 1, "damaged line (bad framing or checksum)"))
+                mark(DAMAGED)
+                run += 1
+                if first >= 0:  # a hole in an append: the rest of it can still prove it committed
+                    expect -= 1
+                    if expect < 0:
+                        commit()
+                        first = -1
+                index += 1
+                continue
+            if first >= 0:  # this line does not continue the append: it was broken off
+                for k in range(first, index):
+                    if status[k] == _OPEN:
+                        status[k] = DAMAGED
+                        damaged.append((k + 1, "append broken off (its last line is missing)"))
+                first = -1
+            if place is _SINGLE:
+                mark(COMMITTED)
+            elif place[1] - 1 - place[0] <= run:  # an append's first line (or one after holes)
+                first = index
+                mark(_OPEN)
+                group_n, expect = place[1], place[0] - 1
+                if expect < 0:
+                    commit()
+                    first = -1
+            else:
+                damaged.append((index + 1, "line of an append whose start is missing"))
+                mark(DAMAGED)
+            run = 0
+            index += 1
+    uncommitted = 0
+    if first >= 0:
+        uncommitted = status.count(_OPEN_B, first)
+        status[first:] = status[first:].replace(_OPEN_B, bytes([UNCOMMITTED]))
+    return Sweep(status, damaged, uncommitted, len(carry), size)
 
 
 def committed_end(buf: bytes, from_start: bool) -> int | None:

@@ -35,18 +35,9 @@ class Repair:
 def repair_tail(directory: Path, journal: Path, fd: int) -> tuple[Repair, ...]:
     """Move the uncommitted tail of the journal `fd` (open, the lock held) to quarantine."""
     size = os.fstat(fd).st_size
-    window = _TAIL_WINDOW
-    while True:
-        start = max(0, size - window)
-        buf = os.pread(fd, size - start, start)
-        cut = committed_end(buf, from_start=start == 0)
-        if cut is not None:
-            break
-        window *= 4
-    cut += start
+    cut, tail = uncommitted_tail(fd, size)
     if cut == size:
         return ()
-    tail = buf[cut - start :]
     target = directory / QUARANTINE_DIR / f"{_stamp()}-{os.getpid()}-{cut}.torn"
     try:
         target = _write_new_file(target, tail)
@@ -57,6 +48,18 @@ def repair_tail(directory: Path, journal: Path, fd: int) -> tuple[Repair, ...]:
             f"cannot quarantine the torn tail of {journal}, nothing accepted: {err}"
         ) from err
     return (Repair(cut, size - cut, tail.count(b"\n"), target),)
+
+
+def uncommitted_tail(fd: int, size: int) -> tuple[int, bytes]:
+    """Where the committed part of the journal `fd` (of `size` bytes) ends, and what follows."""
+    window = _TAIL_WINDOW
+    while True:
+        start = max(0, size - window)
+        buf = os.pread(fd, size - start, start)
+        cut = committed_end(buf, from_start=start == 0)
+        if cut is not None:
+            return start + cut, buf[cut:]
+        window *= 4
 
 
 def keep_damaged(directory: Path, damaged: Sequence[Damage]) -> Path:

@@ -38,7 +38,8 @@ newline (a torn line) and any trailing lines of an uncommitted append are copied
 record. Readers never repair and need no lock: they just do not see an uncommitted tail.
 
 Damage. A line whose CRC or framing is wrong, or an append broken off in the middle of the file,
-is reported with its line number and skipped; `verify` calls it corruption. A damaged line inside
+is reported with its line number and skipped; `verify` (`journal.verification`, which streams the
+file in bounded memory) calls it corruption. A damaged line inside
 an append whose last line is intact costs only that line: the rest of the append still proves
 it was committed.
 
@@ -81,11 +82,18 @@ from typing import Protocol, TypeVar
 
 from cmdctl.core import durable
 from cmdctl.core.errors import BusyError, JournalError
-from cmdctl.journal import archive, compaction, delta, layout, quarantine, snapshot
+from cmdctl.journal import (
+    archive,
+    compaction,
+    delta,
+    layout,
+    quarantine,
+    snapshot,
+    verification,
+)
 from cmdctl.journal import events as ev
 from cmdctl.journal.compaction import CompactReport
-from cmdctl.journal.entry import entry_of
-from cmdctl.journal.events import Event, EventDecodeError
+from cmdctl.journal.events import Event
 from cmdctl.journal.framing import Damage, Mark, Scan, frame_lines, scan_bytes, tail_check
 from cmdctl.journal.layout import DRAIN_LOCK_FILE, FILE_MODE, JOURNAL_FILE, LOCK_FILE
 from cmdctl.journal.ledger import Ledger
@@ -392,26 +400,25 @@ class Journal:
         return quarantine.files(self.directory)
 
     def verify(self) -> VerifyReport:
-        """Check every line and every entry; see `VerifyReport.ok`."""
+        """Check every line and every entry, a block at a time; see `VerifyReport.ok`."""
+        source = verification.Source.empty()
         if layout.check_dir(self.directory):
             with self._locked():  # a stable view: no append half-way through
-                scan = self.read()
-        else:
-            scan = scan_bytes(b"")
-        ledger = Ledger()
-        for event in scan.events():
-            ledger.apply(event)
-        problems = [f"{p.type} {p.entry_id}: {p.reason}" for p in ledger.problems]
-        for entry_id in ledger.ids():
-            try:
-                entry_of(ledger.records(entry_id))
-            except (EventDecodeError, ValueError, KeyError) as err:
-                problems.append(f"entry {entry_id}: {err}")
+                try:
+                    source = verification.Source.open(self.path)
+                except OSError as err:
+                    raise JournalError(f"cannot read {self.path}: {err}") from err
+        try:
+            checked = verification.check(source)
+        except OSError as err:
+            raise JournalError(f"cannot read {self.path}: {err}") from err
+        finally:
+            source.close()
         fstype = layout.filesystem(self.directory)
         warnings = layout.warnings(self.directory, fstype)
-        if scan.torn or scan.uncommitted:
+        if checked.torn or checked.uncommitted:
             warnings.append(
-                f"torn tail ({scan.uncommitted} uncommitted lines, {scan.torn} bytes): "
+                f"torn tail ({checked.uncommitted} uncommitted lines, {checked.torn} bytes): "
                 "the next write moves it to quarantine"
             )
         quarantined = self.quarantined()
@@ -419,12 +426,12 @@ class Journal:
             warnings.append(f"{len(quarantined)} file(s) in quarantine")
         return VerifyReport(
             path=self.path,
-            events=len(scan.lines),
-            entries=len(ledger),
-            damaged=tuple(scan.damaged),
-            problems=tuple(problems),
-            torn=scan.torn,
-            uncommitted=scan.uncommitted,
+            events=checked.events,
+            entries=checked.entries,
+            damaged=checked.damaged,
+            problems=checked.problems,
+            torn=checked.torn,
+            uncommitted=checked.uncommitted,
             quarantined=quarantined,
             filesystem=fstype,
             warnings=tuple(warnings),

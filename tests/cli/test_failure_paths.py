@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -98,6 +99,33 @@ def test_status_reports_damage_with_exit_3(workspace: Workspace) -> None:
     assert "damaged journal lines" in status.stderr
     verify = workspace.invoke("journal", "verify")
     assert_clean_failure(verify, 3, ":6: damaged line")
+
+
+def test_verify_names_each_problem_and_exits_3(workspace: Workspace) -> None:
+    from cmdctl.journal import events as ev
+    from cmdctl.journal.framing import frame
+
+    pb = workspace.playbook("v.yml", volume_playbook(1))
+    assert workspace.invoke("bulk", str(pb)).returncode == 0
+    path = workspace.journal / "journal.jsonl"
+    first = ev.decode(path.read_bytes().split(b"\n")[0])
+    with path.open("ab") as f:
+        f.write(frame([ev.encode(ev.done("NOSUCH", 1.0, outcome="confirmed", duration=0.1))]))
+        f.write(frame([ev.encode(ev.Event(ev.REPRIORITISED, first.id, 2.0, {"priority": "x"}))]))
+    verify = workspace.invoke("journal", "verify")
+    assert_clean_failure(
+        verify,
+        3,
+        f"{path}: done NOSUCH: event for an unknown id",
+        f"{path}: entry {first.id}: 'x' is not a valid Priority",
+    )
+    assert verify.stdout.startswith(f"CORRUPT: {path}: 12 events, 10 entries, 0 damaged lines, 2 ")
+    report = workspace.invoke("journal", "verify", "--json")
+    assert report.returncode == 3
+    assert json.loads(report.stdout)["problems"] == [
+        "done NOSUCH: event for an unknown id",
+        f"entry {first.id}: 'x' is not a valid Priority",
+    ]
 
 
 def test_queue_show_unknown_id(workspace: Workspace) -> None:
