@@ -9,7 +9,8 @@ with tenacity under `retry`'s policy; whatever still fails at the end of the run
 in the journal with backoff, or failed once it has used its attempts.
 
 Fleet coordination, per pass, in this order: `--tags` / `--skip-tags` select entries; barriers
-(`cmdctl.drain.gates`) hold back or skip entries whose `after:` step has not finished everywhere;
+(`cmdctl.drain.gates`) hold back or skip entries whose `after:` step has not finished everywhere
+(or, `scope: device`, on their device; a `delay:` gap is waited out in the device job);
 coalescing (`cmdctl.drain.coalesce`) supersedes stale state-setting entries; rolling windows and
 failure thresholds (`cmdctl.drain.rollout`) gate device jobs per batch. Entries with `pick`
 (failover / any) run after the device jobs, one at a time, on the first reachable candidate.
@@ -189,7 +190,7 @@ class Engine:
             due = [e for e in due if e.coordination.pick is None]
         rollout = Rollout(due, window=options.window, max_fail=options.max_fail,
                           fail_fast=options.fail_fast, failed=self._failed) or None
-        ctx = Pass(rec, withdrawn, rollout)
+        ctx = Pass(rec, withdrawn, rollout, barrier.hold)
         jobs = plan(due, totals, self.devices)
         del work, due  # each job holds its own entries and drops them as they finish
         if jobs:

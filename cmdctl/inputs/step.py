@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 
 from cmdctl.core.errors import InputError
-from cmdctl.core.model import DOMAINS, ON_FAILURE, PICKS, Command
-from cmdctl.inputs import commands, yamlsrc
+from cmdctl.core.model import DOMAINS, ON_FAILURE, PICKS, Command, Condition
+from cmdctl.inputs import commands, flow, yamlsrc
 from cmdctl.inputs.yamlsrc import Loc, MapNode, Node, SeqNode
 
 MAX_ATTEMPTS = 1_000
@@ -31,7 +31,12 @@ _STEP_KEYS = (
     "on_failure",
     "action",
     "data",
+    "delay",
+    "wait_until",
+    "when",
 )
+#: Keys that make a step wait on its device; an immediate step runs at once and takes none.
+_FLOW_KEYS = ("delay", "wait_until", "when")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +59,18 @@ class Step:
     after_loc: Loc | None = field(default=None, compare=False)
     command_loc: Loc | None = field(default=None, compare=False)  # the `domain.entity:` key
     value_loc: Loc | None = field(default=None, compare=False)  # its value (or `data:`)
+    scope: str = "batch"  # `after:` waits for the whole batch, or for this device's entry
+    delay: float = 0.0  # seconds the device's next step waits after this one is done
+    when: Condition | None = None  # sent only where this holds right before sending
+    wait_until: Condition | None = None  # after sending, waited for (up to its timeout)
+    delay_loc: Loc | None = field(default=None, compare=False)
 
 
-def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) -> Step:
-    """One step, with the playbook's defaults for `attempts` and `verify` and its `tags`."""
+def load_step(
+    node: Node, attempts: int, verify: bool, tags: tuple[str, ...], playbook_pick: str | None = None
+) -> Step:
+    """One step, with the playbook's defaults for `attempts` and `verify` and its `tags`
+    (`playbook_pick`: the playbook's targets are failover/any candidates)."""
     body = yamlsrc.want_map(node, "a step", node.loc)
     selectors: list[str] = []
     for key, loc in body.keys.items():
@@ -102,14 +115,25 @@ def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) ->
         targets, pick, targets_loc = targets_of(items["targets"])
     if "tags" in items:
         tags = tuple(dict.fromkeys((*tags, *tags_of(items["tags"]))))
-    after: str | None = None
+    after: flow.After | None = None
     on_failure: str | None = None
     if "after" in items:
-        after = yamlsrc.want_str(items["after"], "after")
+        after = flow.after_of(items["after"])
         if mode == "immediate":
             raise body.keys["after"].error(
                 "an immediate step runs at once and cannot wait for another step",
                 hint="remove `mode: immediate` or `after:`",
+            )
+    for key in _FLOW_KEYS:
+        if key in items and mode == "immediate":
+            raise body.keys[key].error(
+                f"an immediate step runs at once, inline; '{key}' needs a queued step",
+                hint=f"remove `mode: immediate` or `{key}:`",
+            )
+        if key in items and (pick or (targets is None and playbook_pick)):
+            raise body.keys[key].error(
+                f"'{key}' is about one device; a failover/any step may run on any candidate",
+                hint=f"give the step plain targets, or remove `{key}:`",
             )
     if "on_failure" in items:
         if after is None:
@@ -133,12 +157,21 @@ def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) ->
         loc=body.keys["name"] if "name" in items else body.loc,
         targets_loc=targets_loc,
         tags=tags,
-        after=after,
+        after=after.step if after is not None else None,
         on_failure=on_failure,
         pick=pick,
-        after_loc=items["after"].loc if "after" in items else None,
+        after_loc=after.loc if after is not None else None,
         command_loc=body.keys[selectors[0]],
         value_loc=_value_loc(body, selectors[0]),
+        scope=after.scope if after is not None else "batch",
+        delay=flow.delay_of(items["delay"]) if "delay" in items else 0.0,
+        when=flow.condition_of(items["when"], "when", wait=False) if "when" in items else None,
+        wait_until=(
+            flow.condition_of(items["wait_until"], "wait_until", wait=True)
+            if "wait_until" in items
+            else None
+        ),
+        delay_loc=body.keys["delay"] if "delay" in items else None,
     )
 
 
