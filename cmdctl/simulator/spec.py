@@ -25,7 +25,6 @@ DEFAULT_MAX_CONNECTIONS = 5  # ESP32 default since esphome#15889
 DEFAULT_HOST = "127.0.0.1"
 
 ENTITY_KINDS = (
-    "binary_sensor",
     "switch",
     "light",
     "number",
@@ -38,6 +37,7 @@ ENTITY_KINDS = (
     "valve",
     "media_player",
     "climate",
+    "binary_sensor",
 )
 ARG_TYPES = ("bool", "int", "float", "string", "bool[]", "int[]", "float[]", "string[]")
 RESPONSE_MODES = ("none", "optional", "only", "status")

@@ -142,7 +142,7 @@ _RENAME_HINT = "names differing only in case, spaces or punctuation collide; ren
             (2, 12),
             "unknown entity type 'toaster'",
             "one of: switch, light, number, select, button, text, cover, fan, lock, valve,"
-            " media_player, climate",
+            " media_player, climate, binary_sensor",
         ),
         (
             "entities:\n  - {type: swich, name: T}",
