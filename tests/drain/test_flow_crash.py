@@ -13,11 +13,13 @@ import random
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from cmdctl.core.model import State
 from cmdctl.journal.store import Journal
 from cmdctl.simulator import DeviceSpec, EntitySpec, venue
 from tests.cli.helpers import RunningFleet, make_workspace
@@ -141,3 +143,88 @@ def test_kill_9_during_delays_and_waits_repeats_nothing_unsafe_and_skips_nothing
             if got["text.channel"]:
                 assert min(got["text.channel"]) - sent >= AMP_LAG + DELAY, dev.name
     print(f"{kills} kills; states {dict(states)}")
+
+
+def _until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def _states(journal: Journal) -> dict[str, str]:
+    return {e.device + "/" + e.step: e.state.value for e in journal.ledger().entries()}
+
+
+def test_a_drain_killed_during_a_delay_waits_only_what_is_left_and_repeats_nothing(
+    tmp_path: Path,
+) -> None:
+    ws = make_workspace(tmp_path)
+    (tmp_path / "site").mkdir()
+    running = RunningFleet(venue(1), tmp_path / "site")
+    try:
+        ws.env["CMDCTL_INVENTORY"] = str(running.inventory)
+        ws.playbook("p.yml", "name: p\ntargets: tvs\nsteps:\n"
+                    "  - {name: power on, switch.tv_power: on, delay: 4s}\n"
+                    "  - {name: input, select.input: HDMI 2}\n")
+        assert ws.run("bulk", "p.yml").returncode == 0
+        journal = Journal(ws.journal)
+        proc = ws.popen("drain")
+        # Killed as soon as the delay is on disk (the `held` note of the input), mid-delay.
+        _until(lambda: (journal.ledger().entries(state=State.PENDING) or [None])[0] is not None
+               and "delay" in (journal.ledger().entries(state=State.PENDING)[0].reason or ""),
+               "the drain never began the delay")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        killed = time.time()
+        (dev,) = running.fleet.devices
+        (power,) = [r.ts for r in dev.received if r.selector == "switch.tv_power"]
+        assert not [r for r in dev.received if r.selector == "select.input"]
+        result = ws.run("drain", timeout=60)
+        assert result.returncode == 0, result.stderr
+        (power_again,) = [r.ts for r in dev.received if r.selector == "switch.tv_power"]
+        (hdmi,) = [r.ts for r in dev.received if r.selector == "select.input"]
+    finally:
+        running.close()
+    assert power_again == power  # done on disk before the delay: never sent again
+    assert hdmi - power >= 4.0  # the delay held across the crash ...
+    assert hdmi - killed < 4.0  # ... counted from the journal, not started over
+    assert set(_states(journal).values()) == {"done"}
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_a_drain_killed_during_a_wait_reruns_it_or_leaves_it_unknown(
+    tmp_path: Path, idempotent: bool
+) -> None:
+    ws = make_workspace(tmp_path)
+    (tmp_path / "site").mkdir()
+    running = RunningFleet(specs(1), tmp_path / "site")  # tv_on follows after 0.6s
+    try:
+        ws.env["CMDCTL_INVENTORY"] = str(running.inventory)
+        ws.playbook("p.yml", "name: p\ntargets: tvs\nsteps:\n"
+                    f"  - name: power on\n    switch.tv_power: on\n"
+                    f"    idempotent: {str(idempotent).lower()}\n"
+                    "    wait_until: {binary_sensor.tv_on: on, timeout: 10s}\n"
+                    "  - {name: input, select.input: HDMI 2,"
+                    " after: {step: power on, scope: device}}\n")
+        assert ws.run("bulk", "p.yml").returncode == 0
+        journal = Journal(ws.journal)
+        (dev,) = running.fleet.devices
+        proc = ws.popen("drain")
+        _until(lambda: any(r.selector == "switch.tv_power" for r in dev.received),
+               "the power never went on")
+        proc.send_signal(signal.SIGKILL)  # sent, its wait not over: running on disk
+        proc.communicate()
+        assert "running" in _states(journal).values()
+        ws.run("drain", timeout=60)
+        powers = [r for r in dev.received if r.selector == "switch.tv_power"]
+        inputs = [r for r in dev.received if r.selector == "select.input"]
+    finally:
+        running.close()
+    states = _states(journal)
+    if idempotent:  # run again, wait included: then the next step
+        assert len(powers) == 2 and len(inputs) == 1
+        assert states == {"bar-tv-1/power on": "done", "bar-tv-1/input": "done"}
+    else:  # never twice: in doubt, and the step after it is not run on a guess
+        assert len(powers) == 1 and not inputs
+        assert states == {"bar-tv-1/power on": "unknown", "bar-tv-1/input": "skipped"}
