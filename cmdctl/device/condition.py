@@ -17,8 +17,9 @@ def expectation(cond: Condition) -> Expectation:
     """What the entity's state must show for `cond` to hold."""
     kind = CONDITION_DOMAINS[cond.domain]
     if kind == "position":
-        return Expectation((Check("position", 1.0 if cond.value == "open" else 0.0,
-                                  UNIT_TOLERANCE),))
+        return Expectation(
+            (Check("position", 1.0 if cond.value == "open" else 0.0, UNIT_TOLERANCE),)
+        )
     return Expectation((Check("state", cond.value),))
 
 
@@ -31,6 +32,9 @@ def shown(cond: Condition, state: Any) -> str:
         position = observe(state, "position")
         if not isinstance(position, float):
             return "unknown"
-        return "closed" if position <= UNIT_TOLERANCE else (
-            "open" if position >= 1 - UNIT_TOLERANCE else f"at {position:.0%}")
+        return (
+            "closed"
+            if position <= UNIT_TOLERANCE
+            else ("open" if position >= 1 - UNIT_TOLERANCE else f"at {position:.0%}")
+        )
     return show_value(observe(state, "state"))

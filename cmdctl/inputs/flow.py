@@ -107,8 +107,9 @@ def condition_of(node: Node, what: str, *, wait: bool) -> Condition:
 def _value(node: Node, what: str, kind: str) -> bool | float | str:
     hint = f"{what} takes {_KINDS_HINT[kind]}"
     if not isinstance(node, ScalarNode) or node.value is None or node.tag is not None:
-        raise node.loc.error(f"{what} must be a single value, not {yamlsrc.kind_name(node)}",
-                             hint=hint)
+        raise node.loc.error(
+            f"{what} must be a single value, not {yamlsrc.kind_name(node)}", hint=hint
+        )
     value = node.value
     if kind == "on_off":
         if isinstance(value, bool):

@@ -388,7 +388,12 @@ def rescheduled(entry_id: str, ts: float, *, not_before: float, attempts: int) -
 
 
 def done(
-    entry_id: str, ts: float, *, outcome: str, duration: float, ran_on: str | None = None,
+    entry_id: str,
+    ts: float,
+    *,
+    outcome: str,
+    duration: float,
+    ran_on: str | None = None,
     waited: float | None = None,
 ) -> Event:
     """Finished: `outcome` is "confirmed" or "delivered"; `waited`: seconds its `wait_until:`

@@ -40,10 +40,14 @@ def test_check_shows_waits_delays_conditions_and_scopes(workspace: Workspace) ->
     data = json.loads(workspace.invoke("bulk", "p.yml", "--check", "--json").stdout)
     first = {(c["step"], c["device"]): c for c in data["commands"]}
     assert first[("power on", "tv-1")]["wait_until"] == {
-        "entity": "binary_sensor.tv_on", "value": True, "timeout": 20.0
+        "entity": "binary_sensor.tv_on",
+        "value": True,
+        "timeout": 20.0,
     }
     assert {k: first[("input", "tv-1")][k] for k in ("after", "scope", "delay", "when")} == {
-        "after": "power on", "scope": "device", "delay": 5.0,
+        "after": "power on",
+        "scope": "device",
+        "delay": 5.0,
         "when": {"entity": "switch.tv_power", "value": True},
     }
     assert "after" not in first[("input", "tv-3")]
@@ -59,8 +63,7 @@ def test_queue_ls_and_show_say_what_a_pending_entry_waits_for(workspace: Workspa
     assert rows["switch.tv_power:"].rstrip().endswith("0/3")  # waits for nothing
     assert rows["select.input:"].rstrip().endswith('5s after "power on" (this device)')
     assert rows["number.volume:"].rstrip().endswith('after "input" (whole batch)')
-    narrow = workspace.invoke("queue", "ls", "--device", "tv-2",
-                              extra_env={"COLUMNS": "80"})
+    narrow = workspace.invoke("queue", "ls", "--device", "tv-2", extra_env={"COLUMNS": "80"})
     assert 'pending: after "input"\n' in narrow.stdout and "(whole batch)" in narrow.stdout
     input_id = rows["select.input:"].split()[0]
     show = workspace.invoke("queue", "show", input_id)
@@ -69,6 +72,4 @@ def test_queue_ls_and_show_say_what_a_pending_entry_waits_for(workspace: Workspa
     assert "         when: only where switch.tv_power is on\n" in show.stdout
     power_id = rows["switch.tv_power:"].split()[0]
     show = workspace.invoke("queue", "show", power_id)
-    assert (
-        "   wait_until: then waits until binary_sensor.tv_on is on (up to 20s)\n" in show.stdout
-    )
+    assert "   wait_until: then waits until binary_sensor.tv_on is on (up to 20s)\n" in show.stdout

@@ -44,8 +44,9 @@ def tvs(count: int, *, lag: float = 0.0, powered: tuple[str, ...] = ()) -> list[
         entities = tuple(
             replace(e, initial=True) if on and e.kind == "switch" else e for e in spec.entities
         )
-        sensor = EntitySpec("binary_sensor", "TV On", follows="switch.tv_power", lag=lag,
-                            initial=on)
+        sensor = EntitySpec(
+            "binary_sensor", "TV On", follows="switch.tv_power", lag=lag, initial=on
+        )
         out.append(replace(spec, entities=(*entities, sensor)))
     return out
 
@@ -55,8 +56,9 @@ def queue_playbook(fleet: Fleet, tmp_path: Path, journal: Journal, text: str) ->
     path = tmp_path / "devices.yml"
     write_inventory(fleet.devices, path)
     inventory = load_inventory(path)
-    plan: Plan = expand(parse_playbook(text), inventory, now=time.time(), ids=new_id,
-                        who="tester@localhost")
+    plan: Plan = expand(
+        parse_playbook(text), inventory, now=time.time(), ids=new_id, who="tester@localhost"
+    )
     journal.append([ev.queued(e) for e in plan.queued])
     return inventory
 
@@ -71,8 +73,9 @@ def times(dev: VirtualDevice, selector: str) -> list[float]:
 
 
 def history(journal: Journal, entry_id: str) -> list[ev.Event]:
-    return [r if isinstance(r, ev.Event) else ev.decode(r)
-            for r in journal.ledger().records(entry_id)]
+    return [
+        r if isinstance(r, ev.Event) else ev.decode(r) for r in journal.ledger().records(entry_id)
+    ]
 
 
 def by_step(journal: Journal) -> dict[tuple[str, str], Any]:
@@ -85,7 +88,11 @@ async def test_a_delay_holds_that_devices_next_step_and_no_other_device(
     journal: Journal, tmp_path: Path
 ) -> None:
     async with Fleet(tvs(3)) as fleet:
-        inventory = queue_playbook(fleet, tmp_path, journal, """\
+        inventory = queue_playbook(
+            fleet,
+            tmp_path,
+            journal,
+            """\
 name: warm-up
 targets: tvs
 steps:
@@ -95,7 +102,8 @@ steps:
     delay: 2s
   - name: input
     select.input: HDMI 2
-""")
+""",
+        )
         await drain(journal, inventory)
         one, two, three = fleet.devices
         entries = by_step(journal)
@@ -112,7 +120,11 @@ async def test_wait_until_holds_the_step_until_the_state_shows(
     journal: Journal, tmp_path: Path
 ) -> None:
     async with Fleet(tvs(2, lag=0.6)) as fleet:
-        inventory = queue_playbook(fleet, tmp_path, journal, """\
+        inventory = queue_playbook(
+            fleet,
+            tmp_path,
+            journal,
+            """\
 name: warm-up
 targets: tvs
 steps:
@@ -122,15 +134,17 @@ steps:
   - name: input
     select.input: HDMI 2
     after: {step: power on, scope: device}
-""")
+""",
+        )
         await drain(journal, inventory)
         entries = by_step(journal)
         assert {e.state.value for e in entries.values()} == {"done"}
         for dev in fleet.devices:
             (power,), (hdmi,) = times(dev, "switch.tv_power"), times(dev, "select.input")
             assert hdmi - power >= 0.6  # sent once the sensor followed, not before
-            (done,) = [e for e in history(journal, entries[(dev.name, "power on")].id)
-                       if e.type == ev.DONE]
+            (done,) = [
+                e for e in history(journal, entries[(dev.name, "power on")].id) if e.type == ev.DONE
+            ]
             assert 0.5 <= done.get("waited") < 5.0
 
 
@@ -138,7 +152,11 @@ async def test_wait_until_that_times_out_fails_the_step_and_skips_the_next(
     journal: Journal, tmp_path: Path
 ) -> None:
     async with Fleet(tvs(2, lag=3.0)) as fleet:
-        inventory = queue_playbook(fleet, tmp_path, journal, """\
+        inventory = queue_playbook(
+            fleet,
+            tmp_path,
+            journal,
+            """\
 name: warm-up
 targets: tvs
 steps:
@@ -148,7 +166,8 @@ steps:
     delay: 1s
   - name: input
     select.input: HDMI 2
-""")
+""",
+        )
         began = time.monotonic()
         await drain(journal, inventory)
         assert time.monotonic() - began < 2.9  # the timeout, not the sensor, ended the wait
@@ -169,7 +188,11 @@ async def test_when_runs_only_where_the_state_matches_and_skips_elsewhere_with_t
     journal: Journal, tmp_path: Path
 ) -> None:
     async with Fleet(tvs(3, powered=("bar-tv-2",))) as fleet:
-        inventory = queue_playbook(fleet, tmp_path, journal, """\
+        inventory = queue_playbook(
+            fleet,
+            tmp_path,
+            journal,
+            """\
 name: only the TVs that are on
 targets: tvs
 steps:
@@ -178,7 +201,8 @@ steps:
     when: {switch.tv_power: on}
   - name: volume
     number.volume: 30
-""")
+""",
+        )
         await drain(journal, inventory)
         entries = by_step(journal)
         got = {d.name: entries[(d.name, "input")] for d in fleet.devices}
@@ -196,7 +220,11 @@ async def test_after_scope_device_keeps_going_when_one_tv_is_offline(
     journal: Journal, tmp_path: Path, scope: str
 ) -> None:
     async with Fleet(tvs(3)) as fleet:
-        inventory = queue_playbook(fleet, tmp_path, journal, f"""\
+        inventory = queue_playbook(
+            fleet,
+            tmp_path,
+            journal,
+            f"""\
 name: warm-up
 targets: tvs
 steps:
@@ -205,7 +233,8 @@ steps:
   - name: input
     select.input: HDMI 2
     after: {{step: power on, scope: {scope}}}
-""")
+""",
+        )
         offline = fleet.devices[2]
         await offline.set_offline(True)
         await drain(journal, inventory)

@@ -164,16 +164,23 @@ def test_a_drain_killed_during_a_delay_waits_only_what_is_left_and_repeats_nothi
     running = RunningFleet(venue(1), tmp_path / "site")
     try:
         ws.env["CMDCTL_INVENTORY"] = str(running.inventory)
-        ws.playbook("p.yml", "name: p\ntargets: tvs\nsteps:\n"
-                    "  - {name: power on, switch.tv_power: on, delay: 4s}\n"
-                    "  - {name: input, select.input: HDMI 2}\n")
+        ws.playbook(
+            "p.yml",
+            "name: p\ntargets: tvs\nsteps:\n"
+            "  - {name: power on, switch.tv_power: on, delay: 4s}\n"
+            "  - {name: input, select.input: HDMI 2}\n",
+        )
         assert ws.run("bulk", "p.yml").returncode == 0
         journal = Journal(ws.journal)
         proc = ws.popen("drain")
         # Killed as soon as the delay is on disk (the `held` note of the input), mid-delay.
-        _until(lambda: (journal.ledger().entries(state=State.PENDING) or [None])[0] is not None
-               and "delay" in (journal.ledger().entries(state=State.PENDING)[0].reason or ""),
-               "the drain never began the delay")
+        _until(
+            lambda: (
+                (journal.ledger().entries(state=State.PENDING) or [None])[0] is not None
+                and "delay" in (journal.ledger().entries(state=State.PENDING)[0].reason or "")
+            ),
+            "the drain never began the delay",
+        )
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         killed = time.time()
@@ -201,18 +208,23 @@ def test_a_drain_killed_during_a_wait_reruns_it_or_leaves_it_unknown(
     running = RunningFleet(specs(1), tmp_path / "site")  # tv_on follows after 0.6s
     try:
         ws.env["CMDCTL_INVENTORY"] = str(running.inventory)
-        ws.playbook("p.yml", "name: p\ntargets: tvs\nsteps:\n"
-                    f"  - name: power on\n    switch.tv_power: on\n"
-                    f"    idempotent: {str(idempotent).lower()}\n"
-                    "    wait_until: {binary_sensor.tv_on: on, timeout: 10s}\n"
-                    "  - {name: input, select.input: HDMI 2,"
-                    " after: {step: power on, scope: device}}\n")
+        ws.playbook(
+            "p.yml",
+            "name: p\ntargets: tvs\nsteps:\n"
+            f"  - name: power on\n    switch.tv_power: on\n"
+            f"    idempotent: {str(idempotent).lower()}\n"
+            "    wait_until: {binary_sensor.tv_on: on, timeout: 10s}\n"
+            "  - {name: input, select.input: HDMI 2,"
+            " after: {step: power on, scope: device}}\n",
+        )
         assert ws.run("bulk", "p.yml").returncode == 0
         journal = Journal(ws.journal)
         (dev,) = running.fleet.devices
         proc = ws.popen("drain")
-        _until(lambda: any(r.selector == "switch.tv_power" for r in dev.received),
-               "the power never went on")
+        _until(
+            lambda: any(r.selector == "switch.tv_power" for r in dev.received),
+            "the power never went on",
+        )
         proc.send_signal(signal.SIGKILL)  # sent, its wait not over: running on disk
         proc.communicate()
         assert "running" in _states(journal).values()
