@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 
 from cmdctl.core.model import Entry, State
+from cmdctl.core.timespec import format_duration, format_time
 from cmdctl.journal import events as ev
 from cmdctl.journal.ledger import Ledger
 
@@ -162,6 +163,12 @@ def check(ledger: Ledger, due: Sequence[Entry]) -> Barriers:
             where = ", ".join(step.failed_on)
         out.skipped.append((entry, f"prerequisite {after!r} failed on {where}"))
     return out
+
+
+def delay_note(entry: Entry, until: float) -> str:
+    """The note of an entry waiting out its gap: `delay: 5s after 'power on', until ...`."""
+    c = entry.coordination
+    return f"delay: {format_duration(c.gap)} after {c.after!r}, until {format_time(until)}"
 
 
 def _ready(out: Barriers, entry: Entry, mark: Mark | None) -> None:

@@ -255,3 +255,38 @@ steps:
         entries = by_step(journal)
         assert entries[(offline.name, "input")].state.value == "done"
         assert times(offline, "switch.tv_power")[0] < times(offline, "select.input")[0]
+
+
+async def test_a_delay_longer_than_a_drain_waits_leaves_the_step_queued_until_then(
+    journal: Journal, tmp_path: Path
+) -> None:
+    async with Fleet(tvs(1)) as fleet:
+        inventory = queue_playbook(
+            fleet,
+            tmp_path,
+            journal,
+            """\
+name: slow warm-up
+targets: tvs
+steps:
+  - {name: power on, switch.tv_power: on, delay: 5m}
+  - {name: input, select.input: HDMI 2}
+""",
+        )
+        began = time.monotonic()
+        await drain(journal, inventory)
+        assert time.monotonic() - began < 5.0  # not five minutes: left for later
+        (dev,) = fleet.devices
+        entries = by_step(journal)
+        power, hdmi = entries[("bar-tv-1", "power on")], entries[("bar-tv-1", "input")]
+        assert (power.state.value, hdmi.state.value) == ("done", "pending")
+        assert hdmi.reason is not None
+        assert hdmi.reason.startswith("delay: 5m 00s after 'power on', until ")
+        assert not times(dev, "select.input")
+        connections = dev.connections_made
+        await drain(journal, inventory)  # a drain before then leaves it, without connecting
+        assert not times(dev, "select.input") and dev.connections_made == connections
+        later = time.time() + 301
+        await drain(journal, inventory, clock=lambda: later)
+        assert by_step(journal)[("bar-tv-1", "input")].state.value == "done"
+        assert times(dev, "select.input")
