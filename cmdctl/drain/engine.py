@@ -37,7 +37,13 @@ from cmdctl.drain.coalesce import coalesce
 from cmdctl.drain.due import select, tagged
 from cmdctl.drain.job import DeviceJob, Job, Pass, plan
 from cmdctl.drain.observer import Finished, NullObserver, Observer
-from cmdctl.drain.options import HARD_STOP_GRACE_S, STOP_MARGIN_S, Clock, DrainOptions
+from cmdctl.drain.options import (
+    GAP_WAIT_S,
+    HARD_STOP_GRACE_S,
+    STOP_MARGIN_S,
+    Clock,
+    DrainOptions,
+)
 from cmdctl.drain.outcomes import Verdict
 from cmdctl.drain.rollout import Rollout
 from cmdctl.drain.totals import Totals
@@ -148,6 +154,13 @@ class Engine:
         barrier = gates.check(ledger, work.due)
         work.due = barrier.ready
         self.waiting = barrier.waiting
+        gaps = [(e, barrier.hold[e.id]) for e in work.due if barrier.hold.get(e.id, now) > now]
+        later = [(e, until) for e, until in gaps if until - now > GAP_WAIT_S]
+        if later:  # too long to wait out in this pass: queued, due then, with the note
+            ids = {e.id for e, _ in later}
+            work.due = [e for e in work.due if e.id not in ids]
+            soonest = min(until for _, until in later)
+            work.next_due = soonest if work.next_due is None else min(work.next_due, soonest)
         unknown = [ledger.get(e.id) for e, v in fixes if v.outcome == tot.UNKNOWN]
         del ledger  # the caller holds none either: its raw lines are freed before the work
         settled: list[tuple[Entry, Verdict]] = [
@@ -158,6 +171,10 @@ class Engine:
             work.due, losers = coalesce(work.due, work.later, work.position)
         settled += [(entry, outcomes.expired(entry, now)) for entry in work.expired]
         events = [e for _, v in fixes for e in v.events]
+        for entry, until in later:
+            note = gates.delay_note(entry, until)
+            if entry.reason != note:
+                events.append(ev.held(entry.id, now, reason=note))
         events += [ev.superseded(old.id, now, by=new.id) for old, new in losers]
         events += [e for _, v in settled for e in v.events]
         if events:

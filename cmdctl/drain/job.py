@@ -28,15 +28,15 @@ from typing import TYPE_CHECKING
 
 from cmdctl.core.errors import DeviceError, DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import Entry, State
-from cmdctl.core.timespec import format_duration, format_time
+from cmdctl.core.timespec import format_duration
 from cmdctl.device import condition
 from cmdctl.device.states import STATE_TIMEOUT
 from cmdctl.device.transport import DeviceAddress, DeviceSession, Outcome
-from cmdctl.drain import outcomes, recovery, retry
+from cmdctl.drain import gates, outcomes, recovery, retry
 from cmdctl.drain import totals as tot
 from cmdctl.drain.gates import FAILED, WAITS, Mark
 from cmdctl.drain.observer import Finished
-from cmdctl.drain.options import STOP_MARGIN_S, WINDOW_SETTLE_S
+from cmdctl.drain.options import GAP_WAIT_S, STOP_MARGIN_S, WINDOW_SETTLE_S
 from cmdctl.drain.outcomes import Verdict
 from cmdctl.drain.rollout import Gate, Rollout
 from cmdctl.drain.totals import Tally, Totals
@@ -357,10 +357,14 @@ class DeviceJob:
             if isinstance(mark, float):
                 until = mark + c.gap if c.gap else None
             if until is not None and (wait := until - engine.clock()) > 0:
-                reason = (f"delay: {format_duration(c.gap)} after {c.after!r}, "
-                          f"until {format_time(until)}")
+                reason = gates.delay_note(entry, until)
                 if entry.reason != reason:  # on disk with the prerequisite's outcome
                     await self.ctx.rec.durable(ev.held(entry.id, engine.clock(), reason=reason))
+                if wait > GAP_WAIT_S:  # queued, due then (see GAP_WAIT_S)
+                    del job.todo[:1]
+                    job.tally.add(tot.SKIPPED)
+                    self._tell(entry, tot.SKIPPED, reason)
+                    return False
                 engine.observer.step(job.device, f"delay {wait:.1f}s after {c.after!r}")
                 await engine.pause(wait)
                 if engine.stopping():
