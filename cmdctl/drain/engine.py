@@ -171,12 +171,18 @@ class Engine:
             work.due, losers = coalesce(work.due, work.later, work.position)
         settled += [(entry, outcomes.expired(entry, now)) for entry in work.expired]
         events = [e for _, v in fixes for e in v.events]
+        waits = [gates.due_then(entry, now, until) for entry, until in later]
         for entry, until in later:
             note = gates.delay_note(entry, until)
             if entry.reason != note:
-                events.append(ev.held(entry.id, now, reason=note))
+                waits.insert(0, ev.held(entry.id, now, reason=note))
         events += [ev.superseded(old.id, now, by=new.id) for old, new in losers]
         events += [e for _, v in settled for e in v.events]
+        if waits:
+            await rec.durable(*waits)
+            for entry, _ in later:
+                totals.tally(entry.device).add(tot.SKIPPED)
+            totals.left += len(later)
         if events:
             await rec.durable(*events)
             # A person may have cancelled some of these since `ledger` was read: the claims

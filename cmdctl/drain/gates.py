@@ -171,6 +171,12 @@ def delay_note(entry: Entry, until: float) -> str:
     return f"delay: {format_duration(c.gap)} after {c.after!r}, until {format_time(until)}"
 
 
+def due_then(entry: Entry, now: float, until: float) -> ev.Event:
+    """`entry` pending again, due when its gap is over (attempts unchanged): a gap longer than
+    a drain waits out (`options.GAP_WAIT_S`)."""
+    return ev.rescheduled(entry.id, now, not_before=until, attempts=entry.attempts)
+
+
 def _ready(out: Barriers, entry: Entry, mark: Mark | None) -> None:
     """`entry` may run; not before its gap after its device's prerequisite when it has one."""
     out.ready.append(entry)

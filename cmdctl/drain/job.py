@@ -113,6 +113,7 @@ class DeviceJob:
         self.job = job
         self.isolate = False  # send one command at a time (an unexpected error was met)
         self._waiting: tuple[Entry, Outcome] | None = None  # done; its wait_until is next
+        self._totals: Totals | None = None  # the run's, once the job has its slot
 
     # -- recording -------------------------------------------------------------------------------
 
@@ -176,6 +177,7 @@ class DeviceJob:
         self, slots: asyncio.Semaphore, totals: Totals, entered: Sequence[Gate] = ()
     ) -> None:
         job, engine = self.job, self.engine
+        self._totals = totals
         async with slots:
             self._hold(entered, totals)  # decided when the job really starts
             if self.ctx.withdrawn:  # all of them cancelled meanwhile: do not even connect
@@ -345,9 +347,7 @@ class DeviceJob:
             until = self.ctx.hold.get(entry.id)
             mark = job.finished.get((entry.batch, c.after))
             if mark == WAITS:  # its prerequisite is pending again (a retry later): so is it
-                del job.todo[:1]
-                job.tally.add(tot.SKIPPED)
-                self._tell(entry, tot.SKIPPED, f"waits for {c.after!r} on {job.device}")
+                self._left_queued(entry, f"waits for {c.after!r} on {job.device}")
                 return False
             if mark == FAILED:
                 why = f"prerequisite {c.after!r} failed on {job.device}"
@@ -361,9 +361,8 @@ class DeviceJob:
                 if entry.reason != reason:  # on disk with the prerequisite's outcome
                     await self.ctx.rec.durable(ev.held(entry.id, engine.clock(), reason=reason))
                 if wait > GAP_WAIT_S:  # queued, due then (see GAP_WAIT_S)
-                    del job.todo[:1]
-                    job.tally.add(tot.SKIPPED)
-                    self._tell(entry, tot.SKIPPED, reason)
+                    self.ctx.rec.record(gates.due_then(entry, engine.clock(), until))
+                    self._left_queued(entry, reason)
                     return False
                 engine.observer.step(job.device, f"delay {wait:.1f}s after {c.after!r}")
                 await engine.pause(wait)
@@ -379,6 +378,14 @@ class DeviceJob:
             del job.todo[:1]
             return False
         return True
+
+    def _left_queued(self, entry: Entry, why: str) -> None:
+        """The head of `todo` stays pending for a later pass or drain (not started)."""
+        del self.job.todo[:1]
+        self.job.tally.add(tot.SKIPPED)
+        if self._totals is not None:
+            self._totals.left += 1
+        self._tell(entry, tot.SKIPPED, why)
 
     async def _when(self, session: DeviceSession, entry: Entry) -> bool:
         """`when:` read on the open connection; not met: skipped with what the entity shows."""

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cmdctl.core.ids import new_id
+from cmdctl.core.model import Coordination
 from cmdctl.drain import loops
 from cmdctl.drain.engine import Engine
 from cmdctl.drain.options import DrainOptions
@@ -28,6 +29,7 @@ from cmdctl.simulator import (
     venue,
     write_inventory,
 )
+from tests.drain.conftest import address, make_entry, queue
 
 ONE_TRY = RetryPolicy(tries=1, ambiguous_tries=1, initial=0.01, maximum=0.01, jitter=0.0)
 
@@ -282,6 +284,8 @@ steps:
         assert (power.state.value, hdmi.state.value) == ("done", "pending")
         assert hdmi.reason is not None
         assert hdmi.reason.startswith("delay: 5m 00s after 'power on', until ")
+        assert power.finished_at is not None
+        assert hdmi.not_before == pytest.approx(power.finished_at + 300)  # due then
         assert not times(dev, "select.input")
         connections = dev.connections_made
         await drain(journal, inventory)  # a drain before then leaves it, without connecting
@@ -290,3 +294,41 @@ steps:
         await drain(journal, inventory, clock=lambda: later)
         assert by_step(journal)[("bar-tv-1", "input")].state.value == "done"
         assert times(dev, "select.input")
+
+
+async def test_a_gap_is_counted_from_the_done_in_the_journal(
+    journal: Journal, tmp_path: Path
+) -> None:
+    """A drain that finds the step before done (an earlier run, then a crash) waits out the
+    rest of a short gap, and leaves a long one for later without connecting."""
+    async with Fleet(tvs(2)) as fleet:
+        now = time.time()
+        keys = {
+            "bar-tv-1": Coordination(after="power on", scope="device", gap=2.0),
+            "bar-tv-2": Coordination(after="power on", scope="device", gap=600.0),
+        }
+        power = [
+            make_entry(d.name, "switch", "tv_power", {"state": True}, step="power on")
+            for d in fleet.devices
+        ]
+        inputs = [
+            replace(
+                make_entry(d.name, "select", "input", {"option": "HDMI 2"}, step="input"),
+                coordination=keys[d.name],
+            )
+            for d in fleet.devices
+        ]
+        queue(journal, power + inputs)
+        journal.append(
+            [ev.done(e.id, now - 1.0, outcome="confirmed", duration=0.1) for e in power]
+        )  # done a second ago, by a run that died
+        devices = {d.name: address(d) for d in fleet.devices}
+        one, two = fleet.devices
+        await loops.drain_with(Engine(journal, devices.get, options()))
+        (sent,) = times(one, "select.input")
+        assert sent >= now + 1.0  # the 2s gap from the journal's done: 1s left, waited
+        assert sent < now + 1.9
+        assert not times(two, "select.input") and two.connections_made == 0
+        entry = journal.ledger().get(inputs[1].id)
+        assert entry.state.value == "pending"
+        assert entry.not_before == pytest.approx(now - 1.0 + 600.0)
