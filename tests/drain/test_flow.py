@@ -29,7 +29,8 @@ from cmdctl.simulator import (
     venue,
     write_inventory,
 )
-from tests.drain.conftest import address, make_entry, queue
+
+from .conftest import address, make_entry, queue
 
 ONE_TRY = RetryPolicy(tries=1, ambiguous_tries=1, initial=0.01, maximum=0.01, jitter=0.0)
 
