@@ -94,7 +94,9 @@ def bulk(
     check: Annotated[
         bool,
         typer.Option(
-            "--check", help="Print the plan; write nothing, contact nothing (--json: batch null)."
+            "--check",
+            help="Print the plan, with its waits, delays and conditions; write nothing, "
+            "contact nothing (--json: batch null).",
         ),
     ] = False,
     online: Annotated[
