@@ -13,7 +13,7 @@ from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, LimitOpt, Quie
 from cmdctl.core.errors import ExitCode
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from cmdctl.core.errors import DeviceError
     from cmdctl.core.model import Entry
@@ -107,7 +107,9 @@ def bulk(
     check: Annotated[
         bool,
         typer.Option(
-            "--check", help="Print the plan; write nothing, contact nothing (--json: batch null)."
+            "--check",
+            help="Print the plan, with its waits, delays and conditions; write nothing, "
+            "contact nothing (--json: batch null).",
         ),
     ] = False,
     online: Annotated[
@@ -213,6 +215,7 @@ def _print_plan(plan: Plan, *, json_out: bool) -> None:
                         "not_before": e.not_before,
                         "expires": e.expires,
                         "idempotent": e.idempotent,
+                        **_flow_json(e),
                     }
                     for e in (*plan.immediate, *plan.queued)
                 ],
@@ -242,7 +245,38 @@ def _print_plan(plan: Plan, *, json_out: bool) -> None:
             _devices_text(devices),
         )
     render.stdout().print(table)
+    for line in _flow_lines(plan.queued):
+        render.line(line)
     render.line(views.spread((*plan.immediate, *plan.queued)))
+
+
+def _flow_json(e: Entry) -> dict[str, object]:
+    """The device flow of a planned command (`after`, `scope`, `delay`, `when`, `wait_until`),
+    as the journal stores it; nothing for a command without any."""
+    from cmdctl.journal.events import coordination_fields
+
+    c = e.coordination
+    fields = coordination_fields(c)
+    out: dict[str, object] = {k: fields[k] for k in ("when", "wait_until") if k in fields}
+    if c.after is not None:
+        out.update(after=c.after, scope=c.scope, delay=c.gap)
+    return out
+
+
+def _flow_lines(entries: Sequence[Entry]) -> list[str]:
+    """`step: after "power on" (this device)`, one line per step and distinct flow (with the
+    devices when they differ), under the plan's table."""
+    by_step: dict[str, dict[str, list[str]]] = {}
+    for e in entries:
+        text = "; ".join(t for _, t in views.flow_texts(e.coordination))
+        if text:
+            by_step.setdefault(e.step, {}).setdefault(text, []).append(e.device)
+    lines = []
+    for step, texts in by_step.items():
+        for text, devices in texts.items():
+            where = f" [on {_devices_text(devices)}]" if len(texts) > 1 else ""
+            lines.append(f"  {step}: {text}{where}")
+    return ["waits and conditions:", *lines] if lines else []
 
 
 def _check_online(plan: Plan, inv: Inventory, *, json_out: bool, quiet: bool) -> ExitCode:

@@ -90,7 +90,7 @@ def _table(rows: list[Entry]) -> None:
         table.add_column("command", overflow="fold", ratio=1)
         table.add_column("state: note", overflow="fold", ratio=2)
         for e in rows:
-            note = (e.reason or e.last_error or "").removeprefix(f"{e.device}: ")
+            note = (e.reason or e.last_error or _waits(e)).removeprefix(f"{e.device}: ")
             state = f"{e.state.value}: {note}" if note else e.state.value
             table.add_row(e.id, e.device, views.command_text(e), state)
         out.print(table)
@@ -107,9 +107,17 @@ def _table(rows: list[Entry]) -> None:
             e.priority.value,
             format_time(e.not_before),
             f"{e.attempts}/{e.max_attempts}",
-            e.reason or e.last_error or "",  # why it waits (held, unknown) before an old error
+            # why it waits (held, unknown) before an old error, then what it waits for
+            e.reason or e.last_error or _waits(e),
         )
     out.print(table)
+
+
+def _waits(e: Entry) -> str:
+    """The barrier a pending entry waits behind (`after "power on" (whole batch)`), or ""."""
+    from cmdctl.core.model import State
+
+    return views.barrier_text(e.coordination) if e.state is State.PENDING else ""
 
 
 @queue_app.command("show")
@@ -159,6 +167,8 @@ def show(
         value = data[key]
         if value is not None and value != "":
             render.line(f"{key:>13}: {views.value_text(value, key)}")
+    for key, text in views.flow_texts(entry.coordination):
+        render.line(f"{key:>13}: {text}")
     for key in ("created", "not_before", "expires", "started", "finished"):
         value = data[key]
         if value is not None:

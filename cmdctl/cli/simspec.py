@@ -23,6 +23,7 @@ A `simulate:` block (in `devices.yml`, under a device) and each device of a stan
       - {type: number, name: Volume, min: 0, max: 100, step: 1, initial: 20}
       - {type: light, name: Backlight, color_modes: [rgb], effects: [Rainbow]}
       - {type: switch, name: Relay, device_id: 1}
+      - {type: binary_sensor, name: TV On, follows: switch.tv_power, lag: 2s}  # read-only
     actions:
       - {name: send_tv_command, args: {box: int, channel: string}}
       - {name: get_status, response: only, returns: states}    # or returns: {any: json}
@@ -103,6 +104,7 @@ _FAULT_KEYS = (
 )
 _COMMON_KEYS = ("type", "name", "device_id", "icon", "disabled_by_default", "initial")
 _KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "binary_sensor": ("follows", "lag"),
     "switch": (),
     "button": (),
     "select": ("options",),
@@ -127,7 +129,7 @@ _KIND_KEYS: dict[str, tuple[str, ...]] = {
 }
 _RENAMED = {"min": "min_value", "max": "max_value"}  # EntitySpec's names for them
 _INT_FIELDS = ("device_id", "min_length", "max_length", "speed_count")
-_TEXT_FIELDS = ("icon", "unit", "pattern")
+_TEXT_FIELDS = ("icon", "unit", "pattern", "follows")
 _LIST_FIELDS = (
     "options",
     "color_modes",
@@ -377,6 +379,8 @@ def _entity(node: Node) -> EntitySpec:
             fields[target] = yamlsrc.want_bool(value, key)
         elif key in _LIST_FIELDS:
             fields[target] = _texts(value, key)
+        elif key == "lag":
+            fields[target] = yamlsrc.want_duration(value, key)
         elif key == "initial":
             if isinstance(value, MapNode):
                 raise value.loc.error("initial must be a single value or a list, not a mapping")

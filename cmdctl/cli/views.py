@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from cmdctl.core import secretref
 
 if TYPE_CHECKING:
-    from cmdctl.core.model import Entry, State
+    from cmdctl.core.model import Coordination, Entry, State
     from cmdctl.journal.ledger import Ledger
     from cmdctl.journal.summary import BatchLine, Status
 
@@ -243,3 +243,31 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def barrier_text(c: Coordination) -> str:
+    """What an entry waits for: `after "power on" (whole batch)`, `5s after "power on" (this
+    device)`; "" when it waits for nothing."""
+    from cmdctl.core.timespec import format_duration
+
+    if c.after is None:
+        return ""
+    gap = f"{format_duration(c.gap)} " if c.gap else ""
+    scope = "this device" if c.scope == "device" else "whole batch"
+    return f'{gap}after "{c.after}" ({scope})'
+
+
+def flow_texts(c: Coordination) -> list[tuple[str, str]]:
+    """(key, text) of an entry's device flow: its barrier, `when:` and `wait_until:`."""
+    from cmdctl.core.timespec import format_duration
+
+    out = []
+    if c.after is not None:
+        out.append(("after", barrier_text(c)))
+    if c.when is not None:
+        out.append(("when", f"only where {c.when.selector} is {c.when.wanted}"))
+    if c.wait_until is not None:
+        cond = c.wait_until
+        out.append(("wait_until", f"then waits until {cond.selector} is {cond.wanted} "
+                                  f"(up to {format_duration(cond.timeout)})"))
+    return out

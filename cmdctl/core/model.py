@@ -122,6 +122,51 @@ ON_FAILURE = ("skip", "continue")
 #: `targets: {failover: [...]}` runs on the first reachable candidate, in order; `any:` on the
 #: least busy reachable one.
 PICKS = ("failover", "any")
+#: `after: {step: NAME, scope: ...}`: wait for the step on every target (batch, the default) or
+#: only for this device's entry of it (device).
+SCOPES = ("batch", "device")
+
+#: Domains `when:` / `wait_until:` may read, and what their values say: on_off (`on` / `off`),
+#: number (equal), text (equal), lock (its state name), position (`open` = fully, `closed`).
+CONDITION_DOMAINS: dict[str, str] = {
+    "binary_sensor": "on_off", "switch": "on_off", "light": "on_off", "fan": "on_off",
+    "sensor": "number", "number": "number",
+    "text_sensor": "text", "text": "text", "select": "text",
+    "lock": "lock", "cover": "position", "valve": "position",
+}  # fmt: skip
+LOCK_STATES = ("locked", "unlocked", "jammed", "open")
+POSITIONS = ("open", "closed")
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A state one entity must show: `when:` (read before sending) or `wait_until:` (waited for
+    after sending, up to `timeout` seconds). `value` is canonical: a bool for on/off, a float for
+    numbers, a string otherwise."""
+
+    domain: str
+    target: str
+    value: bool | float | str
+    timeout: float = 0.0
+
+    @property
+    def selector(self) -> str:
+        """`domain.target`, as written in playbooks."""
+        return f"{self.domain}.{self.target}"
+
+    @property
+    def wanted(self) -> str:
+        """The value as a person writes it (`on`, `21.5`, `HDMI 1`)."""
+        return show_value(self.value)
+
+
+def show_value(value: object) -> str:
+    """`on` / `off` for booleans, `21.5` for numbers, the text itself otherwise."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +176,11 @@ class Coordination:
     `tags` select it (`drain --tags`); `after` names the step of its batch that must finish first
     and `on_failure` what a failure of that step does to it; `pick` ("failover" / "any") with its
     `candidates` lets it run on another device; `serial` is its batch's rolling window (a count,
-    or a string such as "25%"). Built once at the journal edge; the drain reads these fields.
+    or a string such as "25%"). `scope` says whether `after` waits for the step on every target
+    ("batch") or only for this device's entry of it ("device"); `gap` is seconds this entry
+    waits after that entry finished done on this device (the prerequisite's `delay:`); `when`
+    must hold right before sending; `wait_until` is waited for after sending. Built once at the
+    journal edge; the drain reads these fields.
     """
 
     tags: tuple[str, ...] = ()
@@ -140,6 +189,15 @@ class Coordination:
     pick: str | None = None
     candidates: tuple[str, ...] = ()
     serial: int | str | None = None
+    scope: str = "batch"
+    gap: float = 0.0
+    when: Condition | None = None
+    wait_until: Condition | None = None
+
+    @property
+    def per_device(self) -> bool:
+        """True when the entry's barrier is decided on its own device (scope, or a gap)."""
+        return self.after is not None and (self.scope == "device" or self.gap > 0)
 
     def __bool__(self) -> bool:
         return self != NO_COORDINATION

@@ -133,6 +133,12 @@ class EntityIndex:
             return hit
         if command.domain not in _COMMANDABLE:
             raise self._reject(f"{command.domain} entities take no commands")
+        return self.locate(command)
+
+    def locate(self, command: Command) -> Any:
+        """The entity info a selector names, in any domain (sensors too: `when:` reads them)."""
+        if (hit := self._resolved.get((command.domain, command.target))) is not None:
+            return hit
         sub, target = self._split_sub_device(command.target)
         infos = self._by_domain.get(command.domain, [])
         if sub is not None:

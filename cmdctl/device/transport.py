@@ -37,6 +37,7 @@ from cmdctl.device.classify import (
     device_closed,
 )
 from cmdctl.device.entities import EntityIndex, Plan
+from cmdctl.device.expectation import Expectation
 from cmdctl.device.states import Entity, StateBook, Waiter
 
 # TCP connect + Noise handshake + Hello take 0.1–1.2 s on healthy Wi-Fi; a batch tool fails fast
@@ -503,6 +504,33 @@ class DeviceSession:
         if not self._connected:
             raise self._lost or DeviceUnavailable(self.name, "connection lost while reading states")
         return states
+
+    def entity(self, domain: str, target: str) -> Entity:
+        """(key, device_id) of the entity a selector names, in any domain; `DeviceRejected`
+        (with a "did you mean") when the device has none."""
+        info = self.index.locate(Command(domain, target))
+        return (info.key, getattr(info, "device_id", 0))
+
+    async def wait_state(
+        self, entity: Entity, expect: Expectation, timeout: float
+    ) -> tuple[bool, Any]:
+        """Wait up to `timeout` s for `entity` to show `expect` (at once if it does already):
+        (reached, the newest state seen); DeviceUnavailable if the connection drops."""
+        self._subscribe()
+        waiter = self._states.wait_for(entity, expect)
+        lost = asyncio.ensure_future(self._lost_event.wait())
+        try:
+            await asyncio.wait((waiter.done, lost), timeout=timeout,
+                               return_when="FIRST_COMPLETED")
+        finally:
+            lost.cancel()
+            self._states.release(waiter)
+        reached = waiter.done.done() and not waiter.done.cancelled()
+        if not reached:
+            waiter.done.cancel()
+            if not self._connected:
+                raise self._lost or DeviceUnavailable(self.name, "connection lost while waiting")
+        return reached, self._states.get(entity)
 
     async def round_trip(self) -> float:
         """Seconds for one request/response on the open connection (a liveness probe)."""

@@ -12,7 +12,8 @@ backoff must not land after the newer one), when:
   change does not swallow an older "off").
 
 Never for buttons, actions, `idempotent: false` entries, media_player commands (volume_up,
-toggle…; only a volume level coalesces), lock `open` or cover/valve `stop`. Only a due entry
+toggle…; only a volume level coalesces), lock `open`, cover/valve `stop`, or entries with
+`when:` (they may not run) or `wait_until:` (the wait is part of what they do). Only a due entry
 wins: one still waiting for its `not_before` supersedes nothing yet, and one waiting for its
 barrier neither supersedes nor is superseded.
 """
@@ -37,6 +38,8 @@ def coalescible(entry: Entry) -> bool:
         return False
     if entry.coordination.pick is not None:
         return False  # its device is only the first candidate
+    if entry.coordination.when is not None or entry.coordination.wait_until is not None:
+        return False  # it may not run (`when:`), or its wait is part of what it does
     args = cmd.args
     if cmd.domain in ("cover", "valve"):
         return "stop" not in args

@@ -9,7 +9,8 @@ with tenacity under `retry`'s policy; whatever still fails at the end of the run
 in the journal with backoff, or failed once it has used its attempts.
 
 Fleet coordination, per pass, in this order: `--tags` / `--skip-tags` select entries; barriers
-(`cmdctl.drain.gates`) hold back or skip entries whose `after:` step has not finished everywhere;
+(`cmdctl.drain.gates`) hold back or skip entries whose `after:` step has not finished everywhere
+(or, `scope: device`, on their device; a `delay:` gap is waited out in the device job);
 coalescing (`cmdctl.drain.coalesce`) supersedes stale state-setting entries; rolling windows and
 failure thresholds (`cmdctl.drain.rollout`) gate device jobs per batch. Entries with `pick`
 (failover / any) run after the device jobs, one at a time, on the first reachable candidate.
@@ -37,7 +38,13 @@ from cmdctl.drain.coalesce import coalesce
 from cmdctl.drain.due import select, tagged
 from cmdctl.drain.job import DeviceJob, Job, Pass, plan
 from cmdctl.drain.observer import Finished, NullObserver, Observer
-from cmdctl.drain.options import HARD_STOP_GRACE_S, STOP_MARGIN_S, Clock, DrainOptions
+from cmdctl.drain.options import (
+    GAP_WAIT_S,
+    HARD_STOP_GRACE_S,
+    STOP_MARGIN_S,
+    Clock,
+    DrainOptions,
+)
 from cmdctl.drain.outcomes import Verdict
 from cmdctl.drain.rollout import Rollout
 from cmdctl.drain.totals import Totals
@@ -150,6 +157,13 @@ class Engine:
         barrier = gates.check(ledger, work.due)
         work.due = barrier.ready
         self.waiting = barrier.waiting
+        gaps = [(e, barrier.hold[e.id]) for e in work.due if barrier.hold.get(e.id, now) > now]
+        later = [(e, until) for e, until in gaps if until - now > GAP_WAIT_S]
+        if later:  # too long to wait out in this pass: queued, due then, with the note
+            ids = {e.id for e, _ in later}
+            work.due = [e for e in work.due if e.id not in ids]
+            soonest = min(until for _, until in later)
+            work.next_due = soonest if work.next_due is None else min(work.next_due, soonest)
         unknown = [ledger.get(e.id) for e, v in fixes if v.outcome == tot.UNKNOWN]
         del ledger  # the caller holds none either: its raw lines are freed before the work
         settled: list[tuple[Entry, Verdict]] = [
@@ -160,8 +174,18 @@ class Engine:
             work.due, losers = coalesce(work.due, work.later, work.position)
         settled += [(entry, outcomes.expired(entry, now)) for entry in work.expired]
         events = [e for _, v in fixes for e in v.events]
+        waits = [gates.due_then(entry, now, until) for entry, until in later]
+        for entry, until in later:
+            note = gates.delay_note(entry, until)
+            if entry.reason != note:
+                waits.insert(0, ev.held(entry.id, now, reason=note))
         events += [ev.superseded(old.id, now, by=new.id) for old, new in losers]
         events += [e for _, v in settled for e in v.events]
+        if waits:
+            await rec.durable(*waits)
+            for entry, _ in later:
+                totals.tally(entry.device).add(tot.SKIPPED)
+            totals.left += len(later)
         if events:
             await rec.durable(*events)
             # A person may have cancelled some of these since `ledger` was read: the claims
@@ -192,7 +216,7 @@ class Engine:
             due = [e for e in due if e.coordination.pick is None]
         rollout = Rollout(due, window=options.window, max_fail=options.max_fail,
                           fail_fast=options.fail_fast, failed=self._failed) or None
-        ctx = Pass(rec, withdrawn, rollout)
+        ctx = Pass(rec, withdrawn, rollout, barrier.hold)
         jobs = plan(due, totals, self.devices)
         del work, due  # each job holds its own entries and drops them as they finish
         if jobs:

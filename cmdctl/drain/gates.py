@@ -6,6 +6,15 @@ ended done everywhere (confirmed / delivered, or superseded by a newer entry). W
 other way (failed, expired, cancelled, skipped, unknown), `on_failure` decides: `skip` (the
 default) skips the dependent step on every device, `continue` only on the devices where the
 prerequisite failed. A prerequisite that names no entry of the batch never holds anything back.
+
+`scope: device` decides on the entry's own device only: it waits while that device's entry of
+the step is pending or running, is skipped where that entry did not end done (whatever
+`on_failure` says: the failure is this device's), and runs where it ended done, or where the
+device has no entry of the step. One device's offline TV neither holds nor skips the others.
+When that entry is due in the same pass, the dependent entry is ready too: the device job runs
+them in order and decides on the spot (`cmdctl.drain.job`). A `gap` (the prerequisite's
+`delay:`) holds a ready entry until that long after its device's prerequisite finished: the
+time comes from the journal, so a drain started after a crash waits only what is left.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 
 from cmdctl.core.model import Entry, State
+from cmdctl.core.timespec import format_duration, format_time
 from cmdctl.journal import events as ev
 from cmdctl.journal.ledger import Ledger
 
@@ -28,6 +38,16 @@ class Barriers:
     ready: list[Entry]  # may run now, in the given order
     skipped: list[tuple[Entry, str]] = field(default_factory=list)  # (entry, reason)
     waiting: int = 0  # held back until their prerequisite has finished everywhere
+    # id → epoch before which a ready entry must not be sent (its prerequisite's `delay:`).
+    hold: dict[str, float] = field(default_factory=dict)
+
+
+#: How one device's entry of a prerequisite stands: due in this pass, waiting (pending, not due,
+#: or running), failed, or done at a time (epoch float).
+DUE = "due"
+WAITS = "waits"
+FAILED = "failed"
+Mark = str | float
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +56,7 @@ class _Step:
 
     running: bool  # some entry of it is still pending or running
     failed_on: tuple[str, ...]  # devices where it did not end done, in queue order
+    devices: dict[str, Mark] = field(default_factory=dict)  # device → how its entry stands
 
 
 def _ok(entry: Entry) -> bool:
@@ -59,11 +80,13 @@ def _steps(
     }
     running: set[tuple[str, str]] = set()
     failed: dict[tuple[str, str], list[str]] = {}
+    marks: dict[tuple[str, str], dict[str, Mark]] = {}
     seen = {entry.id for entry in due}
     for entry in due:  # pending: a prerequisite among them has not finished
         names = wanted.get(entry.batch)
         if names is not None and entry.step in names:
             running.add((entry.batch, entry.step))
+            marks.setdefault((entry.batch, entry.step), {})[entry.device] = DUE
     for entry_id in ledger.ids():
         if entry_id in seen:
             continue
@@ -78,13 +101,19 @@ def _steps(
         if entry.step not in wanted.get(entry.batch, ()):
             continue
         key = (entry.batch, entry.step)
+        mine = marks.setdefault(key, {})
         if entry.state in _WAIT:
             running.add(key)
+            mine[entry.device] = WAITS
         elif not _ok(entry):
             failed.setdefault(key, []).append(entry.ran_on or entry.device)
+            mine[entry.device] = FAILED
+        elif mine.get(entry.device) is None:
+            mine[entry.device] = entry.finished_at or entry.updated
     return {
         (batch, name): _Step((batch, name) in running,
-                             tuple(dict.fromkeys(failed.get((batch, name), ()))))
+                             tuple(dict.fromkeys(failed.get((batch, name), ()))),
+                             marks.get((batch, name), {}))
         for batch, names in wanted.items()
         for name in names
     }
@@ -100,7 +129,8 @@ def check(ledger: Ledger, due: Sequence[Entry]) -> Barriers:
     if not wanted:
         return Barriers(list(due))
     steps = _steps(ledger, wanted, due)
-    if not any(s.running or s.failed_on for s in steps.values()):
+    gaps = any(entry.coordination.gap for entry in due)
+    if not gaps and not any(s.running or s.failed_on for s in steps.values()):
         return Barriers(list(due))  # every barrier is open
     out = Barriers([])
     for entry in due:
@@ -109,18 +139,46 @@ def check(ledger: Ledger, due: Sequence[Entry]) -> Barriers:
             out.ready.append(entry)
             continue
         step = steps[(entry.batch, after)]
+        mark = step.devices.get(entry.device)
+        if entry.coordination.scope == "device":
+            if mark == WAITS:
+                out.waiting += 1
+            elif mark == FAILED:
+                out.skipped.append((entry, f"prerequisite {after!r} failed on {entry.device}"))
+            else:
+                _ready(out, entry, mark)
+            continue
         if step.running:
             out.waiting += 1
             continue
         if not step.failed_on:
-            out.ready.append(entry)
+            _ready(out, entry, mark)
             continue
         if entry.coordination.on_failure == "continue":
             if entry.device not in step.failed_on:
-                out.ready.append(entry)
+                _ready(out, entry, mark)
                 continue
             where = entry.device
         else:
             where = ", ".join(step.failed_on)
         out.skipped.append((entry, f"prerequisite {after!r} failed on {where}"))
     return out
+
+
+def delay_note(entry: Entry, until: float) -> str:
+    """The note of an entry waiting out its gap: `delay: 5s after 'power on', until ...`."""
+    c = entry.coordination
+    return f"delay: {format_duration(c.gap)} after {c.after!r}, until {format_time(until)}"
+
+
+def due_then(entry: Entry, now: float, until: float) -> ev.Event:
+    """`entry` pending again, due when its gap is over (attempts unchanged): a gap longer than
+    a drain waits out (`options.GAP_WAIT_S`)."""
+    return ev.rescheduled(entry.id, now, not_before=until, attempts=entry.attempts)
+
+
+def _ready(out: Barriers, entry: Entry, mark: Mark | None) -> None:
+    """`entry` may run; not before its gap after its device's prerequisite when it has one."""
+    out.ready.append(entry)
+    if entry.coordination.gap and isinstance(mark, float):
+        out.hold[entry.id] = mark + entry.coordination.gap

@@ -6,6 +6,16 @@ Within a device, idempotent entries are sent in chunks (back to back, one delive
 one entry in doubt. A device's `pace` sends its commands one at a time, spaced. For an
 `idempotent: false` entry the `started` event is on disk before its command is sent, so a crash
 can never repeat it silently.
+
+The device flow of a playbook (`cmdctl.drain.gates` lets these entries in): before an entry is
+sent, its prerequisite on this device (when that ran in this job), its gap (the prerequisite's
+`delay:`, counted from the prerequisite's `done` in the journal; the job waits through the
+engine's pause, which a stop or --max-time cuts short, holding its slot) and its `when:` (read
+on the open connection; not met: skipped with the reason). After an entry with `wait_until:` is
+done on the device, the job waits on the same connection for the state, up to the timeout; the
+entry stays RUNNING meanwhile, so a crash is recovered like any interrupted command, and it
+ends done (the wait recorded as `waited`) or failed with the cause. An entry with any of these
+starts its own chunk; an entry with `wait_until:` ends its chunk.
 """
 
 from __future__ import annotations
@@ -17,13 +27,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cmdctl.core.errors import DeviceError, DeviceRejected, DeviceUnavailable
-from cmdctl.core.model import Entry
+from cmdctl.core.model import Entry, State
 from cmdctl.core.secretref import Scrubber
+from cmdctl.core.timespec import format_duration
+from cmdctl.device import condition
+from cmdctl.device.states import STATE_TIMEOUT
 from cmdctl.device.transport import DeviceAddress, DeviceSession, Outcome
-from cmdctl.drain import outcomes, recovery, retry, secretargs
+from cmdctl.drain import gates, outcomes, recovery, retry, secretargs
 from cmdctl.drain import totals as tot
+from cmdctl.drain.gates import FAILED, WAITS, Mark
 from cmdctl.drain.observer import Finished
-from cmdctl.drain.options import STOP_MARGIN_S, WINDOW_SETTLE_S
+from cmdctl.drain.options import GAP_WAIT_S, STOP_MARGIN_S, WINDOW_SETTLE_S
 from cmdctl.drain.outcomes import Verdict
 from cmdctl.drain.rollout import Gate, Rollout
 from cmdctl.drain.totals import Tally, Totals
@@ -43,6 +57,7 @@ class Pass:
     rec: Recorder
     withdrawn: AbstractSet[str] = frozenset()
     rollout: Rollout | None = None
+    hold: Mapping[str, float] = field(default_factory=dict)  # id → not sent before (epoch)
 
 
 @dataclass(slots=True)
@@ -60,6 +75,9 @@ class Job:
     last_sent: float | None = None  # monotonic time the last command left (for `pace`)
     # id → the `started` event this run wrote for it (an observer's `after` folds it in).
     running: dict[str, Event] = field(default_factory=dict)
+    # (batch, step) → how this job's entry of it ended: done at (epoch), FAILED, or WAITS
+    # (pending again); an entry after it on this device decides on it (`scope: device`).
+    finished: dict[tuple[str, str], Mark] = field(default_factory=dict)
 
 
 def plan(
@@ -95,6 +113,8 @@ class DeviceJob:
         self.ctx = ctx
         self.job = job
         self.isolate = False  # send one command at a time (an unexpected error was met)
+        self._waiting: tuple[Entry, Outcome] | None = None  # done; its wait_until is next
+        self._totals: Totals | None = None  # the run's, once the job has its slot
 
     # -- recording -------------------------------------------------------------------------------
 
@@ -109,6 +129,11 @@ class DeviceJob:
         if verdict.outcome in (tot.FAILED, tot.UNKNOWN):
             job.tally.error = verdict.detail
             job.failed_batches.add(entry.batch)
+        state = verdict.after(entry).state
+        if state is State.DONE:
+            job.finished[(entry.batch, entry.step)] = verdict.events[-1].ts
+        else:
+            job.finished[(entry.batch, entry.step)] = WAITS if state is State.PENDING else FAILED
         events = verdict.events if start is None else (start, *verdict.events)
         self.engine.observer.finished(Finished(entry, verdict.outcome, verdict.detail,
                                                verdict.duration, events))
@@ -153,6 +178,7 @@ class DeviceJob:
         self, slots: asyncio.Semaphore, totals: Totals, entered: Sequence[Gate] = ()
     ) -> None:
         job, engine = self.job, self.engine
+        self._totals = totals
         async with slots:
             self._hold(entered, totals)  # decided when the job really starts
             if self.ctx.withdrawn:  # all of them cancelled meanwhile: do not even connect
@@ -261,6 +287,8 @@ class DeviceJob:
         while job.todo:
             if engine.stopping():
                 return
+            if _flows(job.todo[0]) and not await self._prepare(session, job.todo[0]):
+                continue
             if pace:
                 # One command at a time, each ended by its own barrier, `pace` apart.
                 chunk = job.todo[:1]
@@ -281,7 +309,8 @@ class DeviceJob:
             fresh = [e for e in chunk if e.id not in job.started]
             if fresh:
                 now = engine.clock()
-                owner = recovery.me(engine.run_id, engine.kind, now + session.job_timeout)
+                waits = max((_wait(e) for e in fresh), default=0.0)
+                owner = recovery.me(engine.run_id, engine.kind, now + session.job_timeout + waits)
                 starts = [recovery.started(e, now, owner, attempt=e.attempts + 1) for e in fresh]
                 job.started.update(e.id for e in fresh)
                 job.running.update(zip((e.id for e in fresh), starts, strict=True))
@@ -305,7 +334,15 @@ class DeviceJob:
                 self._unexpected(chunk, err, sending.scrub)
                 continue
             transient = self._results(chunk, sending.results(results))
-            del job.todo[: len(chunk)]
+            waited, self._waiting = self._waiting, None
+            if waited is not None:
+                # The waiting entry ends its chunk: it stays at the head of `todo` (running,
+                # for `abandon`) until its wait has an outcome.
+                del job.todo[: len(chunk) - 1]
+                self.settle(waited[0], await self._wait_until(session, *waited))
+                del job.todo[:1]
+            else:
+                del job.todo[: len(chunk)]
             if transient is not None:
                 raise transient
 
@@ -315,6 +352,95 @@ class DeviceJob:
         for entry in [e for e in job.todo if e.id in missing]:
             self.settle(entry, outcomes.rejected(entry, now, missing[entry.id]))
         job.todo[:] = [e for e in job.todo if e.id not in missing]
+
+    async def _prepare(self, session: DeviceSession, entry: Entry) -> bool:
+        """The device flow before sending `entry` (the head of `todo`): its prerequisite on
+        this device, its gap, its `when:`. False when it is not sent now: settled, left
+        pending, or a stop came during the gap (it stays in `todo`, for `leave`)."""
+        job, engine, c = self.job, self.engine, entry.coordination
+        if c.after is not None:
+            until = self.ctx.hold.get(entry.id)
+            mark = job.finished.get((entry.batch, c.after))
+            if mark == WAITS:  # its prerequisite is pending again (a retry later): so is it
+                self._left_queued(entry, f"waits for {c.after!r} on {job.device}")
+                return False
+            if mark == FAILED:
+                why = f"prerequisite {c.after!r} failed on {job.device}"
+                self.settle(entry, outcomes.skipped(entry, engine.clock(), why))
+                del job.todo[:1]
+                return False
+            if isinstance(mark, float):
+                until = mark + c.gap if c.gap else None
+            if until is not None and (wait := until - engine.clock()) > 0:
+                reason = gates.delay_note(entry, until)
+                if entry.reason != reason:  # on disk with the prerequisite's outcome
+                    await self.ctx.rec.durable(ev.held(entry.id, engine.clock(), reason=reason))
+                if wait > GAP_WAIT_S:  # queued, due then (see GAP_WAIT_S)
+                    self.ctx.rec.record(gates.due_then(entry, engine.clock(), until))
+                    self._left_queued(entry, reason)
+                    return False
+                engine.observer.step(job.device, f"delay {wait:.1f}s after {c.after!r}")
+                await engine.pause(wait)
+                if engine.stopping():
+                    return False
+        try:
+            if c.wait_until is not None:  # known before anything is sent
+                session.entity(c.wait_until.domain, c.wait_until.target)
+            if c.when is not None:
+                return await self._when(session, entry)
+        except DeviceRejected as err:
+            self.settle(entry, outcomes.rejected(entry, engine.clock(), err))
+            del job.todo[:1]
+            return False
+        return True
+
+    def _left_queued(self, entry: Entry, why: str) -> None:
+        """The head of `todo` stays pending for a later pass or drain (not started)."""
+        del self.job.todo[:1]
+        self.job.tally.add(tot.SKIPPED)
+        if self._totals is not None:
+            self._totals.left += 1
+        self._tell(entry, tot.SKIPPED, why)
+
+    async def _when(self, session: DeviceSession, entry: Entry) -> bool:
+        """`when:` read on the open connection; not met: skipped with what the entity shows."""
+        cond = entry.coordination.when
+        assert cond is not None
+        entity = session.entity(cond.domain, cond.target)
+        state = (await session.read_states({entity}, STATE_TIMEOUT)).get(entity)
+        if condition.expectation(cond).reached(state):
+            return True
+        why = (f"condition not met: {cond.selector} is {condition.shown(cond, state)} "
+               f"(wanted {cond.wanted})")
+        self.settle(entry, outcomes.skipped(entry, self.engine.clock(), why))
+        del self.job.todo[:1]
+        return False
+
+    async def _wait_until(self, session: DeviceSession, entry: Entry, sent: Outcome) -> Verdict:
+        """After `entry` was done on the device: wait for its `wait_until:` state."""
+        engine = self.engine
+        cond = entry.coordination.wait_until
+        assert cond is not None
+        limit = format_duration(cond.timeout)
+        engine.observer.step(self.job.device,
+                             f"waiting up to {limit} for {cond.selector} to be {cond.wanted}")
+        began = engine.monotonic()
+        try:
+            entity = session.entity(cond.domain, cond.target)
+            reached, state = await session.wait_state(
+                entity, condition.expectation(cond), cond.timeout
+            )
+        except DeviceError as err:
+            why = f"lost while waiting for {cond.selector} to be {cond.wanted}: {err.one_line()}"
+            return outcomes.wait_failed(entry, engine.clock(), why)
+        waited = engine.monotonic() - began
+        if not reached:
+            why = (f"timed out after {limit} waiting for {cond.selector} to be {cond.wanted} "
+                   f"(it is {condition.shown(cond, state)})")
+            return outcomes.wait_failed(entry, engine.clock(), why)
+        ran_on = self.job.device if entry.coordination.pick is not None else None
+        return outcomes.done(entry, engine.clock(), status=sent.status, elapsed=sent.elapsed,
+                             detail=sent.detail, ran_on=ran_on, waited=waited)
 
     def _unexpected(self, chunk: list[Entry], err: Exception, scrub: Scrubber) -> None:
         """An exception outside the device error tree while sending `chunk`: find the entry
@@ -351,11 +477,13 @@ class DeviceJob:
         todo = self.job.todo
         if not todo[0].idempotent:
             return todo[:1]
-        out = []
+        out: list[Entry] = []
         for entry in todo[: self.engine.options.chunk]:
-            if not entry.idempotent:
+            if not entry.idempotent or (out and _flows(entry)):
                 break
             out.append(entry)
+            if entry.coordination.wait_until is not None:
+                break
         return out
 
     def _results(
@@ -368,6 +496,9 @@ class DeviceJob:
         transient: DeviceUnavailable | None = None
         for entry, result in zip(chunk, results, strict=True):
             if isinstance(result, Outcome):
+                if result.ok and entry.coordination.wait_until is not None:
+                    self._waiting = (entry, result)  # the last of its chunk: settled after
+                    continue
                 if result.status == "mismatch":
                     verdict = outcomes.mismatch(entry, now, result.detail, requeue=job.requeue,
                                                 policy=policy)
@@ -404,3 +535,17 @@ class DeviceJob:
         job.failed_batches.update(e.batch for e in job.todo)
         job.started.clear()
         job.todo.clear()
+
+
+def _flows(entry: Entry) -> bool:
+    """True when `entry` has device flow to decide right before it is sent."""
+    c = entry.coordination
+    return (c.after is not None and (c.scope == "device" or c.gap > 0)) or (
+        c.when is not None or c.wait_until is not None
+    )
+
+
+def _wait(entry: Entry) -> float:
+    """Seconds `entry` may wait after it is sent (its `wait_until:` timeout)."""
+    cond = entry.coordination.wait_until
+    return cond.timeout if cond is not None else 0.0

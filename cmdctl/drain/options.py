@@ -24,6 +24,10 @@ WINDOW_SETTLE_S = 0.01
 #: Passes one drain makes while entries wait for a barrier that its own work may open; a chain
 #: of `after:` steps deeper than this finishes in the next drain.
 MAX_PASSES = 32
+#: A device job waits out a `delay:` gap up to this long (holding its slot and connection: a
+#: TV's warm-up is seconds); a longer one leaves the entry queued, due when the gap is over, and
+#: `cmdctl run` wakes for it (a cron `drain` takes it on its first run after that).
+GAP_WAIT_S = 60.0
 
 Clock = Callable[[], float]
 

@@ -43,13 +43,23 @@ def not_safe(entry: Entry) -> str:
 
 def done(
     entry: Entry, now: float, *, status: str, elapsed: float, detail: str,
-    ran_on: str | None = None,
+    ran_on: str | None = None, waited: float | None = None,
 ) -> Verdict:
-    """Confirmed or delivered (`status`)."""
+    """Confirmed or delivered (`status`); `waited`: seconds its `wait_until:` took."""
     duration = round(elapsed, 4)
-    return Verdict(status, detail,
-                   (ev.done(entry.id, now, outcome=status, duration=duration, ran_on=ran_on),),
-                   duration)
+    if waited is not None:
+        cond = entry.coordination.wait_until
+        seen = f"{cond.selector} was {cond.wanted} after {waited:.1f}s" if cond else ""
+        detail = f"{detail}; {seen}" if detail else seen
+    event = ev.done(entry.id, now, outcome=status, duration=duration, ran_on=ran_on,
+                    waited=None if waited is None else round(waited, 3))
+    return Verdict(status, detail, (event,), duration)
+
+
+def wait_failed(entry: Entry, now: float, why: str) -> Verdict:
+    """Done on the device, but its `wait_until:` state did not come: failed, with the cause."""
+    error = f"{entry.device}: {why}"
+    return Verdict(tot.FAILED, error, (ev.failed(entry.id, now, error=error, kind="wait"),))
 
 
 def rejected(entry: Entry, now: float, err: DeviceError) -> Verdict:

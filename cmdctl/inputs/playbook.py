@@ -2,14 +2,15 @@
 
 Everything is checked at load, before anything is written, and every error names
 `file:line:column`. Fleet keys (tags, barriers, failover/any targets, serial) travel to the
-engine as `Entry.coordination` (`tags`, `after` + `on_failure`, `pick` + `candidates`, `serial`).
+engine as `Entry.coordination` (`tags`, `after` + `on_failure` + `scope`, `pick` + `candidates`,
+`serial`, and the device flow: `gap` (the delay of the step before), `when`, `wait_until`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cmdctl.core.errors import InputError
@@ -133,7 +134,7 @@ def _playbook(document: Node | None, path: Path, max_commands: int) -> Playbook:
     steps: list[Step] = []
     names: dict[str, Loc] = {}
     for node in steps_node.items:
-        step = load_step(node, attempts, verify, tags)
+        step = load_step(node, attempts, verify, tags, pick)
         if step.name in names:
             raise step.loc.error(
                 f"duplicate step name {step.name!r} (first at line {names[step.name].line})",
@@ -148,6 +149,12 @@ def _playbook(document: Node | None, path: Path, max_commands: int) -> Playbook:
             )
         names[step.name] = step.loc
         steps.append(step)
+    last = steps[-1]
+    if last.delay and last.delay_loc is not None:
+        raise last.delay_loc.error(
+            f"delay: on the last step ({last.name!r}) has no next step to hold back",
+            hint="remove it, or add the step that should wait",
+        )
     return Playbook(
         name=name,
         path=path,
@@ -246,6 +253,7 @@ def expand(
     queued: list[Entry] = []
     immediate: list[Entry] = []
     present = {step.name for step, names, _ in plan_steps if names}
+    before: dict[str, Step] = {}  # device → its last queued step so far (for `delay:`)
     for step, names, pick in plan_steps:
         inline = step.mode == "immediate"
         into = immediate if inline else queued
@@ -254,9 +262,18 @@ def expand(
         fill = None if step.template is None else _Fill(step, playbook, inventory, given)
         if fill is not None and pick:
             fill.agree(names, pick)
+        delayed: dict[str, Coordination] = {}  # the step before's name → with its gap
         for device in names[:1] if pick else names:
             if fill is not None:  # with variables: this device's command
                 command, idempotent = fill(device)
+            mine = coordination
+            if not inline and not pick:
+                prev = before.get(device)
+                before[device] = step
+                if prev is not None and prev.delay:
+                    mine = delayed.get(prev.name) or delayed.setdefault(
+                        prev.name, _gap(step, prev, coordination, device)
+                    )
             into.append(
                 Entry(
                     id=ids(),
@@ -274,7 +291,7 @@ def expand(
                     origin=ORIGIN,
                     step=step.name,
                     playbook=playbook.name,
-                    coordination=coordination,  # shared by the step's entries, like `command`
+                    coordination=mine,  # shared by the step's entries, like `command`
                 )
             )
     touched = {name for _, names, _ in plan_steps for name in names}
@@ -358,9 +375,25 @@ def _coordination(
             pick=pick,
             candidates=tuple(names) if pick is not None else (),
             serial=serial,
+            scope=step.scope if after is not None else "batch",
+            when=step.when,
+            wait_until=step.wait_until,
         )
         or NO_COORDINATION
     )
+
+
+def _gap(step: Step, prev: Step, base: Coordination, device: str) -> Coordination:
+    """`base` for a step that follows `prev` (which has `delay:`) on a device: it waits for
+    that device's entry of `prev`, then the delay."""
+    if base.after is not None and base.after != prev.name:
+        raise (step.after_loc or step.loc).error(
+            f"step {step.name!r} waits for {base.after!r}, but on {device} it follows "
+            f"{prev.name!r}, whose delay: holds it back; a step waits for one step",
+            hint=f"write after: {{step: {prev.name}, scope: device}}, or move the delay",
+        )
+    scope = base.scope if base.after is not None else "device"
+    return replace(base, after=prev.name, scope=scope, gap=prev.delay)
 
 
 def _filter_tags(

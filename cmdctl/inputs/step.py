@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cmdctl.core.errors import InputError
-from cmdctl.core.model import DOMAINS, ON_FAILURE, PICKS, Command
-from cmdctl.inputs import commands, variables, yamlsrc
+from cmdctl.core.model import DOMAINS, ON_FAILURE, PICKS, Command, Condition
+from cmdctl.inputs import commands, flow, variables, yamlsrc
 from cmdctl.inputs.yamlsrc import Loc, MapNode, Node, SeqNode
 
 MAX_ATTEMPTS = 1_000
@@ -32,7 +32,12 @@ _STEP_KEYS = (
     "on_failure",
     "action",
     "data",
+    "delay",
+    "wait_until",
+    "when",
 )
+#: Keys that make a step wait on its device; an immediate step runs at once and takes none.
+_FLOW_KEYS = ("delay", "wait_until", "when")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,11 @@ class Step:
     # A value that refers to variables, filled in per device at expansion (`command_for`).
     template: variables.Template | None = field(default=None, hash=False)
     idempotent_from_value: bool = False  # no `idempotent:`: each filled-in command decides
+    scope: str = "batch"  # `after:` waits for the whole batch, or for this device's entry
+    delay: float = 0.0  # seconds the device's next step waits after this one is done
+    when: Condition | None = None  # sent only where this holds right before sending
+    wait_until: Condition | None = None  # after sending, waited for (up to its timeout)
+    delay_loc: Loc | None = field(default=None, compare=False)
 
     def command_for(self, values: Mapping[str, variables.Value], device: str) -> Command:
         """The command for `device`, whose `values` fill in the variables; parsed like a
@@ -77,8 +87,11 @@ class Step:
             raise loc.error(f"{device}: {domain}.{target}: {err.message}", hint=hint) from None
 
 
-def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) -> Step:
-    """One step, with the playbook's defaults for `attempts` and `verify` and its `tags`."""
+def load_step(
+    node: Node, attempts: int, verify: bool, tags: tuple[str, ...], playbook_pick: str | None = None
+) -> Step:
+    """One step, with the playbook's defaults for `attempts` and `verify` and its `tags`
+    (`playbook_pick`: the playbook's targets are failover/any candidates)."""
     body = yamlsrc.want_map(node, "a step", node.loc)
     selectors: list[str] = []
     for key, loc in body.keys.items():
@@ -123,14 +136,25 @@ def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) ->
         targets, pick, targets_loc = targets_of(items["targets"])
     if "tags" in items:
         tags = tuple(dict.fromkeys((*tags, *tags_of(items["tags"]))))
-    after: str | None = None
+    after: flow.After | None = None
     on_failure: str | None = None
     if "after" in items:
-        after = yamlsrc.want_str(items["after"], "after")
+        after = flow.after_of(items["after"])
         if mode == "immediate":
             raise body.keys["after"].error(
                 "an immediate step runs at once and cannot wait for another step",
                 hint="remove `mode: immediate` or `after:`",
+            )
+    for key in _FLOW_KEYS:
+        if key in items and mode == "immediate":
+            raise body.keys[key].error(
+                f"an immediate step runs at once, inline; '{key}' needs a queued step",
+                hint=f"remove `mode: immediate` or `{key}:`",
+            )
+        if key in items and (pick or (targets is None and playbook_pick)):
+            raise body.keys[key].error(
+                f"'{key}' is about one device; a failover/any step may run on any candidate",
+                hint=f"give the step plain targets, or remove `{key}:`",
             )
     if "on_failure" in items:
         if after is None:
@@ -154,10 +178,10 @@ def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) ->
         loc=body.keys["name"] if "name" in items else body.loc,
         targets_loc=targets_loc,
         tags=tags,
-        after=after,
+        after=after.step if after is not None else None,
         on_failure=on_failure,
         pick=pick,
-        after_loc=items["after"].loc if "after" in items else None,
+        after_loc=after.loc if after is not None else None,
         command_loc=body.keys[selectors[0]],
         value_loc=_value_loc(body, selectors[0]),
         secrets=yamlsrc.secret_refs(
@@ -165,6 +189,15 @@ def load_step(node: Node, attempts: int, verify: bool, tags: tuple[str, ...]) ->
         ),
         template=template,
         idempotent_from_value=template is not None and "idempotent" not in items,
+        scope=after.scope if after is not None else "batch",
+        delay=flow.delay_of(items["delay"]) if "delay" in items else 0.0,
+        when=flow.condition_of(items["when"], "when", wait=False) if "when" in items else None,
+        wait_until=(
+            flow.condition_of(items["wait_until"], "wait_until", wait=True)
+            if "wait_until" in items
+            else None
+        ),
+        delay_loc=body.keys["delay"] if "delay" in items else None,
     )
 
 

@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
 
-from cmdctl.core.model import NO_COORDINATION, ON_FAILURE, Coordination, Entry, JSONValue, Priority
+from cmdctl.core.model import (
+    CONDITION_DOMAINS,
+    NO_COORDINATION,
+    ON_FAILURE,
+    SCOPES,
+    Condition,
+    Coordination,
+    Entry,
+    JSONValue,
+    Priority,
+)
 
 VERSION = 1
 
@@ -79,7 +89,10 @@ QUEUED_KEYS = (
 )
 
 #: The fleet keys a `queued` event may carry after `QUEUED_KEYS` (`Entry.coordination`).
-COORDINATION_KEYS = ("tags", "after", "on_failure", "pick", "candidates", "serial")
+COORDINATION_KEYS = (
+    "tags", "after", "on_failure", "pick", "candidates", "serial", "scope", "gap", "when",
+    "wait_until",
+)  # fmt: skip
 
 _dumps = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
@@ -383,12 +396,21 @@ def rescheduled(entry_id: str, ts: float, *, not_before: float, attempts: int) -
 
 
 def done(
-    entry_id: str, ts: float, *, outcome: str, duration: float, ran_on: str | None = None
+    entry_id: str,
+    ts: float,
+    *,
+    outcome: str,
+    duration: float,
+    ran_on: str | None = None,
+    waited: float | None = None,
 ) -> Event:
-    """Finished: `outcome` is "confirmed" or "delivered"."""
+    """Finished: `outcome` is "confirmed" or "delivered"; `waited`: seconds its `wait_until:`
+    state took to show, after the command."""
     fields: dict[str, JSONValue] = {"outcome": outcome, "duration": duration}
     if ran_on is not None:
         fields["ran_on"] = ran_on
+    if waited is not None:
+        fields["waited"] = waited
     return Event(DONE, entry_id, ts, fields)
 
 
@@ -459,6 +481,21 @@ def coordination_fields(c: Coordination) -> dict[str, JSONValue]:
         out["candidates"] = list(c.candidates)
     if c.serial is not None:
         out["serial"] = c.serial
+    if c.scope != "batch":
+        out["scope"] = c.scope
+    if c.gap:
+        out["gap"] = c.gap
+    if c.when is not None:
+        out["when"] = _condition_fields(c.when)
+    if c.wait_until is not None:
+        out["wait_until"] = _condition_fields(c.wait_until)
+    return out
+
+
+def _condition_fields(c: Condition) -> dict[str, JSONValue]:
+    out: dict[str, JSONValue] = {"entity": c.selector, "value": c.value}
+    if c.timeout:
+        out["timeout"] = c.timeout
     return out
 
 
@@ -474,7 +511,7 @@ def pop_coordination(fields: dict[str, Any]) -> Coordination:
     """
     if not any(k in fields for k in COORDINATION_KEYS):
         return NO_COORDINATION
-    tags, after, on_failure, pick, candidates, serial = (
+    tags, after, on_failure, pick, candidates, serial, scope, gap, when, wait_until = (
         fields.pop(k, None) for k in COORDINATION_KEYS
     )
     key: tuple[Any, ...] = (
@@ -484,6 +521,10 @@ def pop_coordination(fields: dict[str, Any]) -> Coordination:
         pick,
         tuple(candidates) if type(candidates) is list else candidates,
         serial,
+        scope,
+        gap,
+        tuple(when.items()) if type(when) is dict else when,
+        tuple(wait_until.items()) if type(wait_until) is dict else wait_until,
     )
     try:
         shared = _SHARED.get(key)
@@ -498,12 +539,36 @@ def pop_coordination(fields: dict[str, Any]) -> Coordination:
         pick=pick if isinstance(pick, str) else None,
         candidates=_strings(candidates),
         serial=serial if isinstance(serial, int | str) and not isinstance(serial, bool) else None,
+        scope=scope if scope in SCOPES else "batch",
+        gap=float(gap) if _number(gap) and 0 < gap < math.inf else 0.0,
+        when=_condition(when),
+        wait_until=_condition(wait_until),
     )
     if key:
         if len(_SHARED) >= _SHARED_MAX:
             _SHARED.clear()
         _SHARED[key] = value
     return value
+
+
+def _number(raw: Any) -> bool:
+    return isinstance(raw, int | float) and not isinstance(raw, bool)
+
+
+def _condition(raw: Any) -> Condition | None:
+    """A `when` / `wait_until` as stored; None when it is not one (lenient, like the fold)."""
+    if not isinstance(raw, dict):
+        return None
+    entity, value, timeout = raw.get("entity"), raw.get("value"), raw.get("timeout", 0.0)
+    if not isinstance(entity, str) or not isinstance(value, bool | int | float | str):
+        return None
+    domain, _, target = entity.partition(".")
+    if domain not in CONDITION_DOMAINS or not target:
+        return None
+    if _number(value):
+        value = float(value)
+    wait = float(timeout) if _number(timeout) and 0 <= timeout < math.inf else 0.0
+    return Condition(domain, target, value, wait)
 
 
 def _strings(raw: Any) -> tuple[str, ...]:

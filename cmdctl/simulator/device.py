@@ -11,7 +11,7 @@ from typing import Any
 
 from cmdctl.core.errors import InputError
 from cmdctl.simulator.actions import Action
-from cmdctl.simulator.entities import COMMANDS, KINDS, Entity
+from cmdctl.simulator.entities import COMMANDS, KINDS, BinarySensor, Entity
 from cmdctl.simulator.faults import Faults
 from cmdctl.simulator.proto import TYPE_OF, pb
 from cmdctl.simulator.record import Received, Recorder
@@ -26,6 +26,7 @@ LISTEN_BACKLOG = 64  # firmware uses 1–4; larger here so a burst of test clien
 # firmware lists (and sends initial states) by entity type in this order (esphome/core/
 # entity_types.h), each type in configuration order; user actions come before all of them
 LIST_ORDER = (
+    "binary_sensor",
     "cover",
     "fan",
     "light",
@@ -63,6 +64,17 @@ class VirtualDevice:
             entity = KINDS[entity_spec.kind](entity_spec, spec.name)
             self._entities[(entity.key, entity_spec.device_id)] = entity
             self._by_selector.setdefault(entity_spec.selector, entity)
+        # selector → the binary sensors that follow it (`follows:`)
+        self._followers: dict[str, list[Entity]] = {}
+        for entity in self._entities.values():
+            if entity.spec.follows:
+                if entity.spec.follows not in self._by_selector:
+                    raise InputError(
+                        f"{spec.name}: {entity.spec.selector} follows {entity.spec.follows!r},"
+                        " which the device does not have",
+                        hint="name an entity of the same device, like switch.tv_power",
+                    )
+                self._followers.setdefault(entity.spec.follows, []).append(entity)
         self._actions = {a.key: Action(a, spec.name) for a in spec.actions}
         self._server: asyncio.Server | None = None
         self._connections = 0
@@ -258,6 +270,19 @@ class VirtualDevice:
         )
         if result.publish:
             self.publish(entity)
+        followers = self._followers.get(entity.spec.selector, ())
+        if followers:
+            value = entity.value()
+            on = bool(value.get("state")) if isinstance(value, dict) else bool(value)
+            for follower in followers:
+                self._spawn(self._follow(follower, on))
+
+    async def _follow(self, follower: Entity, on: bool) -> None:
+        """A `follows:` binary sensor takes the state `lag` seconds later (if it changed)."""
+        await asyncio.sleep(follower.spec.lag)
+        if isinstance(follower, BinarySensor) and follower.on != on:
+            follower.on = on
+            self.publish(follower)
 
     def on_execute(self, session: Session, msg: Any) -> None:
         """Run a user action, record it, answer when the action and the request ask for it."""

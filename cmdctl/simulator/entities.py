@@ -18,7 +18,7 @@ from cmdctl.simulator.entity import Entity, Proto, Result
 from cmdctl.simulator.proto import pb
 from cmdctl.simulator.spec import EntitySpec
 
-__all__ = ["COMMANDS", "KINDS", "Entity", "Result"]
+__all__ = ["COMMANDS", "KINDS", "BinarySensor", "Entity", "Result"]
 
 
 class Switch(Entity):
@@ -42,6 +42,29 @@ class Switch(Entity):
         changed = msg.state != self.on
         self.on = msg.state
         return Result({"state": msg.state}, publish=changed)  # publish_dedup_: only on change
+
+
+class BinarySensor(Entity):
+    """Read-only; with `follows:` it takes that on/off entity's state `lag` seconds after it
+    changes (a TV whose `tv_on` sensor sees the screen come on a while after the power)."""
+
+    kind = "binary_sensor"
+    list_type = pb.ListEntitiesBinarySensorResponse
+    state_type = pb.BinarySensorStateResponse
+    command_type = None  # takes no commands
+    __slots__ = ("on",)
+
+    def __init__(self, spec: EntitySpec, device: str) -> None:
+        super().__init__(spec, device)
+        self.on = bool(spec.initial)
+
+    def state(self) -> Proto:
+        return pb.BinarySensorStateResponse(
+            key=self.key, state=self.on, device_id=self.spec.device_id
+        )
+
+    def value(self) -> bool:
+        return self.on
 
 
 class Button(Entity):
@@ -174,6 +197,7 @@ class Text(Entity):
 KINDS: dict[str, type[Entity]] = {
     cls.kind: cls
     for cls in (
+        BinarySensor,
         Switch,
         Button,
         Number,
@@ -189,4 +213,6 @@ KINDS: dict[str, type[Entity]] = {
     )
 }
 #: command message class → entity class that handles it
-COMMANDS: dict[Any, type[Entity]] = {cls.command_type: cls for cls in KINDS.values()}
+COMMANDS: dict[Any, type[Entity]] = {
+    cls.command_type: cls for cls in KINDS.values() if cls.command_type is not None
+}

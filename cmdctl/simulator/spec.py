@@ -37,6 +37,7 @@ ENTITY_KINDS = (
     "valve",
     "media_player",
     "climate",
+    "binary_sensor",
 )
 ARG_TYPES = ("bool", "int", "float", "string", "bool[]", "int[]", "float[]", "string[]")
 RESPONSE_MODES = ("none", "optional", "only", "status")
@@ -122,6 +123,8 @@ class EntitySpec:
     temperature_step: float = 0.5
     two_point: bool = False
     supports_pause: bool = True  # media_player
+    follows: str = ""  # binary_sensor: `switch.tv_power` (an on/off entity of the device)
+    lag: float = 0.0  # binary_sensor: seconds after that entity changes before it follows
 
     @property
     def object_id(self) -> str:
@@ -225,6 +228,8 @@ def check_entity(spec: EntitySpec) -> str | None:
         return "min is greater than max"
     if spec.kind == "text" and spec.min_length > spec.max_length:
         return "min_length is greater than max_length"
+    if spec.kind == "binary_sensor" and spec.lag < 0:
+        return "lag must not be negative"
     if spec.kind == "light":
         bad = [m for m in spec.color_modes if m not in COLOR_MODES]
         if bad:

@@ -14,7 +14,7 @@ import pytest
 
 from cmdctl.core.errors import ExitCode
 from cmdctl.core.ids import IdFactory, new_id
-from cmdctl.core.model import Coordination, Entry
+from cmdctl.core.model import Condition, Coordination, Entry
 from cmdctl.drain import engine as eng
 from cmdctl.drain import loops
 from cmdctl.drain.options import DrainOptions
@@ -341,6 +341,11 @@ async def test_pace_spaces_commands_to_a_device_and_only_to_it(
         ("action", {"code": "1"}, True, {}, False),
         ("number", {"value": 3.0}, False, {}, False),  # `idempotent: false` step
         ("switch", {"state": True}, True, {"pick": "failover", "candidates": ("a", "b")}, False),
+        # a conditional command may not run; a waiting one's wait is part of what it does
+        ("select", {"option": "A"}, True, {"when": Condition("switch", "p", True)}, False),
+        ("switch", {"state": True}, True,
+         {"wait_until": Condition("binary_sensor", "on", True, 5.0)}, False),
+        ("switch", {"state": True}, True, {"after": "x", "scope": "device", "gap": 5.0}, True),
     ],
 )
 def test_which_commands_coalesce(

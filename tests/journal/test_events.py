@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmdctl.core import ids
-from cmdctl.core.model import NO_COORDINATION, Command, Coordination, Entry, Priority
+from cmdctl.core.model import (
+    NO_COORDINATION,
+    Command,
+    Condition,
+    Coordination,
+    Entry,
+    Priority,
+)
 from cmdctl.journal import events as ev
 from cmdctl.journal.entry import entry_of
 from cmdctl.journal.events import Event, EventDecodeError
@@ -265,3 +272,54 @@ def test_equal_fleet_keys_share_one_instance() -> None:
     two = ev.pop_coordination({"tags": ["tv"], "serial": 2})
     assert one is two and one.tags == ("tv",)
     assert ev.pop_coordination({"nothing": 1}) is NO_COORDINATION
+
+
+# -- the device flow keys (issue 15: delay, wait_until, when, after scope) ----------------------
+
+#: A `queued` line as this version writes one with every flow key: the journal format.
+FLOW_LINE = (
+    '{"t":"queued","id":"01A","ts":1.0,"v":1,"batch":"B","device":"a",'
+    '"command":{"domain":"select","target":"input","args":{"option":"HDMI 1"}},'
+    '"priority":"normal","created":1.0,"not_before":1.0,"expires":null,"idempotent":true,'
+    '"verify":true,"max_attempts":3,"who":"w","origin":"bulk","step":"s","playbook":"pb",'
+    '"after":"power on","on_failure":"skip","scope":"device","gap":5.0,'
+    '"when":{"entity":"switch.tv_power","value":true},'
+    '"wait_until":{"entity":"binary_sensor.tv_on","value":true,"timeout":20.0}}'
+)
+
+
+def _flow_entry() -> Entry:
+    return Entry("01A", "B", "a", Command("select", "input", {"option": "HDMI 1"}),
+                 Priority.NORMAL, 1.0, 1.0, None, True, True, 3, "w", "bulk", "s", "pb",
+                 updated=1.0)
+
+
+def test_flow_keys_are_written_as_the_golden_line_and_read_back() -> None:
+    keys = Coordination(
+        after="power on", scope="device", gap=5.0,
+        when=Condition("switch", "tv_power", True),
+        wait_until=Condition("binary_sensor", "tv_on", True, 20.0),
+    )
+    entry = replace(_flow_entry(), coordination=keys)
+    assert ev.encode(ev.queued(entry)) == FLOW_LINE
+    back = entry_of([FLOW_LINE.encode()])
+    assert back == entry and back.extra == {}
+
+
+def test_a_line_without_flow_keys_reads_as_before() -> None:
+    # What every older cmdctl wrote: a batch barrier, no scope, gap or conditions.
+    old = FLOW_LINE.split(',"scope"')[0] + "}"
+    back = entry_of([old.encode()])
+    assert back.coordination == Coordination(after="power on")
+    assert back.coordination.scope == "batch" and back.coordination.gap == 0.0
+    assert back.coordination.when is None and back.coordination.wait_until is None
+    assert not back.coordination.per_device
+
+
+def test_flow_keys_of_the_wrong_shape_are_ignored_not_fatal() -> None:
+    fields = {"after": "x", "scope": "planet", "gap": "5s", "when": {"entity": "toaster.t",
+              "value": True}, "wait_until": {"entity": "binary_sensor.x", "value": [1]}}
+    keys = ev.pop_coordination(fields)
+    assert keys == Coordination(after="x")
+    numbers = ev.pop_coordination({"when": {"entity": "sensor.temp", "value": 21}})
+    assert numbers.when == Condition("sensor", "temp", 21.0)

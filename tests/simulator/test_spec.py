@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import textwrap
@@ -12,9 +13,11 @@ from aioesphomeapi.object_id import compute_object_id
 
 from cmdctl.cli.simspec import load_spec_file, spec_from_block
 from cmdctl.core.errors import InputError
+from cmdctl.core.model import Command
+from cmdctl.device.transport import DeviceSession
 from cmdctl.inputs.inventory import load_inventory
 from cmdctl.inputs.yamlsrc import MapNode, load_text
-from cmdctl.simulator import DeviceSpec, venue
+from cmdctl.simulator import DeviceSpec, Fleet, VirtualDevice, venue, write_inventory
 from cmdctl.simulator.naming import fnv1, object_id_of
 
 KEY = base64.b64encode(bytes(range(32))).decode()
@@ -99,6 +102,35 @@ def test_template_alone_gives_the_tv() -> None:
     assert _block(None).entities == ()
 
 
+async def test_a_binary_sensor_follows_its_switch_after_the_lag(tmp_path: Path) -> None:
+    spec = _block("""\
+        template: tv
+        entities:
+          - {type: binary_sensor, name: TV On, follows: switch.tv_power, lag: 300ms}
+        """)
+    sensor = spec.entities[-1]
+    assert (sensor.selector, sensor.follows, sensor.lag) == (
+        "binary_sensor.tv_on",
+        "switch.tv_power",
+        0.3,
+    )
+    async with Fleet([spec]) as fleet:
+        write_inventory(fleet.devices, tmp_path / "devices.yml")
+        (device,) = load_inventory(tmp_path / "devices.yml").devices
+        (dev,) = fleet.devices
+        async with DeviceSession(device) as session:
+            await session.execute(Command("switch", "tv_power", {"state": True}))
+            assert dev.state_of("binary_sensor.tv_on") is False  # not yet: 300ms later
+            await asyncio.sleep(0.5)
+        assert dev.state_of("binary_sensor.tv_on") is True
+
+
+def test_a_binary_sensor_must_follow_an_entity_of_its_device() -> None:
+    spec = _block("entities: [{type: binary_sensor, name: Is On, follows: switch.nothing}]\n")
+    with pytest.raises(InputError, match=r"follows .switch\.nothing., which the device does not"):
+        VirtualDevice(spec)
+
+
 _DURATION_HINT = "write a duration like 200ms, 30s, 10m, 2h, 7d or 1h30m"
 _RENAME_HINT = "names differing only in case, spaces or punctuation collide; rename one"
 
@@ -142,7 +174,7 @@ _RENAME_HINT = "names differing only in case, spaces or punctuation collide; ren
             (2, 12),
             "unknown entity type 'toaster'",
             "one of: switch, light, number, select, button, text, cover, fan, lock, valve,"
-            " media_player, climate",
+            " media_player, climate, binary_sensor",
         ),
         (
             "entities:\n  - {type: swich, name: T}",
