@@ -31,11 +31,15 @@ def sim(tmp_path: Path) -> Iterator[tuple[RunningFleet, Workspace]]:
 
 
 def dump_hook(out: Path) -> str:
-    """A hook that keeps its stdin, environment and argv in a new directory under `out`."""
+    """A hook that keeps its stdin, environment and argv in a new directory under `out`.
+
+    The directory is filled under another name and renamed to `ev.*` when complete, so a test
+    polling `calls` never reads a hook that is still writing."""
     out.mkdir(exist_ok=True)
     return (
-        f'd=$(mktemp -d "{out}/ev.XXXXXX") && cat > "$d/stdin" && env > "$d/env" '
-        '&& tr "\\000" " " < /proc/$$/cmdline > "$d/argv"'
+        f'd=$(mktemp -d "{out}/tmp.XXXXXX") && cat > "$d/stdin" && env > "$d/env" '
+        '&& tr "\\000" " " < /proc/$$/cmdline > "$d/argv" '
+        f'&& mv "$d" "{out}/ev.${{d##*.}}"'
     )
 
 
