@@ -106,6 +106,52 @@ def test_batch_encoding_matches_one_by_one(batch: list[Entry]) -> None:
     assert ev.encode_many(evs) == [ev.encode(e) for e in evs]
 
 
+@settings(max_examples=100)
+@given(
+    st.lists(entries, min_size=1, max_size=20),
+    st.sampled_from([NO_COORDINATION, Coordination(tags=("night",), after="power on")]),
+    st.sampled_from([{}, {"future_key": 1}]),
+    st.sampled_from([None, 0, 1, 2.5]),  # an int created/ts takes the generic path
+)
+def test_a_queued_event_read_from_its_entry_encodes_as_its_dict(
+    batch: list[Entry], coordination: Coordination, extra: dict[str, int], created: float | None
+) -> None:
+    # `queued()` reads fields from the entry (no dict per event in a bulk); the bytes must be
+    # those of the event built from the plain dict, entry by entry and as one batch.
+    batch = [
+        replace(e, coordination=coordination, extra=extra,
+                created=e.created if created is None else created)
+        for e in batch
+    ]  # fmt: skip
+    lazy = [ev.queued(e) for e in batch]
+    plain = [Event(ev.QUEUED, e.id, e.created, ev.queued_fields(e)) for e in batch]
+    assert ev.encode_many(lazy) == ev.encode_many(plain)
+    assert [ev.encode(e) for e in lazy] == [ev.encode(e) for e in plain]
+    assert all(a == b for a, b in zip(lazy, plain, strict=True))
+
+
+def test_entries_sharing_a_command_differ_in_every_other_field() -> None:
+    # A bulk's entries share one command (one args dict); the encoder caches what follows the
+    # device by the rest of the fields, so each field must be part of that key.
+    base = Entry(
+        id="A" * 26, batch="B", device="tv-1", command=Command("number", "volume", {"value": 3}),
+        priority=Priority.NORMAL, created=1.5, not_before=2.5, expires=None, idempotent=True,
+        verify=True, max_attempts=3, who="al@h", origin="bulk", step="s", playbook="p",
+    )  # fmt: skip
+    changes = [
+        {"priority": Priority.HIGH}, {"created": 9.5}, {"not_before": 9.5}, {"expires": 9.5},
+        {"idempotent": False}, {"verify": False}, {"max_attempts": 4}, {"who": "bo@h"},
+        {"origin": "send"}, {"step": "t"}, {"playbook": None},
+        {"command": Command("number", "level", base.command.args)},
+        {"command": Command("switch", "volume", base.command.args)},
+    ]  # fmt: skip
+    batch = [base] + [replace(base, id=f"{i:026d}", **change) for i, change in enumerate(changes)]
+    lazy = ev.encode_many([ev.queued(e) for e in batch])
+    plain = [ev.encode(Event(ev.QUEUED, e.id, e.created, ev.queued_fields(e))) for e in batch]
+    assert lazy == plain
+    assert len({line.split('"device"')[1] for line in lazy}) == len(batch)
+
+
 def test_fast_path_is_plain_json_with_fixed_head() -> None:
     entry = Entry(
         id=ids.new_id(),
