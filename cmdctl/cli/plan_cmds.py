@@ -253,7 +253,7 @@ def _print_plan(plan: Plan, *, json_out: bool) -> None:
 def _flow_json(e: Entry) -> dict[str, object]:
     """The device flow of a planned command (`after`, `scope`, `delay`, `when`, `wait_until`),
     as the journal stores it; nothing for a command without any."""
-    from cmdctl.journal.events import coordination_fields
+    from cmdctl.journal.fleetkeys import coordination_fields
 
     c = e.coordination
     fields = coordination_fields(c)

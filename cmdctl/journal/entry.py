@@ -21,6 +21,7 @@ from typing import Any
 
 from cmdctl.core.model import Command, Entry, Priority, State
 from cmdctl.journal import events as ev
+from cmdctl.journal import fleetkeys
 from cmdctl.journal.events import Event, EventDecodeError
 
 #: The state each event type moves an entry to (types not listed leave the state alone).
@@ -64,7 +65,7 @@ def entry_from_queued(event: Event) -> Entry:
             raise EventDecodeError("bad command")
         expires = f.pop("expires")
         playbook = f.pop("playbook")
-        coordination = ev.pop_coordination(f)
+        coordination = fleetkeys.pop_coordination(f)
         entry = Entry(
             id=event.id,
             batch=_s(f.pop("batch")),

@@ -19,17 +19,8 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
 
-from cmdctl.core.model import (
-    CONDITION_DOMAINS,
-    NO_COORDINATION,
-    ON_FAILURE,
-    SCOPES,
-    Condition,
-    Coordination,
-    Entry,
-    JSONValue,
-    Priority,
-)
+from cmdctl.core.model import NO_COORDINATION, Entry, JSONValue, Priority
+from cmdctl.journal.fleetkeys import coordination_fields
 
 VERSION = 1
 
@@ -88,11 +79,6 @@ QUEUED_KEYS = (
     "playbook",
 )
 
-#: The fleet keys a `queued` event may carry after `QUEUED_KEYS` (`Entry.coordination`).
-COORDINATION_KEYS = (
-    "tags", "after", "on_failure", "pick", "candidates", "serial", "scope", "gap", "when",
-    "wait_until",
-)  # fmt: skip
 
 _dumps = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
@@ -147,53 +133,37 @@ def _encode_queued(event: Event, cache: dict[Any, str]) -> str:
     """The hot path of `bulk`: a `queued` event as built by `queued()`, without json.dumps.
 
     `cache` lives for one batch. Entries of a bulk differ mostly in id and device, so everything
-    after "device" is encoded once per distinct (command, times, flags, who, step, ...).
+    after "device" is encoded once per distinct (command, times, flags, who, step, ...). The
+    fields are read from the entry when `queued()` made the event (no dict is built), else from
+    the dict; both give the same key and the same bytes.
     """
     f = event.fields
-    if type(f) is QueuedFields:
-        entry = f.entry
-        if (
-            entry.coordination is NO_COORDINATION
-            and not entry.extra
-            and type(entry.command.args) is dict
-        ):
-            return _encode_entry(event, entry, f, cache)
-        f = f.as_dict()
-    if type(f) is not dict or len(f) != len(QUEUED_KEYS):
-        raise _Fallback
-    try:
-        cmd = f["command"]
-        ts, created, not_before, expires = event.ts, f["created"], f["not_before"], f["expires"]
-        idem, verify, attempts = f["idempotent"], f["verify"], f["max_attempts"]
-        # The cache compares with ==: 1 == 1.0 == True and 0.0 == -0.0, but they encode
-        # differently. Types are pinned here, and a zero is keyed by its text.
-        if (
-            type(created) is not float
-            or type(not_before) is not float
-            or (expires is not None and type(expires) is not float)
-            or type(idem) is not bool
-            or type(verify) is not bool
-            or type(attempts) is not int
-        ):
+    if type(f) is QueuedFields and _plain(f.entry):
+        e = f.entry
+        cmd = e.command
+        values: tuple[Any, ...] = (
+            cmd.args, cmd.domain, cmd.target, _PRIORITY_TEXT[e.priority], e.created,
+            e.not_before, e.expires, e.idempotent, e.verify, e.max_attempts, e.who, e.origin,
+            e.step, e.playbook,
+        )  # fmt: skip
+        batch, device = e.batch, e.device
+    else:
+        if type(f) is QueuedFields:
+            f = f.as_dict()
+        if type(f) is not dict or len(f) != len(QUEUED_KEYS):
             raise _Fallback
-        key = (
-            id(cmd["args"]),
-            cmd["domain"],
-            cmd["target"],
-            f["priority"],
-            repr(created) if created == 0.0 else created,
-            repr(not_before) if not_before == 0.0 else not_before,
-            repr(expires) if expires == 0.0 else expires,
-            idem,
-            verify,
-            attempts,
-            f["who"],
-            f["origin"],
-            f["step"],
-            f["playbook"],
-        )
-    except (KeyError, TypeError) as err:
-        raise _Fallback from err
+        try:
+            c = f["command"]
+            values = (
+                c["args"], c["domain"], c["target"], f["priority"], f["created"],
+                f["not_before"], f["expires"], f["idempotent"], f["verify"], f["max_attempts"],
+                f["who"], f["origin"], f["step"], f["playbook"],
+            )  # fmt: skip
+            batch, device = f["batch"], f["device"]
+        except (KeyError, TypeError) as err:
+            raise _Fallback from err
+    key = _tail_key(values)
+    ts = event.ts
     # x - x is 0.0 (falsy) only for finite floats; NaN and infinities are not JSON.
     if type(ts) is not float or ts - ts or type(event.v) is not int:
         raise _Fallback
@@ -202,24 +172,35 @@ def _encode_queued(event: Event, cache: dict[Any, str]) -> str:
     except TypeError as err:  # an unhashable value where a string belongs
         raise _Fallback from err
     if tail is None:
-        tail = _queued_tail(f)
+        tail = _queued_tail(f.as_dict() if isinstance(f, QueuedFields) else f)
         cache[key] = tail
     r_ts = repr(ts) if ts == 0.0 else (cache.get(ts) or cache.setdefault(ts, repr(ts)))
     esc = encode_basestring
     try:
         return (
             f'{{"t":"queued","id":{esc(event.id)},"ts":{r_ts},"v":{event.v},'
-            f'"batch":{esc(f["batch"])},"device":{esc(f["device"])},{tail}'
+            f'"batch":{esc(batch)},"device":{esc(device)},{tail}'
         )
     except TypeError as err:  # a non-str where a str belongs
         raise _Fallback from err
 
 
-def _encode_entry(event: Event, entry: Entry, fields: QueuedFields, cache: dict[Any, str]) -> str:
-    """`_encode_queued` read straight from the entry: the same key, the same bytes."""
-    cmd = entry.command
-    created, not_before, expires = entry.created, entry.not_before, entry.expires
-    idem, verify, attempts = entry.idempotent, entry.verify, entry.max_attempts
+def _plain(entry: Entry) -> bool:
+    """An entry whose `queued` record has exactly `QUEUED_KEYS` (and an args dict to key by)."""
+    return (
+        entry.coordination is NO_COORDINATION
+        and not entry.extra
+        and type(entry.command.args) is dict
+    )
+
+
+def _tail_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The cache key of what follows "device": the args by identity, the rest by value."""
+    args, domain, target, priority, created, not_before, expires, idem, verify, attempts, *rest = (
+        values
+    )
+    # The cache compares with ==: 1 == 1.0 == True and 0.0 == -0.0, but they encode
+    # differently. Types are pinned here, and a zero is keyed by its text.
     if (
         type(created) is not float
         or type(not_before) is not float
@@ -229,41 +210,13 @@ def _encode_entry(event: Event, entry: Entry, fields: QueuedFields, cache: dict[
         or type(attempts) is not int
     ):
         raise _Fallback
-    ts = event.ts
-    if type(ts) is not float or ts - ts or type(event.v) is not int:
-        raise _Fallback
-    key = (
-        id(cmd.args),
-        cmd.domain,
-        cmd.target,
-        _PRIORITY_TEXT[entry.priority],
+    return (
+        id(args), domain, target, priority,
         repr(created) if created == 0.0 else created,
         repr(not_before) if not_before == 0.0 else not_before,
         repr(expires) if expires == 0.0 else expires,
-        idem,
-        verify,
-        attempts,
-        entry.who,
-        entry.origin,
-        entry.step,
-        entry.playbook,
-    )
-    try:
-        tail = cache.get(key)
-    except TypeError as err:  # an unhashable value where a string belongs
-        raise _Fallback from err
-    if tail is None:
-        tail = _queued_tail(fields.as_dict())
-        cache[key] = tail
-    r_ts = repr(ts) if ts == 0.0 else (cache.get(ts) or cache.setdefault(ts, repr(ts)))
-    esc = encode_basestring
-    try:
-        return (
-            f'{{"t":"queued","id":{esc(event.id)},"ts":{r_ts},"v":{event.v},'
-            f'"batch":{esc(entry.batch)},"device":{esc(entry.device)},{tail}'
-        )
-    except TypeError as err:  # a non-str where a str belongs
-        raise _Fallback from err
+        idem, verify, attempts, *rest,
+    )  # fmt: skip
 
 
 def _queued_tail(f: dict[str, Any]) -> str:
@@ -570,117 +523,3 @@ def reprioritised(entry_id: str, ts: float, *, priority: Priority) -> Event:
 def retried(entry_id: str, ts: float, *, who: str) -> Event:
     """A person asked to run it again: back to pending with fresh attempts."""
     return Event(RETRIED, entry_id, ts, {"who": who})
-
-
-# -- the fleet keys at the journal edge ----------------------------------------------------------
-
-
-def coordination_fields(c: Coordination) -> dict[str, JSONValue]:
-    """`c` as a `queued` event stores it: only the keys that are set."""
-    out: dict[str, JSONValue] = {}
-    if c.tags:
-        out["tags"] = list(c.tags)
-    if c.after is not None:
-        out["after"] = c.after
-        out["on_failure"] = c.on_failure
-    if c.pick is not None:
-        out["pick"] = c.pick
-        out["candidates"] = list(c.candidates)
-    if c.serial is not None:
-        out["serial"] = c.serial
-    if c.scope != "batch":
-        out["scope"] = c.scope
-    if c.gap:
-        out["gap"] = c.gap
-    if c.when is not None:
-        out["when"] = _condition_fields(c.when)
-    if c.wait_until is not None:
-        out["wait_until"] = _condition_fields(c.wait_until)
-    return out
-
-
-def _condition_fields(c: Condition) -> dict[str, JSONValue]:
-    out: dict[str, JSONValue] = {"entity": c.selector, "value": c.value}
-    if c.timeout:
-        out["timeout"] = c.timeout
-    return out
-
-
-_SHARED: dict[tuple[Any, ...], Coordination] = {}
-_SHARED_MAX = 4096
-
-
-def pop_coordination(fields: dict[str, Any]) -> Coordination:
-    """Take the fleet keys out of a `queued` event's fields, as one (shared) `Coordination`.
-
-    Lenient like the rest of the fold: a key of the wrong type is ignored, not fatal. Entries of
-    one step carry equal keys, so equal values share one instance (a drain may hold 100,000).
-    """
-    if not any(k in fields for k in COORDINATION_KEYS):
-        return NO_COORDINATION
-    tags, after, on_failure, pick, candidates, serial, scope, gap, when, wait_until = (
-        fields.pop(k, None) for k in COORDINATION_KEYS
-    )
-    key: tuple[Any, ...] = (
-        tuple(tags) if type(tags) is list else tags,
-        after,
-        on_failure,
-        pick,
-        tuple(candidates) if type(candidates) is list else candidates,
-        serial,
-        scope,
-        gap,
-        tuple(when.items()) if type(when) is dict else when,
-        tuple(wait_until.items()) if type(wait_until) is dict else wait_until,
-    )
-    try:
-        shared = _SHARED.get(key)
-    except TypeError:  # an unhashable value: not shared (and not valid either)
-        shared, key = None, ()
-    if shared is not None:
-        return shared
-    value = Coordination(
-        tags=_strings(tags),
-        after=after if isinstance(after, str) else None,
-        on_failure=on_failure if on_failure in ON_FAILURE else "skip",
-        pick=pick if isinstance(pick, str) else None,
-        candidates=_strings(candidates),
-        serial=serial if isinstance(serial, int | str) and not isinstance(serial, bool) else None,
-        scope=scope if scope in SCOPES else "batch",
-        gap=float(gap) if _number(gap) and 0 < gap < math.inf else 0.0,
-        when=_condition(when),
-        wait_until=_condition(wait_until),
-    )
-    if key:
-        if len(_SHARED) >= _SHARED_MAX:
-            _SHARED.clear()
-        _SHARED[key] = value
-    return value
-
-
-def _number(raw: Any) -> bool:
-    return isinstance(raw, int | float) and not isinstance(raw, bool)
-
-
-def _condition(raw: Any) -> Condition | None:
-    """A `when` / `wait_until` as stored; None when it is not one (lenient, like the fold)."""
-    if not isinstance(raw, dict):
-        return None
-    entity, value, timeout = raw.get("entity"), raw.get("value"), raw.get("timeout", 0.0)
-    if not isinstance(entity, str) or not isinstance(value, bool | int | float | str):
-        return None
-    domain, _, target = entity.partition(".")
-    if domain not in CONDITION_DOMAINS or not target:
-        return None
-    if _number(value):
-        value = float(value)
-    wait = float(timeout) if _number(timeout) and 0 <= timeout < math.inf else 0.0
-    return Condition(domain, target, value, wait)
-
-
-def _strings(raw: Any) -> tuple[str, ...]:
-    if isinstance(raw, str):
-        return (raw,)
-    if isinstance(raw, list):
-        return tuple(x for x in raw if isinstance(x, str))
-    return ()

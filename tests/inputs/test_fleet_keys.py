@@ -15,7 +15,7 @@ from cmdctl.core.model import Entry
 from cmdctl.inputs.inventory import Inventory, load_inventory
 from cmdctl.inputs.playbook import Plan, expand, load_playbook, parse_tags
 from cmdctl.journal import entry as journal_entry
-from cmdctl.journal import events
+from cmdctl.journal import events, fleetkeys
 
 from .conftest import EXAMPLES, NOW, BigVenue, counter_ids
 
@@ -36,7 +36,7 @@ def _error(call: Callable[[], object]) -> InputError:
 
 def keys(entry: Entry) -> dict[str, Any]:
     """An entry's fleet keys as the journal stores them."""
-    return events.coordination_fields(entry.coordination)
+    return fleetkeys.coordination_fields(entry.coordination)
 
 
 def _extras(plan: Plan) -> dict[str, list[dict[str, Any]]]:

@@ -18,7 +18,7 @@ import pytest
 from cmdctl.core.model import Command, Coordination, Entry
 from cmdctl.inputs.inventory import Inventory
 from cmdctl.inputs.playbook import expand, load_playbook
-from cmdctl.journal import events
+from cmdctl.journal import fleetkeys
 
 from .conftest import EXAMPLES, NOW, counter_ids
 
@@ -30,7 +30,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Coordination):  # as the journal stores it
-        return events.coordination_fields(value)
+        return fleetkeys.coordination_fields(value)
     if isinstance(value, Command):
         return {"domain": value.domain, "target": value.target, "args": _plain(value.args)}
     if hasattr(value, "items"):  # any mapping

@@ -19,6 +19,7 @@ from cmdctl.core.model import (
     Priority,
 )
 from cmdctl.journal import events as ev
+from cmdctl.journal import fleetkeys
 from cmdctl.journal.entry import entry_of
 from cmdctl.journal.events import Event, EventDecodeError
 
@@ -307,17 +308,17 @@ def test_fleet_keys_round_trip_through_a_queued_line() -> None:
 def test_fleet_keys_of_the_wrong_type_are_ignored_not_fatal() -> None:
     fields = {"tags": 5, "after": ["x"], "on_failure": "explode", "pick": None,
               "candidates": ["a", 3, "b"], "serial": True, "future": 1}
-    keys = ev.pop_coordination(fields)
+    keys = fleetkeys.pop_coordination(fields)
     assert keys.tags == () and keys.after is None and keys.on_failure == "skip"
     assert keys.candidates == ("a", "b") and keys.serial is None
     assert fields == {"future": 1}  # what is not a fleet key stays for `Entry.extra`
 
 
 def test_equal_fleet_keys_share_one_instance() -> None:
-    one = ev.pop_coordination({"tags": ["tv"], "serial": 2})
-    two = ev.pop_coordination({"tags": ["tv"], "serial": 2})
+    one = fleetkeys.pop_coordination({"tags": ["tv"], "serial": 2})
+    two = fleetkeys.pop_coordination({"tags": ["tv"], "serial": 2})
     assert one is two and one.tags == ("tv",)
-    assert ev.pop_coordination({"nothing": 1}) is NO_COORDINATION
+    assert fleetkeys.pop_coordination({"nothing": 1}) is NO_COORDINATION
 
 
 # -- the device flow keys (issue 15: delay, wait_until, when, after scope) ----------------------
@@ -365,7 +366,7 @@ def test_a_line_without_flow_keys_reads_as_before() -> None:
 def test_flow_keys_of_the_wrong_shape_are_ignored_not_fatal() -> None:
     fields = {"after": "x", "scope": "planet", "gap": "5s", "when": {"entity": "toaster.t",
               "value": True}, "wait_until": {"entity": "binary_sensor.x", "value": [1]}}
-    keys = ev.pop_coordination(fields)
+    keys = fleetkeys.pop_coordination(fields)
     assert keys == Coordination(after="x")
-    numbers = ev.pop_coordination({"when": {"entity": "sensor.temp", "value": 21}})
+    numbers = fleetkeys.pop_coordination({"when": {"entity": "sensor.temp", "value": 21}})
     assert numbers.when == Condition("sensor", "temp", 21.0)
