@@ -78,21 +78,16 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from cmdctl.core import durable
 from cmdctl.core.errors import BusyError, JournalError
-from cmdctl.journal import (
-    archive,
-    compaction,
-    delta,
-    layout,
-    quarantine,
-    snapshot,
-    verification,
-)
+from cmdctl.journal import delta, layout, quarantine, snapshot
 from cmdctl.journal import events as ev
-from cmdctl.journal.compaction import CompactReport
+
+if TYPE_CHECKING:
+    from cmdctl.journal.archive import ArchiveCheck
+    from cmdctl.journal.compaction import CompactReport
 from cmdctl.journal.events import Event
 from cmdctl.journal.framing import Damage, Mark, Scan, frame_lines, scan_bytes, tail_check
 from cmdctl.journal.layout import DRAIN_LOCK_FILE, FILE_MODE, JOURNAL_FILE, LOCK_FILE
@@ -401,6 +396,8 @@ class Journal:
 
     def verify(self) -> VerifyReport:
         """Check every line and every entry, a block at a time; see `VerifyReport.ok`."""
+        from cmdctl.journal import verification  # only `journal verify` needs it
+
         source = verification.Source.empty()
         if layout.check_dir(self.directory):
             with self._locked():  # a stable view: no append half-way through
@@ -444,10 +441,12 @@ class Journal:
     ) -> CompactReport:
         """Rewrite the journal without finished entries older than `keep_seconds` (archived),
         removing archive day files older than `archive_keep` (None: none; `journal.archive`)."""
+        from cmdctl.journal import compaction  # with the archive: only `journal compact`
+
         horizon = now - keep_seconds
         with self._locked():
             if not self.path.exists():
-                return CompactReport(0, 0, 0, 0, 0, 0, 0)
+                return compaction.CompactReport(0, 0, 0, 0, 0, 0, 0)
             fd = self._open_for_append()
             try:
                 repairs = self._repair_tail(fd)
@@ -468,8 +467,10 @@ class Journal:
             self.load()  # so the next reader starts from a snapshot of the new file
         return compaction.report(scan, chosen, size_after, repairs, rotation)
 
-    def verify_archive(self) -> archive.ArchiveCheck:
+    def verify_archive(self) -> ArchiveCheck:
         """Check every line of the archive's files, one file at a time, under the lock."""
+        from cmdctl.journal import archive
+
         if not layout.check_dir(self.directory):
             return archive.check(self.directory)
         with self._locked():  # no compaction half-way through
