@@ -14,7 +14,13 @@ import typer
 
 from cmdctl.cli import views
 from cmdctl.cli.common import finish, load_inventory, now, open_journal
-from cmdctl.cli.options import InventoryOpt, JournalOpt, JsonOpt, QuietOpt
+from cmdctl.cli.options import (
+    ConnectTimeoutOpt,
+    InventoryOpt,
+    JournalOpt,
+    JsonOpt,
+    QuietOpt,
+)
 from cmdctl.core.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
@@ -202,10 +208,7 @@ def probe(
         int,
         typer.Option("--concurrency", "-c", min=1, max=1024, help="Devices probed at once."),
     ] = 32,
-    timeout: Annotated[
-        str,
-        typer.Option("--timeout", "-t", help="Connect timeout per device (e.g. 2s, 500ms)."),
-    ] = "5s",
+    timeout: ConnectTimeoutOpt = "5s",
     inventory: InventoryOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,

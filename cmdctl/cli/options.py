@@ -30,6 +30,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and data asked for).")
 ]
+ConnectTimeoutOpt = Annotated[
+    str,
+    typer.Option("--timeout", "-t", help="Connect timeout per device (e.g. 2s, 500ms)."),
+]
 LimitOpt = Annotated[
     str | None,
     typer.Option(

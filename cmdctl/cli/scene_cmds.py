@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cmdctl.cli.common import finish, open_fleet
-from cmdctl.cli.options import InventoryOpt, QuietOpt
+from cmdctl.cli.options import ConnectTimeoutOpt, InventoryOpt, QuietOpt
 from cmdctl.core.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
@@ -62,10 +62,7 @@ def save(
         int,
         typer.Option("--concurrency", "-c", min=1, max=1024, help="Devices read at once."),
     ] = 32,
-    timeout: Annotated[
-        str,
-        typer.Option("--timeout", "-t", help="Connect timeout per device (e.g. 2s, 500ms)."),
-    ] = "5s",
+    timeout: ConnectTimeoutOpt = "5s",
     inventory: InventoryOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
