@@ -409,3 +409,68 @@ def test_cancel_of_an_entry_running_now_answers_409_running_now(served: Served) 
     assert status == 409, body
     assert body["refused"][0]["id"] == entry.id
     assert "running now" in json.dumps(body)
+
+
+def _files_holding(root: Path, secret: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def test_secret_arguments_are_checked_and_only_their_names_are_stored(served: Served) -> None:
+    """`!secret NAME` over HTTP: checked against secrets.yaml, stored by name, shown as ***."""
+    pin = "48271937"
+    (served.ws.inventory.parent / "secrets.yaml").write_text(f"door_pin: '{pin}'\n")
+
+    def send(value: str) -> tuple[int, Any]:
+        body = {"device": "tv-2", "entity": "text.note", "value": value}
+        return served.call("/api/send", method="POST", body=json.dumps(body).encode())
+
+    status, err = send("!secret no_such_pin")
+    assert status == 400 and "'no_such_pin' is not in" in err["error"], err
+    playbook = "name: pins\ntargets: tvs\nsteps:\n  - text.note: !secret {}\n"
+    status, err = served.call(
+        "/api/bulk", method="POST", body=playbook.format("no_such_pin").encode()
+    )
+    assert status == 400 and (err["line"], err["column"]) == (4, 16), err
+    assert served.call("/api/status")[1]["total"] == 0  # nothing queued
+
+    status, sent = send("!secret door_pin")
+    assert status == 201, sent
+    status, queued = served.call(
+        "/api/bulk", method="POST", body=playbook.format("door_pin").encode()
+    )
+    assert status == 201 and queued["queued"] == 10, queued
+    status, shown = served.call(f"/api/entries/{sent['id']}")
+    assert status == 200 and pin not in json.dumps(shown)
+    assert shown["events"][0]["command"]["args"] == {"value": {"!secret": "door_pin"}}
+    rows = served.call("/api/entries?limit=20")[1]
+    assert len(rows) == 11 and pin not in json.dumps(rows)
+    assert _files_holding(served.ws.journal, pin) == []
+
+
+def test_serve_run_sends_the_secret_it_looked_up_and_keeps_it_out_of_everything(
+    sim: tuple[RunningFleet, Workspace],
+) -> None:
+    running, ws = sim
+    channel = "Ch 8241937"
+    secrets = running.inventory.parent / "secrets.yaml"  # holds the TVs' keys already
+    secrets.write_text(secrets.read_text() + f"channel: '{channel}'\n")
+    playbook = "name: secret channel\ntargets: all\nsteps:\n  - text.channel: !secret channel\n"
+    s = start(ws, "--run")
+    try:
+        status, body = s.call("/api/bulk", method="POST", body=playbook.encode())
+        assert status == 201, body
+
+        def finished() -> Any:
+            st = s.call(f"/api/status?batch={body['batch']}")[1]
+            b = st["batches"][0]
+            return st if b["finished"] == b["total"] else None
+
+        st = wait_for(finished)
+        entries = s.call("/api/entries?state=failed")[1] + s.call("/api/entries?state=done")[1]
+        assert st["counts"] == {"done": 3}, [e.get("last_error") for e in entries]
+    finally:
+        output = stop(s)
+    devices = [running.fleet.device(f"bar-tv-{i}") for i in (1, 2, 3)]
+    assert [d.state_of("text.channel") for d in devices] == [channel] * 3
+    assert channel not in output and channel not in json.dumps(entries)
+    assert _files_holding(ws.journal, channel) == []
