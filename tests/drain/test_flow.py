@@ -333,3 +333,50 @@ async def test_a_gap_is_counted_from_the_done_in_the_journal(
         entry = journal.ledger().get(inputs[1].id)
         assert entry.state.value == "pending"
         assert entry.not_before == pytest.approx(now - 1.0 + 600.0)
+
+
+async def test_a_connection_lost_during_wait_until_fails_the_step_at_once_and_says_so(
+    journal: Journal, tmp_path: Path
+) -> None:
+    """The device drops off mid-wait: the step fails then (not at the timeout), naming the loss;
+    the command it already took is not sent again and the step that waits for it is skipped."""
+    import asyncio
+
+    async with Fleet(tvs(1, lag=60.0)) as fleet:  # the sensor never follows within the test
+        inventory = queue_playbook(
+            fleet,
+            tmp_path,
+            journal,
+            """\
+name: warm-up
+targets: tvs
+steps:
+  - name: power on
+    switch.tv_power: on
+    wait_until: {binary_sensor.tv_on: on, timeout: 20s}
+    delay: 1s
+  - name: input
+    select.input: HDMI 2
+""",
+        )
+        dev = fleet.devices[0]
+        began = time.monotonic()
+        task = asyncio.ensure_future(drain(journal, inventory))
+        while not times(dev, "switch.tv_power"):
+            assert time.monotonic() - began < 10
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # waiting on the sensor now
+        await dev.set_offline(True)
+        await asyncio.wait_for(task, 10)
+        assert time.monotonic() - began < 10  # the loss ended the wait, not the 20 s timeout
+        entries = by_step(journal)
+        power, hdmi = entries[(dev.name, "power on")], entries[(dev.name, "input")]
+        assert power.state.value == "failed", power
+        assert power.last_error is not None
+        assert power.attempts == 1
+        assert power.last_error.startswith(
+            f"{dev.name}: lost while waiting for binary_sensor.tv_on to be on: "
+        )
+        assert hdmi.state.value == "skipped"
+        assert hdmi.reason == f"prerequisite 'power on' failed on {dev.name}"
+        assert len(times(dev, "switch.tv_power")) == 1 and not times(dev, "select.input")
