@@ -4,6 +4,7 @@ each device received and when."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -340,8 +341,6 @@ async def test_a_connection_lost_during_wait_until_fails_the_step_at_once_and_sa
 ) -> None:
     """The device drops off mid-wait: the step fails then (not at the timeout), naming the loss;
     the command it already took is not sent again and the step that waits for it is skipped."""
-    import asyncio
-
     async with Fleet(tvs(1, lag=60.0)) as fleet:  # the sensor never follows within the test
         inventory = queue_playbook(
             fleet,
