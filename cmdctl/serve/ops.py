@@ -121,17 +121,33 @@ class Ops:
         }
 
     def history(
-        self, *, device: str | None = None, since: float | None = None, limit: int = 50
+        self,
+        *,
+        device: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        archive: bool = False,
     ) -> list[dict[str, Any]]:
-        """`history --json`: finished entries, newest first."""
-        ledger = self.journal.ledger()
+        """`history --json` (with `archive`, `history --archive --json`): finished entries,
+        newest first."""
+        scan, ledger = self.journal.load()
         cutoff = time.time() - since if since is not None else None
         rows = summary.history(
             ledger.entries(device=device) if device else ledger.entries(),
             device=device,
             since=cutoff,
         )
-        return [e.as_json() for e in rows[: _rows(limit)]]
+        last = _rows(limit)
+        if archive:
+            from cmdctl.journal.archive import View
+            from cmdctl.journal.archive import history as archived
+
+            def wanted(e: Entry) -> bool:  # as `history --archive`: where a failover ran, too
+                return device is None or device in (e.device, e.ran_on)
+
+            with View.open(self.journal.directory, scan.file) as view:
+                rows = archived(view, ledger, rows, wanted=wanted, since=cutoff, last=last)
+        return [e.as_json() for e in rows[:last]]
 
     def devices(self) -> list[dict[str, Any]]:
         """`devices ls --json` without the entity cache: name, address, groups, last outcome."""

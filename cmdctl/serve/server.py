@@ -239,7 +239,7 @@ class Server:
             since = parse_duration(q["since"])
         return await asyncio.to_thread(
             lambda: self.ops.history(device=q.get("device"), since=since,
-                                     limit=_int(q, "limit", 50))
+                                     limit=_int(q, "limit", 50), archive=_flag(q, "archive"))
         )
 
     async def _devices(self, req: Request) -> Any:
@@ -372,6 +372,17 @@ def _int(query: dict[str, str], key: str, default: int) -> int:
     if not text.isdigit():
         raise HttpError(400, f"{key} must be a whole number, got {text!r}")
     return int(text)
+
+
+def _flag(query: dict[str, str], key: str) -> bool:
+    text = query.get(key)
+    if text is None:
+        return False
+    if text.lower() in ("", "1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise HttpError(400, f"{key} must be 1 or 0, got {text!r}")
 
 
 def _is_number(text: str) -> bool:

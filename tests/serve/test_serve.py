@@ -474,3 +474,20 @@ def test_serve_run_sends_the_secret_it_looked_up_and_keeps_it_out_of_everything(
     assert [d.state_of("text.channel") for d in devices] == [channel] * 3
     assert channel not in output and channel not in json.dumps(entries)
     assert _files_holding(ws.journal, channel) == []
+
+
+def test_history_reads_the_archive_when_asked(served: Served) -> None:
+    status, body = served.call("/api/bulk", method="POST", body=GOOD.encode())
+    assert status == 201, body
+    assert served.call(f"/api/batches/{body['batch']}/cancel", method="POST")[0] == 201
+    compacted = served.ws.run("journal", "compact", "--keep", "0s")
+    assert compacted.returncode == 0, compacted.stderr
+    assert served.call("/api/history") == (200, [])  # all of it is in the archive now
+    status, rows = served.call("/api/history?archive=1&limit=4")
+    assert status == 200 and len(rows) == 4 and {r["state"] for r in rows} == {"cancelled"}
+    status, rows = served.call("/api/history?archive=1&device=tv-3")
+    assert status == 200 and [r["device"] for r in rows] == ["tv-3"]
+    cli = json.loads(served.ws.run("history", "--archive", "--json").stdout)
+    assert served.call("/api/history?archive=true")[1] == cli
+    status, err = served.call("/api/history?archive=maybe")
+    assert status == 400 and "archive must be 1 or 0" in err["error"]
