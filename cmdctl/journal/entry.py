@@ -187,20 +187,28 @@ def _quick(line: bytes, intern: bool) -> Entry | None:
     ):
         return None
     domain, target = cmd["domain"], cmd["target"]
+    created, not_before, ts = float(created), float(not_before), float(ts)
     if intern:
         batch, device, who = sys.intern(batch), sys.intern(device), sys.intern(who)
         origin, step = sys.intern(origin), sys.intern(step)
-        domain, target = sys.intern(domain), sys.intern(target)
         if playbook is not None:
             playbook = sys.intern(playbook)
+        command = _shared_command(domain, target, cmd["args"])
+        # One float object for equal times (a bulk's entries are due when queued).
+        if not_before == created and created:
+            not_before = created
+        if ts == created and created:
+            ts = created
+    else:
+        command = Command(domain, target, cmd["args"])
     return Entry(
         id=ident,
         batch=batch,
         device=device,
-        command=Command(domain, target, cmd["args"]),
+        command=command,
         priority=priority,
-        created=float(created),
-        not_before=float(not_before),
+        created=created,
+        not_before=not_before,
         expires=None if expires is None else float(expires),
         idempotent=idempotent,
         verify=verify,
@@ -209,13 +217,36 @@ def _quick(line: bytes, intern: bool) -> Entry | None:
         origin=origin,
         step=step,
         playbook=playbook,
-        updated=float(ts),
+        updated=ts,
         coordination=NO_COORDINATION,
         extra=_NO_EXTRA,
     )
 
 
 _NUMBERS = (int, float)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_COMMANDS: dict[tuple[Any, ...], Command] = {}
+_COMMANDS_MAX = 4096
+
+
+def _shared_command(domain: str, target: str, args: dict[str, Any]) -> Command:
+    """`Command(domain, target, args)`, one instance per distinct value when every argument is
+    a scalar: a drain of 100,000 entries holds a few hundred distinct commands. Nothing changes
+    a `Command`'s args once decoded. The key tells `True`, `1` and `1.0` apart, and -0.0 from
+    0.0; arguments in another order make another key (never a wrong match)."""
+    parts: list[Any] = [domain, target]
+    for name, value in args.items():
+        kind = type(value)
+        if kind not in _SCALARS:
+            return Command(sys.intern(domain), sys.intern(target), args)
+        parts += (name, kind, value.hex() if kind is float else value)
+    key = tuple(parts)
+    shared = _COMMANDS.get(key)
+    if shared is None:
+        if len(_COMMANDS) >= _COMMANDS_MAX:
+            _COMMANDS.clear()
+        shared = _COMMANDS[key] = Command(sys.intern(domain), sys.intern(target), args)
+    return shared
 
 
 def fold(entry: Entry, event: Event) -> Entry:

@@ -30,7 +30,8 @@ def typed(entry: Entry) -> list[tuple[str, type, Any]]:
     for f in dataclasses.fields(entry):
         value = getattr(entry, f.name)
         out.append((f.name, type(value), value))
-    out.append(("args", type(entry.command.args), entry.command.args))
+    args = entry.command.args
+    out.append(("args", type(args), [(k, type(v), repr(v)) for k, v in args.items()]))
     return out
 
 
@@ -98,6 +99,28 @@ def test_a_plain_queued_line_takes_the_quick_path_and_others_do_not() -> None:
     tagged = line.replace('"playbook":null', '"playbook":null,"tags":["x"]')
     assert journal_entry._quick(tagged.encode(), True) is None
     assert entry_of([tagged.encode()]).coordination.tags == ("x",)
+
+
+@settings(max_examples=200)
+@given(entries, st.lists(st.sampled_from([True, False, 1, 0, 1.0, 0.0, -0.0, "1", None]),
+                         min_size=2, max_size=6))
+def test_shared_commands_keep_each_value_and_its_type(entry: Entry, values: list[Any]) -> None:
+    """A drain shares one `Command` per distinct command: `True`, `1` and `1.0` are not one."""
+    obj = json.loads(ev.encode(ev.queued(entry)))
+    for value in values:
+        obj["command"]["args"] = {"value": value}
+        raw = json.dumps(obj).encode()
+        assert typed(entry_of([raw], intern=True)) == typed(general([raw], intern=True))
+
+
+def test_equal_commands_are_one_object_in_a_drain() -> None:
+    obj = json.loads(ev.encode(ev.queued(_entry())))
+    obj["command"]["args"] = {"state": True}
+    one = entry_of([json.dumps(obj).encode()], intern=True)
+    obj["id"] = "01J0000000000000000000000B"
+    two = entry_of([json.dumps(obj).encode()], intern=True)
+    assert one.command is two.command and one.id != two.id
+    assert one.not_before is one.created and one.updated is one.created
 
 
 def test_later_records_are_folded_after_the_quick_decode() -> None:
