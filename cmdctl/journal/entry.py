@@ -141,6 +141,9 @@ def entry_of(
 _PLAIN = frozenset({"t", "id", "ts", "v", *ev.QUEUED_KEYS})
 _FRAMING = ("m", "c")
 _PRIORITIES = {p.value: p for p in Priority}
+#: What `json.loads` runs once it has the text: a line's JSON without the per-call wrapping
+#: (`loads` first guesses the encoding and checks for trailing data: `_quick` does both).
+_scan = json.JSONDecoder().scan_once
 
 
 def _quick(line: bytes, intern: bool) -> Entry | None:
@@ -152,8 +155,11 @@ def _quick(line: bytes, intern: bool) -> Entry | None:
     must give exactly what the general path gives (tests/journal/test_entry_quick.py).
     """
     try:
-        obj = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+        text = line.decode()
+        obj, end = _scan(text, 0)
+    except (ValueError, StopIteration):  # UnicodeDecodeError is a ValueError
+        return None
+    if end != len(text):  # whitespace or more after the object: the general path decides
         return None
     if type(obj) is not dict or obj.get("t") != ev.QUEUED:
         return None

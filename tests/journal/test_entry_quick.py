@@ -156,3 +156,13 @@ def test_state_after_is_the_state_the_fold_leaves(state: State, types: list[str]
 def _entry() -> Entry:
     return Entry("01J0000000000000000000000A", "B", "tv", Command("switch", "power", {}),
                  Priority.NORMAL, 1.0, 1.0, None, True, True, 3, "me@h", "bulk", "s")
+
+
+@settings(max_examples=100)
+@given(entries, st.sampled_from(["", " ", "\n", " \t", "x", "{}", "\ufeff"]),
+       st.sampled_from(["", " ", "\n", "\ufeff"]))
+def test_quick_decode_of_a_padded_line_is_the_general_decode(
+    entry: Entry, tail: str, head: str
+) -> None:
+    raw = (head + ev.encode(ev.queued(entry)) + tail).encode()
+    assert outcome(lambda: entry_of([raw])) == outcome(lambda: general([raw]))
