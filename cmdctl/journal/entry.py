@@ -143,7 +143,8 @@ _FRAMING = ("m", "c")
 _PRIORITIES = {p.value: p for p in Priority}
 #: What `json.loads` runs once it has the text: a line's JSON without the per-call wrapping
 #: (`loads` first guesses the encoding and checks for trailing data: `_quick` does both).
-_scan = json.JSONDecoder().scan_once
+_scan: Callable[[str, int], tuple[Any, int]]
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _quick(line: bytes, intern: bool) -> Entry | None:

@@ -143,6 +143,6 @@ def test_a_started_event_carries_its_owner_after_the_attempt_byte_for_byte() -> 
     entry = tv(attempts=1)
     line = ev.encode(recovery.started(entry, NOW, owner))
     assert line == (
-        '{"t":"started","id":"%s","ts":1800000000.0,"v":1,"attempt":2,"run":"R1",'
-        '"by":"drain","pid":42,"host":"bar-pi","lease":1800000060.0}' % entry.id
+        '{"t":"started","id":"' + entry.id + '","ts":1800000000.0,"v":1,"attempt":2,'
+        '"run":"R1","by":"drain","pid":42,"host":"bar-pi","lease":1800000060.0}'
     )
