@@ -110,9 +110,11 @@ def entry_of(
     if records and decode is ev.decode and type(records[0]) is bytes:
         quick = _quick(records[0], intern)
         if quick is not None:
+            # Every record decoded before any is folded, as below: the same error comes first.
+            later = [r if isinstance(r, Event) else decode(r) for r in records[1:]]
             entry = quick
-            for record in records[1:]:
-                entry = fold(entry, record if isinstance(record, Event) else decode(record))
+            for event in later:
+                entry = fold(entry, event)
             return entry
     events = [r if isinstance(r, Event) else decode(r) for r in records]
     if not events:

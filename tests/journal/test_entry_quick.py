@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from functools import partial
 from typing import Any
 
 from hypothesis import given, settings
@@ -166,3 +167,11 @@ def test_quick_decode_of_a_padded_line_is_the_general_decode(
 ) -> None:
     raw = (head + ev.encode(ev.queued(entry)) + tail).encode()
     assert outcome(lambda: entry_of([raw])) == outcome(lambda: general([raw]))
+
+
+def test_a_bad_later_record_fails_the_quick_decode_as_it_fails_the_general_one() -> None:
+    head = ev.encode(ev.queued(_entry())).encode()
+    bad_fold = ev.encode(Event(ev.RESCHEDULED, _entry().id, 2.0, {"not_before": "soon"})).encode()
+    for later in ([bad_fold, b"{not json"], [b'{"t":"done"}'], [bad_fold]):
+        records = [head, *later]
+        assert outcome(partial(entry_of, records)) == outcome(partial(general, records))
