@@ -162,8 +162,9 @@ class EntityIndex:
         info = self.resolve(command)
         domain = command.domain
         selector = f"{domain}.{info.name if domain == 'action' else info.object_id}"
-        unknown = sorted(set(command.args) - ALLOWED_ARGS[domain])
-        if unknown:
+        allowed = ALLOWED_ARGS[domain]
+        if not allowed.issuperset(command.args):
+            unknown = sorted(set(command.args) - allowed)
             raise self._reject(f"{selector}: unknown argument {', '.join(map(repr, unknown))}")
         check = Validator(self.device, selector, info, command.args)
         args, expect = getattr(check, f"do_{domain}")()

@@ -183,7 +183,7 @@ class Validator:
 
     def _number_value(self) -> float:
         value = self.args.get("value")
-        if not is_number(value) or not math.isfinite(value):
+        if (type(value) is not float and not is_number(value)) or not math.isfinite(value):
             raise self.fail(f"value must be a number, got {value!r}")
         return float(value)
 
@@ -580,4 +580,9 @@ def _default(kind: str, text: str) -> Any:
 
 
 def _finite(*values: float) -> bool:
-    return all(is_number(v) and math.isfinite(v) for v in values)
+    for v in values:
+        if type(v) is not float and not is_number(v):  # floats first: what entity infos hold
+            return False
+        if not math.isfinite(v):
+            return False
+    return True

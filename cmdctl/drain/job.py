@@ -129,7 +129,7 @@ class DeviceJob:
         if verdict.outcome in (tot.FAILED, tot.UNKNOWN):
             job.tally.error = verdict.detail
             job.failed_batches.add(entry.batch)
-        state = verdict.after(entry).state
+        state = verdict.state_after(entry)
         if state is State.DONE:
             job.finished[(entry.batch, entry.step)] = verdict.events[-1].ts
         else:

@@ -48,9 +48,7 @@ async def drain_with(engine: Engine) -> Totals:
         async with Recorder(claims.append) as rec:
             for _ in range(MAX_PASSES):
                 before = totals.entries - totals.held
-                ledger = await asyncio.to_thread(_look, claims)
-                await engine.drain_pass(rec, totals, ledger, claims.withdrawn)
-                del ledger
+                await engine.drain_pass(rec, totals, await _read(claims), claims.withdrawn)
                 # Another pass only when entries wait on a barrier this pass may have opened.
                 progressed = totals.entries - totals.held > before
                 if not engine.waiting or not progressed or engine.stopping():
@@ -62,11 +60,21 @@ async def drain_with(engine: Engine) -> Totals:
     return totals
 
 
-def _look(claims: Claims) -> Ledger:
+async def _read(claims: Claims) -> Ledger:
+    """The journal read for a pass, in a worker thread, handed over and not kept: the caller
+    passes it straight to `drain_pass`, which drops it once it has its entries, so the raw
+    lines are freed while the devices work. (The result does not travel back through the
+    thread's futures: they keep it until the cycle collector runs.)"""
+    box: list[Ledger] = []
+    await asyncio.to_thread(_look, claims, box)
+    return box.pop()
+
+
+def _look(claims: Claims, box: list[Ledger]) -> None:
     """Read the journal for a pass (the recorder is idle: nothing of ours is in flight)."""
     scan, ledger = claims.journal.load()
     claims.seen(scan)
-    return ledger
+    box.append(ledger)
 
 
 def journal_stamp(journal: Journal) -> tuple[int, int]:
@@ -89,9 +97,9 @@ async def serve(engine: Engine, *, poll: float = POLL_S) -> Totals:
         async with Recorder(claims.append) as rec:
             while engine.stop_reason is None:
                 stamp = journal_stamp(journal)
-                ledger = await asyncio.to_thread(_look, claims)
-                wake_at = await engine.drain_pass(rec, totals, ledger, claims.withdrawn)
-                del ledger
+                wake_at = await engine.drain_pass(
+                    rec, totals, await _read(claims), claims.withdrawn
+                )
                 await rec.flush()
                 seen = journal_stamp(journal)
                 if seen != stamp:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cmdctl.core.errors import DeliveryUnknown, DeviceError, DeviceUnavailable
-from cmdctl.core.model import Entry
+from cmdctl.core.model import Entry, State
 from cmdctl.core.timespec import format_time_utc
 from cmdctl.drain import retry
 from cmdctl.drain import totals as tot
 from cmdctl.journal import events as ev
-from cmdctl.journal.entry import fold
+from cmdctl.journal.entry import fold, state_after
 from cmdctl.journal.events import Event
 
 
@@ -34,6 +34,10 @@ class Verdict:
         for event in self.events:
             entry = fold(entry, event)
         return entry
+
+    def state_after(self, entry: Entry) -> State:
+        """`self.after(entry).state`, without building the entry."""
+        return state_after(entry.state, self.events)
 
 
 def not_safe(entry: Entry) -> str:

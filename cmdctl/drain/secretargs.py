@@ -10,8 +10,9 @@ outcome detail and error text from the device layer passes through the chunk's `
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cmdctl.core.errors import CmdctlError, DeviceError, DeviceRejected
 from cmdctl.core.model import Command, Entry
@@ -39,13 +40,22 @@ class Sending:
         return [self.outcome(r) if isinstance(r, Outcome) else self.scrub.error(r) for r in results]
 
 
+#: Argument values that are never a reference (a reference is a mapping, `secretref.ref_name`).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(args: Mapping[str, Any]) -> bool:
+    """True when no value of `args` can hold a reference (the common case, checked cheaply)."""
+    return all(type(value) in _SCALARS for value in args.values())
+
+
 def prepare(entries: Sequence[Entry], lookup: Lookup | None) -> Sending:
     """The chunk's commands with their secrets resolved, or the entries whose secret is gone."""
     sending = Sending()
     values: list[str] = []
     for entry in entries:
         command = entry.command
-        if not names(command.args):
+        if _plain(command.args) or not names(command.args):
             sending.commands.append(command)
             continue
         try:

@@ -14,12 +14,13 @@ Fold rules (`fold`):
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from cmdctl.core.model import Command, Entry, Priority, State
+from cmdctl.core.model import NO_COORDINATION, Command, Entry, Priority, State
 from cmdctl.journal import events as ev
 from cmdctl.journal import fleetkeys
 from cmdctl.journal.events import Event, EventDecodeError
@@ -106,6 +107,15 @@ def entry_of(
     EventDecodeError or ValueError if they do not describe an entry. `intern`: share the strings
     thousands of entries repeat (a drain may hold 100,000 entries).
     """
+    if records and decode is ev.decode and type(records[0]) is bytes:
+        quick = _quick(records[0], intern)
+        if quick is not None:
+            # Every record decoded before any is folded, as below: the same error comes first.
+            later = [r if isinstance(r, Event) else decode(r) for r in records[1:]]
+            entry = quick
+            for event in later:
+                entry = fold(entry, event)
+            return entry
     events = [r if isinstance(r, Event) else decode(r) for r in records]
     if not events:
         raise EventDecodeError("no records")
@@ -128,10 +138,142 @@ def entry_of(
     return entry
 
 
+#: Every key of a `queued` line as the journal's encoder writes it for an entry without fleet
+#: keys or fields of a newer version (the framing's `m` and `c` may follow).
+_PLAIN = frozenset({"t", "id", "ts", "v", *ev.QUEUED_KEYS})
+_FRAMING = ("m", "c")
+_PRIORITIES = {p.value: p for p in Priority}
+#: What `json.loads` runs once it has the text: a line's JSON without the per-call wrapping
+#: (`loads` first guesses the encoding and checks for trailing data: `_quick` does both).
+_scan: Callable[[str, int], tuple[Any, int]]
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _quick(line: bytes, intern: bool) -> Entry | None:
+    """The `Entry` of a plain `queued` line, built straight from its JSON; None for anything
+    else (another event, fleet keys, unknown fields, a value of an unexpected type), which the
+    general path (`ev.decode`, `entry_from_queued`) decides, errors included.
+
+    A drain decodes every due entry of a pass: this skips the `Event` and the dict copies. It
+    must give exactly what the general path gives (tests/journal/test_entry_quick.py).
+    """
+    try:
+        text = line.decode()
+        obj, end = _scan(text, 0)
+    except (ValueError, StopIteration):  # UnicodeDecodeError is a ValueError
+        return None
+    if end != len(text):  # whitespace or more after the object: the general path decides
+        return None
+    if type(obj) is not dict or obj.get("t") != ev.QUEUED:
+        return None
+    for key in _FRAMING:
+        obj.pop(key, None)
+    if len(obj) != len(_PLAIN) or not _PLAIN.issuperset(obj):
+        return None
+    ident, ts, cmd = obj["id"], obj["ts"], obj["command"]
+    created, not_before, expires = obj["created"], obj["not_before"], obj["expires"]
+    batch, device, who, origin, step = (
+        obj["batch"], obj["device"], obj["who"], obj["origin"], obj["step"]
+    )
+    playbook, idempotent, verify = obj["playbook"], obj["idempotent"], obj["verify"]
+    max_attempts, version = obj["max_attempts"], obj["v"]
+    priority = _PRIORITIES.get(obj["priority"]) if type(obj["priority"]) is str else None
+    if (
+        priority is None
+        or type(ident) is not str or not ident
+        or type(version) is not int
+        or type(cmd) is not dict or len(cmd) != 3
+        or type(cmd.get("args")) is not dict
+        or type(cmd.get("domain")) is not str or type(cmd.get("target")) is not str
+        or type(batch) is not str or type(device) is not str or type(who) is not str
+        or type(origin) is not str or type(step) is not str
+        or (playbook is not None and type(playbook) is not str)
+        or type(idempotent) is not bool or type(verify) is not bool
+        or type(max_attempts) is not int
+        or type(ts) not in _NUMBERS or type(created) not in _NUMBERS
+        or type(not_before) not in _NUMBERS
+        or (expires is not None and type(expires) not in _NUMBERS)
+    ):
+        return None
+    domain, target = cmd["domain"], cmd["target"]
+    created, not_before, ts = float(created), float(not_before), float(ts)
+    if intern:
+        batch, device, who = sys.intern(batch), sys.intern(device), sys.intern(who)
+        origin, step = sys.intern(origin), sys.intern(step)
+        if playbook is not None:
+            playbook = sys.intern(playbook)
+        command = _shared_command(domain, target, cmd["args"])
+        # One float object for equal times (a bulk's entries are due when queued).
+        if not_before == created and created:
+            not_before = created
+        if ts == created and created:
+            ts = created
+    else:
+        command = Command(domain, target, cmd["args"])
+    return Entry(
+        id=ident,
+        batch=batch,
+        device=device,
+        command=command,
+        priority=priority,
+        created=created,
+        not_before=not_before,
+        expires=None if expires is None else float(expires),
+        idempotent=idempotent,
+        verify=verify,
+        max_attempts=max_attempts,
+        who=who,
+        origin=origin,
+        step=step,
+        playbook=playbook,
+        updated=ts,
+        coordination=NO_COORDINATION,
+        extra=_NO_EXTRA,
+    )
+
+
+_NUMBERS = (int, float)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_COMMANDS: dict[tuple[Any, ...], Command] = {}
+_COMMANDS_MAX = 4096
+
+
+def _shared_command(domain: str, target: str, args: dict[str, Any]) -> Command:
+    """`Command(domain, target, args)`, one instance per distinct value when every argument is
+    a scalar: a drain of 100,000 entries holds a few hundred distinct commands. Nothing changes
+    a `Command`'s args once decoded. The key tells `True`, `1` and `1.0` apart, and -0.0 from
+    0.0; arguments in another order make another key (never a wrong match)."""
+    parts: list[Any] = [domain, target]
+    for name, value in args.items():
+        kind = type(value)
+        if kind not in _SCALARS:
+            return Command(sys.intern(domain), sys.intern(target), args)
+        parts += (name, kind, value.hex() if kind is float else value)
+    key = tuple(parts)
+    shared = _COMMANDS.get(key)
+    if shared is None:
+        if len(_COMMANDS) >= _COMMANDS_MAX:
+            _COMMANDS.clear()
+        shared = _COMMANDS[key] = Command(sys.intern(domain), sys.intern(target), args)
+    return shared
+
+
 def fold(entry: Entry, event: Event) -> Entry:
     """`entry` after `event` (see the module docstring for the rules)."""
     changed = changes_of(entry, event)
     return entry if changed is None else dataclasses.replace(entry, **changed)
+
+
+def state_after(state: State, events: Sequence[Event]) -> State:
+    """The state `fold` leaves an entry in `state` after `events`, without building entries
+    (a drain asks this of every outcome it records). Events of the drain's own making only:
+    their fields are not checked, as `fold` would check them."""
+    for event in events:
+        t = event.type
+        if state in FINISHED_STATES and t != ev.RETRIED and t != ev.REPRIORITISED:
+            continue
+        state = TRANSITIONS.get(t, state)
+    return state
 
 
 def changes_of(entry: Entry, event: Event) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,3 +163,32 @@ async def test_a_journal_that_stops_accepting_stops_the_drain_before_any_unrecor
     # Its `started` could not be recorded, so no press was sent.
     assert received(fleet3.devices[0]) == []
     assert {Journal(tmp_path / "j").ledger().state(e.id).value for e in presses} == {"pending"}
+
+
+async def test_the_ledger_a_pass_reads_is_freed_before_the_devices_work(
+    journal: Journal, fleet3: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drain of 100,000 entries must not hold the journal's raw lines while it sends."""
+    import weakref
+
+    from cmdctl.journal.ledger import Ledger
+
+    queue(journal, [make_entry(dev.name, "switch", "tv_power", {"state": True})
+                    for dev in fleet3.devices])
+    read: list[weakref.ref[Ledger]] = []
+    alive: list[bool] = []
+    load, run_jobs = Journal.load, eng.Engine.run_jobs
+
+    def spy_load(self: Journal) -> Any:
+        scan, ledger = load(self)
+        read.append(weakref.ref(ledger))
+        return scan, ledger
+
+    async def spy_run_jobs(self: eng.Engine, *args: Any) -> None:
+        alive.append(read[-1]() is not None)
+        await run_jobs(self, *args)
+
+    monkeypatch.setattr(Journal, "load", spy_load)
+    monkeypatch.setattr(eng.Engine, "run_jobs", spy_run_jobs)
+    totals = await loops.drain(journal, loops.lookup(addresses(fleet3)))
+    assert totals.exit_code() == 0 and alive == [False]

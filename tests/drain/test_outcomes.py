@@ -117,3 +117,32 @@ def test_expired_names_the_time_it_expired() -> None:
     after = outcomes.expired(entry, NOW).after(entry)
     assert after.state is State.EXPIRED and after.reason == (
         "not run before it expired at 2027-01-15T07:59:59Z")
+
+
+def test_the_state_a_verdict_leaves_is_the_state_of_the_entry_it_leaves() -> None:
+    err = DeviceUnavailable("tv", "refused")
+    for entry in (tv(), tv(attempts=2), replace(tv(), state=State.DONE),
+                  replace(tv(), state=State.PENDING)):
+        for verdict in (
+            outcomes.done(entry, NOW, status="confirmed", elapsed=0.1, detail=""),
+            outcomes.unreachable(entry, NOW, err, requeue=True, policy=DEFAULT),
+            outcomes.unreachable(entry, NOW, err, requeue=False, policy=DEFAULT),
+            outcomes.mismatch(entry, NOW, "saw off", requeue=True, policy=DEFAULT),
+            outcomes.left(entry, NOW, started=True),
+            outcomes.left(entry, NOW, started=False),
+            outcomes.in_doubt(entry, NOW, "lost"),
+            outcomes.skipped(entry, NOW, "why"),
+        ):
+            assert verdict.state_after(entry) is verdict.after(entry).state
+
+
+def test_a_started_event_carries_its_owner_after_the_attempt_byte_for_byte() -> None:
+    from cmdctl.drain import recovery
+
+    owner = recovery.Owner(run="R1", kind="drain", pid=42, host="bar-pi", lease=NOW + 60)
+    entry = tv(attempts=1)
+    line = ev.encode(recovery.started(entry, NOW, owner))
+    assert line == (
+        '{"t":"started","id":"' + entry.id + '","ts":1800000000.0,"v":1,"attempt":2,'
+        '"run":"R1","by":"drain","pid":42,"host":"bar-pi","lease":1800000060.0}'
+    )
