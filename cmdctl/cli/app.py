@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import sys
 import time
@@ -183,7 +185,23 @@ def main(argv: list[str] | None = None) -> None:
         )
         if code in (0, None):
             code = int(ExitCode.OUTPUT)
+    _quick_exit()
     sys.exit(code)
+
+
+def _quick_exit() -> None:
+    """Let the interpreter's shutdown skip collecting what the command built.
+
+    Python's shutdown runs full garbage collections over every object alive, most of them made
+    by the imports (aioesphomeapi's, typer's: some 40,000); that was ~60 ms of a 0.35 s `send`.
+    Frozen objects are left to the operating system. Nothing cmdctl writes waits for a
+    collection: journal appends are fsynced before the command returns, files are closed by
+    their owners, and the ones kept open write each line through (the `--log-file` outcome log,
+    a simulator record); atexit handlers and the flushing of stdout and stderr run as before.
+    Registered (once) for the end of the process, so an in-process caller is not affected.
+    """
+    atexit.unregister(gc.freeze)  # one registration however often main() runs in a process
+    atexit.register(gc.freeze)
 
 
 def _run(argv: list[str] | None) -> int | str | None:
