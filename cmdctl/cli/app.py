@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import gc
-import importlib
 import sys
 import time
 import traceback
@@ -51,7 +50,9 @@ def commands_of(module_name: str) -> dict[str, Command]:
     Command modules import only typer and light cmdctl modules at import time, so that
     `--help`, `status`, `queue ...` never pay for aioesphomeapi.
     """
-    module = importlib.import_module(f"cmdctl.cli.{module_name}")
+    name = f"cmdctl.cli.{module_name}"
+    __import__(name)  # not importlib.import_module: `python -X importtime` does not see that one
+    module = sys.modules[name]
     part = typer.Typer(
         rich_markup_mode=app.rich_markup_mode,
         pretty_exceptions_short=app.pretty_exceptions_short,
