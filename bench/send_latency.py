@@ -1,4 +1,5 @@
-"""`cmdctl send` to a reachable simulated device, verification included: whole process < 0.6 s.
+"""`cmdctl send` to a reachable simulated device, verification included: whole process
+<= 0.35 s on a quiet machine (issue 17; issue 2 asked for < 0.6 s).
 
 The simulator runs in its own process. Each run is a fresh `cmdctl send` process: start-up,
 inventory, journal append (queued+started, one fsync), connect, command, barrier, state
@@ -53,7 +54,7 @@ def main() -> None:
     mode = "Noise" if args.encrypted else "plaintext"
     print(f"`cmdctl send bar-tv-1 switch.tv_power on|off` ({mode}, verified), whole process: "
           f"median {statistics.median(times):.3f} s, min {min(times):.3f} s, "
-          f"max {max(times):.3f} s over {args.runs} runs (target < 0.6 s); "
+          f"max {max(times):.3f} s over {args.runs} runs (target <= 0.35 s, quiet machine); "
           f"CPU (user+sys) median {statistics.median(cpu):.3f} s; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 

@@ -4,9 +4,7 @@ shared by the CLI and the library."""
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -67,6 +65,9 @@ def find_inventory(explicit: Path | None, env: Mapping[str, str] | None = None) 
 
 def who() -> str:
     """`user@host`, recorded with every event a person causes."""
+    import getpass  # here: `--help` and `status` never ask who is asking
+    import socket
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

@@ -11,20 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
-from rich.live import Live
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 from rich.text import Text
 
 from cmdctl.cli.render import safe
@@ -44,6 +34,10 @@ from cmdctl.drain.totals import (
     sorted_tallies,
 )
 
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+    from rich.table import Table
+
 #: Characters of a batch id shown on its bar: `cmdctl status ID` takes a prefix, and ids start
 #: with their creation time (10 characters, to the millisecond) then randomness.
 BATCH_PREFIX = 12
@@ -56,6 +50,17 @@ class LiveView:
     """Observer that draws progress on a terminal; use as a context manager around the run."""
 
     def __init__(self, console: Console, *, title: str = "drain") -> None:
+        # Only a terminal shows bars: a cron drain does not pay for importing them.
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self.console = console
         self.progress = Progress(
             TextColumn("{task.description}", justify="left"),
@@ -94,6 +99,8 @@ class LiveView:
         self.live.__exit__(exc_type, exc, tb)
 
     def _render(self) -> Group:
+        from rich.table import Table
+
         table = Table.grid(padding=(0, 2))
         shown = list(self.in_flight.items())[:SHOWN_IN_FLIGHT]
         for device, step in shown:
@@ -244,6 +251,8 @@ def recap_table(totals: Totals, width: int | None = None) -> Table:
     first column already shows) takes the rest of the width and wraps, so device and error stay
     readable on a narrow terminal.
     """
+    from rich.table import Table
+
     tallies = sorted_tallies(totals.devices.values())
     shown = [name for name in _COLUMNS if totals.count(name)]
     narrow = width is not None and width < NARROW
