@@ -355,7 +355,8 @@ class Journal:
             try:
                 st = os.fstat(fd)
                 file_id = (st.st_dev, st.st_ino)
-                snap = snapshot.read(self.directory, st, _preader(fd))
+                found = snapshot.read(self.directory, st, _preader(fd))
+                snap = None if found is None else found[0]
                 base = 0 if snap is None else snap.offset
                 chain = delta.chain(self.directory, fd, file_id, base, st.st_size)
                 data = reader.read_from(chain.end)
@@ -367,12 +368,15 @@ class Journal:
             scan.check = tail_check(reader.read_at, scan.end)
             scan.committed += chain.lines
             ledger = Ledger(reader.read_at)
-            if snap is not None:
+            if found is not None:
+                snap, parts = found
                 scan.committed += snap.committed
                 scan.damaged[:0] = [Damage(n, why) for n, why in snap.damaged]
-                ledger.load_rows(snap.rows)
+                ledger.load_rows(snap.rows, parts)
+                del found, parts  # the snapshot's bytes: copied into the ledger's columns
             for heads in chain.heads:
                 ledger.apply_heads(heads.kinds, heads.ids, heads.places, heads.queued)
+            del chain  # its lists are the ledger's now, or garbage
             ledger.apply_lines(scan.lines, scan.offsets)
             big = scan.end - base >= snapshot.SNAPSHOT_AFTER_BYTES
             if big and snapshot.write(self.directory, st, scan, ledger, reader.read_at):
