@@ -389,7 +389,8 @@ class Ledger:
         for records in self._more.values():
             if not all(type(r) is int for r in records):
                 raise ValueError("only a ledger of journal positions can be dumped")
-        ids = self._ids_blob if self._ids is None else marshal.dumps(self._ids)
+        # version 2: no table of references (tens of MB for a million ids), none to share
+        ids = self._ids_blob if self._ids is None else marshal.dumps(self._ids, 2)
         rows = (
             self._names, self._more, sorted(self._unscheduled), list(self._tally.items()),
             list(self._heads.items()), self._times,
