@@ -47,8 +47,8 @@ class Snapshot(NamedTuple):
 
 
 #: Bytes per entry of each column after the ids (0: any): states, batches, devices, places,
-#: created, not_before (`Ledger.dump_rows`).
-_WIDTHS = (0, 1, 4, 4, 8, 8, 8)
+#: created, not_before; then the packed records: rows, their ends, positions (`Ledger.dump_rows`).
+_WIDTHS = (0, 1, 4, 4, 8, 8, 8, 0, 0, 0)
 
 #: The columns of a snapshot read back, for `Ledger.load_rows` (views into the file's bytes).
 Parts = list[memoryview]
@@ -81,6 +81,8 @@ def read(
         return None
     n = parts[1].nbytes
     if any(w and p.nbytes != n * w for p, w in zip(parts, _WIDTHS, strict=True)):
+        return None
+    if parts[7].nbytes != parts[8].nbytes or parts[9].nbytes % 8:
         return None
     if (snap.dev, snap.ino) != (st.st_dev, st.st_ino) or snap.offset > st.st_size:
         return None

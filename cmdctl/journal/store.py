@@ -360,7 +360,10 @@ class Journal:
                 found = snapshot.read(self.directory, st, _preader(fd))
                 snap = None if found is None else found[0]
                 if found is not None:
-                    ledger.load_rows(found[0].rows, found[1])
+                    try:
+                        ledger.load_rows(found[0].rows, found[1])
+                    except ValueError:  # not of this ledger's making: read everything
+                        ledger, snap = Ledger(reader.read_at), None
                     del found  # the snapshot's bytes: copied into the ledger's columns
                 base = 0 if snap is None else snap.offset
                 chain = delta.fold(
