@@ -25,11 +25,11 @@ import marshal
 import math
 import operator
 from array import array
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from bisect import bisect_left
 from dataclasses import dataclass, field
-from itertools import compress, islice, repeat
+from itertools import accumulate, chain, compress, islice
 from typing import Any
 
 from cmdctl.core.errors import InputError, JournalError
@@ -131,6 +131,7 @@ class Ledger:
         #: (oldest created, earliest not_before) of pending rows; None: not known, recompute
         self._times: tuple[float, float] | None = _UNKNOWN_TIMES
         self._cache: dict[int, Entry] = {}
+        self._decoded = 0  # records held as events or raw lines, not positions (no snapshot)
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> Ledger:
@@ -191,6 +192,7 @@ class Ledger:
             self._place[row] = record
         else:
             self._more[row] = [record]
+            self._decoded += type(record) is not int
         tally = self._tally.get(b)
         if tally is None:
             tally = self._tally[b] = [0] * len(_STATES)
@@ -215,6 +217,7 @@ class Ledger:
             self._place[row] = 0
         else:
             self._more_of(row).append(record)
+        self._decoded += type(record) is not int
         self._cache.pop(row, None)
         old = self._state[row]
         if old == _PENDING:
@@ -337,6 +340,10 @@ class Ledger:
         moves = [_MOVES.get(kind) for kind in KINDS]
         retried = KINDS.index(ev.RETRIED)
         details = zip(*queued, strict=True)  # used only line by line
+        # `_add_record`, inlined: a drain's appends run this once per started / done event
+        places_col, more, states, cache = self._place, self._more, self._state, self._cache
+        tally, batches, unscheduled = self._tally, self._batch, self._unscheduled
+        finished, pending, touched = _FINISHED_CODES, _PENDING, False
         for at, code, ident, place in others:
             row = index.get(ident)
             if code == QUEUED_CODE:
@@ -349,7 +356,33 @@ class Ledger:
             if row is None or (born and born.get(ident, -1) > at):
                 problems.append(Problem(ident, KINDS[code], "event for an unknown id"))
                 continue
-            self._add_record(row, place, moves[code], code == retried)
+            first = places_col[row]
+            if first:
+                more[row] = [first, place]
+                places_col[row] = 0
+            else:
+                records = more.get(row)
+                if records is None:
+                    records = self._more_of(row)
+                records.append(place)
+            if cache:
+                cache.pop(row, None)
+            old = states[row]
+            move = moves[code]
+            if old == pending:
+                touched = True
+            if move is not None and move != old and (old not in finished or code == retried):
+                states[row] = move
+                counts = tally[batches[row]]
+                counts[old] -= 1
+                counts[move] += 1
+                if move == pending:
+                    touched = True
+                    unscheduled.add(row)
+            elif old == pending:
+                unscheduled.add(row)
+        if touched:
+            self._times = None
 
     def _extend(
         self,
@@ -393,6 +426,7 @@ class Ledger:
         if row is None or len(self.problems) != before:
             return
         records = self._more[row]  # `apply` kept the decoded event there
+        self._decoded -= type(record) is int
         if len(records) == 1 and type(record) is int and 0 < record < 1 << 64:
             del self._more[row]
             self._place[row] = record
@@ -404,18 +438,18 @@ class Ledger:
     def dump_rows(self) -> tuple[tuple[Any, ...], list[Any]]:
         """The ledger as plain data for `marshal` and its columns as buffers, written as they
         are in memory; only a ledger of journal positions can be dumped."""
-        for records in self._more.values():
-            if not all(type(r) is int for r in records):
-                raise ValueError("only a ledger of journal positions can be dumped")
+        if self._decoded:
+            raise ValueError("only a ledger of journal positions can be dumped")
         packed = self._packed
-        if self._more:
-            rows, ends, flat = array("Q"), array("Q"), array("Q")
-            for row in sorted(self._more.keys() | set(packed[0])):
-                records = self._more.get(row)
-                flat.extend(self._unpack(row) if records is None else records)  # type: ignore[arg-type]
-                rows.append(row)
-                ends.append(len(flat))
-            packed = (rows, ends, flat)
+        if self._more:  # merged with the packed ones, by C-level maps
+            old_rows, ends, flat = packed
+            merged: dict[int, Sequence[Record]] = dict(zip(
+                old_rows, map(flat.__getitem__, map(slice, chain((0,), ends), ends)), strict=True))
+            merged.update(self._more)
+            order = sorted(merged)
+            lists = list(map(merged.__getitem__, order))
+            packed = (array("Q", order), array("Q", accumulate(map(len, lists))),
+                      array("Q", chain.from_iterable(lists)))  # type: ignore[arg-type]
         if self._times is None:  # once here, so that no later `status` has to read a line
             self._times = self._pending_times(None)
         # version 2: no table of references (tens of MB for a million ids), none to share
@@ -556,9 +590,9 @@ class Ledger:
         batch: str | None = None,
         state: State | None = None,
         unfinished: bool = False,
-    ) -> bytes | None:
+    ) -> bytes | bytearray | None:
         """Rows matching every filter given; None: every row."""
-        masks: list[bytes] = []
+        masks: list[bytes | bytearray] = []
         if state is not None:
             masks.append(self._state.translate(_STATE_TABLES[_CODE[state]]))
         if unfinished:
@@ -579,7 +613,7 @@ class Ledger:
             joined &= int.from_bytes(mask)
         return joined.to_bytes(len(self))
 
-    def _rows(self, mask: bytes | None) -> Iterator[int]:
+    def _rows(self, mask: bytes | bytearray | None) -> Iterator[int]:
         rows = range(len(self))
         return iter(rows) if mask is None else compress(rows, mask)
 

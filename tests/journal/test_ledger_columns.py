@@ -122,7 +122,7 @@ def agree(ledger: Ledger, ref: Reference) -> None:
     for state in State:
         rows = [(n, e.id) for n, e in enumerate(entries) if e.state is state]
         assert [(n, i) for n, i, _ in ledger.rows_in(state)] == rows
-        for n, i, records in ledger.rows_in(state):
+        for n, _i, records in ledger.rows_in(state):
             assert entry_of(records) == entries[n]
 
 
