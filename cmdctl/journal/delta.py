@@ -198,10 +198,13 @@ def _heads(body: bytes, r_start: int, r_end: int, r_lines: int) -> Heads | None:
             and sum(lengths) == r_end - r_start):
         return None
     # offset << 32 | length without the newline, as the ledger packs a line's position.
-    places = array("Q", map(operator.or_,
-                            map(operator.lshift, accumulate(lengths, initial=r_start),
-                                repeat(32)),
-                            map(operator.sub, lengths, repeat(1))))
+    try:
+        places = array("Q", map(operator.or_,
+                                map(operator.lshift, accumulate(lengths, initial=r_start),
+                                    repeat(32)),
+                                map(operator.sub, lengths, repeat(1))))
+    except OverflowError:  # past 4 GiB: the reader reads these lines from the journal
+        return None
     return Heads(kinds, ids, places, (batches, devices, created, not_before))
 
 

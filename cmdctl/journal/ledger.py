@@ -448,8 +448,11 @@ class Ledger:
             merged.update(self._more)
             order = sorted(merged)
             lists = list(map(merged.__getitem__, order))
-            packed = (array("Q", order), array("Q", accumulate(map(len, lists))),
-                      array("Q", chain.from_iterable(lists)))  # type: ignore[arg-type]
+            try:
+                packed = (array("Q", order), array("Q", accumulate(map(len, lists))),
+                          array("Q", chain.from_iterable(lists)))  # type: ignore[arg-type]
+            except OverflowError as err:  # a position past 4 GiB: not in 64 bits
+                raise ValueError("a journal over 4 GiB has no snapshot") from err
         if self._times is None:  # once here, so that no later `status` has to read a line
             self._times = self._pending_times(None)
         # version 2: no table of references (tens of MB for a million ids), none to share

@@ -276,3 +276,15 @@ def test_a_snapshot_with_a_short_column_is_not_used(tmp_path: Path) -> None:
 def _reader(path: Path) -> Any:
     data = path.read_bytes()
     return lambda offset, size: data[offset : offset + size]
+
+
+def test_a_line_past_4_gib_is_kept_and_only_the_snapshot_is_refused() -> None:
+    lines = [frame([ev.encode(ev.queued(entry(f"E{i}")))])[:-1] for i in range(2)]
+    ledger = Ledger(lambda offset, size: lines[offset >> 32 == 5][:size])
+    ledger.apply_lines(lines, [0, 5 << 32])  # the second line 20 GiB into the file
+    assert [e.id for e in ledger.entries()] == ["E0", "E1"]
+    try:
+        ledger.dump_rows()
+    except ValueError:
+        return
+    raise AssertionError("a position past 4 GiB dumped")
