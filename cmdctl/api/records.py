@@ -37,7 +37,7 @@ class Page:
 
 def batch_id(ledger: Ledger, text: str) -> str:
     """The batch whose id is `text` or starts with it; InputError if none or several."""
-    batches: list[str] = list(ledger.batches())
+    batches = ledger.batch_names()
     if text in batches:
         return text
     matches = [b for b in batches if b.startswith(text.upper())]
@@ -159,13 +159,14 @@ class Records:
         ledger = self.journal.ledger()
         # Counted without decoding, and only the rows shown are decoded: a journal may hold a
         # million pending entries, and `queue ls -n 10` must not build a million of them.
-        ids = ledger.ids_where(
+        rows, total = ledger.page(
             device=device,
             batch=batch_id(ledger, batch) if batch is not None else None,
             state=wanted,
             unfinished=wanted is None,
+            first=last,
         )
-        return Page(tuple(ledger.get(i) for i in ids[:last]), len(ids))
+        return Page(tuple(rows), total)
 
     def entry(self, entry_id: str) -> Entry:
         """One entry by id or unique prefix; InputError when there is none."""

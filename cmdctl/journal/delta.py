@@ -4,7 +4,7 @@ A cache beside the journal, like the snapshot: never the source of truth, always
 Every successful append (under the journal lock, after its fsync) adds one record here that
 describes its own lines: their event types, ids, positions in the journal, and for `queued`
 events the batch, device, created and not_before. A reader that finds a chain of records
-continuing from its snapshot (or from the start of the journal) folds them with
+continuing from its snapshot (or from the start of the journal) folds them, one at a time, with
 `Ledger.apply_heads`, which skips reading, checksumming and parsing those lines, and reads the
 journal itself only past the chain's end. Only the first status after a burst of appends pays
 for this fold; it then writes a new snapshot and prunes the records the snapshot covers.
@@ -12,8 +12,8 @@ for this fold; it then writes a new snapshot and prunes the records the snapshot
 A record: a fixed header (magic, the journal's st_dev and st_ino, the byte range it covers, its
 number of lines, the CRC-32 of the last `CHECK` bytes of that range, and the payload's length
 and CRC-32), then the payload (marshal). A reader uses the longest run of intact records that
-start exactly where the previous one ended, and only if the journal still holds the bytes the
-last of them describes (its CRC check). A torn record (a crash while writing it), a damaged one
+start exactly where the previous one ended, each only if the journal still holds the bytes it
+describes (its CRC check). A torn record (a crash while writing it), a damaged one
 or a gap ends the run; the rest is read from the journal as usual. Writes are not fsynced and
 races with a concurrent prune can lose a record: either only costs speed.
 """
@@ -27,7 +27,7 @@ import os
 import struct
 import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, repeat
 from pathlib import Path
@@ -63,12 +63,10 @@ class Heads:
 
 @dataclass(frozen=True, slots=True)
 class Chain:
-    """The records that continue from a reader's starting offset."""
+    """How far the records continuing from a reader's starting offset went."""
 
-    heads: tuple[Heads, ...]
-    end: int  # byte offset the last record ends at (the start offset if there are none)
+    end: int  # byte offset the last record folded ends at (the start offset if there are none)
     lines: int  # lines they cover
-    last_record_end: int  # where the file's last intact record ends (decides pruning)
 
 
 def record(
@@ -128,86 +126,115 @@ def append(directory: Path, blob: bytes) -> None:
         durable.append_file(directory / DELTA_FILE, blob, mode=FILE_MODE, sync=False)
 
 
-def chain(directory: Path, journal_fd: int, file_id: tuple[int, int], start: int,
-          size: int) -> Chain:
-    """The records continuing from `start` that the journal (`journal_fd`, `size` bytes) holds."""
+def fold(directory: Path, journal_fd: int, file_id: tuple[int, int], start: int, size: int,
+         apply: Callable[[Heads], None]) -> Chain:
+    """Hand `apply` each record continuing from `start` that the journal (`journal_fd`, `size`
+    bytes) holds, in order, one at a time; how far they went.
+
+    A record is read (pread), checked and decoded only when its turn comes, and dropped once
+    folded: the delta file of a million `queued` events is never in memory whole. A record is
+    used only if the journal still holds the last bytes it describes (its CHECK); the first
+    that fails any check ends the run.
+    """
     try:
-        data = durable.read_file(directory / DELTA_FILE)
+        fd = os.open(directory / DELTA_FILE, os.O_RDONLY | durable.NOFOLLOW)
     except OSError:
-        return Chain((), start, 0, 0)
-    found: list[tuple[Heads, int, int, int]] = []  # heads, end, check_len, check_crc
-    end, pos, last_end = start, 0, 0
-    head_size, crc_size = _HEAD.size, _PAYLOAD_CRC.size
-    while pos + head_size + crc_size <= len(data):
+        return Chain(start, 0)
+    try:
+        return _fold(fd, journal_fd, file_id, start, size, apply)
+    finally:
+        os.close(fd)
+
+
+def _fold(fd: int, journal_fd: int, file_id: tuple[int, int], start: int, size: int,
+          apply: Callable[[Heads], None]) -> Chain:
+    end, lines, pos = start, 0, 0
+    fixed = _HEAD.size + _PAYLOAD_CRC.size
+    total = os.fstat(fd).st_size
+    while pos + fixed <= total:
+        header = os.pread(fd, fixed, pos)
+        if len(header) != fixed:
+            break
         magic, dev, ino, r_start, r_end, r_lines, check_len, check, body_len = _HEAD.unpack_from(
-            data, pos)
-        body_at = pos + head_size + crc_size
-        if magic != _MAGIC or body_at + body_len > len(data):
+            header)
+        body_at = pos + fixed
+        if magic != _MAGIC or body_at + body_len > total:
             break  # torn or foreign: nothing after it can be trusted to be framed
-        (body_crc,) = _PAYLOAD_CRC.unpack_from(data, pos + head_size)
+        (body_crc,) = _PAYLOAD_CRC.unpack_from(header, _HEAD.size)
         pos = body_at + body_len
-        if (dev, ino) != file_id:
-            continue
-        last_end = max(last_end, r_end)
-        if r_start != end or r_end > size:
-            continue  # already covered, or past what this reader sees
-        body = data[body_at:pos]
-        if zlib.crc32(body) != body_crc:
+        if (dev, ino) != file_id or r_start != end or r_end > size:
+            continue  # another file's, already covered, or past what this reader sees
+        body = os.pread(fd, body_len, body_at)
+        if len(body) != body_len or zlib.crc32(body) != body_crc:
             break
-        try:
-            kinds, ids, packed, (batches, devices, created_b, not_before_b) = marshal.loads(body)
-            lengths = array("I")
-            lengths.frombytes(packed)
-            created, not_before = array("d"), array("d")
-            created.frombytes(created_b)
-            not_before.frombytes(not_before_b)
-        except (ValueError, EOFError, TypeError):
+        heads = _heads(body, r_start, r_end, r_lines)
+        if heads is None:
             break
-        if not (len(kinds) == len(ids) == len(lengths) == r_lines
-                and len(batches) == len(devices) == len(created) == len(not_before)
-                and sum(lengths) == r_end - r_start):
-            break
-        # offset << 32 | length without the newline, as the ledger packs a line's position.
-        places = array("Q", map(operator.or_,
-                                map(operator.lshift, accumulate(lengths, initial=r_start),
-                                    repeat(32)),
-                                map(operator.sub, lengths, repeat(1))))
-        queued = (batches, devices, created, not_before)
-        found.append((Heads(kinds, ids, places, queued), r_end, check_len, check))
-        end = r_end
-    # Trust the run only up to the last record whose bytes the journal still holds.
-    while found:
-        _, r_end, check_len, check = found[-1]
         try:
             held = os.pread(journal_fd, check_len, r_end - check_len)
         except OSError:
             held = b""
-        if zlib.crc32(held) == check and len(held) == check_len:
-            break
-        found.pop()
-        end = found[-1][1] if found else start
-    lines = sum(len(h.ids) for h, *_ in found)
-    return Chain(tuple(h for h, *_ in found), end, lines, last_end)
+        if len(held) != check_len or zlib.crc32(held) != check:
+            break  # the journal no longer holds what this record describes
+        del body
+        apply(heads)
+        end, lines = r_end, lines + r_lines
+    return Chain(end, lines)
+
+
+def _heads(body: bytes, r_start: int, r_end: int, r_lines: int) -> Heads | None:
+    """A record's payload decoded, or None if it does not describe its range."""
+    try:
+        kinds, ids, packed, (batches, devices, created_b, not_before_b) = marshal.loads(body)
+        lengths = array("I")
+        lengths.frombytes(packed)
+        created, not_before = array("d"), array("d")
+        created.frombytes(created_b)
+        not_before.frombytes(not_before_b)
+    except (ValueError, EOFError, TypeError):
+        return None
+    if not (len(kinds) == len(ids) == len(lengths) == r_lines
+            and len(batches) == len(devices) == len(created) == len(not_before)
+            and sum(lengths) == r_end - r_start):
+        return None
+    # offset << 32 | length without the newline, as the ledger packs a line's position.
+    try:
+        places = array("Q", map(operator.or_,
+                                map(operator.lshift, accumulate(lengths, initial=r_start),
+                                    repeat(32)),
+                                map(operator.sub, lengths, repeat(1))))
+    except OverflowError:  # past 4 GiB: the reader reads these lines from the journal
+        return None
+    return Heads(kinds, ids, places, (batches, devices, created, not_before))
 
 
 def prune(directory: Path, covered: int, file_id: tuple[int, int]) -> None:
-    """Drop records a snapshot now covers (best effort; a cache)."""
+    """Drop records a snapshot now covers (best effort; a cache). Reads the headers, and only
+    the records it keeps."""
     path = directory / DELTA_FILE
+    keep: list[bytes] = []
+    fixed = _HEAD.size + _PAYLOAD_CRC.size
     try:
-        data = durable.read_file(path)
+        fd = os.open(path, os.O_RDONLY | durable.NOFOLLOW)
     except OSError:
         return
-    keep: list[bytes] = []
-    pos = 0
-    head_size, crc_size = _HEAD.size, _PAYLOAD_CRC.size
-    while pos + head_size + crc_size <= len(data):
-        magic, dev, ino, _start, r_end, _l, _cl, _c, body_len = _HEAD.unpack_from(data, pos)
-        nxt = pos + head_size + crc_size + body_len
-        if magic != _MAGIC or nxt > len(data):
-            break
-        if (dev, ino) == file_id and r_end > covered:
-            keep.append(data[pos:nxt])
-        pos = nxt
+    try:
+        total, pos = os.fstat(fd).st_size, 0
+        while pos + fixed <= total:
+            header = os.pread(fd, fixed, pos)
+            if len(header) != fixed:
+                break
+            magic, dev, ino, _start, r_end, _l, _cl, _c, body_len = _HEAD.unpack_from(header)
+            nxt = pos + fixed + body_len
+            if magic != _MAGIC or nxt > total:
+                break
+            if (dev, ino) == file_id and r_end > covered:
+                keep.append(os.pread(fd, nxt - pos, pos))
+            pos = nxt
+    except OSError:
+        return
+    finally:
+        os.close(fd)
     with contextlib.suppress(OSError):
         if keep:
             durable.replace_file(path, b"".join(keep), mode=FILE_MODE, sync=False)

@@ -2,22 +2,34 @@
 
 An entry's state depends only on the sequence of its event types, so the ledger tracks state,
 batch and device eagerly (from `events.peek`, without decoding lines) and decodes an entry's
-records into an `Entry` only when asked for it. This keeps `status` on a million events fast.
-A record is a decoded `Event`, a raw line, or (from the journal) the line's position in the
-file, packed as `offset << 32 | length` and read back through `read_at`.
+records into an `Entry` only when asked for it. A record is a decoded `Event`, a raw line, or
+(from the journal) the line's position in the file, packed as `offset << 32 | length` and read
+back through `read_at`.
+
+The rows are columns, one item per entry in journal order of its `queued` record, so a million
+entries cost tens of bytes each rather than a Python list apiece: the ids in a list (and a dict
+id → row, built on first lookup), the states in a bytearray, batch and device as codes into one
+table of names (array 'I'), the position of an entry's only record in array 'Q' (0: its records
+are in a small dict, as for an entry with several), and the `queued` record's created and
+not_before in array 'd'. Counts per batch and state, each batch's first row and the pending
+entries' oldest `created` and earliest `not_before` are kept as the fold goes, so `status` does
+not walk the rows; filters build masks (one byte per row) with C-level maps. A snapshot stores
+the columns as bytes.
 
 The rules for one entry are in `journal.entry` (`fold`).
 """
 
 from __future__ import annotations
 
+import marshal
+import math
 import operator
 from array import array
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
-from operator import itemgetter
+from itertools import accumulate, chain, compress, islice
 from typing import Any
 
 from cmdctl.core.errors import InputError, JournalError
@@ -27,17 +39,31 @@ from cmdctl.journal.delta import KINDS, QUEUED_CODE
 from cmdctl.journal.entry import FINISHED_STATES, TRANSITIONS, entry_of
 from cmdctl.journal.events import Event, EventDecodeError
 
-_TRANSITIONS_B = {k.encode(): v for k, v in TRANSITIONS.items()}
-
-# A row: [state, batch, device, records, cached Entry or None, (created, not_before) or None].
-_STATE, _BATCH, _DEVICE, _RECORDS, _CACHE, _SCHEDULE = range(6)
 _STATES = tuple(State)
-_STATE_INDEX = {state: i for i, state in enumerate(_STATES)}
+_CODE = {state: i for i, state in enumerate(_STATES)}
+_PENDING = _CODE[State.PENDING]
+_RUNNING = _CODE[State.RUNNING]
+_FINISHED_CODES = frozenset(_CODE[s] for s in FINISHED_STATES)
+#: event type (bytes) → the state code it moves an entry to
+_MOVES_B = {k.encode(): _CODE[v] for k, v in TRANSITIONS.items()}
+_MOVES = {k: _CODE[v] for k, v in TRANSITIONS.items()}
+_NAN = math.nan
+_UNKNOWN_TIMES = (math.inf, math.inf)  # `_times` as it starts: no pending entry yet
 
 #: A decoded event, a raw line, or a line's position packed as `offset << 32 | length`.
 Record = Event | bytes | int
 
 ReadAt = Callable[[int, int], bytes]
+
+
+def _table(codes: Iterable[int]) -> bytes:
+    """A `bytes.translate` table: 1 for the state codes given, 0 for the rest."""
+    chosen = set(codes)
+    return bytes(1 if i in chosen else 0 for i in range(256))
+
+
+_UNFINISHED_TABLE = _table(c for c in range(len(_STATES)) if c not in _FINISHED_CODES)
+_STATE_TABLES = [_table([c]) for c in range(len(_STATES))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,38 +103,35 @@ class BatchProgress:
         return sum(n for state, n in self.counts.items() if state.finished)
 
 
-def _packed(records: bytes | list[Record]) -> bytes:
-    """A row's records as packed positions (what a snapshot keeps)."""
-    if type(records) is bytes:
-        return records
-    return array("Q", records).tobytes()  # type: ignore[type-var]
-
-
-_COL_STATE, _COL_BATCH, _COL_DEVICE, _COL_RECORDS, _COL_SCHEDULE = (
-    itemgetter(_STATE), itemgetter(_BATCH), itemgetter(_DEVICE), itemgetter(_RECORDS),
-    itemgetter(_SCHEDULE),
-)
-
-
-def _unpack(packed: bytes) -> list[Record]:
-    return array("Q", packed).tolist()  # type: ignore[return-value]
-
-
-def _records(row: list[Any]) -> list[Record]:
-    """A row's records as a list (unpacking a snapshot's packed positions on first use)."""
-    records = row[_RECORDS]
-    if type(records) is bytes:
-        records = row[_RECORDS] = _unpack(records)
-    return records  # type: ignore[no-any-return]
-
-
 class Ledger:
     """Current entries, folded from events in journal order."""
 
     def __init__(self, read_at: ReadAt | None = None) -> None:
-        self._rows: dict[str, list[Any]] = {}
         self._read_at = read_at
         self.problems: list[Problem] = []
+        self._ids: list[str] | None = []  # None: still `_ids_blob` (from a snapshot)
+        self._ids_blob = b""
+        self._index: dict[str, int] | None = {}  # id → row; None: not built yet
+        self._state = bytearray()
+        self._names: list[str] = []  # batches and devices, each once
+        self._codes: dict[str, int] = {}
+        self._batch = array("I")
+        self._device = array("I")
+        self._place = array("Q")  # the only record's position; 0: see `_more`
+        self._more: dict[int, list[Record]] = {}  # row → records, when not one position
+        # The same from a snapshot, packed (rows ascending, where each one's records end in
+        # `_flat`), moved into `_more` when a row is read or changed: a snapshot of 300,000
+        # finished entries loads as three buffers, not 300,000 lists.
+        self._packed = (array("Q"), array("Q"), array("Q"))  # rows, ends, flat
+        self._created = array("d")  # of the `queued` record; valid unless in `_unscheduled`
+        self._due = array("d")
+        self._unscheduled: set[int] = set()  # pending rows whose columns above are not known
+        self._tally: dict[int, list[int]] = {}  # batch code → count per state; first-seen order
+        self._heads: dict[int, int] = {}  # batch code → its first row
+        #: (oldest created, earliest not_before) of pending rows; None: not known, recompute
+        self._times: tuple[float, float] | None = _UNKNOWN_TIMES
+        self._cache: dict[int, Entry] = {}
+        self._decoded = 0  # records held as events or raw lines, not positions (no snapshot)
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> Ledger:
@@ -126,14 +149,111 @@ class Ledger:
         return ledger
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._state)
 
     def __contains__(self, entry_id: object) -> bool:
-        return entry_id in self._rows
+        return entry_id in self._lookup()
+
+    # -- the columns -----------------------------------------------------------------------------
+
+    def _id_list(self) -> list[str]:
+        ids = self._ids
+        if ids is None:
+            ids = self._ids = marshal.loads(self._ids_blob)
+            self._ids_blob = b""
+        return ids
+
+    def _lookup(self) -> dict[str, int]:
+        index = self._index
+        if index is None:
+            ids = self._id_list()
+            index = self._index = dict(zip(ids, range(len(ids)), strict=True))
+        return index
+
+    def _code(self, name: str) -> int:
+        code = self._codes.get(name)
+        if code is None:
+            code = self._codes[name] = len(self._names)
+            self._names.append(name)
+        return code
+
+    def _new_row(
+        self, ident: str, batch: str, device: str, record: Record, times: tuple[float, float] | None
+    ) -> None:
+        row = len(self._state)
+        self._id_list().append(ident)
+        self._lookup()[ident] = row
+        self._state.append(_PENDING)
+        b = self._code(batch)
+        self._batch.append(b)
+        self._device.append(self._code(device))
+        self._place.append(0)
+        if type(record) is int and 0 < record < 1 << 64:
+            self._place[row] = record
+        else:
+            self._more[row] = [record]
+            self._decoded += type(record) is not int
+        tally = self._tally.get(b)
+        if tally is None:
+            tally = self._tally[b] = [0] * len(_STATES)
+            self._heads[b] = row
+        tally[_PENDING] += 1
+        if times is None:
+            self._created.append(_NAN)
+            self._due.append(_NAN)
+            self._unscheduled.add(row)
+            self._times = None
+        else:
+            self._created.append(times[0])
+            self._due.append(times[1])
+            if self._times is not None:
+                self._times = (min(self._times[0], times[0]), min(self._times[1], times[1]))
+
+    def _add_record(self, row: int, record: Record, move: int | None, retried: bool) -> None:
+        """An event for an existing row: keep its record, move its state by the rules."""
+        place = self._place[row]
+        if place:
+            self._more[row] = [place, record]
+            self._place[row] = 0
+        else:
+            self._more_of(row).append(record)
+        self._decoded += type(record) is not int
+        self._cache.pop(row, None)
+        old = self._state[row]
+        if old == _PENDING:
+            self._times = None  # its schedule may change, or it leaves the pending ones
+        if move is not None and move != old and (old not in _FINISHED_CODES or retried):
+            self._state[row] = move
+            tally = self._tally[self._batch[row]]
+            tally[old] -= 1
+            tally[move] += 1
+            old = move
+        if old == _PENDING:
+            self._unscheduled.add(row)
+            self._times = None
+
+    def _records(self, row: int) -> list[Record]:
+        place = self._place[row]
+        return [place] if place else self._more_of(row)
+
+    def _more_of(self, row: int) -> list[Record]:
+        records = self._more.get(row)
+        if records is None:
+            records = self._more[row] = self._unpack(row)
+        return records
+
+    def _unpack(self, row: int) -> list[Record]:
+        rows, ends, flat = self._packed
+        i = bisect_left(rows, row)
+        if i == len(rows) or rows[i] != row:
+            raise KeyError(row)
+        return flat[ends[i - 1] if i else 0 : ends[i]].tolist()  # type: ignore[return-value]
+
+    # -- folding -----------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
         """Fold one decoded event."""
-        row = self._rows.get(event.id)
+        row = self._lookup().get(event.id)
         if event.type == ev.QUEUED:
             if row is not None:
                 self.problems.append(Problem(event.id, event.type, "queued twice"))
@@ -142,35 +262,31 @@ class Ledger:
             if not isinstance(batch, str) or not isinstance(device, str):
                 self.problems.append(Problem(event.id, event.type, "queued without batch/device"))
                 return
-            self._rows[event.id] = [State.PENDING, batch, device, [event], None, None]
+            self._new_row(event.id, batch, device, event, None)
             return
         if row is None:
             self.problems.append(Problem(event.id, event.type, "event for an unknown id"))
             return
-        _records(row).append(event)
-        row[_CACHE] = None
-        state = TRANSITIONS.get(event.type)
-        if state is not None and (row[_STATE] not in FINISHED_STATES or event.type == ev.RETRIED):
-            row[_STATE] = state
+        self._add_record(row, event, _MOVES.get(event.type), event.type == ev.RETRIED)
 
     def apply_lines(self, lines: Sequence[bytes], offsets: Sequence[int] | None = None) -> None:
         """Fold raw lines; with `offsets`, keep positions (read back via `read_at`) not bytes."""
-        rows = self._rows
-        transitions = _TRANSITIONS_B
+        if not lines:
+            return  # a reader with nothing past its snapshot: no id index to build
+        index = self._lookup()
         head = ev.HEAD.match
-        pending = State.PENDING
-        finished = FINISHED_STATES
+        moves = _MOVES_B
         problems = self.problems
         strings: dict[bytes, str] = {}
-        for index, line in enumerate(lines):
-            record: bytes | int = line if offsets is None else offsets[index] << 32 | len(line)
+        for n, line in enumerate(lines):
+            record: bytes | int = line if offsets is None else offsets[n] << 32 | len(line)
             match = head(line)  # `events.peek`, inlined: this loop runs once per line
             if match is None:
                 self._apply_slow(line, record)
                 continue
             kind, raw_id, raw_batch, raw_device = match.groups()
             ident = raw_id.decode()
-            row = rows.get(ident)
+            row = index.get(ident)
             if kind == b"queued":
                 if raw_batch is None:
                     self._apply_slow(line, record)
@@ -178,25 +294,18 @@ class Ledger:
                 if row is not None:
                     problems.append(Problem(ident, ev.QUEUED, "queued twice"))
                     continue
-                batch = strings.get(raw_batch)  # shared, and marshalled once
+                batch = strings.get(raw_batch)
                 if batch is None:
                     batch = strings[raw_batch] = raw_batch.decode()
                 device = strings.get(raw_device)
                 if device is None:
                     device = strings[raw_device] = raw_device.decode()
-                rows[ident] = [pending, batch, device, [record], None, None]
+                self._new_row(ident, batch, device, record, None)
                 continue
             if row is None:
                 problems.append(Problem(ident, kind.decode(), "event for an unknown id"))
                 continue
-            records = row[3]
-            if type(records) is bytes:  # packed positions from a snapshot
-                records = row[3] = _unpack(records)
-            records.append(record)
-            row[4] = None
-            state = transitions.get(kind)
-            if state is not None and (row[0] not in finished or kind == b"retried"):
-                row[0] = state
+            self._add_record(row, record, moves.get(kind), kind == b"retried")
 
     def apply_heads(
         self,
@@ -210,21 +319,14 @@ class Ledger:
         `kinds` holds one code into `delta.KINDS` per line, `places` the packed positions,
         `queued` the batches, devices, created and not_before times of the `queued` lines.
         """
-        rows = self._rows
+        index = self._lookup()
         n = len(ids)
         n_queued = kinds.count(QUEUED_CODE)
         others: Iterable[tuple[int, int, str, int]]
         is_queued = list(map(QUEUED_CODE.__eq__, kinds))
         new_ids = list(compress(ids, is_queued))
-        if n_queued and rows.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
-            # New rows for the queued lines at once, by C-level maps (no per-line bytecode).
-            batches, devices, created_at, due_at = queued
-            fresh = zip(  # strict=False: the repeats are endless; the rest are n_queued long
-                repeat(State.PENDING), batches, devices,
-                map(list, zip(compress(places, is_queued), strict=False)), repeat(None),
-                zip(created_at, due_at, strict=True), strict=False,
-            )
-            rows.update(zip(new_ids, map(list, fresh), strict=True))
+        if n_queued and index.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
+            self._extend(new_ids, list(compress(places, is_queued)), queued)
             if n_queued == n:
                 return
             # An event must not reach a row queued later in the same append ("unknown id").
@@ -234,31 +336,83 @@ class Ledger:
         else:  # line by line: an append that queues an id already known ("queued twice")
             born = {}
             others = zip(range(n), kinds, ids, places, strict=True)
-        finished = FINISHED_STATES
         problems = self.problems
-        moves = [TRANSITIONS.get(kind) for kind in KINDS]
+        moves = [_MOVES.get(kind) for kind in KINDS]
         retried = KINDS.index(ev.RETRIED)
         details = zip(*queued, strict=True)  # used only line by line
-        for index, code, ident, place in others:
-            row = rows.get(ident)
+        # `_add_record`, inlined: a drain's appends run this once per started / done event
+        places_col, more, states, cache = self._place, self._more, self._state, self._cache
+        tally, batches, unscheduled = self._tally, self._batch, self._unscheduled
+        finished, pending, touched = _FINISHED_CODES, _PENDING, False
+        for at, code, ident, place in others:
+            row = index.get(ident)
             if code == QUEUED_CODE:
                 batch, device, created, not_before = next(details)
                 if row is not None:
                     problems.append(Problem(ident, ev.QUEUED, "queued twice"))
                     continue
-                rows[ident] = [State.PENDING, batch, device, [place], None, (created, not_before)]
+                self._new_row(ident, batch, device, place, (created, not_before))
                 continue
-            if row is None or (born and born.get(ident, -1) > index):
+            if row is None or (born and born.get(ident, -1) > at):
                 problems.append(Problem(ident, KINDS[code], "event for an unknown id"))
                 continue
-            records = row[3]
-            if type(records) is bytes:  # packed positions from a snapshot
-                records = row[3] = _unpack(records)
-            records.append(place)
-            row[4] = None
-            state = moves[code]
-            if state is not None and (row[0] not in finished or code == retried):
-                row[0] = state
+            first = places_col[row]
+            if first:
+                more[row] = [first, place]
+                places_col[row] = 0
+            else:
+                records = more.get(row)
+                if records is None:
+                    records = self._more_of(row)
+                records.append(place)
+            if cache:
+                cache.pop(row, None)
+            old = states[row]
+            move = moves[code]
+            if old == pending:
+                touched = True
+            if move is not None and move != old and (old not in finished or code == retried):
+                states[row] = move
+                counts = tally[batches[row]]
+                counts[old] -= 1
+                counts[move] += 1
+                if move == pending:
+                    touched = True
+                    unscheduled.add(row)
+            elif old == pending:
+                unscheduled.add(row)
+        if touched:
+            self._times = None
+
+    def _extend(
+        self,
+        new_ids: list[str],
+        places: list[int],
+        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
+    ) -> None:
+        """New pending rows for distinct, unknown ids, at once by C-level maps."""
+        batches, devices, created, not_before = queued
+        base, n = len(self._state), len(new_ids)
+        for name in set(batches) | set(devices):
+            self._code(name)
+        codes = self._codes.__getitem__
+        new_batches = array("I", map(codes, batches))
+        self._id_list().extend(new_ids)
+        self._lookup().update(zip(new_ids, range(base, base + n), strict=True))
+        self._state.extend(bytes([_PENDING]) * n)
+        self._batch.extend(new_batches)
+        self._device.extend(array("I", map(codes, devices)))
+        self._place.extend(places)
+        self._created.extend(created)
+        self._due.extend(not_before)
+        fresh = [(new_batches.index(b), b) for b in set(new_batches) if b not in self._tally]
+        for first, b in sorted(fresh):
+            self._tally[b] = [0] * len(_STATES)
+            self._heads[b] = base + first
+        for b, count in Counter(new_batches).items():
+            self._tally[b][_PENDING] += count
+        if self._times is not None and n:
+            self._times = (min(self._times[0], min(created)), min(self._times[1], min(not_before)))
 
     def _apply_slow(self, line: bytes, record: bytes | int) -> None:
         try:
@@ -268,43 +422,75 @@ class Ledger:
             return
         before = len(self.problems)
         self.apply(event)
-        row = self._rows.get(event.id)
-        if row is not None and len(self.problems) == before:
-            _records(row)[-1] = record  # keep the position, not the decoded copy
+        row = self._lookup().get(event.id)
+        if row is None or len(self.problems) != before:
+            return
+        records = self._more[row]  # `apply` kept the decoded event there
+        self._decoded -= type(record) is int
+        if len(records) == 1 and type(record) is int and 0 < record < 1 << 64:
+            del self._more[row]
+            self._place[row] = record
+        else:
+            records[-1] = record  # keep the position, not the decoded copy
 
     # -- snapshots (a derived cache the journal validates; see journal.snapshot) --------------
 
-    def dump_rows(self) -> tuple[Any, ...]:
-        """The rows as plain data for `marshal`; only a ledger of journal positions can be.
+    def dump_rows(self) -> tuple[tuple[Any, ...], list[Any]]:
+        """The ledger as plain data for `marshal` and its columns as buffers, written as they
+        are in memory; only a ledger of journal positions can be dumped."""
+        if self._decoded:
+            raise ValueError("only a ledger of journal positions can be dumped")
+        packed = self._packed
+        if self._more:  # merged with the packed ones, by C-level maps
+            old_rows, ends, flat = packed
+            merged: dict[int, Sequence[Record]] = dict(zip(
+                old_rows, map(flat.__getitem__, map(slice, chain((0,), ends), ends)), strict=True))
+            merged.update(self._more)
+            order = sorted(merged)
+            lists = list(map(merged.__getitem__, order))
+            try:
+                packed = (array("Q", order), array("Q", accumulate(map(len, lists))),
+                          array("Q", chain.from_iterable(lists)))  # type: ignore[arg-type]
+            except OverflowError as err:  # a position past 4 GiB: not in 64 bits
+                raise ValueError("a journal over 4 GiB has no snapshot") from err
+        if self._times is None:  # once here, so that no later `status` has to read a line
+            self._times = self._pending_times(None)
+        # version 2: no table of references (tens of MB for a million ids), none to share
+        ids = self._ids_blob if self._ids is None else marshal.dumps(self._ids, 2)
+        rows = (
+            self._names, sorted(self._unscheduled), list(self._tally.items()),
+            list(self._heads.items()), self._times,
+            [(p.entry_id, p.type, p.reason) for p in self.problems],
+        )
+        columns = [ids, self._state, self._batch, self._device, self._place, self._created,
+                   self._due, *packed]
+        return rows, columns
 
-        Columns (ids, state codes, batches, devices, packed records, schedules), built and
-        restored by C-level maps: a million-event ledger dumps and loads in a fraction of a
-        second.
-        """
-        values = list(self._rows.values())
-        codes = bytes(map(_STATE_INDEX.__getitem__, map(_COL_STATE, values)))
-        try:
-            records = list(map(_packed, map(_COL_RECORDS, values)))
-        except (TypeError, OverflowError) as err:  # events, raw lines, or a file > 4 GiB
-            raise ValueError("only a ledger of journal positions can be dumped") from err
-        # A schedule is kept for pending rows only (what `summary` uses, when single-record).
-        pending = _STATE_INDEX[State.PENDING]
-        schedules = [s if c == pending else None
-                     for s, c in zip(map(_COL_SCHEDULE, values), codes, strict=True)]
-        for i, (entry_id, row) in enumerate(self._rows.items()):
-            if schedules[i] is None and codes[i] == pending and len(records[i]) == 8:
-                schedules[i] = self._schedule(entry_id, row)
-        columns = (list(self._rows), codes, list(map(_COL_BATCH, values)),
-                   list(map(_COL_DEVICE, values)), records, schedules)
-        problems = [(p.entry_id, p.type, p.reason) for p in self.problems]
-        return (columns, problems)
-
-    def load_rows(self, dumped: tuple[Any, ...]) -> None:
-        """Restore rows from `dump_rows` output (before applying newer lines)."""
-        (ids, codes, batches, devices, records, schedules), problems = dumped
-        states = map(_STATES.__getitem__, codes)
-        rows = zip(states, batches, devices, records, repeat(None), schedules, strict=False)
-        self._rows = dict(zip(ids, map(list, rows), strict=True))
+    def load_rows(self, rows: tuple[Any, ...], columns: Sequence[Any]) -> None:
+        """Restore the ledger from `dump_rows` output (before applying newer lines)."""
+        names, unscheduled, tally, heads, times, problems = rows
+        ids, state, batch, device, place, created, due, *packed = columns
+        self._ids, self._ids_blob, self._index = None, bytes(ids), None
+        self._state = bytearray(state)
+        self._names = list(names)
+        self._codes = {name: i for i, name in enumerate(names)}
+        for column, data in ((self._batch, batch), (self._device, device),
+                             (self._place, place), (self._created, created), (self._due, due)):
+            del column[:]
+            column.frombytes(data)
+        self._more = {}
+        self._packed = (array("Q"), array("Q"), array("Q"))
+        for column, data in zip(self._packed, packed, strict=True):
+            column.frombytes(data)
+        self._unscheduled = set(unscheduled)
+        self._tally = {b: list(c) for b, c in tally}
+        self._heads = dict(heads)
+        self._times = None if times is None else (times[0], times[1])
+        self._cache = {}
+        n = len(self._state)
+        if not (len(self._batch) == len(self._device) == len(self._place) == len(self._created)
+                == len(self._due) == n) or len(self._packed[0]) != len(self._packed[1]):
+            raise ValueError("snapshot columns of different lengths")
         self.problems = [Problem(*p) for p in problems]
 
     # -- materialising -------------------------------------------------------------------------
@@ -319,53 +505,75 @@ class Ledger:
     def _event(self, record: Record) -> Event:
         return record if isinstance(record, Event) else ev.decode(self._raw(record))
 
-    def _schedule(self, entry_id: str, row: list[Any]) -> tuple[float, float]:
-        records = _records(row)
-        if len(records) == 1 and not isinstance(records[0], Event):
-            times = ev.peek_schedule(self._raw(records[0]))
-            if times is not None:
-                return times[0], times[1]
-        entry = self._entry(entry_id, row)
-        return entry.created, entry.not_before
-
-    # -- materialising -------------------------------------------------------------------------
-
-    def _entry(self, entry_id: str, row: list[Any]) -> Entry:
-        cached: Entry | None = row[_CACHE]
+    def _entry_at(self, row: int) -> Entry:
+        cached = self._cache.get(row)
         if cached is not None:
             return cached
         try:
-            entry = entry_of(_records(row), decode=self._event)
+            entry = entry_of(self._records(row), decode=self._event)
         except (EventDecodeError, ValueError) as err:
-            raise JournalError(f"entry {entry_id}: unreadable records: {err}") from err
-        row[_CACHE] = entry
+            raise JournalError(
+                f"entry {self._id_list()[row]}: unreadable records: {err}") from err
+        self._cache[row] = entry
         return entry
+
+    def _schedule(self, row: int) -> tuple[float, float]:
+        """(created, not_before) of a row, reading its only `queued` line if it can."""
+        place = self._place[row]
+        if place:
+            times = ev.peek_schedule(self._raw(place))
+            if times is not None:
+                return times[0], times[1]
+        records = self._more_of(row) if not place else None
+        if records is not None and len(records) == 1 and not isinstance(records[0], Event):
+            times = ev.peek_schedule(self._raw(records[0]))
+            if times is not None:
+                return times[0], times[1]
+        entry = self._entry_at(row)
+        return entry.created, entry.not_before
+
+    def _scheduled(self) -> None:
+        """Fill the schedule columns of pending rows that lack them."""
+        state = self._state
+        for row in sorted(self._unscheduled):
+            if state[row] == _PENDING:
+                self._created[row], self._due[row] = self._schedule(row)
+        self._unscheduled.clear()
 
     def get(self, entry_id: str) -> Entry:
         """The entry with exactly this id; KeyError if there is none."""
-        return self._entry(entry_id, self._rows[entry_id])
+        return self._entry_at(self._lookup()[entry_id])
 
     def records(self, entry_id: str) -> list[Event | bytes]:
         """The entry's records in journal order: events, or raw lines as the journal holds them."""
-        return [r if isinstance(r, Event) else self._raw(r) for r in _records(self._rows[entry_id])]
+        raw = self._raw
+        return [r if isinstance(r, Event) else raw(r)
+                for r in self._records(self._lookup()[entry_id])]
 
     def ids(self) -> Iterator[str]:
         """Every id, in journal order of its `queued` record."""
-        return iter(self._rows)
+        return iter(self._id_list())
 
     def state(self, entry_id: str) -> State:
         """The entry's state, without decoding it."""
-        state: State = self._rows[entry_id][_STATE]
-        return state
+        return _STATES[self._state[self._lookup()[entry_id]]]
+
+    def rows_in(self, state: State) -> Iterator[tuple[int, str, list[Event | bytes]]]:
+        """(place, id, records) of every entry in `state`, in journal order, without a lookup
+        per id: `place` is the entry's index in `ids()` (its journal order)."""
+        ids, raw = self._id_list(), self._raw
+        for row in self._rows(self._state.translate(_STATE_TABLES[_CODE[state]])):
+            yield row, ids[row], [r if isinstance(r, Event) else raw(r)
+                                  for r in self._records(row)]
 
     def lookup(self, id_or_prefix: str) -> Entry:
         """The entry with this id or unique id prefix; InputError if none or several match."""
-        if id_or_prefix in self._rows:
+        if id_or_prefix in self:
             return self.get(id_or_prefix)
         prefix = id_or_prefix.strip().upper()
         if not prefix:
             raise InputError("empty entry id")
-        matches = [i for i in self._rows if i.startswith(prefix)]
+        matches = [i for i in self._id_list() if i.startswith(prefix)]
         if not matches:
             raise InputError(f"no entry with id {id_or_prefix!r}", hint="see `cmdctl queue ls`")
         if len(matches) > 1:
@@ -376,6 +584,42 @@ class Ledger:
             )
         return self.get(matches[0])
 
+    # -- filters: a mask of one byte per row (1: matches), built by C-level maps ---------------
+
+    def _mask(
+        self,
+        *,
+        device: str | None = None,
+        batch: str | None = None,
+        state: State | None = None,
+        unfinished: bool = False,
+    ) -> bytes | bytearray | None:
+        """Rows matching every filter given; None: every row."""
+        masks: list[bytes | bytearray] = []
+        if state is not None:
+            masks.append(self._state.translate(_STATE_TABLES[_CODE[state]]))
+        if unfinished:
+            masks.append(self._state.translate(_UNFINISHED_TABLE))
+        for name, column in ((batch, self._batch), (device, self._device)):
+            if name is None:
+                continue
+            code = self._codes.get(name)
+            if code is None:
+                return bytes(len(self))
+            masks.append(bytes(map(code.__eq__, column)))
+        if not masks:
+            return None
+        if len(masks) == 1:
+            return masks[0]
+        joined = int.from_bytes(masks[0])
+        for mask in masks[1:]:
+            joined &= int.from_bytes(mask)
+        return joined.to_bytes(len(self))
+
+    def _rows(self, mask: bytes | bytearray | None) -> Iterator[int]:
+        rows = range(len(self))
+        return iter(rows) if mask is None else compress(rows, mask)
+
     def entries(
         self,
         *,
@@ -384,13 +628,8 @@ class Ledger:
         state: State | None = None,
     ) -> list[Entry]:
         """Entries matching every filter given, in id order."""
-        out = [
-            self._entry(i, row)
-            for i, row in self._rows.items()
-            if (state is None or row[_STATE] is state)
-            and (batch is None or row[_BATCH] == batch)
-            and (device is None or row[_DEVICE] == device)
-        ]
+        mask = self._mask(device=device, batch=batch, state=state)
+        out = list(map(self._entry_at, self._rows(mask)))
         out.sort(key=lambda e: e.id)
         return out
 
@@ -406,65 +645,90 @@ class Ledger:
 
         For listings that show a few of a million entries: count them all, decode the shown.
         """
-        return [
-            i
-            for i, row in self._rows.items()
-            if (state is None or row[_STATE] is state)
-            and (not unfinished or not row[_STATE].finished)
-            and (batch is None or row[_BATCH] == batch)
-            and (device is None or row[_DEVICE] == device)
-        ]
+        mask = self._mask(device=device, batch=batch, state=state, unfinished=unfinished)
+        ids = self._id_list()
+        return list(ids) if mask is None else list(compress(ids, mask))
+
+    def page(
+        self,
+        *,
+        device: str | None = None,
+        batch: str | None = None,
+        state: State | None = None,
+        unfinished: bool = False,
+        first: int,
+    ) -> tuple[list[Entry], int]:
+        """The first `first` matching entries in journal order (decoded), and how many match.
+
+        `queue ls -n 10` of a million entries counts them all and decodes ten.
+        """
+        mask = self._mask(device=device, batch=batch, state=state, unfinished=unfinished)
+        total = len(self) if mask is None else mask.count(1)
+        return list(map(self._entry_at, islice(self._rows(mask), max(first, 0)))), total
 
     # -- queries -------------------------------------------------------------------------------
 
     def counts(self) -> dict[State, int]:
-        """How many entries are in each state (states with none are left out)."""
-        return dict(Counter(row[_STATE] for row in self._rows.values()))
+        """How many entries are in each state (states with none are left out), in the order
+        each state first appears in the journal."""
+        state = self._state
+        present = sorted((at, code) for code in range(len(_STATES))
+                         if (at := state.find(code)) >= 0)
+        return {_STATES[code]: state.count(code) for _, code in present}
 
-    def summary(self) -> Summary:
-        """Counts, oldest pending, next due and stuck, decoding as little as possible."""
-        oldest: float | None = None
-        next_due: float | None = None
-        pending = State.PENDING
-        tally: Counter[State] = Counter()
-        for entry_id, row in self._rows.items():
-            state = row[_STATE]
-            tally[state] += 1
-            if state is not pending:
-                continue
-            recs = row[_RECORDS]
-            single = len(recs) == (8 if type(recs) is bytes else 1)
-            times = row[_SCHEDULE] if single else None
-            if times is None:
-                times = self._schedule(entry_id, row)
-            if oldest is None or times[0] < oldest:
-                oldest = times[0]
-            if next_due is None or times[1] < next_due:
-                next_due = times[1]
-        return Summary(dict(tally), oldest, next_due, tally.get(State.RUNNING, 0))
+    def summary(self, batch: str | None = None) -> Summary:
+        """Counts, oldest pending, next due and stuck (of one batch, if named), decoding as
+        little as possible."""
+        if batch is None:
+            counts = self.counts()
+            if self._times is None:
+                self._times = self._pending_times(None)
+            oldest, due = self._times
+        else:
+            code = self._codes.get(batch)
+            counts = self._batch_counts(code) if code in self._tally else {}
+            oldest, due = self._pending_times(batch) if counts.get(State.PENDING) else (
+                math.inf, math.inf)
+        return Summary(counts, None if oldest == math.inf else oldest,
+                       None if due == math.inf else due, counts.get(State.RUNNING, 0))
+
+    def _pending_times(self, batch: str | None) -> tuple[float, float]:
+        self._scheduled()
+        mask = self._mask(state=State.PENDING, batch=batch)
+        assert mask is not None
+        return (min(compress(self._created, mask), default=math.inf),
+                min(compress(self._due, mask), default=math.inf))
+
+    def _batch_counts(self, code: int) -> dict[State, int]:
+        """A batch's counts, states in the order they first appear among its rows."""
+        tally = self._tally[code]
+        present = [s for s, n in enumerate(tally) if n]
+        if len(present) == 1:
+            return {_STATES[present[0]]: tally[present[0]]}
+        state, batches, head = self._state, self._batch, self._heads[code]
+        firsts = []
+        for s in present:
+            at = state.find(s, head)
+            while batches[at] != code:  # a row of another batch: look further (tally says >0)
+                at = state.find(s, at + 1)
+            firsts.append((at, s))
+        return {_STATES[s]: tally[s] for _, s in sorted(firsts)}
 
     def batches(self) -> dict[str, BatchProgress]:
         """Progress per batch, batches in order of first appearance."""
-        tally: dict[str, Counter[State]] = {}
-        for row in self._rows.values():
-            counter = tally.get(row[_BATCH])
-            if counter is None:
-                counter = tally[row[_BATCH]] = Counter()
-            counter[row[_STATE]] += 1
-        return {b: BatchProgress(b, dict(c)) for b, c in tally.items()}
+        names = self._names
+        return {names[b]: BatchProgress(names[b], self._batch_counts(b)) for b in self._tally}
+
+    def batch_names(self) -> list[str]:
+        """Every batch, in order of first appearance, counting nothing."""
+        return [self._names[b] for b in self._tally]
 
     def batch_heads(self, batches: Iterable[str] | None = None) -> dict[str, Entry]:
         """The first entry of each batch (or of the ones named), decoding only those."""
         wanted = None if batches is None else set(batches)
-        heads: dict[str, Entry] = {}
-        for entry_id, row in self._rows.items():
-            batch = row[_BATCH]
-            if batch in heads or (wanted is not None and batch not in wanted):
-                continue
-            heads[batch] = self._entry(entry_id, row)
-            if wanted is not None and len(heads) == len(wanted):
-                break
-        return heads
+        names = self._names
+        return {names[b]: self._entry_at(row) for b, row in self._heads.items()
+                if wanted is None or names[b] in wanted}
 
     def pending(self) -> list[Entry]:
         """Every pending entry, due or not, in id order."""

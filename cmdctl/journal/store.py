@@ -61,8 +61,9 @@ Delta. Every append also adds a record to `journal.delta` describing its own lin
 positions, and batch/device/times of `queued` events), so a reader can fold a run of appends
 nobody has read yet without reading, checksumming and parsing those lines; the first `status`
 after a million events of `bulk` and drains costs about as much as a warm one plus one fold.
-`load` uses the records that continue from the snapshot (or the start), checks that the journal
-still holds the bytes the last one describes, and reads the journal only past them. Like the
+`load` folds the records that continue from the snapshot (or the start), one at a time, each
+once it has checked that the journal still holds the bytes it describes, and reads the journal
+only past them. Like the
 snapshot it trusts a committed prefix once checked; `verify` and `compact` always read every line.
 
 Network filesystems (NFS, CIFS/SMB, ...) do not give `flock` and `fsync` the guarantees above;
@@ -349,15 +350,26 @@ class Journal:
         except OSError as err:
             raise JournalError(f"cannot read {self.path}: {err}") from err
         reader = _Reader(fd)
+        ledger = Ledger(reader.read_at)
         gc_was_on = gc.isenabled()
         gc.disable()  # hundreds of thousands of acyclic rows: collections only cost time
         try:
             try:
                 st = os.fstat(fd)
                 file_id = (st.st_dev, st.st_ino)
-                snap = snapshot.read(self.directory, st, _preader(fd))
+                found = snapshot.read(self.directory, st, _preader(fd))
+                snap = None if found is None else found[0]
+                if found is not None:
+                    try:
+                        ledger.load_rows(found[0].rows, found[1])
+                    except ValueError:  # not of this ledger's making: read everything
+                        ledger, snap = Ledger(reader.read_at), None
+                    del found  # the snapshot's bytes: copied into the ledger's columns
                 base = 0 if snap is None else snap.offset
-                chain = delta.chain(self.directory, fd, file_id, base, st.st_size)
+                chain = delta.fold(
+                    self.directory, fd, file_id, base, st.st_size,
+                    lambda h: ledger.apply_heads(h.kinds, h.ids, h.places, h.queued),
+                )
                 data = reader.read_from(chain.end)
             except OSError as err:
                 raise JournalError(f"cannot read {self.path}: {err}") from err
@@ -366,13 +378,9 @@ class Journal:
             scan.file = file_id
             scan.check = tail_check(reader.read_at, scan.end)
             scan.committed += chain.lines
-            ledger = Ledger(reader.read_at)
             if snap is not None:
                 scan.committed += snap.committed
                 scan.damaged[:0] = [Damage(n, why) for n, why in snap.damaged]
-                ledger.load_rows(snap.rows)
-            for heads in chain.heads:
-                ledger.apply_heads(heads.kinds, heads.ids, heads.places, heads.queued)
             ledger.apply_lines(scan.lines, scan.offsets)
             big = scan.end - base >= snapshot.SNAPSHOT_AFTER_BYTES
             if big and snapshot.write(self.directory, st, scan, ledger, reader.read_at):

@@ -74,9 +74,8 @@ def status(
     if batch is not None:
         progress = {batch: progress[batch]} if batch in progress else {}
         counts = dict(progress[batch].counts) if progress else {}
-        entries = ledger.entries(batch=batch, state=State.PENDING)
-        oldest = min((e.created for e in entries), default=None)
-        next_due = min((e.not_before for e in entries), default=None)
+        summary = ledger.summary(batch)
+        oldest, next_due = summary.oldest_pending, summary.next_due
     else:
         summary = ledger.summary()
         counts = dict(summary.counts)
