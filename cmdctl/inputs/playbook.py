@@ -310,6 +310,7 @@ def expand(
     batch = ids()
     level = priority or playbook.priority
     parts: list[Part] = []
+    delays = any(step.delay for step, _, _ in plan_steps)  # else `before` is never read
     present = {step.name for step, names, _ in plan_steps if names}
     before: dict[str, Step] = {}  # device → its last queued step so far (for `delay:`)
     for step, names, pick in plan_steps:
@@ -320,10 +321,18 @@ def expand(
         if fill is not None and pick:
             fill.agree(names, pick)
         delayed: dict[str, Coordination] = {}  # the step before's name → with its gap
+        on = names[:1] if pick else names
+        if fill is None and (inline or pick or not delays) and on:
+            # The common case: one part, its entries differ in id and device only.
+            made = tuple([ids() for _ in on])
+            first = _entry(batch, on[0], made[0], command, level, now, not_before, expires,
+                           idempotent, step, who, playbook.name, coordination, inline=inline)
+            parts.append(Part(first, made, tuple(on), inline))
+            continue
         like: Entry | None = None  # the first entry of the part being made
         part_ids: list[str] = []
         part_devices: list[str] = []
-        for device in names[:1] if pick else names:
+        for device in on:
             if fill is not None:  # with variables: this device's command
                 command, idempotent = fill(device)
             mine = coordination
@@ -344,24 +353,8 @@ def expand(
                 if like is not None:
                     parts.append(Part(like, tuple(part_ids), tuple(part_devices), inline))
                     part_ids, part_devices = [], []
-                like = Entry(
-                    id=entry_id,
-                    batch=batch,
-                    device=device,
-                    command=command,
-                    priority=level,
-                    created=now,
-                    not_before=now if inline else not_before,  # inline steps run now
-                    expires=expires,
-                    idempotent=idempotent,
-                    verify=step.verify,
-                    max_attempts=step.attempts,
-                    who=who,
-                    origin=ORIGIN,
-                    step=step.name,
-                    playbook=playbook.name,
-                    coordination=mine,  # shared by the step's entries, like `command`
-                )
+                like = _entry(batch, device, entry_id, command, level, now, not_before, expires,
+                              idempotent, step, who, playbook.name, mine, inline=inline)
             part_ids.append(entry_id)
             part_devices.append(device)
         if like is not None:
@@ -370,6 +363,43 @@ def expand(
     devices = tuple(device for device in inventory.devices if device.name in touched)
     steps = tuple(step for step, _, _ in plan_steps)
     return Plan(batch, playbook.name, devices, steps, tuple(parts), playbook.serial)
+
+
+def _entry(
+    batch: str,
+    device: str,
+    entry_id: str,
+    command: Command,
+    level: Priority,
+    now: float,
+    not_before: float,
+    expires: float | None,
+    idempotent: bool,
+    step: Step,
+    who: str,
+    playbook: str,
+    coordination: Coordination,
+    *,
+    inline: bool,
+) -> Entry:
+    return Entry(
+        id=entry_id,
+        batch=batch,
+        device=device,
+        command=command,
+        priority=level,
+        created=now,
+        not_before=now if inline else not_before,  # inline steps run now
+        expires=expires,
+        idempotent=idempotent,
+        verify=step.verify,
+        max_attempts=step.attempts,
+        who=who,
+        origin=ORIGIN,
+        step=step.name,
+        playbook=playbook,
+        coordination=coordination,  # shared by the step's entries, like `command`
+    )
 
 
 class _Fill:

@@ -12,6 +12,7 @@ them like any other event and the ledger keeps them without changing state.
 from __future__ import annotations
 
 import bisect
+import gc
 import json
 import math
 import re
@@ -510,16 +511,22 @@ class QueuedRuns(Sequence[Event]):
 
     def _all(self) -> list[Event]:
         if self._events is None:
-            self._events = [
-                Event(QUEUED, entry_id, run.like.created, RunFields(run, index))
-                for run in self._runs
-                for index, entry_id in enumerate(run.ids)
-            ]
+            gc_was_on = gc.isenabled()
+            gc.disable()  # 200,000 small acyclic objects: collections would only cost time
+            try:
+                self._events = [
+                    Event(QUEUED, entry_id, run.like.created, RunFields(run, index))
+                    for run in self._runs
+                    for index, entry_id in enumerate(run.ids)
+                ]
+            finally:
+                if gc_was_on:
+                    gc.enable()
         return self._events
 
     def lines(self) -> Sequence[str]:
         """The events' lines, made as they are read (what `encode_many` returns)."""
-        return _RunLines(self._runs, self._size)
+        return RunLines(self._runs, self._size)
 
 
 class RunFields(Mapping[str, JSONValue]):
@@ -560,7 +567,7 @@ class RunFields(Mapping[str, JSONValue]):
         return repr(self._all())
 
 
-class _RunLines(Sequence[str]):
+class RunLines(Sequence[str]):
     """`encode_many` of a `QueuedRuns`: each line made when it is read."""
 
     __slots__ = ("_made", "_runs", "_size", "_starts")
@@ -601,13 +608,23 @@ class _RunLines(Sequence[str]):
             f'{encode_basestring(run.devices[at])},{rest}'
 
     def __iter__(self) -> Iterator[str]:
+        return self._lines(closed=True)
+
+    def opened(self) -> Iterator[str]:
+        """The lines without their closing brace (what the framing adds its keys to)."""
+        return self._lines(closed=False)
+
+    def _lines(self, *, closed: bool) -> Iterator[str]:
         esc = encode_basestring
         for k, run in enumerate(self._runs):
             parts = self._parts(k)
             if parts is None:
-                yield from encode_many([queued(run.entry(i)) for i in range(len(run.ids))])
+                lines = encode_many([queued(run.entry(i)) for i in range(len(run.ids))])
+                yield from (lines if closed else (line[:-1] for line in lines))
                 continue
             mid, rest = parts
+            if not closed:
+                rest = rest[:-1]
             for entry_id, device in zip(run.ids, run.devices, strict=True):
                 yield f'{{"t":"queued","id":{esc(entry_id)}{mid}{esc(device)},{rest}'
 
