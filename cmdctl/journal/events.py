@@ -515,9 +515,9 @@ class QueuedRuns(Sequence[Event]):
             gc.disable()  # 200,000 small acyclic objects: collections would only cost time
             try:
                 self._events = [
-                    Event(QUEUED, entry_id, run.like.created, RunFields(run, index))
+                    Event(QUEUED, entry_id, run.like.created, RunFields(run, device))
                     for run in self._runs
-                    for index, entry_id in enumerate(run.ids)
+                    for entry_id, device in zip(run.ids, run.devices, strict=True)
                 ]
             finally:
                 if gc_was_on:
@@ -528,21 +528,39 @@ class QueuedRuns(Sequence[Event]):
         """The events' lines, made as they are read (what `encode_many` returns)."""
         return RunLines(self._runs, self._size)
 
+    def columns(self) -> tuple[list[str], list[str], list[str], list[float], list[float]]:
+        """(ids, batches, devices, created, not_before) of the events, in order, without
+        making them: what an append's delta record reads of each (`journal.delta`)."""
+        ids: list[str] = []
+        batches: list[str] = []
+        devices: list[str] = []
+        created: list[float] = []
+        not_before: list[float] = []
+        for run in self._runs:
+            n, like = len(run.ids), run.like
+            ids += run.ids
+            devices += run.devices
+            batches += [like.batch] * n
+            created += [like.created] * n
+            not_before += [like.not_before] * n
+        return ids, batches, devices, created, not_before
+
 
 class RunFields(Mapping[str, JSONValue]):
-    """The fields of the `index`-th event of a run: `QueuedFields` of its entry, whose entry
-    is made only when a reader asks for more than the four every append's delta reads."""
+    """The fields of the event of a run's entry on `device` (an event's fields do not hold
+    its id): `queued_fields` of that entry, made only when a reader asks for more than the
+    four every append's delta reads."""
 
-    __slots__ = ("_fields", "index", "run")
+    __slots__ = ("_fields", "device", "run")
 
-    def __init__(self, run: Run, index: int) -> None:
+    def __init__(self, run: Run, device: str) -> None:
         self.run = run
-        self.index = index
-        self._fields: QueuedFields | None = None
+        self.device = device
+        self._fields: dict[str, Any] | None = None
 
-    def _all(self) -> QueuedFields:
+    def _all(self) -> dict[str, Any]:
         if self._fields is None:
-            self._fields = QueuedFields(self.run.entry(self.index))
+            self._fields = queued_fields(replace(self.run.like, device=self.device))
         return self._fields
 
     def __getitem__(self, key: str) -> JSONValue:
@@ -550,7 +568,7 @@ class RunFields(Mapping[str, JSONValue]):
         if key == "batch":
             return like.batch
         if key == "device":
-            return self.run.devices[self.index]
+            return self.device
         if key == "created":
             return like.created
         if key == "not_before":

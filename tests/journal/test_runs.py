@@ -106,6 +106,10 @@ def test_runs_encode_as_their_entries_event_by_event(batch: list[ev.Run]) -> Non
     lines = frame_lines(got)
     assert lines == frame_lines(want)
     assert delta.record((1, 2), 40, lines, quick) == delta.record((1, 2), 40, lines, plain)
+    assert ev.QueuedRuns(batch).columns() == (
+        [e.id for e in plain],
+        *([e.fields[key] for e in plain] for key in ("batch", "device", "created", "not_before")),
+    )
 
 
 @settings(max_examples=60)
