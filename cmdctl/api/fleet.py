@@ -75,8 +75,8 @@ class Batch:
         # Short: asyncio.run reprs a coroutine's result, and the plan of a bulk holds 100,000
         # entries (that repr was a third of a 10,000-command bulk's time).
         return (
-            f"Batch(id={self.id!r}, queued={len(self.queued)}, "
-            f"immediate={len(self.immediate)})"
+            f"Batch(id={self.id!r}, queued={self.plan.counts(inline=False)[0]}, "
+            f"immediate={self.plan.counts(inline=True)[0]})"
         )
 
     @property
@@ -98,6 +98,21 @@ class Batch:
     def exit_code(self) -> ExitCode:
         """What `cmdctl bulk` exits with: the immediate steps' verdict, else OK."""
         return ExitCode.OK if self.totals is None else self.totals.exit_code()
+
+
+def _any_cached(plan: Plan, state_dir: Path) -> bool:
+    """Whether any device of `plan` has an entity cache file (readable or not)."""
+    import os
+
+    from cmdctl.device import cache
+
+    try:
+        names = set(os.listdir(cache.directory(state_dir)))
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # let the check find out, and say so
+    return any(cache.path_of(state_dir, device.name).name in names for device in plan.devices)
 
 
 def _tags(value: str | Collection[str] | None) -> frozenset[str] | None:
@@ -345,6 +360,8 @@ class Fleet(Records):
     def check_cached(self, plan: Plan) -> None:
         """InputError at the step's file:line:column for the first command a device's cached
         entity list refuses (devices without a cache are checked when they connect)."""
+        if not _any_cached(plan, self.state_dir):
+            return  # nothing to check against (and no entry of a bulk needs to be made)
         from cmdctl.api import cachecheck
 
         cachecheck.check_plan(plan, self.state_dir, self.warn)
@@ -354,8 +371,6 @@ class Fleet(Records):
     ) -> Batch:
         """Journal the whole plan in one durable append, then run its immediate steps."""
         import asyncio
-
-        from cmdctl.journal import events
 
         if plan.immediate:
             from cmdctl.drain import direct  # aioesphomeapi: only when something is sent
@@ -370,13 +385,22 @@ class Fleet(Records):
                 secrets=self._secret,
             )
             return Batch(plan, totals)
-        if plan.queued:
-            report = await asyncio.to_thread(
-                self.journal.append, [events.queued(entry) for entry in plan.queued]
-            )
-            for repair in report.repairs:
-                self.warn(str(repair))
+        await asyncio.to_thread(self.journal_plan, plan)
         return Batch(plan)
+
+    def journal_plan(self, plan: Plan) -> None:
+        """`queue` for a plan without immediate steps, not async: the whole plan in one durable
+        append, encoded from its parts (no event per command is made to encode it)."""
+        from cmdctl.journal import events
+
+        if plan.first(inline=True) is not None:
+            raise ValueError("a plan with immediate steps is queued by `queue`")
+        runs = events.QueuedRuns(
+            events.Run(part.like, part.ids, part.devices) for part in plan.parts
+        )
+        if runs:
+            for repair in self.journal.append(runs).repairs:
+                self.warn(str(repair))
 
     async def bulk(
         self,

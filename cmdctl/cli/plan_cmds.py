@@ -52,17 +52,28 @@ VarOpt = Annotated[
 def _summary(plan: Plan, *, queued: bool = False) -> dict[str, object]:
     # `batch` is null unless the batch was queued: the id of a plan that was only checked
     # never exists in the journal, and a script must not go looking for it.
+    first = plan.first()  # a batch's queued entries share their start and expiry
     return {
         "batch": plan.batch if queued else None,
         "playbook": plan.name,
         "devices": len(plan.devices),
         "steps": len(plan.steps),
-        "queued": len(plan.queued),
-        "immediate": len(plan.immediate),
+        "queued": plan.counts(inline=False)[0],
+        "immediate": plan.counts(inline=True)[0],
         # when the queued entries are due and expire (epoch seconds; null: nothing queued)
-        "not_before": plan.queued[0].not_before if plan.queued else None,
-        "expires": plan.queued[0].expires if plan.queued else None,
+        "not_before": first.not_before if first is not None else None,
+        "expires": first.expires if first is not None else None,
     }
+
+
+def _spread(plan: Plan, *, inline: bool | None = None) -> str:
+    """`views.spread` of the plan's queued (inline False), immediate (True) or all entries,
+    counted from its parts: a bulk of 100,000 commands makes no entry to say how many."""
+    commands, steps, devices = plan.counts(inline=inline)
+    return (
+        f"{views.plural(commands, 'command')} "
+        f"({views.plural(steps, 'step')} over {views.plural(devices, 'device')})"
+    )
 
 
 def validate(
@@ -93,8 +104,8 @@ def validate(
             render.warn(warning)
         if not quiet:
             render.line(
-                f"ok: {playbook_path}: {views.spread((*plan.immediate, *plan.queued))}: "
-                f"{len(plan.immediate):,} immediate, {len(plan.queued):,} queued"
+                f"ok: {playbook_path}: {_spread(plan)}: {plan.counts(inline=True)[0]:,} "
+                f"immediate, {plan.counts(inline=False)[0]:,} queued"
             )
     finish(ExitCode.OK)
 
@@ -173,25 +184,30 @@ def bulk(
         _print_plan(plan, json_out=json_out)
         finish(ExitCode.OK)
 
-    from cmdctl.cli import exec_cmds
-
     # the whole batch goes to the journal first, in one durable append; then immediate steps
-    code = exec_cmds.queue_batch(plan, fleet, quiet=quiet, json_out=json_out).exit_code
+    immediate = plan.counts(inline=True)[0]
+    if immediate:
+        from cmdctl.cli import exec_cmds
+
+        code = exec_cmds.queue_batch(plan, fleet, quiet=quiet, json_out=json_out).exit_code
+    else:  # nothing to run: no event loop (asyncio is a noticeable part of a small bulk)
+        fleet.journal_plan(plan)
+        code = ExitCode.OK
     stdout.effect(
-        f"queued batch {plan.batch} ({len(plan.queued) + len(plan.immediate)} commands); "
+        f"queued batch {plan.batch} ({plan.count} commands); "
         f"do not queue it again (`cmdctl status {plan.batch}`)"
     )
     summary = _summary(plan, queued=True)
     if json_out:
         render.emit_json(summary)
     elif not quiet:
-        ran = f", {views.plural(len(plan.immediate), 'immediate command')} run inline"
+        ran = f", {views.plural(immediate, 'immediate command')} run inline"
         render.line(
-            f"queued batch {plan.batch}: {views.spread(plan.queued)}"
-            + (ran if plan.immediate else "")
+            f"queued batch {plan.batch}: {_spread(plan, inline=False)}"
+            + (ran if immediate else "")
         )
-        if plan.queued:
-            first = plan.queued[0]  # a batch's queued entries share their start and expiry
+        first = plan.first()  # a batch's queued entries share their start and expiry
+        if first is not None:
             render.line(views.due(first.not_before, first.expires))
     finish(code)
 

@@ -9,7 +9,7 @@ engine as `Entry.coordination` (`tags`, `after` + `on_failure` + `scope`, `pick`
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -56,25 +56,84 @@ class Playbook:
 
 
 @dataclass(frozen=True, slots=True)
+class Part:
+    """Entries of one step that differ only in id and device, in expansion order: `like` is
+    the first of them; the i-th has id `ids[i]` and runs on `devices[i]`. A step is one part,
+    or one per stretch of devices with the same values, flow and command."""
+
+    like: Entry
+    ids: tuple[str, ...]
+    devices: tuple[str, ...]
+    inline: bool  # a `mode: immediate` step's
+
+    def entries(self) -> Iterator[Entry]:
+        """Its entries, `like` first."""
+        like = self.like
+        yield like
+        for entry_id, device in zip(self.ids[1:], self.devices[1:], strict=True):
+            yield Entry(
+                entry_id, like.batch, device, like.command, like.priority, like.created,
+                like.not_before, like.expires, like.idempotent, like.verify, like.max_attempts,
+                like.who, like.origin, like.step, like.playbook, coordination=like.coordination,
+            )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """One expansion of a playbook: the batch to queue and the entries to run inline.
 
     Entries of `mode: immediate` steps are due at once (`not_before` = now), whatever `at` says.
-    Entries share their step's `Command` (frozen; its args must not be mutated).
+    Entries share their step's `Command` (frozen; its args must not be mutated). The expansion
+    is kept as `parts`; `queued` and `immediate` make its entries when first read (a bulk of
+    100,000 commands is journaled from the parts without them).
     """
 
     batch: str
     name: str  # the playbook's name
     devices: tuple[Device, ...]
     steps: tuple[Step, ...]
-    queued: tuple[Entry, ...]
-    immediate: tuple[Entry, ...]
+    parts: tuple[Part, ...]
     serial: int | str | None = None
+    _made: dict[bool, tuple[Entry, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    @property
+    def queued(self) -> tuple[Entry, ...]:
+        """Entries left in the journal for a drain."""
+        return self._entries(inline=False)
+
+    @property
+    def immediate(self) -> tuple[Entry, ...]:
+        """Entries of `mode: immediate` steps, run inline."""
+        return self._entries(inline=True)
+
+    def _entries(self, *, inline: bool) -> tuple[Entry, ...]:
+        made = self._made.get(inline)
+        if made is None:
+            made = self._made[inline] = tuple(
+                entry for part in self.parts if part.inline is inline for entry in part.entries()
+            )
+        return made
 
     @property
     def count(self) -> int:
         """All commands in the plan."""
-        return len(self.queued) + len(self.immediate)
+        return sum(len(part.ids) for part in self.parts)
+
+    def counts(self, *, inline: bool | None = None) -> tuple[int, int, int]:
+        """(commands, steps, devices) of the queued (inline False) or immediate (True) entries,
+        or of all of them (None), counted without making them."""
+        parts = [part for part in self.parts if inline is None or part.inline is inline]
+        devices: set[str] = set()
+        for part in parts:
+            devices.update(part.devices)
+        steps = {part.like.step for part in parts}
+        return sum(len(part.ids) for part in parts), len(steps), len(devices)
+
+    def first(self, *, inline: bool = False) -> Entry | None:
+        """The first queued (or immediate) entry; None: there is none."""
+        return next((part.like for part in self.parts if part.inline is inline), None)
 
 
 def load_playbook(path: Path, *, max_commands: int = MAX_COMMANDS) -> Playbook:
@@ -250,20 +309,30 @@ def expand(
     not_before, expires = _schedule(playbook, now, at)
     batch = ids()
     level = priority or playbook.priority
-    queued: list[Entry] = []
-    immediate: list[Entry] = []
+    parts: list[Part] = []
+    delays = any(step.delay for step, _, _ in plan_steps)  # else `before` is never read
     present = {step.name for step, names, _ in plan_steps if names}
     before: dict[str, Step] = {}  # device → its last queued step so far (for `delay:`)
     for step, names, pick in plan_steps:
         inline = step.mode == "immediate"
-        into = immediate if inline else queued
         coordination = _coordination(step, pick, names, present, playbook.serial)
         command, idempotent = step.command, step.idempotent
         fill = None if step.template is None else _Fill(step, playbook, inventory, given)
         if fill is not None and pick:
             fill.agree(names, pick)
         delayed: dict[str, Coordination] = {}  # the step before's name → with its gap
-        for device in names[:1] if pick else names:
+        on = names[:1] if pick else names
+        if fill is None and (inline or pick or not delays) and on:
+            # The common case: one part, its entries differ in id and device only.
+            made = tuple([ids() for _ in on])
+            first = _entry(batch, on[0], made[0], command, level, now, not_before, expires,
+                           idempotent, step, who, playbook.name, coordination, inline=inline)
+            parts.append(Part(first, made, tuple(on), inline))
+            continue
+        like: Entry | None = None  # the first entry of the part being made
+        part_ids: list[str] = []
+        part_devices: list[str] = []
+        for device in on:
             if fill is not None:  # with variables: this device's command
                 command, idempotent = fill(device)
             mine = coordination
@@ -274,31 +343,62 @@ def expand(
                     mine = delayed.get(prev.name) or delayed.setdefault(
                         prev.name, _gap(step, prev, coordination, device)
                     )
-            into.append(
-                Entry(
-                    id=ids(),
-                    batch=batch,
-                    device=device,
-                    command=command,
-                    priority=level,
-                    created=now,
-                    not_before=now if inline else not_before,  # inline steps run now
-                    expires=expires,
-                    idempotent=idempotent,
-                    verify=step.verify,
-                    max_attempts=step.attempts,
-                    who=who,
-                    origin=ORIGIN,
-                    step=step.name,
-                    playbook=playbook.name,
-                    coordination=mine,  # shared by the step's entries, like `command`
-                )
-            )
+            entry_id = ids()
+            if (
+                like is None
+                or like.command is not command
+                or like.idempotent != idempotent
+                or like.coordination is not mine
+            ):
+                if like is not None:
+                    parts.append(Part(like, tuple(part_ids), tuple(part_devices), inline))
+                    part_ids, part_devices = [], []
+                like = _entry(batch, device, entry_id, command, level, now, not_before, expires,
+                              idempotent, step, who, playbook.name, mine, inline=inline)
+            part_ids.append(entry_id)
+            part_devices.append(device)
+        if like is not None:
+            parts.append(Part(like, tuple(part_ids), tuple(part_devices), inline))
     touched = {name for _, names, _ in plan_steps for name in names}
     devices = tuple(device for device in inventory.devices if device.name in touched)
     steps = tuple(step for step, _, _ in plan_steps)
-    return Plan(
-        batch, playbook.name, devices, steps, tuple(queued), tuple(immediate), playbook.serial
+    return Plan(batch, playbook.name, devices, steps, tuple(parts), playbook.serial)
+
+
+def _entry(
+    batch: str,
+    device: str,
+    entry_id: str,
+    command: Command,
+    level: Priority,
+    now: float,
+    not_before: float,
+    expires: float | None,
+    idempotent: bool,
+    step: Step,
+    who: str,
+    playbook: str,
+    coordination: Coordination,
+    *,
+    inline: bool,
+) -> Entry:
+    return Entry(
+        id=entry_id,
+        batch=batch,
+        device=device,
+        command=command,
+        priority=level,
+        created=now,
+        not_before=now if inline else not_before,  # inline steps run now
+        expires=expires,
+        idempotent=idempotent,
+        verify=step.verify,
+        max_attempts=step.attempts,
+        who=who,
+        origin=ORIGIN,
+        step=step.name,
+        playbook=playbook,
+        coordination=coordination,  # shared by the step's entries, like `command`
     )
 
 

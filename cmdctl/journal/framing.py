@@ -8,6 +8,7 @@ same for a journal fed a block at a time and keeps one byte per line (what `veri
 from __future__ import annotations
 
 import gc
+import operator
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -102,14 +103,21 @@ def frame(lines: Sequence[str]) -> bytes:
 def frame_lines(lines: Sequence[str]) -> list[bytes]:
     """`frame`, line by line (each with its newline)."""
     n = len(lines)
-    out = []
-    for i, text in enumerate(lines):
-        if n == 1:
-            body = b'%s,"m":0' % text[:-1].encode()
-        else:
-            body = b'%s,"m":"%d/%d"' % (text[:-1].encode(), n - 1 - i, n)
-        out.append(b'%s,"c":"%08x"}\n' % (body, zlib.crc32(body)))
+    if n == 1:
+        body = b'%s,"m":0' % lines[0][:-1].encode()
+        return [b'%s,"c":"%08x"}\n' % (body, zlib.crc32(body))]
+    # each line without its closing brace: the framing keys go there
+    opened = lines.opened() if isinstance(lines, ev.RunLines) else map(_OPEN_LINE, lines)
+    out: list[bytes] = []
+    add, crc32, k, of_n = out.append, zlib.crc32, n, f'/{n}"'
+    for text in opened:
+        k -= 1
+        body = f'{text},"m":"{k}{of_n}'.encode()
+        add(b'%s,"c":"%08x"}\n' % (body, crc32(body)))
     return out
+
+
+_OPEN_LINE = operator.itemgetter(slice(None, -1))
 
 
 def reframe(line: bytes) -> bytes:
