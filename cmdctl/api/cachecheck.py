@@ -6,17 +6,17 @@ on connect, as always. Never imports aioesphomeapi.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cmdctl.core.errors import InputError
 
 if TYPE_CHECKING:
-    from cmdctl.core.model import Command, Entry
+    from cmdctl.core.model import Command
     from cmdctl.device.cache import CachedDevice
     from cmdctl.device.entities import EntityIndex
-    from cmdctl.inputs.playbook import Plan
+    from cmdctl.inputs.playbook import Part, Plan
     from cmdctl.inputs.yamlsrc import Loc
 
 
@@ -85,25 +85,26 @@ def _provenance(cached: CachedDevice) -> str:
 def check_plan(plan: Plan, state_dir: Path, warn: Callable[[str], None]) -> None:
     """InputError at the step's file:line:column for the first command a cache refuses."""
     listings = Listings(state_dir, warn)
-    by_step: dict[str, list[Entry]] = {}
-    for entry in (*plan.immediate, *plan.queued):
-        by_step.setdefault(entry.step, []).append(entry)
+    by_step: dict[str, list[Part]] = {}
+    for part in plan.parts:  # a part's entries share its command: no entry is made
+        by_step.setdefault(part.like.step, []).append(part)
     for step in plan.steps:
         checked: set[str] = set()
-        # (listing hash, command) pairs that passed; a step's entries share its Command, or
+        # (listing hash, command) pairs that passed; a step's parts share its Command, or
         # with variables one Command per distinct set of values
         passed: set[tuple[str, int]] = set()
-        for entry in by_step.get(step.name, ()):
-            for device in _devices_of(entry):
+        for part in by_step.get(step.name, ()):
+            command = part.like.command
+            for device in _devices_of(part):
                 if device in checked:
                     continue
                 checked.add(device)
                 digest = listings.digest(device)
-                if digest is None or (digest, id(entry.command)) in passed:
+                if digest is None or (digest, id(command)) in passed:
                     continue
-                refused = listings.refusal(device, entry.command)
+                refused = listings.refusal(device, command)
                 if refused is None:
-                    passed.add((digest, id(entry.command)))
+                    passed.add((digest, id(command)))
                     continue
                 err, entity_found = refused
                 loc: Loc | None = step.value_loc if entity_found else step.command_loc
@@ -127,6 +128,10 @@ def check_command(
         raise refused[0]
 
 
-def _devices_of(entry: Entry) -> Iterable[str]:
-    """Every device the entry may run on: its own, and its failover / any candidates."""
-    return (entry.device, *entry.coordination.candidates)
+def _devices_of(part: Part) -> Iterator[str]:
+    """Every device the part's entries may run on: each one's own, and its failover / any
+    candidates (which a part's entries share)."""
+    candidates = part.like.coordination.candidates
+    for device in part.devices:
+        yield device
+        yield from candidates

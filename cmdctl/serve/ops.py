@@ -232,18 +232,19 @@ class Ops:
         )
         SecretsFile.beside(inventory.path).check(r for step in plan.steps for r in step.secrets)
         self.check_plan(plan)
-        if plan.immediate:
+        if plan.first(inline=True) is not None:
             raise InputError(
                 "the playbook has `mode: immediate` steps",
                 hint="run it with `cmdctl bulk`; the server only queues (a drain runs the work)",
             )
-        self.journal.append([ev.queued(e) for e in plan.queued])
+        # Encoded from the plan's parts, as `bulk` does: no entry or event per command.
+        self.journal.append(ev.QueuedRuns(ev.Run(p.like, p.ids, p.devices) for p in plan.parts))
         return {
             "batch": plan.batch,
             "playbook": plan.name,
             "devices": len(plan.devices),
             "steps": len(plan.steps),
-            "queued": len(plan.queued),
+            "queued": plan.counts(inline=False)[0],
             "immediate": 0,
         }
 

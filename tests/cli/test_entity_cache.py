@@ -132,6 +132,25 @@ def test_offline_typos_and_bad_values_exit_2_and_leave_the_journal_alone(site: S
     assert site.journal_bytes() != before
 
 
+def test_a_failover_step_is_checked_against_each_candidates_cache(site: Site) -> None:
+    """The entry names its first candidate, but may run on any: each cached list is asked."""
+    ws = site.ws
+    assert_clean(ws.run("devices", "probe"), 0)
+    site.stop()
+    site.cache_file("bar-tv-1").unlink()  # the first candidate is checked on connect only
+    before = site.journal_bytes()
+    failover = ws.playbook(
+        "failover.yml",
+        "name: fo\ntargets: {failover: [bar-tv-1, bar-tv-2]}\nsteps:\n  - select.input: HDMI 9\n",
+    )
+    result = ws.run("bulk", str(failover))
+    assert_clean(result, 2)
+    assert _one_error(result.stderr).startswith(
+        f"cmdctl: {failover}:4:19: bar-tv-2: select.input has no option 'HDMI 9'"
+    )
+    assert site.journal_bytes() == before
+
+
 def test_without_a_cache_commands_are_queued_and_checked_on_connect(site: Site) -> None:
     ws = site.ws
     site.stop()
