@@ -81,6 +81,17 @@ def record(
     n = len(events)
     if len(lines) != n:
         return None
+    if n and type(events) is ev.QueuedRuns:  # a bulk: its columns, and no event per command
+        ids, batches, devices, created_at, due_at = events.columns()
+        kinds = bytes([QUEUED_CODE]) * n
+        try:
+            created, not_before = array("d", created_at), array("d", due_at)
+        except TypeError:  # not a number
+            return None
+        if n and not set(map(type, batches)) == set(map(type, devices)) == {str}:
+            return None
+        body_in = (kinds, ids, (batches, devices, created.tobytes(), not_before.tobytes()))
+        return _framed(file_id, start, lines, *body_in)
     types = set(map(_TYPE, events))
     if not types <= _CODES.keys():
         return None
@@ -103,11 +114,18 @@ def record(
         if not set(map(type, batches)) == set(map(type, devices)) == {str}:
             return None
         queued = (batches, devices, created.tobytes(), not_before.tobytes())
+    return _framed(file_id, start, lines, kinds, list(map(_ID, events)), queued)
+
+
+def _framed(
+    file_id: tuple[int, int], start: int, lines: Sequence[bytes], kinds: bytes, ids: list[str],
+    queued: tuple[list[str], list[str], bytes, bytes],
+) -> bytes:
     lengths = array("I", map(len, lines))  # newline included
-    body = marshal.dumps((kinds, list(map(_ID, events)), lengths.tobytes(), queued))
+    body = marshal.dumps((kinds, ids, lengths.tobytes(), queued))
     check = b"".join(lines[-64:])[-CHECK:]
     head = _HEAD.pack(
-        _MAGIC, file_id[0], file_id[1], start, start + sum(lengths), n, len(check),
+        _MAGIC, file_id[0], file_id[1], start, start + sum(lengths), len(ids), len(check),
         zlib.crc32(check), len(body),
     )
     return head + _PAYLOAD_CRC.pack(zlib.crc32(body)) + body
