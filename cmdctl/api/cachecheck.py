@@ -6,17 +6,18 @@ on connect, as always. Never imports aioesphomeapi.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cmdctl.core.errors import InputError
 
 if TYPE_CHECKING:
-    from cmdctl.core.model import Command
+    from cmdctl.core.model import Command, Condition
     from cmdctl.device.cache import CachedDevice
     from cmdctl.device.entities import EntityIndex
     from cmdctl.inputs.playbook import Part, Plan
+    from cmdctl.inputs.step import Step
     from cmdctl.inputs.yamlsrc import Loc
 
 
@@ -46,8 +47,8 @@ class Listings:
         cached = self.get(device)
         return cached.digest if cached is not None else None
 
-    def refusal(self, device: str, command: Command) -> tuple[InputError, bool] | None:
-        """Why `device`'s cached listing refuses `command` (and whether the entity was found)."""
+    def _index(self, device: str) -> tuple[CachedDevice, EntityIndex] | None:
+        """The device's cached listing and its index (None: no usable cache)."""
         from cmdctl.device import cache
 
         cached = self.get(device)
@@ -62,12 +63,47 @@ class Listings:
                 self._devices[device] = None
                 return None
         index.device = device  # shared by devices with the same listing; messages name this one
+        return cached, index
+
+    def refusal(self, device: str, command: Command) -> tuple[InputError, bool] | None:
+        """Why `device`'s cached listing refuses `command` (and whether the entity was found)."""
+        from cmdctl.device import cache
+
+        known = self._index(device)
+        if known is None:
+            return None
+        cached, index = known
         found = cache.check(index, command)
         if found is None:
             return None
         err, entity_found = found
         hint = "; ".join(h for h in (err.hint, _provenance(cached)) if h)
         return InputError(f"{device}: {err.reason}", hint=hint), entity_found
+
+    def condition_refusal(self, device: str, what: str, cond: Condition) -> InputError | None:
+        """Why `device`'s cached listing refuses the `when:` / `wait_until:` condition `cond`:
+        no such entity, or a select without that option (a condition that could never hold)."""
+        from cmdctl.core.errors import DeviceRejected
+        from cmdctl.core.model import Command
+
+        known = self._index(device)
+        if known is None:
+            return None
+        cached, index = known
+        try:
+            info = index.locate(Command(cond.domain, cond.target))
+        except DeviceRejected as err:
+            reason, hint = err.reason, err.hint
+        else:
+            options = getattr(info, "options", None)
+            if cond.domain != "select" or not options or cond.value in options:
+                return None
+            reason = (
+                f"{cond.selector} has no option {cond.wanted!r} (options: {', '.join(options)})"
+            )
+            hint = None
+        hint = "; ".join(h for h in (hint, _provenance(cached)) if h)
+        return InputError(f"{device}: {what}: {reason}", hint=hint)
 
 
 def _provenance(cached: CachedDevice) -> str:
@@ -117,6 +153,31 @@ def check_plan(plan: Plan, state_dir: Path, warn: Callable[[str], None]) -> None
                 raise InputError(
                     err.message, file=loc.file, line=loc.line, column=loc.column, hint=hint
                 )
+        _check_conditions(step, by_step.get(step.name, ()), listings)
+
+
+def _check_conditions(step: Step, parts: Iterable[Part], listings: Listings) -> None:
+    """InputError at the entity of the step's `when:` / `wait_until:` for the first device whose
+    cached listing cannot show it (each distinct listing asked once)."""
+    for what, cond, loc in (
+        ("when", step.when, step.when_loc), ("wait_until", step.wait_until, step.wait_until_loc)
+    ):
+        if cond is None:
+            continue
+        asked: set[str] = set()
+        for part in parts:
+            for device in _devices_of(part):
+                digest = listings.digest(device)
+                if digest is None or digest in asked:
+                    continue
+                asked.add(digest)
+                err = listings.condition_refusal(device, what, cond)
+                if err is not None:
+                    where = loc or step.loc
+                    raise InputError(
+                        err.message, file=where.file, line=where.line, column=where.column,
+                        hint=err.hint,
+                    )
 
 
 def check_command(

@@ -69,6 +69,8 @@ class Step:
     when: Condition | None = None  # sent only where this holds right before sending
     wait_until: Condition | None = None  # after sending, waited for (up to its timeout)
     delay_loc: Loc | None = field(default=None, compare=False)
+    when_loc: Loc | None = field(default=None, compare=False)  # the entity key in `when:`
+    wait_until_loc: Loc | None = field(default=None, compare=False)  # ... in `wait_until:`
 
     def command_for(self, values: Mapping[str, variables.Value], device: str) -> Command:
         """The command for `device`, whose `values` fill in the variables; parsed like a
@@ -198,7 +200,18 @@ def load_step(
             else None
         ),
         delay_loc=body.keys["delay"] if "delay" in items else None,
+        when_loc=_entity_loc(items["when"]) if "when" in items else None,
+        wait_until_loc=_entity_loc(items["wait_until"]) if "wait_until" in items else None,
     )
+
+
+def _entity_loc(node: Node) -> Loc:
+    """Where a (checked) `when:` / `wait_until:` mapping names its entity."""
+    if isinstance(node, MapNode):
+        for key, loc in node.keys.items():
+            if key != "timeout":
+                return loc
+    return node.loc
 
 
 def targets_of(node: Node) -> tuple[tuple[str, ...], str | None, Loc]:

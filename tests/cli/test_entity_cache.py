@@ -151,6 +151,46 @@ def test_a_failover_step_is_checked_against_each_candidates_cache(site: Site) ->
     assert site.journal_bytes() == before
 
 
+CONDITIONS = """\
+name: conditions
+targets: tvs
+steps:
+  - name: power
+    switch.tv_power: on
+    wait_until: {WAIT, timeout: 5s}
+  - name: volume
+    number.volume: 20
+    when: {WHEN}
+"""
+
+
+def test_when_and_wait_until_entities_are_checked_against_the_cache(site: Site) -> None:
+    """A typo in a condition's entity, or a select option it could never show, is refused at
+    its place while the devices are away, as a command's is."""
+    ws = site.ws
+    assert_clean(ws.run("devices", "probe"), 0)
+    site.stop()
+    before = site.journal_bytes()
+
+    def bulk(wait: str, when: str) -> str:
+        text = CONDITIONS.replace("WAIT", wait).replace("WHEN", when)
+        result = ws.run("bulk", str(ws.playbook("c.yml", text)))
+        assert_clean(result, 2 if result.returncode else 0)
+        return result.stderr if result.returncode else "queued"
+
+    where = ws.playbook("c.yml", "")
+    assert bulk("switch.tv_power: on", "switch.tv_powr: on").startswith(
+        f"cmdctl: {where}:9:12: bar-tv-1: when: no switch 'tv_powr' (did you mean "
+        "switch.tv_power?) (hint: checked against bar-tv-1's cached entity list"
+    )
+    assert bulk("select.input: HDMI 9", "switch.tv_power: on").startswith(
+        f"cmdctl: {where}:6:18: bar-tv-1: wait_until: select.input has no option 'HDMI 9' "
+        "(options: HDMI 1, HDMI 2, Cable) (hint: checked against"
+    )
+    assert site.journal_bytes() == before  # byte for byte
+    assert bulk("select.input: HDMI 2", "switch.tv_power: on") == "queued"
+
+
 def test_without_a_cache_commands_are_queued_and_checked_on_connect(site: Site) -> None:
     ws = site.ws
     site.stop()
