@@ -6,13 +6,15 @@ killed with SIGKILL leaves nothing behind. Each `acquire` opens its own descript
 threads of one process exclude each other as two processes do; it is not reentrant.
 
 This is the lock `filelock`'s `UnixFileLock` takes (cmdctl took it through filelock before;
-importing filelock cost ~15 ms in every writing command): `flock(LOCK_EX | LOCK_NB)` on the same file, retried every 50 ms
-until the timeout, the file never removed, so waiters and holders always share one inode. A
-cmdctl that still takes the lock through filelock and this one exclude each other.
+importing filelock cost ~15 ms in every writing command): `flock(LOCK_EX | LOCK_NB)` on the
+same file, retried every 50 ms until the timeout, the file never removed, so waiters and holders
+always share one inode. A cmdctl that still takes the lock through filelock and this one
+exclude each other.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -83,10 +85,8 @@ def _open(path: Path, mode: int) -> int | None:
     except FileExistsError:
         pass
     else:
-        try:
+        with contextlib.suppress(PermissionError):
             os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
-        except PermissionError:
-            pass
         return fd
     try:
         return os.open(path, os.O_RDWR | NOFOLLOW)

@@ -83,7 +83,8 @@ def test_a_writer_cannot_append_while_another_process_holds_the_lock(
     before = journal.path.read_bytes()
     with holder(CMDCTL_HOLDER.format(directory=str(journal.directory))):
         began = time.monotonic()
-        with pytest.raises(JournalError, match=r"journal lock .*journal\.lock still held after 0 s"):
+        held = r"journal lock .*journal\.lock still held after 0 s"
+        with pytest.raises(JournalError, match=held):
             journal.append(queued_batch(1, batch="B2"))
         assert time.monotonic() - began >= 0.3  # it waited for the holder, then gave up
         assert journal.path.read_bytes() == before
@@ -115,13 +116,18 @@ def test_a_holder_killed_with_sigkill_leaves_the_lock_free(journal: Journal) -> 
 def test_a_filelock_holder_excludes_this_cmdctl(journal: Journal, short_wait: None) -> None:
     journal.append(queued_batch(1))
     lock = str(journal.directory / "journal.lock")
-    with holder(FILELOCK_HOLDER.format(path=lock)):
-        with pytest.raises(JournalError, match="still held after"):
-            journal.append(queued_batch(1, batch="B2"))
+    with (
+        holder(FILELOCK_HOLDER.format(path=lock)),
+        pytest.raises(JournalError, match="still held after"),
+    ):
+        journal.append(queued_batch(1, batch="B2"))
     drain_lock = str(journal.directory / "drain.lock")
-    with holder(FILELOCK_HOLDER.format(path=drain_lock)):
-        with pytest.raises(BusyError, match="another drain"), journal.try_drain_lock():
-            pass
+    with (
+        holder(FILELOCK_HOLDER.format(path=drain_lock)),
+        pytest.raises(BusyError, match="another drain"),
+        journal.try_drain_lock(),
+    ):
+        pass
     with journal.try_drain_lock():
         pass
 
@@ -129,9 +135,8 @@ def test_a_filelock_holder_excludes_this_cmdctl(journal: Journal, short_wait: No
 def test_this_cmdctl_excludes_a_filelock_user(journal: Journal) -> None:
     journal.append(queued_batch(1))
     lock = journal.directory / "journal.lock"
-    with holder(CMDCTL_HOLDER.format(directory=str(journal.directory))):
-        with pytest.raises(Timeout):
-            FileLock(lock).acquire(timeout=0.2)
+    with holder(CMDCTL_HOLDER.format(directory=str(journal.directory))), pytest.raises(Timeout):
+        FileLock(lock).acquire(timeout=0.2)
     with FileLock(lock).acquire(timeout=5):
         pass
 
