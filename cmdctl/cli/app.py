@@ -208,10 +208,10 @@ def _quick_exit() -> None:
 def _run(argv: list[str] | None) -> int | str | None:
     """Run the app; the exit status it ends with (errors mapped to their codes)."""
     from cmdctl.cli.paths import journal_dir
-    from cmdctl.device import cache
+    from cmdctl.device import cacheplace
 
     # Every connection records the device's entity list beside the journal's default place.
-    cache.use(journal_dir(None))
+    cacheplace.use(journal_dir(None))
     try:
         app(args=argv, prog_name="cmdctl")
     except SystemExit as exc:
@@ -232,5 +232,5 @@ def _run(argv: list[str] | None) -> int | str | None:
         )
         return int(ExitCode.INTERNAL)
     finally:
-        cache.use(None)  # a library caller in this process records nothing unless it asks
+        cacheplace.use(None)  # a library caller in this process records nothing unless it asks
     return 0

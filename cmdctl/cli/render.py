@@ -14,10 +14,13 @@ import json
 import os
 import re
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich (~20 ms of imports) is imported when a console is first made: a line of data written
+# off a terminal (`line`: what `send` prints) does not need one.
 
 #: C0 controls but newline and tab, DEL, C1 (CSI is 0x9b), and the bidi overrides and line
 #: separators that reorder or break what a terminal shows.
@@ -32,17 +35,6 @@ def safe(text: str) -> str:
 def _escaped(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-class _SafeConsole(Console):
-    """A console that shows every string as plain text with its control characters escaped.
-
-    Every str rich is given (print arguments, table cells, titles) passes through `render_str`;
-    colour is asked for with `Text` and styles, never with markup in a string.
-    """
-
-    def render_str(self, text: str, **kwargs: Any) -> Text:
-        return super().render_str(safe(text), **kwargs)
 
 
 def stdout() -> Console:
@@ -72,10 +64,12 @@ def _current(*, stderr: bool) -> Console:
 
 
 def _console(stream: TextIO, *, stderr: bool) -> Console:
+    from cmdctl.cli.safeconsole import SafeConsole
+
     tty = stream.isatty()
     # Off a terminal rich would wrap at 80 columns; tables of ids need more room than that.
     width = None if tty else int(os.environ.get("COLUMNS", "160"))
-    return _SafeConsole(
+    return SafeConsole(
         file=stream,
         stderr=stderr,
         markup=False,
@@ -104,4 +98,29 @@ def info(message: str) -> None:
 
 def line(message: str) -> None:
     """One line of data on stdout, never interpreted as markup."""
+    stream = sys.stdout
+    if _plain(stream, message):
+        # What rich writes for it, byte for byte (tests/cli/test_render_plain.py), and flushed
+        # as rich flushes every print.
+        stream.write(safe(message) + "\n")
+        stream.flush()
+        return
     stdout().print(message, markup=False)
+
+
+#: What rich would turn into something else: an emoji code (`:tv:`; rich's own pattern is
+#: narrower) or a tab (expanded).
+_RICH_CHANGES = re.compile(r":\S*:|\t")
+#: Environment that makes rich treat a pipe as a terminal.
+_RICH_TERMINAL_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+
+
+def _plain(stream: TextIO, message: str) -> bool:
+    """True if rich would write `message` to `stream` as `safe(message)` and a newline: not a
+    terminal, not wrapped by a live display, nothing rich would replace or expand."""
+    return (
+        not hasattr(stream, "rich_proxied_file")
+        and not stream.isatty()
+        and not any(name in os.environ for name in _RICH_TERMINAL_ENV)
+        and _RICH_CHANGES.search(message) is None
+    )

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from cmdctl.core import durable
 from cmdctl.core.errors import DeviceRejected
 from cmdctl.core.model import Command, JSONValue
+from cmdctl.device import cacheplace
 
 if TYPE_CHECKING:
     import asyncio
@@ -37,16 +38,14 @@ if TYPE_CHECKING:
     from cmdctl.device.entities import EntityIndex
     from cmdctl.device.fleetview import DeviceEntities
 
-# The CLI imports this module on every run (`use`): asyncio, hashlib and logging are imported
-# where they are needed, so that `cmdctl --help` does not pay for them.
+# Imported by every session (`learned`): asyncio, hashlib and logging are imported where they
+# are needed. The CLI sets the place on every run through `cacheplace`, not through this module.
 
 FORMAT = 1
 SUBDIR = "entities"
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
-#: The state directory the CLI chose (`use`); None: nothing is recorded.
-_state_dir: Path | None = None
 #: (directory, device) → (compilation_time, version) already recorded by this process.
 _recorded: dict[tuple[str, str], tuple[str, str]] = {}
 #: Writes in flight (strong references until they finish).
@@ -59,8 +58,7 @@ class CacheUnreadable(ValueError):
 
 def use(state_dir: Path | None) -> None:
     """Record listings under `state_dir/entities` from now on (None: stop recording)."""
-    global _state_dir
-    _state_dir = state_dir
+    cacheplace.use(state_dir)
 
 
 def directory(state_dir: Path) -> Path:
@@ -81,7 +79,7 @@ def learned(device: str, info: Any, entities: Iterable[Any], services: Iterable[
 
     Called on the event loop right after the listing; costs a dict look-up when nothing changed.
     """
-    state_dir = _state_dir
+    state_dir = cacheplace.state_dir
     if state_dir is None:
         return
     marker = (str(info.compilation_time), str(info.esphome_version))

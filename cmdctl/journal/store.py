@@ -7,7 +7,7 @@ Files in the journal directory (0700; every file 0600; `layout` refuses a direct
 another user could write to, and nothing here is opened through a symbolic link):
 
     journal.jsonl        the append-only log of event lines
-    journal.lock         `filelock` lock taken by writers (append, compact, repair, verify)
+    journal.lock         `flock`ed by writers (append, compact, repair, verify; `core.lockfile`)
     journal.snapshot     derived cache of the fold (see below); safe to delete
     journal.delta        derived cache: each append's lines, pre-read (see below); safe to delete
     drain.lock           held by a running drain (`try_drain_lock`), never waited for
@@ -82,7 +82,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from cmdctl.core import durable
+from cmdctl.core import durable, lockfile
 from cmdctl.core.errors import BusyError, JournalError
 from cmdctl.journal import delta, layout, quarantine, snapshot
 from cmdctl.journal import events as ev
@@ -167,41 +167,33 @@ class Journal:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        from filelock import FileLock, Timeout  # writers only: readers never pay its import
-
         self._prepare()
-        lock = FileLock(self.directory / LOCK_FILE, mode=FILE_MODE)
+        path = self.directory / LOCK_FILE
         try:
-            lock.acquire(timeout=LOCK_TIMEOUT_S)
-        except Timeout as err:
-            raise JournalError(
-                f"journal lock {lock.lock_file} still held after {LOCK_TIMEOUT_S:.0f} s",
-                hint="another cmdctl may be stuck; check running processes",
-            ) from err
+            fd = lockfile.acquire(path, mode=FILE_MODE, timeout=LOCK_TIMEOUT_S)
         except OSError as err:
             raise JournalError(f"cannot take the journal lock: {err}") from err
+        if fd is None:
+            raise JournalError(
+                f"journal lock {path} still held after {LOCK_TIMEOUT_S:.0f} s",
+                hint="another cmdctl may be stuck; check running processes",
+            )
         try:
             yield
         finally:
-            lock.release()
+            lockfile.release(fd)
 
     @contextlib.contextmanager
     def try_drain_lock(self) -> Iterator[None]:
         """Hold the drain lock for the duration; BusyError at once if another process has it."""
-        from filelock import FileLock, Timeout
-
         self._prepare()
-        lock = FileLock(self.directory / DRAIN_LOCK_FILE, mode=FILE_MODE, is_singleton=False)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout as err:
-            raise BusyError(
-                "another drain is already running", hint="it will pick up this work"
-            ) from err
+        fd = lockfile.acquire(self.directory / DRAIN_LOCK_FILE, mode=FILE_MODE, timeout=0)
+        if fd is None:
+            raise BusyError("another drain is already running", hint="it will pick up this work")
         try:
             yield
         finally:
-            lock.release()
+            lockfile.release(fd)
 
     def _open_for_append(self) -> int:
         return durable.open_append(self.path, mode=FILE_MODE, readable=True)
