@@ -231,16 +231,17 @@ class Fleet(Records):
         """The journal entry `send` would run, checked against the inventory (and with
         `check_cache` or an `at` still ahead, the device's cached entity list); nothing is
         written. `at`, `expires` (relative: from `at`) and `attempts` as in a playbook."""
-        from cmdctl.core import secretref
+        from cmdctl.core import secretref, timespec
         from cmdctl.drain import direct
         from cmdctl.inputs import commands
+        from cmdctl.inputs.step import check_attempts
 
         self.inventory.device(device)  # InputError with a did-you-mean hint
         domain, target = commands.parse_selector(entity)
         command = commands.parse_cli_value(domain, target, _value_text(value))
         self._secrets_file().check((name, None) for name in secretref.names(command.args))
         now = self.clock()
-        not_before, until = _schedule(at, expires, now)
+        not_before, until = timespec.schedule(at, expires, now)
         if check_cache or not_before > now:
             from cmdctl.api import cachecheck
 
@@ -252,7 +253,9 @@ class Fleet(Records):
             idempotent=commands.idempotent_default(command),
             verify=verify,
             now=now,
-            max_attempts=direct.SEND_MAX_ATTEMPTS if attempts is None else _attempts(attempts),
+            max_attempts=(
+                direct.SEND_MAX_ATTEMPTS if attempts is None else check_attempts(attempts)
+            ),
             not_before=not_before,
             expires=until,
         )
@@ -647,39 +650,6 @@ def _value_text(value: str | float | bool | None) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     return str(value)
-
-
-def _schedule(at: str | None, expires: str | None, now: float) -> tuple[float, float | None]:
-    """When a sent command is due (`at`, default now) and expires (relative: from `at`)."""
-    from cmdctl.core.timespec import parse_time
-
-    try:
-        not_before = now if at is None else parse_time(at, now=now)
-    except InputError as err:
-        raise InputError(f"--at: {err.message}", hint=err.hint) from None
-    if expires is None:
-        return not_before, None
-    try:
-        until = parse_time(expires, now=now, base=not_before)
-    except InputError as err:
-        raise InputError(f"--expires: {err.message}", hint=err.hint) from None
-    if until <= max(now, not_before):
-        raise InputError(
-            f"--expires {expires} is not after the start time; the command would expire unrun",
-            hint="use a relative time like +2h, counted from --at",
-        )
-    return not_before, until
-
-
-def _attempts(attempts: int) -> int:
-    from cmdctl.inputs.step import MAX_ATTEMPTS
-
-    if isinstance(attempts, bool) or not 1 <= attempts <= MAX_ATTEMPTS:
-        raise InputError(
-            f"--attempts must be 1 to {MAX_ATTEMPTS:,}, not {attempts!r}",
-            hint="how often the command may be tried in all, like 3",
-        )
-    return attempts
 
 
 def _mode(mode: Mode | str) -> Mode:

@@ -305,3 +305,32 @@ def _formatted(epoch: float, pattern: str, tz: tzinfo | None) -> str:
         return datetime.fromtimestamp(epoch, tz).strftime(pattern)
     except (OverflowError, OSError, ValueError):
         return "after year 9999" if epoch > 0 else "before year 1"
+
+
+def schedule(
+    at: str | None,
+    expires: str | None,
+    now: float,
+    *,
+    at_name: str = "--at",
+    expires_name: str = "--expires",
+) -> tuple[float, float | None]:
+    """When a sent command is due (`at`, default now) and expires (relative: from `at`);
+    errors name the options as `at_name` / `expires_name`."""
+    try:
+        not_before = now if at is None else parse_time(at, now=now)
+    except InputError as err:
+        raise InputError(f"{at_name}: {err.message}", hint=err.hint) from None
+    if expires is None:
+        return not_before, None
+    try:
+        until = parse_time(expires, now=now, base=not_before)
+    except InputError as err:
+        raise InputError(f"{expires_name}: {err.message}", hint=err.hint) from None
+    if until <= max(now, not_before):
+        raise InputError(
+            f"{expires_name} {expires} is not after the start time; the command would expire "
+            "unrun",
+            hint=f"use a relative time like +2h, counted from {at_name}",
+        )
+    return not_before, until

@@ -89,6 +89,18 @@ class Step:
             raise loc.error(f"{device}: {domain}.{target}: {err.message}", hint=hint) from None
 
 
+def check_attempts(attempts: int, option: str = "--attempts") -> int:
+    """`attempts` if it is a whole number of tries in range; InputError naming `option` if not."""
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not (
+        1 <= attempts <= MAX_ATTEMPTS
+    ):
+        raise InputError(
+            f"{option} must be 1 to {MAX_ATTEMPTS:,}, not {attempts!r}",
+            hint="how often the command may be tried in all, like 3",
+        )
+    return attempts
+
+
 def load_step(
     node: Node, attempts: int, verify: bool, tags: tuple[str, ...], playbook_pick: str | None = None
 ) -> Step:

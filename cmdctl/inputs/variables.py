@@ -227,32 +227,37 @@ def _literal(text: str, name: str, loc: Loc) -> str:
     return "${".join(pieces)
 
 
-def parse_assignment(text: str) -> tuple[str, Value]:
-    """`--var name=value`: the value read as one YAML scalar (`30` is a number)."""
+def parse_assignment(text: str, option: str = "--var") -> tuple[str, Value]:
+    """`--var name=value`: the value read as one YAML scalar (`30` is a number). `option` is
+    how errors name where it came from (`var` for the HTTP API's `?var=`)."""
     name, equals, raw = text.partition("=")
     name = name.strip()
     if not equals or not name:
-        raise InputError(f"--var {text!r} is not name=value", hint="for example --var channel=206")
+        raise InputError(
+            f"{option} {text!r} is not name=value", hint=f"for example {option} channel=206"
+        )
     if not NAME.fullmatch(name):
-        raise InputError(f"--var: bad variable name {name!r}", hint=NAME_HINT)
+        raise InputError(f"{option}: bad variable name {name!r}", hint=NAME_HINT)
     if not raw.strip():
-        return name, Value("", "", "--var")  # `--var banner=`: empty text
-    quote = f"quote the value: --var '{name}=\"{raw}\"'"
+        return name, Value("", "", option)  # `--var banner=`: empty text
+    quote = f"quote the value: {option} '{name}=\"{raw}\"'"
     try:
-        node = yamlsrc.load_text(raw, "--var", max_alias_nodes=100)
+        node = yamlsrc.load_text(raw, option, max_alias_nodes=100)
     except InputError as err:
-        raise InputError(f"--var {name}: {err.message}", hint=quote) from None
+        raise InputError(f"{option} {name}: {err.message}", hint=quote) from None
     if not isinstance(node, ScalarNode):
         shown = yamlsrc.kind_name(node) if node is not None else "nothing"
-        raise InputError(f"--var {name} must be one value, not {shown}", hint=quote)
+        raise InputError(f"{option} {name} must be one value, not {shown}", hint=quote)
     try:
-        value = _value(node, name, "--var")
+        value = _value(node, name, option)
     except InputError as err:
-        raise InputError(f"--var: {err.message}", hint=err.hint) from None
-    return name, Value(value.value, value.text, "--var")
+        raise InputError(f"{option}: {err.message}", hint=err.hint) from None
+    return name, Value(value.value, value.text, option)
 
 
-def given(values: Mapping[str, Value | Scalar] | Iterable[str] | None) -> dict[str, Value]:
+def given(
+    values: Mapping[str, Value | Scalar] | Iterable[str] | None, option: str = "--var"
+) -> dict[str, Value]:
     """Values given for one run (`bulk --var`, the library's `variables=`): `name=value`
     strings, or a mapping of name → value (a `Value`, text, number or true/false)."""
     if values is None:
@@ -260,7 +265,7 @@ def given(values: Mapping[str, Value | Scalar] | Iterable[str] | None) -> dict[s
     if isinstance(values, str):
         values = (values,)
     if not isinstance(values, Mapping):
-        return dict(parse_assignment(text) for text in values)
+        return dict(parse_assignment(text, option) for text in values)
     found: dict[str, Value] = {}
     for name, value in values.items():
         if not isinstance(name, str) or not NAME.fullmatch(name):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,21 +186,47 @@ class Ops:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def send(self, device: str, entity: str, value: str | None) -> dict[str, Any]:
-        """`send --queue --json`: one entry queued for the next drain."""
+    def send(
+        self,
+        device: str,
+        entity: str,
+        value: str | None,
+        *,
+        at: str | None = None,
+        expires: str | None = None,
+        attempts: int | None = None,
+    ) -> dict[str, Any]:
+        """`send --queue --json` (with `--at`, `--expires`, `--attempts`): one entry queued for
+        the next drain."""
+        from cmdctl.core import timespec
         from cmdctl.core.secretref import names
         from cmdctl.drain import direct
         from cmdctl.inputs import commands
         from cmdctl.inputs.secretfile import SecretsFile
+        from cmdctl.inputs.step import check_attempts
 
         inventory = self.inventory()
         inventory.device(device)  # InputError with a did-you-mean hint
         domain, target = commands.parse_selector(entity)
         command = commands.parse_cli_value(domain, target, "" if value is None else value)
         SecretsFile.beside(inventory.path).check((name, None) for name in names(command.args))
+        now = time.time()
+        not_before, until = timespec.schedule(
+            at, expires, now, at_name="at", expires_name="expires"
+        )
+        tries = (
+            direct.SEND_MAX_ATTEMPTS if attempts is None else check_attempts(attempts, "attempts")
+        )
         self.check_command(device, command)
         entry = direct.send_entry(
-            device, command, who=self.who, idempotent=commands.idempotent_default(command)
+            device,
+            command,
+            who=self.who,
+            idempotent=commands.idempotent_default(command),
+            now=now,
+            max_attempts=tries,
+            not_before=not_before,
+            expires=until,
         )
         return direct.queue_only(self.journal, entry).as_dict()
 
@@ -211,11 +237,14 @@ class Ops:
         limit: str | None = None,
         priority: str | None = None,
         at: str | None = None,
+        variables: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """`bulk --json`: the playbook in `body` validated as the CLI does, queued as one batch."""
+        """`bulk --json` (with `--var name=value` for each of `variables`): the playbook in
+        `body` validated as the CLI does, queued as one batch."""
         from cmdctl.core.ids import IdFactory
         from cmdctl.inputs import playbook
         from cmdctl.inputs.secretfile import SecretsFile
+        from cmdctl.inputs.variables import given
 
         pb = playbook.load_playbook_text(body, "playbook")
         inventory = self.inventory()
@@ -229,6 +258,7 @@ class Ops:
             priority=Priority.parse(priority) if priority is not None else None,
             at=at,
             max_commands=pb.max_commands,
+            variables=given(variables, "var"),
         )
         SecretsFile.beside(inventory.path).check(r for step in plan.steps for r in step.secrets)
         self.check_plan(plan)

@@ -14,7 +14,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -29,6 +29,8 @@ from cmdctl.core.errors import CmdctlError, InputError
 from cmdctl.journal.feed import Feed
 from cmdctl.serve import token as tokens
 from cmdctl.serve.ops import Conflict, NotFound, Ops
+
+T = TypeVar("T")
 
 #: Largest request body (a playbook of a few thousand steps fits).
 MAX_BODY = 1 << 20
@@ -251,14 +253,21 @@ class Server:
         if value is not None and not isinstance(value, str):
             value = json.dumps(value)
         device, entity = _field(data, "device"), _field(data, "entity")
-        return await asyncio.to_thread(self.ops.send, device, entity, value)
+        at, expires = _optional(data, "at", str), _optional(data, "expires", str)
+        attempts = _optional(data, "attempts", int)
+        return await asyncio.to_thread(
+            lambda: self.ops.send(
+                device, entity, value, at=at, expires=expires, attempts=attempts
+            )
+        )
 
     async def _bulk(self, req: Request) -> Any:
         q = _query(req)
         body = await req.body()
         return await asyncio.to_thread(
             lambda: self.ops.bulk(
-                body, limit=q.get("limit"), priority=q.get("priority"), at=q.get("at")
+                body, limit=q.get("limit"), priority=q.get("priority"), at=q.get("at"),
+                variables=req.query_params.getlist("var"),
             )
         )
 
@@ -362,6 +371,16 @@ def _field(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value:
         raise HttpError(400, f"the body needs {key!r} (a string)")
+    return value
+
+
+def _optional(data: dict[str, Any], key: str, kind: type[T]) -> T | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        name = "a whole number" if kind is int else "a string"
+        raise HttpError(400, f"{key!r} must be {name}, got {json.dumps(value)}")
     return value
 
 

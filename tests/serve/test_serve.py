@@ -491,3 +491,54 @@ def test_history_reads_the_archive_when_asked(served: Served) -> None:
     assert served.call("/api/history?archive=true")[1] == cli
     status, err = served.call("/api/history?archive=maybe")
     assert status == 400 and "archive must be 1 or 0" in err["error"]
+
+
+def test_send_takes_at_expires_and_attempts_as_the_cli_does(served: Served) -> None:
+    def send(**extra: Any) -> tuple[int, Any]:
+        body = {"device": "tv-2", "entity": "number.volume", "value": "20", **extra}
+        return served.call("/api/send", method="POST", body=json.dumps(body).encode())
+
+    status, sent = send(at="+2h", expires="+30m", attempts=2)
+    assert status == 201, sent
+    shown = served.call(f"/api/entries/{sent['id']}")[1]
+    queued = shown["events"][0]
+    assert queued["max_attempts"] == 2
+    assert 7190 < queued["not_before"] - queued["created"] <= 7200
+    assert queued["expires"] - queued["not_before"] == pytest.approx(1800)
+    cli = served.ws.run(
+        "send", "tv-2", "number.volume", "20", "--queue", "--json",
+        "--at", "+2h", "--expires", "+30m", "--attempts", "2",
+    )
+    assert cli.returncode == 0, cli.stderr
+    cli_queued = json.loads(served.ws.run("queue", "show", json.loads(cli.stdout)["id"],
+                                          "--json").stdout)["events"][0]
+    assert cli_queued["max_attempts"] == 2 and cli_queued["expires"] - cli_queued["not_before"] == (
+        pytest.approx(1800)
+    )
+
+    total = served.call("/api/status")[1]["total"]
+    for extra, words in (
+        ({"at": "2020-01-01T10:00"}, "at: time '2020-01-01T10:00' is in the past"),
+        ({"expires": "+0s"}, "expires +0s is not after the start time"),
+        ({"attempts": 0}, "attempts must be 1 to"),
+        ({"attempts": "3"}, "'attempts' must be a whole number, got \"3\""),
+        ({"at": 5}, "'at' must be a string, got 5"),
+    ):
+        status, err = send(**extra)
+        assert status == 400 and words in err["error"], (extra, err)
+    assert served.call("/api/status")[1]["total"] == total  # nothing queued
+
+
+def test_bulk_takes_variables_as_bulk_var_does(served: Served) -> None:
+    playbook = b"name: volumes\ntargets: tvs\nsteps:\n  - number.volume: ${volume}\n"
+    status, err = served.call("/api/bulk", method="POST", body=playbook)
+    assert status == 400 and "${volume} is not set for tv-1" in err["error"], err
+    assert "--var" not in err["error"]
+    status, body = served.call("/api/bulk?var=volume=35", method="POST", body=playbook)
+    assert status == 201 and body["queued"] == 10, body
+    rows = served.call("/api/entries?limit=20")[1]
+    values = {served.call(f"/api/entries/{r['id']}")[1]["events"][0]["command"]["args"]["value"]
+              for r in rows}
+    assert values == {35.0}
+    status, err = served.call("/api/bulk?var=volume", method="POST", body=playbook)
+    assert status == 400 and err["error"] == "var 'volume' is not name=value", err
