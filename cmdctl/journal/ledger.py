@@ -26,10 +26,10 @@ import math
 import operator
 from array import array
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, chain, compress, islice
+from itertools import accumulate, chain, compress, islice, repeat
 from typing import Any
 
 from cmdctl.core.errors import InputError, JournalError
@@ -48,6 +48,14 @@ _FINISHED_CODES = frozenset(_CODE[s] for s in FINISHED_STATES)
 _MOVES_B = {k.encode(): _CODE[v] for k, v in TRANSITIONS.items()}
 _MOVES = {k: _CODE[v] for k, v in TRANSITIONS.items()}
 _NAN = math.nan
+_RETRIED_CODE = KINDS.index(ev.RETRIED)
+#: `_NEXT[state * len(KINDS) + kind]`: the state an event of `kind` (a code into `delta.KINDS`)
+#: leaves a row in `state` in, by the rules `_add_record` applies one event at a time.
+_NEXT = bytes(
+    move if (move := _MOVES.get(kind)) is not None and move != old
+    and (old not in _FINISHED_CODES or code == _RETRIED_CODE) else old
+    for old in range(len(_STATES)) for code, kind in enumerate(KINDS)
+)
 _UNKNOWN_TIMES = (math.inf, math.inf)  # `_times` as it starts: no pending entry yet
 
 #: A decoded event, a raw line, or a line's position packed as `offset << 32 | length`.
@@ -130,6 +138,12 @@ class Ledger:
         self._heads: dict[int, int] = {}  # batch code → its first row
         #: (oldest created, earliest not_before) of pending rows; None: not known, recompute
         self._times: tuple[float, float] | None = _UNKNOWN_TIMES
+        # Records after an entry's first ones, as journal positions in the order they came: the
+        # row each belongs to and the position. A drain's appends add here by C-level extends,
+        # not a list per row; a row's records are these after its own (`_records`).
+        self._log_rows = array("I")
+        self._log_places = array("Q")
+        self._logged: dict[int, list[int]] = {}  # row → its log positions, for rows gathered
         self._cache: dict[int, Entry] = {}
         self._decoded = 0  # records held as events or raw lines, not positions (no snapshot)
 
@@ -211,13 +225,19 @@ class Ledger:
 
     def _add_record(self, row: int, record: Record, move: int | None, retried: bool) -> None:
         """An event for an existing row: keep its record, move its state by the rules."""
-        place = self._place[row]
-        if place:
-            self._more[row] = [place, record]
-            self._place[row] = 0
-        else:
-            self._more_of(row).append(record)
-        self._decoded += type(record) is not int
+        if type(record) is int and 0 <= record < 1 << 64:
+            self._log_rows.append(row)
+            self._log_places.append(record)
+            self._logged.clear()
+        else:  # an event or a raw line: after the row's logged positions, in order
+            self._flush_log()
+            place = self._place[row]
+            if place:
+                self._more[row] = [place, record]
+                self._place[row] = 0
+            else:
+                self._more_of(row).append(record)
+            self._decoded += type(record) is not int
         self._cache.pop(row, None)
         old = self._state[row]
         if old == _PENDING:
@@ -234,7 +254,47 @@ class Ledger:
 
     def _records(self, row: int) -> list[Record]:
         place = self._place[row]
-        return [place] if place else self._more_of(row)
+        first: list[Record] = [place] if place else self._more_of(row)
+        if not self._log_rows:
+            return first
+        logged = self._logged_of(row)
+        return first + logged if logged else first  # type: ignore[operator]
+
+    def _gather(self, rows: Iterable[int]) -> dict[int, list[int]]:
+        """The log positions of each of `rows` (kept in `_logged` until the log grows): one
+        C-level pass over the log for all of them."""
+        logged = self._logged
+        wanted = set(rows).difference(logged)
+        if wanted:
+            found: dict[int, list[int]] = {row: [] for row in wanted}
+            log_rows = self._log_rows
+            if len(wanted) == 1:
+                (row,) = wanted
+                hits = map(row.__eq__, log_rows)
+            else:
+                hits = map(wanted.__contains__, log_rows)
+            for row, place in compress(zip(log_rows, self._log_places), hits):
+                found[row].append(place)
+            logged.update(found)
+        return logged
+
+    def _logged_of(self, row: int) -> list[int]:
+        logged = self._logged.get(row)
+        return self._gather((row,))[row] if logged is None else logged
+
+    def _flush_log(self) -> None:
+        """Move the log into the rows' own records (before one is added that is not a position:
+        a ledger of decoded events or raw lines keeps every record in order there)."""
+        if not self._log_rows:
+            return
+        for row, place in zip(self._log_rows, self._log_places):
+            first = self._place[row]
+            if first:
+                self._more[row] = [first, place]
+                self._place[row] = 0
+            else:
+                self._more_of(row).append(place)
+        self._log_rows, self._log_places, self._logged = array("I"), array("Q"), {}
 
     def _more_of(self, row: int) -> list[Record]:
         records = self._more.get(row)
@@ -322,29 +382,90 @@ class Ledger:
         index = self._lookup()
         n = len(ids)
         n_queued = kinds.count(QUEUED_CODE)
-        others: Iterable[tuple[int, int, str, int]]
-        is_queued = list(map(QUEUED_CODE.__eq__, kinds))
-        new_ids = list(compress(ids, is_queued))
-        if n_queued and index.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
-            self._extend(new_ids, list(compress(places, is_queued)), queued)
-            if n_queued == n:
+        if not n_queued:
+            if self._fold_known(kinds, ids, places):
                 return
-            # An event must not reach a row queued later in the same append ("unknown id").
-            born = dict(zip(new_ids, compress(range(n), is_queued), strict=True))
-            others = compress(zip(range(n), kinds, ids, places, strict=True),
-                              map(operator.not_, is_queued))
-        else:  # line by line: an append that queues an id already known ("queued twice")
-            born = {}
-            others = zip(range(n), kinds, ids, places, strict=True)
+        else:
+            is_queued = list(map(QUEUED_CODE.__eq__, kinds))
+            new_ids = list(compress(ids, is_queued))
+            if index.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
+                if n_queued == n:
+                    self._extend(new_ids, list(compress(places, is_queued)), queued)
+                    return
+                # Events for ids queued in the same append: line by line (their order matters).
+                other = list(map(operator.not_, is_queued))
+                other_ids = set(compress(ids, other))
+                if other_ids <= index.keys():  # so none of them is queued here
+                    self._extend(new_ids, list(compress(places, is_queued)), queued)
+                    self._fold_known(bytes(compress(kinds, other)), list(compress(ids, other)),
+                                     list(compress(places, other)))
+                    return
+        self._fold_line_by_line(kinds, ids, places, queued)
+
+    def _fold_known(self, kinds: bytes, ids: Sequence[str], places: Sequence[int]) -> bool:
+        """Fold events (no `queued`) of ids all known, by C-level maps: a drain's appends of
+        started / done pairs. False (nothing done) if an id is unknown.
+
+        The events of one row run in journal order: a pass takes each row's first event left,
+        so within a pass the rows are distinct and the states move by table lookups
+        (`_NEXT`), set back with one C-level map; the counts move by the changed rows.
+        """
+        rows: list[int | None] = list(map(self._lookup().get, ids))
+        if None in rows:
+            return False
+        if not rows:
+            return True
+        self._log_rows.extend(rows)  # type: ignore[arg-type]
+        self._log_places.extend(places)
+        self._logged.clear()
+        if self._cache:
+            deque(map(self._cache.pop, rows, repeat(None)), 0)
+        states, batches, tally = self._state, self._batch, self._tally
+        width, pending, touched = len(KINDS), _PENDING, False
+        todo: Sequence[int] = rows  # type: ignore[assignment]
+        codes: bytes = kinds
+        while todo:
+            firsts = dict(zip(reversed(todo), range(len(todo) - 1, -1, -1)))
+            if len(firsts) == len(todo):
+                now, now_codes, todo = todo, codes, ()
+            else:
+                first = list(map(operator.eq, map(firsts.__getitem__, todo), range(len(todo))))
+                later = list(map(operator.not_, first))
+                now, now_codes = list(compress(todo, first)), bytes(compress(codes, first))
+                todo, codes = list(compress(todo, later)), bytes(compress(codes, later))
+            olds = bytes(map(states.__getitem__, now))
+            news = bytes(map(_NEXT.__getitem__,
+                             map(operator.add, map(operator.mul, olds, repeat(width)), now_codes)))
+            if olds == news:
+                touched = touched or pending in olds
+                self._unscheduled.update(compress(now, olds.translate(_STATE_TABLES[pending])))
+                continue
+            deque(map(states.__setitem__, now, news), 0)
+            moved = list(map(operator.ne, olds, news))
+            moved_batches = list(map(batches.__getitem__, compress(now, moved)))
+            for (b, s), k in Counter(zip(moved_batches, compress(olds, moved))).items():
+                tally[b][s] -= k
+            for (b, s), k in Counter(zip(moved_batches, compress(news, moved))).items():
+                tally[b][s] += k
+            touched = touched or pending in olds or pending in news
+            self._unscheduled.update(compress(now, news.translate(_STATE_TABLES[pending])))
+        if touched:
+            self._times = None
+        return True
+
+    def _fold_line_by_line(
+        self,
+        kinds: bytes,
+        ids: Sequence[str],
+        places: Sequence[int],
+        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
+    ) -> None:
+        """`apply_heads` one line at a time: an append that queues an id already known
+        ("queued twice"), names an unknown one, or has events for ids it queues."""
+        index = self._lookup()
         problems = self.problems
-        moves = [_MOVES.get(kind) for kind in KINDS]
-        retried = KINDS.index(ev.RETRIED)
-        details = zip(*queued, strict=True)  # used only line by line
-        # `_add_record`, inlined: a drain's appends run this once per started / done event
-        places_col, more, states, cache = self._place, self._more, self._state, self._cache
-        tally, batches, unscheduled = self._tally, self._batch, self._unscheduled
-        finished, pending, touched = _FINISHED_CODES, _PENDING, False
-        for at, code, ident, place in others:
+        details = zip(*queued, strict=True)
+        for code, ident, place in zip(kinds, ids, places, strict=True):
             row = index.get(ident)
             if code == QUEUED_CODE:
                 batch, device, created, not_before = next(details)
@@ -353,36 +474,10 @@ class Ledger:
                     continue
                 self._new_row(ident, batch, device, place, (created, not_before))
                 continue
-            if row is None or (born and born.get(ident, -1) > at):
+            if row is None:
                 problems.append(Problem(ident, KINDS[code], "event for an unknown id"))
                 continue
-            first = places_col[row]
-            if first:
-                more[row] = [first, place]
-                places_col[row] = 0
-            else:
-                records = more.get(row)
-                if records is None:
-                    records = self._more_of(row)
-                records.append(place)
-            if cache:
-                cache.pop(row, None)
-            old = states[row]
-            move = moves[code]
-            if old == pending:
-                touched = True
-            if move is not None and move != old and (old not in finished or code == retried):
-                states[row] = move
-                counts = tally[batches[row]]
-                counts[old] -= 1
-                counts[move] += 1
-                if move == pending:
-                    touched = True
-                    unscheduled.add(row)
-            elif old == pending:
-                unscheduled.add(row)
-        if touched:
-            self._times = None
+            self._add_record(row, place, _MOVES.get(KINDS[code]), code == _RETRIED_CODE)
 
     def _extend(
         self,
@@ -419,6 +514,13 @@ class Ledger:
             event = ev.decode(line)
         except EventDecodeError as err:
             self.problems.append(Problem("?", "?", f"undecodable record: {err}"))
+            return
+        if event.type != ev.QUEUED:  # `apply`, keeping the record given, not the event
+            row = self._lookup().get(event.id)
+            if row is None:
+                self.problems.append(Problem(event.id, event.type, "event for an unknown id"))
+            else:
+                self._add_record(row, record, _MOVES.get(event.type), event.type == ev.RETRIED)
             return
         before = len(self.problems)
         self.apply(event)
@@ -463,13 +565,13 @@ class Ledger:
             [(p.entry_id, p.type, p.reason) for p in self.problems],
         )
         columns = [ids, self._state, self._batch, self._device, self._place, self._created,
-                   self._due, *packed]
+                   self._due, *packed, self._log_rows, self._log_places]
         return rows, columns
 
     def load_rows(self, rows: tuple[Any, ...], columns: Sequence[Any]) -> None:
         """Restore the ledger from `dump_rows` output (before applying newer lines)."""
         names, unscheduled, tally, heads, times, problems = rows
-        ids, state, batch, device, place, created, due, *packed = columns
+        ids, state, batch, device, place, created, due, *packed, log_rows, log_places = columns
         self._ids, self._ids_blob, self._index = None, bytes(ids), None
         self._state = bytearray(state)
         self._names = list(names)
@@ -482,6 +584,9 @@ class Ledger:
         self._packed = (array("Q"), array("Q"), array("Q"))
         for column, data in zip(self._packed, packed, strict=True):
             column.frombytes(data)
+        self._log_rows, self._log_places, self._logged = array("I"), array("Q"), {}
+        self._log_rows.frombytes(log_rows)
+        self._log_places.frombytes(log_places)
         self._unscheduled = set(unscheduled)
         self._tally = {b: list(c) for b, c in tally}
         self._heads = dict(heads)
@@ -489,7 +594,8 @@ class Ledger:
         self._cache = {}
         n = len(self._state)
         if not (len(self._batch) == len(self._device) == len(self._place) == len(self._created)
-                == len(self._due) == n) or len(self._packed[0]) != len(self._packed[1]):
+                == len(self._due) == n) or len(self._packed[0]) != len(self._packed[1]) or (
+                len(self._log_rows) != len(self._log_places)):
             raise ValueError("snapshot columns of different lengths")
         self.problems = [Problem(*p) for p in problems]
 
@@ -519,6 +625,9 @@ class Ledger:
 
     def _schedule(self, row: int) -> tuple[float, float]:
         """(created, not_before) of a row, reading its only `queued` line if it can."""
+        if self._log_rows and self._logged_of(row):  # not its only record
+            entry = self._entry_at(row)
+            return entry.created, entry.not_before
         place = self._place[row]
         if place:
             times = ev.peek_schedule(self._raw(place))
@@ -535,6 +644,8 @@ class Ledger:
     def _scheduled(self) -> None:
         """Fill the schedule columns of pending rows that lack them."""
         state = self._state
+        if self._log_rows:
+            self._gather(self._unscheduled)
         for row in sorted(self._unscheduled):
             if state[row] == _PENDING:
                 self._created[row], self._due[row] = self._schedule(row)
@@ -562,7 +673,7 @@ class Ledger:
         """(place, id, records) of every entry in `state`, in journal order, without a lookup
         per id: `place` is the entry's index in `ids()` (its journal order)."""
         ids, raw = self._id_list(), self._raw
-        for row in self._rows(self._state.translate(_STATE_TABLES[_CODE[state]])):
+        for row in self._prepared(self._rows(self._state.translate(_STATE_TABLES[_CODE[state]]))):
             yield row, ids[row], [r if isinstance(r, Event) else raw(r)
                                   for r in self._records(row)]
 
@@ -616,6 +727,13 @@ class Ledger:
             joined &= int.from_bytes(mask)
         return joined.to_bytes(len(self))
 
+    def _prepared(self, rows: Iterable[int]) -> list[int]:
+        """`rows`, their logged records gathered in one pass (not one pass each)."""
+        rows = list(rows)
+        if self._log_rows:
+            self._gather(rows)
+        return rows
+
     def _rows(self, mask: bytes | bytearray | None) -> Iterator[int]:
         rows = range(len(self))
         return iter(rows) if mask is None else compress(rows, mask)
@@ -629,7 +747,7 @@ class Ledger:
     ) -> list[Entry]:
         """Entries matching every filter given, in id order."""
         mask = self._mask(device=device, batch=batch, state=state)
-        out = list(map(self._entry_at, self._rows(mask)))
+        out = list(map(self._entry_at, self._prepared(self._rows(mask))))
         out.sort(key=lambda e: e.id)
         return out
 
@@ -664,7 +782,8 @@ class Ledger:
         """
         mask = self._mask(device=device, batch=batch, state=state, unfinished=unfinished)
         total = len(self) if mask is None else mask.count(1)
-        return list(map(self._entry_at, islice(self._rows(mask), max(first, 0)))), total
+        shown = self._prepared(islice(self._rows(mask), max(first, 0)))
+        return list(map(self._entry_at, shown)), total
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -727,8 +846,10 @@ class Ledger:
         """The first entry of each batch (or of the ones named), decoding only those."""
         wanted = None if batches is None else set(batches)
         names = self._names
-        return {names[b]: self._entry_at(row) for b, row in self._heads.items()
-                if wanted is None or names[b] in wanted}
+        heads = {names[b]: row for b, row in self._heads.items()
+                 if wanted is None or names[b] in wanted}
+        self._prepared(heads.values())
+        return {name: self._entry_at(row) for name, row in heads.items()}
 
     def pending(self) -> list[Entry]:
         """Every pending entry, due or not, in id order."""
