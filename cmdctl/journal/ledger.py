@@ -24,6 +24,7 @@ from __future__ import annotations
 import marshal
 import math
 import operator
+import re
 from array import array
 from bisect import bisect_left
 from collections import Counter, deque
@@ -57,6 +58,8 @@ _NEXT = bytes(
     for old in range(len(_STATES)) for code, kind in enumerate(KINDS)
 )
 _UNKNOWN_TIMES = (math.inf, math.inf)  # `_times` as it starts: no pending entry yet
+#: The `ts` of a `started` line as `events.encode` writes it (others are decoded).
+_STARTED_TS = re.compile(rb'\{"t":"started","id":"[^"\\]*","ts":([-+.eE0-9]+),')
 
 #: A decoded event, a raw line, or a line's position packed as `offset << 32 | length`.
 Record = Event | bytes | int
@@ -850,6 +853,47 @@ class Ledger:
                  if wanted is None or names[b] in wanted}
         self._prepared(heads.values())
         return {name: self._entry_at(row) for name, row in heads.items()}
+
+    def batch_queued(self, batches: Iterable[str] | None = None) -> dict[str, Entry]:
+        """Each batch's first entry (or of the ones named) as its `queued` record made it:
+        what later events never change (playbook, origin, created), decoding one line each."""
+        wanted = None if batches is None else set(batches)
+        names, decode = self._names, self._event
+        return {names[b]: entry_of([self._records_first(row)], decode=decode)
+                for b, row in self._heads.items() if wanted is None or names[b] in wanted}
+
+    def _records_first(self, row: int) -> Record:
+        place = self._place[row]
+        return place if place else self._more_of(row)[0]
+
+    def running_since(self, batch: str | None = None) -> list[tuple[str, float]]:
+        """(id, `started or updated`) of each running entry (of one batch), in journal order,
+        reading its last `started` line rather than decoding the entry where it can: what
+        `status` needs to tell stuck entries from running ones."""
+        rows = self._prepared(self._rows(self._mask(state=State.RUNNING, batch=batch)))
+        ids, match, out = self._id_list(), _STARTED_TS.match, []
+        for row in rows:
+            since = None
+            for record in reversed(self._records(row)):
+                if isinstance(record, Event):
+                    if record.type == ev.STARTED:
+                        since = record.ts
+                        break
+                    continue
+                line = self._raw(record)
+                if line.startswith(b'{"t":"started"'):
+                    found = match(line)
+                    since = float(found[1]) if found else None
+                    break
+            if not since:  # none read, or 0.0: as the entry has it
+                entry = self._entry_at(row)
+                since = entry.started or entry.updated
+            out.append((ids[row], since))
+        return out
+
+    def entries_of(self, ids: Iterable[str]) -> list[Entry]:
+        """The entries with these ids, in that order (KeyError for one there is not)."""
+        return list(map(self._entry_at, self._prepared(map(self._lookup().__getitem__, ids))))
 
     def pending(self) -> list[Entry]:
         """Every pending entry, due or not, in id order."""
