@@ -57,6 +57,12 @@ _NEXT = bytes(
     and (old not in _FINISHED_CODES or code == _RETRIED_CODE) else old
     for old in range(len(_STATES)) for code, kind in enumerate(KINDS)
 )
+#: `_NEXT` by kind, as `bytes.translate` tables (state → state); masks: 0xFF where the kind is
+_NEXT_BY_KIND = [
+    bytes(_NEXT[old * len(KINDS) + code] if old < len(_STATES) else old for old in range(256))
+    for code in range(len(KINDS))
+]
+_KIND_MASKS = [bytes(0xFF if c == code else 0 for c in range(256)) for code in range(len(KINDS))]
 _UNKNOWN_TIMES = (math.inf, math.inf)  # `_times` as it starts: no pending entry yet
 #: The `ts` of a `started` line as `events.encode` writes it (others are decoded).
 _STARTED_TS = re.compile(rb'\{"t":"started","id":"[^"\\]*","ts":([-+.eE0-9]+),')
@@ -114,6 +120,20 @@ class BatchProgress:
         return sum(n for state, n in self.counts.items() if state.finished)
 
 
+def _moved(olds: bytes, codes: bytes) -> bytes:
+    """The states rows in `olds` move to by one event each, of the kinds in `codes`: for each
+    kind, its column of `_NEXT` by `bytes.translate`, chosen where the kind is by a mask."""
+    first = codes[0]
+    if codes.count(first) == len(codes):
+        return olds.translate(_NEXT_BY_KIND[first])
+    n = len(olds)
+    out = int.from_bytes(olds)
+    for code in set(codes):
+        mask = int.from_bytes(codes.translate(_KIND_MASKS[code]))
+        out = out & ~mask | int.from_bytes(olds.translate(_NEXT_BY_KIND[code])) & mask
+    return out.to_bytes(n)
+
+
 class Ledger:
     """Current entries, folded from events in journal order."""
 
@@ -138,6 +158,7 @@ class Ledger:
         self._due = array("d")
         self._unscheduled: set[int] = set()  # pending rows whose columns above are not known
         self._tally: dict[int, list[int]] = {}  # batch code → count per state; first-seen order
+        self._stale = False  # the counts in `_tally` are to be recounted from the columns
         self._heads: dict[int, int] = {}  # batch code → its first row
         #: (oldest created, earliest not_before) of pending rows; None: not known, recompute
         self._times: tuple[float, float] | None = _UNKNOWN_TIMES
@@ -410,8 +431,8 @@ class Ledger:
         started / done pairs. False (nothing done) if an id is unknown.
 
         The events of one row run in journal order: a pass takes each row's first event left,
-        so within a pass the rows are distinct and the states move by table lookups
-        (`_NEXT`), set back with one C-level map; the counts move by the changed rows.
+        so within a pass the rows are distinct and the states move by `bytes.translate`
+        (`_moved`), set back with one C-level map; counts are recounted when next read.
         """
         rows: list[int | None] = list(map(self._lookup().get, ids))
         if None in rows:
@@ -423,8 +444,7 @@ class Ledger:
         self._logged.clear()
         if self._cache:
             deque(map(self._cache.pop, rows, repeat(None)), 0)
-        states, batches, tally = self._state, self._batch, self._tally
-        width, pending, touched = len(KINDS), _PENDING, False
+        states, pending, touched = self._state, _PENDING, False
         todo: Sequence[int] = rows  # type: ignore[assignment]
         codes: bytes = kinds
         while todo:
@@ -437,21 +457,12 @@ class Ledger:
                 now, now_codes = list(compress(todo, first)), bytes(compress(codes, first))
                 todo, codes = list(compress(todo, later)), bytes(compress(codes, later))
             olds = bytes(map(states.__getitem__, now))
-            news = bytes(map(_NEXT.__getitem__,
-                             map(operator.add, map(operator.mul, olds, repeat(width)), now_codes)))
-            if olds == news:
-                touched = touched or pending in olds
-                self._unscheduled.update(compress(now, olds.translate(_STATE_TABLES[pending])))
-                continue
-            deque(map(states.__setitem__, now, news), 0)
-            moved = list(map(operator.ne, olds, news))
-            moved_batches = list(map(batches.__getitem__, compress(now, moved)))
-            for (b, s), k in Counter(zip(moved_batches, compress(olds, moved))).items():
-                tally[b][s] -= k
-            for (b, s), k in Counter(zip(moved_batches, compress(news, moved))).items():
-                tally[b][s] += k
+            news = _moved(olds, now_codes)
             touched = touched or pending in olds or pending in news
             self._unscheduled.update(compress(now, news.translate(_STATE_TABLES[pending])))
+            if olds != news:
+                deque(map(states.__setitem__, now, news), 0)
+                self._stale = True
         if touched:
             self._times = None
         return True
@@ -563,7 +574,7 @@ class Ledger:
         # version 2: no table of references (tens of MB for a million ids), none to share
         ids = self._ids_blob if self._ids is None else marshal.dumps(self._ids, 2)
         rows = (
-            self._names, sorted(self._unscheduled), list(self._tally.items()),
+            self._names, sorted(self._unscheduled), list(self._counted().items()),
             list(self._heads.items()), self._times,
             [(p.entry_id, p.type, p.reason) for p in self.problems],
         )
@@ -592,6 +603,7 @@ class Ledger:
         self._log_places.frombytes(log_places)
         self._unscheduled = set(unscheduled)
         self._tally = {b: list(c) for b, c in tally}
+        self._stale = False
         self._heads = dict(heads)
         self._times = None if times is None else (times[0], times[1])
         self._cache = {}
@@ -821,9 +833,21 @@ class Ledger:
         return (min(compress(self._created, mask), default=math.inf),
                 min(compress(self._due, mask), default=math.inf))
 
+    def _counted(self) -> dict[int, list[int]]:
+        """`_tally`, recounted from the columns if a fold left it stale (one C-level count
+        costs less than keeping a drain's million moves counted as they come)."""
+        if self._stale:
+            width = len(_STATES)
+            counts = Counter(map(operator.add, map(operator.mul, self._batch, repeat(width)),
+                                 self._state))
+            for b, tally in self._tally.items():
+                tally[:] = [counts.get(b * width + s, 0) for s in range(width)]
+            self._stale = False
+        return self._tally
+
     def _batch_counts(self, code: int) -> dict[State, int]:
         """A batch's counts, states in the order they first appear among its rows."""
-        tally = self._tally[code]
+        tally = self._counted()[code]
         present = [s for s, n in enumerate(tally) if n]
         if len(present) == 1:
             return {_STATES[present[0]]: tally[present[0]]}
