@@ -11,10 +11,13 @@ entries cost tens of bytes each rather than a Python list apiece: the ids in a l
 id → row, built on first lookup), the states in a bytearray, batch and device as codes into one
 table of names (array 'I'), the position of an entry's only record in array 'Q' (0: its records
 are in a small dict, as for an entry with several), and the `queued` record's created and
-not_before in array 'd'. Counts per batch and state, each batch's first row and the pending
-entries' oldest `created` and earliest `not_before` are kept as the fold goes, so `status` does
-not walk the rows; filters build masks (one byte per row) with C-level maps. A snapshot stores
-the columns as bytes.
+not_before in array 'd'. Records that come later as journal positions go to a log (rows in
+array 'I', positions in array 'Q', in journal order): a drain's appends fold from their delta
+records by C-level maps and extends, and a query gathers the log records of the rows it decodes
+in one pass. Counts per batch and state (recounted from the columns after such a fold), each
+batch's first row and the pending entries' oldest `created` and earliest `not_before` are kept,
+so `status` does not walk the rows; filters build masks (one byte per row) with C-level maps.
+A snapshot stores the columns and the log as bytes.
 
 The rules for one entry are in `journal.entry` (`fold`).
 """
