@@ -34,7 +34,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, compress, islice, repeat
-from typing import Any
+from typing import Any, cast
 
 from cmdctl.core.errors import InputError, JournalError
 from cmdctl.core.model import Entry, State
@@ -300,7 +300,7 @@ class Ledger:
                 hits = map(row.__eq__, log_rows)
             else:
                 hits = map(wanted.__contains__, log_rows)
-            for row, place in compress(zip(log_rows, self._log_places), hits):
+            for row, place in compress(zip(log_rows, self._log_places, strict=True), hits):
                 found[row].append(place)
             logged.update(found)
         return logged
@@ -314,7 +314,7 @@ class Ledger:
         a ledger of decoded events or raw lines keeps every record in order there)."""
         if not self._log_rows:
             return
-        for row, place in zip(self._log_rows, self._log_places):
+        for row, place in zip(self._log_rows, self._log_places, strict=True):
             first = self._place[row]
             if first:
                 self._more[row] = [first, place]
@@ -437,21 +437,22 @@ class Ledger:
         so within a pass the rows are distinct and the states move by `bytes.translate`
         (`_moved`), set back with one C-level map; counts are recounted when next read.
         """
-        rows: list[int | None] = list(map(self._lookup().get, ids))
-        if None in rows:
+        found: list[int | None] = list(map(self._lookup().get, ids))
+        if None in found:
             return False
+        rows = cast(list[int], found)
         if not rows:
             return True
-        self._log_rows.extend(rows)  # type: ignore[arg-type]
+        self._log_rows.extend(rows)
         self._log_places.extend(places)
         self._logged.clear()
         if self._cache:
             deque(map(self._cache.pop, rows, repeat(None)), 0)
         states, pending, touched = self._state, _PENDING, False
-        todo: Sequence[int] = rows  # type: ignore[assignment]
+        todo: Sequence[int] = rows
         codes: bytes = kinds
         while todo:
-            firsts = dict(zip(reversed(todo), range(len(todo) - 1, -1, -1)))
+            firsts = dict(zip(reversed(todo), range(len(todo) - 1, -1, -1), strict=True))
             if len(firsts) == len(todo):
                 now, now_codes, todo = todo, codes, ()
             else:

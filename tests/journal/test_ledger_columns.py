@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from cmdctl.core.model import Entry, State
 from cmdctl.journal import delta, snapshot
-from cmdctl.journal import summary as summary_of
 from cmdctl.journal import events as ev
+from cmdctl.journal import summary as summary_of
 from cmdctl.journal.entry import FINISHED_STATES, TRANSITIONS, entry_of
 from cmdctl.journal.events import Event
 from cmdctl.journal.framing import frame
