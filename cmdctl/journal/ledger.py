@@ -171,6 +171,9 @@ class Ledger:
         self._log_rows = array("I")
         self._log_places = array("Q")
         self._logged: dict[int, list[int]] = {}  # row → its log positions, for rows gathered
+        # Records after a row's log ones that are not positions (a decoded event, a raw line),
+        # and every record of that row after them: each row's records stay in journal order.
+        self._late: dict[int, list[Record]] = {}
         self._cache: dict[int, Entry] = {}
         self._decoded = 0  # records held as events or raw lines, not positions (no snapshot)
 
@@ -252,18 +255,15 @@ class Ledger:
 
     def _add_record(self, row: int, record: Record, move: int | None, retried: bool) -> None:
         """An event for an existing row: keep its record, move its state by the rules."""
-        if type(record) is int and 0 <= record < 1 << 64:
+        late = self._late.get(row)
+        if late is None and type(record) is int and 0 <= record < 1 << 64:
             self._log_rows.append(row)
             self._log_places.append(record)
             self._logged.clear()
-        else:  # an event or a raw line: after the row's logged positions, in order
-            self._flush_log()
-            place = self._place[row]
-            if place:
-                self._more[row] = [place, record]
-                self._place[row] = 0
-            else:
-                self._more_of(row).append(record)
+        else:  # an event or a raw line, or any record after one: after the row's log ones
+            if late is None:
+                late = self._late[row] = []
+            late.append(record)
             self._decoded += type(record) is not int
         self._cache.pop(row, None)
         old = self._state[row]
@@ -283,8 +283,12 @@ class Ledger:
         place = self._place[row]
         first: list[Record] = [place] if place else self._more_of(row)
         if not self._log_rows:
-            return first
+            late = self._late.get(row)
+            return first + late if late else first
         logged = self._logged_of(row)
+        late = self._late.get(row)
+        if late:
+            return first + logged + late
         return first + logged if logged else first  # type: ignore[operator]
 
     def _gather(self, rows: Iterable[int]) -> dict[int, list[int]]:
@@ -308,20 +312,6 @@ class Ledger:
     def _logged_of(self, row: int) -> list[int]:
         logged = self._logged.get(row)
         return self._gather((row,))[row] if logged is None else logged
-
-    def _flush_log(self) -> None:
-        """Move the log into the rows' own records (before one is added that is not a position:
-        a ledger of decoded events or raw lines keeps every record in order there)."""
-        if not self._log_rows:
-            return
-        for row, place in zip(self._log_rows, self._log_places, strict=True):
-            first = self._place[row]
-            if first:
-                self._more[row] = [first, place]
-                self._place[row] = 0
-            else:
-                self._more_of(row).append(place)
-        self._log_rows, self._log_places, self._logged = array("I"), array("Q"), {}
 
     def _more_of(self, row: int) -> list[Record]:
         records = self._more.get(row)
@@ -422,10 +412,14 @@ class Ledger:
                 # Events for ids queued in the same append: line by line (their order matters).
                 other = list(map(operator.not_, is_queued))
                 other_ids = set(compress(ids, other))
-                if other_ids <= index.keys():  # so none of them is queued here
+                if other_ids <= index.keys() and (  # so none of them is queued here
+                        not self._late or self._late.keys().isdisjoint(
+                            map(index.__getitem__, other_ids))):
                     self._extend(new_ids, list(compress(places, is_queued)), queued)
-                    self._fold_known(bytes(compress(kinds, other)), list(compress(ids, other)),
-                                     list(compress(places, other)))
+                    folded = self._fold_known(bytes(compress(kinds, other)),
+                                              list(compress(ids, other)),
+                                              list(compress(places, other)))
+                    assert folded  # every id known, none with late records
                     return
         self._fold_line_by_line(kinds, ids, places, queued)
 
@@ -443,6 +437,8 @@ class Ledger:
         rows = cast(list[int], found)
         if not rows:
             return True
+        if self._late and not self._late.keys().isdisjoint(rows):
+            return False  # their records continue there, one at a time
         self._log_rows.extend(rows)
         self._log_places.extend(places)
         self._logged.clear()
@@ -560,6 +556,8 @@ class Ledger:
         are in memory; only a ledger of journal positions can be dumped."""
         if self._decoded:
             raise ValueError("only a ledger of journal positions can be dumped")
+        if self._late:  # positions that do not fit in 64 bits
+            raise ValueError("a journal over 4 GiB has no snapshot")
         packed = self._packed
         if self._more:  # merged with the packed ones, by C-level maps
             old_rows, ends, flat = packed
@@ -603,6 +601,7 @@ class Ledger:
         for column, data in zip(self._packed, packed, strict=True):
             column.frombytes(data)
         self._log_rows, self._log_places, self._logged = array("I"), array("Q"), {}
+        self._late = {}
         self._log_rows.frombytes(log_rows)
         self._log_places.frombytes(log_places)
         self._unscheduled = set(unscheduled)
@@ -644,7 +643,7 @@ class Ledger:
 
     def _schedule(self, row: int) -> tuple[float, float]:
         """(created, not_before) of a row, reading its only `queued` line if it can."""
-        if self._log_rows and self._logged_of(row):  # not its only record
+        if row in self._late or (self._log_rows and self._logged_of(row)):  # not its only record
             entry = self._entry_at(row)
             return entry.created, entry.not_before
         place = self._place[row]
