@@ -11,10 +11,13 @@ entries cost tens of bytes each rather than a Python list apiece: the ids in a l
 id → row, built on first lookup), the states in a bytearray, batch and device as codes into one
 table of names (array 'I'), the position of an entry's only record in array 'Q' (0: its records
 are in a small dict, as for an entry with several), and the `queued` record's created and
-not_before in array 'd'. Counts per batch and state, each batch's first row and the pending
-entries' oldest `created` and earliest `not_before` are kept as the fold goes, so `status` does
-not walk the rows; filters build masks (one byte per row) with C-level maps. A snapshot stores
-the columns as bytes.
+not_before in array 'd'. Records that come later as journal positions go to a log (rows in
+array 'I', positions in array 'Q', in journal order): a drain's appends fold from their delta
+records by C-level maps and extends, and a query gathers the log records of the rows it decodes
+in one pass. Counts per batch and state (recounted from the columns after such a fold), each
+batch's first row and the pending entries' oldest `created` and earliest `not_before` are kept,
+so `status` does not walk the rows; filters build masks (one byte per row) with C-level maps.
+A snapshot stores the columns and the log as bytes.
 
 The rules for one entry are in `journal.entry` (`fold`).
 """
@@ -24,13 +27,14 @@ from __future__ import annotations
 import marshal
 import math
 import operator
+import re
 from array import array
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, chain, compress, islice
-from typing import Any
+from itertools import accumulate, chain, compress, islice, repeat
+from typing import Any, cast
 
 from cmdctl.core.errors import InputError, JournalError
 from cmdctl.core.model import Entry, State
@@ -48,7 +52,23 @@ _FINISHED_CODES = frozenset(_CODE[s] for s in FINISHED_STATES)
 _MOVES_B = {k.encode(): _CODE[v] for k, v in TRANSITIONS.items()}
 _MOVES = {k: _CODE[v] for k, v in TRANSITIONS.items()}
 _NAN = math.nan
+_RETRIED_CODE = KINDS.index(ev.RETRIED)
+#: `_NEXT[state * len(KINDS) + kind]`: the state an event of `kind` (a code into `delta.KINDS`)
+#: leaves a row in `state` in, by the rules `_add_record` applies one event at a time.
+_NEXT = bytes(
+    move if (move := _MOVES.get(kind)) is not None and move != old
+    and (old not in _FINISHED_CODES or code == _RETRIED_CODE) else old
+    for old in range(len(_STATES)) for code, kind in enumerate(KINDS)
+)
+#: `_NEXT` by kind, as `bytes.translate` tables (state → state); masks: 0xFF where the kind is
+_NEXT_BY_KIND = [
+    bytes(_NEXT[old * len(KINDS) + code] if old < len(_STATES) else old for old in range(256))
+    for code in range(len(KINDS))
+]
+_KIND_MASKS = [bytes(0xFF if c == code else 0 for c in range(256)) for code in range(len(KINDS))]
 _UNKNOWN_TIMES = (math.inf, math.inf)  # `_times` as it starts: no pending entry yet
+#: The `ts` of a `started` line as `events.encode` writes it (others are decoded).
+_STARTED_TS = re.compile(rb'\{"t":"started","id":"[^"\\]*","ts":([-+.eE0-9]+),')
 
 #: A decoded event, a raw line, or a line's position packed as `offset << 32 | length`.
 Record = Event | bytes | int
@@ -103,6 +123,20 @@ class BatchProgress:
         return sum(n for state, n in self.counts.items() if state.finished)
 
 
+def _moved(olds: bytes, codes: bytes) -> bytes:
+    """The states rows in `olds` move to by one event each, of the kinds in `codes`: for each
+    kind, its column of `_NEXT` by `bytes.translate`, chosen where the kind is by a mask."""
+    first = codes[0]
+    if codes.count(first) == len(codes):
+        return olds.translate(_NEXT_BY_KIND[first])
+    n = len(olds)
+    out = int.from_bytes(olds)
+    for code in set(codes):
+        mask = int.from_bytes(codes.translate(_KIND_MASKS[code]))
+        out = out & ~mask | int.from_bytes(olds.translate(_NEXT_BY_KIND[code])) & mask
+    return out.to_bytes(n)
+
+
 class Ledger:
     """Current entries, folded from events in journal order."""
 
@@ -127,9 +161,19 @@ class Ledger:
         self._due = array("d")
         self._unscheduled: set[int] = set()  # pending rows whose columns above are not known
         self._tally: dict[int, list[int]] = {}  # batch code → count per state; first-seen order
+        self._stale = False  # the counts in `_tally` are to be recounted from the columns
         self._heads: dict[int, int] = {}  # batch code → its first row
         #: (oldest created, earliest not_before) of pending rows; None: not known, recompute
         self._times: tuple[float, float] | None = _UNKNOWN_TIMES
+        # Records after an entry's first ones, as journal positions in the order they came: the
+        # row each belongs to and the position. A drain's appends add here by C-level extends,
+        # not a list per row; a row's records are these after its own (`_records`).
+        self._log_rows = array("I")
+        self._log_places = array("Q")
+        self._logged: dict[int, list[int]] = {}  # row → its log positions, for rows gathered
+        # Records after a row's log ones that are not positions (a decoded event, a raw line),
+        # and every record of that row after them: each row's records stay in journal order.
+        self._late: dict[int, list[Record]] = {}
         self._cache: dict[int, Entry] = {}
         self._decoded = 0  # records held as events or raw lines, not positions (no snapshot)
 
@@ -211,13 +255,16 @@ class Ledger:
 
     def _add_record(self, row: int, record: Record, move: int | None, retried: bool) -> None:
         """An event for an existing row: keep its record, move its state by the rules."""
-        place = self._place[row]
-        if place:
-            self._more[row] = [place, record]
-            self._place[row] = 0
-        else:
-            self._more_of(row).append(record)
-        self._decoded += type(record) is not int
+        late = self._late.get(row)
+        if late is None and type(record) is int and 0 <= record < 1 << 64:
+            self._log_rows.append(row)
+            self._log_places.append(record)
+            self._logged.clear()
+        else:  # an event or a raw line, or any record after one: after the row's log ones
+            if late is None:
+                late = self._late[row] = []
+            late.append(record)
+            self._decoded += type(record) is not int
         self._cache.pop(row, None)
         old = self._state[row]
         if old == _PENDING:
@@ -234,7 +281,37 @@ class Ledger:
 
     def _records(self, row: int) -> list[Record]:
         place = self._place[row]
-        return [place] if place else self._more_of(row)
+        first: list[Record] = [place] if place else self._more_of(row)
+        if not self._log_rows:
+            late = self._late.get(row)
+            return first + late if late else first
+        logged = self._logged_of(row)
+        late = self._late.get(row)
+        if late:
+            return first + logged + late
+        return first + logged if logged else first  # type: ignore[operator]
+
+    def _gather(self, rows: Iterable[int]) -> dict[int, list[int]]:
+        """The log positions of each of `rows` (kept in `_logged` until the log grows): one
+        C-level pass over the log for all of them."""
+        logged = self._logged
+        wanted = set(rows).difference(logged)
+        if wanted:
+            found: dict[int, list[int]] = {row: [] for row in wanted}
+            log_rows = self._log_rows
+            if len(wanted) == 1:
+                (row,) = wanted
+                hits = map(row.__eq__, log_rows)
+            else:
+                hits = map(wanted.__contains__, log_rows)
+            for row, place in compress(zip(log_rows, self._log_places, strict=True), hits):
+                found[row].append(place)
+            logged.update(found)
+        return logged
+
+    def _logged_of(self, row: int) -> list[int]:
+        logged = self._logged.get(row)
+        return self._gather((row,))[row] if logged is None else logged
 
     def _more_of(self, row: int) -> list[Record]:
         records = self._more.get(row)
@@ -322,29 +399,87 @@ class Ledger:
         index = self._lookup()
         n = len(ids)
         n_queued = kinds.count(QUEUED_CODE)
-        others: Iterable[tuple[int, int, str, int]]
-        is_queued = list(map(QUEUED_CODE.__eq__, kinds))
-        new_ids = list(compress(ids, is_queued))
-        if n_queued and index.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
-            self._extend(new_ids, list(compress(places, is_queued)), queued)
-            if n_queued == n:
+        if not n_queued:
+            if self._fold_known(kinds, ids, places):
                 return
-            # An event must not reach a row queued later in the same append ("unknown id").
-            born = dict(zip(new_ids, compress(range(n), is_queued), strict=True))
-            others = compress(zip(range(n), kinds, ids, places, strict=True),
-                              map(operator.not_, is_queued))
-        else:  # line by line: an append that queues an id already known ("queued twice")
-            born = {}
-            others = zip(range(n), kinds, ids, places, strict=True)
+        else:
+            is_queued = list(map(QUEUED_CODE.__eq__, kinds))
+            new_ids = list(compress(ids, is_queued))
+            if index.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
+                if n_queued == n:
+                    self._extend(new_ids, list(compress(places, is_queued)), queued)
+                    return
+                # Events for ids queued in the same append: line by line (their order matters).
+                other = list(map(operator.not_, is_queued))
+                other_ids = set(compress(ids, other))
+                if other_ids <= index.keys() and (  # so none of them is queued here
+                        not self._late or self._late.keys().isdisjoint(
+                            map(index.__getitem__, other_ids))):
+                    self._extend(new_ids, list(compress(places, is_queued)), queued)
+                    folded = self._fold_known(bytes(compress(kinds, other)),
+                                              list(compress(ids, other)),
+                                              list(compress(places, other)))
+                    assert folded  # every id known, none with late records
+                    return
+        self._fold_line_by_line(kinds, ids, places, queued)
+
+    def _fold_known(self, kinds: bytes, ids: Sequence[str], places: Sequence[int]) -> bool:
+        """Fold events (no `queued`) of ids all known, by C-level maps: a drain's appends of
+        started / done pairs. False (nothing done) if an id is unknown.
+
+        The events of one row run in journal order: a pass takes each row's first event left,
+        so within a pass the rows are distinct and the states move by `bytes.translate`
+        (`_moved`), set back with one C-level map; counts are recounted when next read.
+        """
+        found: list[int | None] = list(map(self._lookup().get, ids))
+        if None in found:
+            return False
+        rows = cast(list[int], found)
+        if not rows:
+            return True
+        if self._late and not self._late.keys().isdisjoint(rows):
+            return False  # their records continue there, one at a time
+        self._log_rows.extend(rows)
+        self._log_places.extend(places)
+        self._logged.clear()
+        if self._cache:
+            deque(map(self._cache.pop, rows, repeat(None)), 0)
+        states, pending, touched = self._state, _PENDING, False
+        todo: Sequence[int] = rows
+        codes: bytes = kinds
+        while todo:
+            firsts = dict(zip(reversed(todo), range(len(todo) - 1, -1, -1), strict=True))
+            if len(firsts) == len(todo):
+                now, now_codes, todo = todo, codes, ()
+            else:
+                first = list(map(operator.eq, map(firsts.__getitem__, todo), range(len(todo))))
+                later = list(map(operator.not_, first))
+                now, now_codes = list(compress(todo, first)), bytes(compress(codes, first))
+                todo, codes = list(compress(todo, later)), bytes(compress(codes, later))
+            olds = bytes(map(states.__getitem__, now))
+            news = _moved(olds, now_codes)
+            touched = touched or pending in olds or pending in news
+            self._unscheduled.update(compress(now, news.translate(_STATE_TABLES[pending])))
+            if olds != news:
+                deque(map(states.__setitem__, now, news), 0)
+                self._stale = True
+        if touched:
+            self._times = None
+        return True
+
+    def _fold_line_by_line(
+        self,
+        kinds: bytes,
+        ids: Sequence[str],
+        places: Sequence[int],
+        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
+    ) -> None:
+        """`apply_heads` one line at a time: an append that queues an id already known
+        ("queued twice"), names an unknown one, or has events for ids it queues."""
+        index = self._lookup()
         problems = self.problems
-        moves = [_MOVES.get(kind) for kind in KINDS]
-        retried = KINDS.index(ev.RETRIED)
-        details = zip(*queued, strict=True)  # used only line by line
-        # `_add_record`, inlined: a drain's appends run this once per started / done event
-        places_col, more, states, cache = self._place, self._more, self._state, self._cache
-        tally, batches, unscheduled = self._tally, self._batch, self._unscheduled
-        finished, pending, touched = _FINISHED_CODES, _PENDING, False
-        for at, code, ident, place in others:
+        details = zip(*queued, strict=True)
+        for code, ident, place in zip(kinds, ids, places, strict=True):
             row = index.get(ident)
             if code == QUEUED_CODE:
                 batch, device, created, not_before = next(details)
@@ -353,36 +488,10 @@ class Ledger:
                     continue
                 self._new_row(ident, batch, device, place, (created, not_before))
                 continue
-            if row is None or (born and born.get(ident, -1) > at):
+            if row is None:
                 problems.append(Problem(ident, KINDS[code], "event for an unknown id"))
                 continue
-            first = places_col[row]
-            if first:
-                more[row] = [first, place]
-                places_col[row] = 0
-            else:
-                records = more.get(row)
-                if records is None:
-                    records = self._more_of(row)
-                records.append(place)
-            if cache:
-                cache.pop(row, None)
-            old = states[row]
-            move = moves[code]
-            if old == pending:
-                touched = True
-            if move is not None and move != old and (old not in finished or code == retried):
-                states[row] = move
-                counts = tally[batches[row]]
-                counts[old] -= 1
-                counts[move] += 1
-                if move == pending:
-                    touched = True
-                    unscheduled.add(row)
-            elif old == pending:
-                unscheduled.add(row)
-        if touched:
-            self._times = None
+            self._add_record(row, place, _MOVES.get(KINDS[code]), code == _RETRIED_CODE)
 
     def _extend(
         self,
@@ -420,6 +529,13 @@ class Ledger:
         except EventDecodeError as err:
             self.problems.append(Problem("?", "?", f"undecodable record: {err}"))
             return
+        if event.type != ev.QUEUED:  # `apply`, keeping the record given, not the event
+            row = self._lookup().get(event.id)
+            if row is None:
+                self.problems.append(Problem(event.id, event.type, "event for an unknown id"))
+            else:
+                self._add_record(row, record, _MOVES.get(event.type), event.type == ev.RETRIED)
+            return
         before = len(self.problems)
         self.apply(event)
         row = self._lookup().get(event.id)
@@ -440,6 +556,8 @@ class Ledger:
         are in memory; only a ledger of journal positions can be dumped."""
         if self._decoded:
             raise ValueError("only a ledger of journal positions can be dumped")
+        if self._late:  # positions that do not fit in 64 bits
+            raise ValueError("a journal over 4 GiB has no snapshot")
         packed = self._packed
         if self._more:  # merged with the packed ones, by C-level maps
             old_rows, ends, flat = packed
@@ -458,18 +576,18 @@ class Ledger:
         # version 2: no table of references (tens of MB for a million ids), none to share
         ids = self._ids_blob if self._ids is None else marshal.dumps(self._ids, 2)
         rows = (
-            self._names, sorted(self._unscheduled), list(self._tally.items()),
+            self._names, sorted(self._unscheduled), list(self._counted().items()),
             list(self._heads.items()), self._times,
             [(p.entry_id, p.type, p.reason) for p in self.problems],
         )
         columns = [ids, self._state, self._batch, self._device, self._place, self._created,
-                   self._due, *packed]
+                   self._due, *packed, self._log_rows, self._log_places]
         return rows, columns
 
     def load_rows(self, rows: tuple[Any, ...], columns: Sequence[Any]) -> None:
         """Restore the ledger from `dump_rows` output (before applying newer lines)."""
         names, unscheduled, tally, heads, times, problems = rows
-        ids, state, batch, device, place, created, due, *packed = columns
+        ids, state, batch, device, place, created, due, *packed, log_rows, log_places = columns
         self._ids, self._ids_blob, self._index = None, bytes(ids), None
         self._state = bytearray(state)
         self._names = list(names)
@@ -482,14 +600,20 @@ class Ledger:
         self._packed = (array("Q"), array("Q"), array("Q"))
         for column, data in zip(self._packed, packed, strict=True):
             column.frombytes(data)
+        self._log_rows, self._log_places, self._logged = array("I"), array("Q"), {}
+        self._late = {}
+        self._log_rows.frombytes(log_rows)
+        self._log_places.frombytes(log_places)
         self._unscheduled = set(unscheduled)
         self._tally = {b: list(c) for b, c in tally}
+        self._stale = False
         self._heads = dict(heads)
         self._times = None if times is None else (times[0], times[1])
         self._cache = {}
         n = len(self._state)
         if not (len(self._batch) == len(self._device) == len(self._place) == len(self._created)
-                == len(self._due) == n) or len(self._packed[0]) != len(self._packed[1]):
+                == len(self._due) == n) or len(self._packed[0]) != len(self._packed[1]) or (
+                len(self._log_rows) != len(self._log_places)):
             raise ValueError("snapshot columns of different lengths")
         self.problems = [Problem(*p) for p in problems]
 
@@ -519,6 +643,9 @@ class Ledger:
 
     def _schedule(self, row: int) -> tuple[float, float]:
         """(created, not_before) of a row, reading its only `queued` line if it can."""
+        if row in self._late or (self._log_rows and self._logged_of(row)):  # not its only record
+            entry = self._entry_at(row)
+            return entry.created, entry.not_before
         place = self._place[row]
         if place:
             times = ev.peek_schedule(self._raw(place))
@@ -535,6 +662,8 @@ class Ledger:
     def _scheduled(self) -> None:
         """Fill the schedule columns of pending rows that lack them."""
         state = self._state
+        if self._log_rows:
+            self._gather(self._unscheduled)
         for row in sorted(self._unscheduled):
             if state[row] == _PENDING:
                 self._created[row], self._due[row] = self._schedule(row)
@@ -562,7 +691,7 @@ class Ledger:
         """(place, id, records) of every entry in `state`, in journal order, without a lookup
         per id: `place` is the entry's index in `ids()` (its journal order)."""
         ids, raw = self._id_list(), self._raw
-        for row in self._rows(self._state.translate(_STATE_TABLES[_CODE[state]])):
+        for row in self._prepared(self._rows(self._state.translate(_STATE_TABLES[_CODE[state]]))):
             yield row, ids[row], [r if isinstance(r, Event) else raw(r)
                                   for r in self._records(row)]
 
@@ -616,6 +745,13 @@ class Ledger:
             joined &= int.from_bytes(mask)
         return joined.to_bytes(len(self))
 
+    def _prepared(self, rows: Iterable[int]) -> list[int]:
+        """`rows`, their logged records gathered in one pass (not one pass each)."""
+        rows = list(rows)
+        if self._log_rows:
+            self._gather(rows)
+        return rows
+
     def _rows(self, mask: bytes | bytearray | None) -> Iterator[int]:
         rows = range(len(self))
         return iter(rows) if mask is None else compress(rows, mask)
@@ -629,7 +765,7 @@ class Ledger:
     ) -> list[Entry]:
         """Entries matching every filter given, in id order."""
         mask = self._mask(device=device, batch=batch, state=state)
-        out = list(map(self._entry_at, self._rows(mask)))
+        out = list(map(self._entry_at, self._prepared(self._rows(mask))))
         out.sort(key=lambda e: e.id)
         return out
 
@@ -664,7 +800,8 @@ class Ledger:
         """
         mask = self._mask(device=device, batch=batch, state=state, unfinished=unfinished)
         total = len(self) if mask is None else mask.count(1)
-        return list(map(self._entry_at, islice(self._rows(mask), max(first, 0)))), total
+        shown = self._prepared(islice(self._rows(mask), max(first, 0)))
+        return list(map(self._entry_at, shown)), total
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -699,9 +836,21 @@ class Ledger:
         return (min(compress(self._created, mask), default=math.inf),
                 min(compress(self._due, mask), default=math.inf))
 
+    def _counted(self) -> dict[int, list[int]]:
+        """`_tally`, recounted from the columns if a fold left it stale (one C-level count
+        costs less than keeping a drain's million moves counted as they come)."""
+        if self._stale:
+            width = len(_STATES)
+            counts = Counter(map(operator.add, map(operator.mul, self._batch, repeat(width)),
+                                 self._state))
+            for b, tally in self._tally.items():
+                tally[:] = [counts.get(b * width + s, 0) for s in range(width)]
+            self._stale = False
+        return self._tally
+
     def _batch_counts(self, code: int) -> dict[State, int]:
         """A batch's counts, states in the order they first appear among its rows."""
-        tally = self._tally[code]
+        tally = self._counted()[code]
         present = [s for s, n in enumerate(tally) if n]
         if len(present) == 1:
             return {_STATES[present[0]]: tally[present[0]]}
@@ -727,8 +876,51 @@ class Ledger:
         """The first entry of each batch (or of the ones named), decoding only those."""
         wanted = None if batches is None else set(batches)
         names = self._names
-        return {names[b]: self._entry_at(row) for b, row in self._heads.items()
-                if wanted is None or names[b] in wanted}
+        heads = {names[b]: row for b, row in self._heads.items()
+                 if wanted is None or names[b] in wanted}
+        self._prepared(heads.values())
+        return {name: self._entry_at(row) for name, row in heads.items()}
+
+    def batch_queued(self, batches: Iterable[str] | None = None) -> dict[str, Entry]:
+        """Each batch's first entry (or of the ones named) as its `queued` record made it:
+        what later events never change (playbook, origin, created), decoding one line each."""
+        wanted = None if batches is None else set(batches)
+        names, decode = self._names, self._event
+        return {names[b]: entry_of([self._records_first(row)], decode=decode)
+                for b, row in self._heads.items() if wanted is None or names[b] in wanted}
+
+    def _records_first(self, row: int) -> Record:
+        place = self._place[row]
+        return place if place else self._more_of(row)[0]
+
+    def running_since(self, batch: str | None = None) -> list[tuple[str, float]]:
+        """(id, `started or updated`) of each running entry (of one batch), in journal order,
+        reading its last `started` line rather than decoding the entry where it can: what
+        `status` needs to tell stuck entries from running ones."""
+        rows = self._prepared(self._rows(self._mask(state=State.RUNNING, batch=batch)))
+        ids, match, out = self._id_list(), _STARTED_TS.match, []
+        for row in rows:
+            since = None
+            for record in reversed(self._records(row)):
+                if isinstance(record, Event):
+                    if record.type == ev.STARTED:
+                        since = record.ts
+                        break
+                    continue
+                line = self._raw(record)
+                if line.startswith(b'{"t":"started"'):
+                    found = match(line)
+                    since = float(found[1]) if found else None
+                    break
+            if not since:  # none read, or 0.0: as the entry has it
+                entry = self._entry_at(row)
+                since = entry.started or entry.updated
+            out.append((ids[row], since))
+        return out
+
+    def entries_of(self, ids: Iterable[str]) -> list[Entry]:
+        """The entries with these ids, in that order (KeyError for one there is not)."""
+        return list(map(self._entry_at, self._prepared(map(self._lookup().__getitem__, ids))))
 
     def pending(self) -> list[Entry]:
         """Every pending entry, due or not, in id order."""

@@ -29,7 +29,7 @@ from cmdctl.journal.ledger import Ledger
 # A reader that had to read this many bytes past the snapshot writes a fresh one, so a big
 # journal is read in full once and later reads only decode the tail.
 SNAPSHOT_AFTER_BYTES = 4 << 20
-_MAGIC = b"cmdctl-snapshot-3\n"  # 3: columns as bytes, with counts
+_MAGIC = b"cmdctl-snapshot-4\n"  # 3: columns as bytes, with counts; 4: and the log
 
 
 class Snapshot(NamedTuple):
@@ -47,8 +47,9 @@ class Snapshot(NamedTuple):
 
 
 #: Bytes per entry of each column after the ids (0: any): states, batches, devices, places,
-#: created, not_before; then the packed records: rows, their ends, positions (`Ledger.dump_rows`).
-_WIDTHS = (0, 1, 4, 4, 8, 8, 8, 0, 0, 0)
+#: created, not_before; then the packed records: rows, their ends, positions; then the log of
+#: later records: rows, positions (`Ledger.dump_rows`).
+_WIDTHS = (0, 1, 4, 4, 8, 8, 8, 0, 0, 0, 0, 0)
 
 #: The columns of a snapshot read back, for `Ledger.load_rows` (views into the file's bytes).
 Parts = list[memoryview]
@@ -82,7 +83,8 @@ def read(
     n = parts[1].nbytes
     if any(w and p.nbytes != n * w for p, w in zip(parts, _WIDTHS, strict=True)):
         return None
-    if parts[7].nbytes != parts[8].nbytes or parts[9].nbytes % 8:
+    if parts[7].nbytes != parts[8].nbytes or parts[9].nbytes % 8 or (
+            parts[10].nbytes * 2 != parts[11].nbytes or parts[11].nbytes % 8):
         return None
     if (snap.dev, snap.ino) != (st.st_dev, st.st_ino) or snap.offset > st.st_size:
         return None

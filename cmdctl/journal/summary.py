@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, overload
 
 from cmdctl.core.model import Entry, State
 from cmdctl.journal.ledger import Ledger
@@ -46,7 +46,7 @@ class Status:
     batches: tuple[BatchLine, ...]
     oldest_pending: float | None  # `created` of the oldest pending entry
     next_due: float | None  # earliest `not_before` among pending entries
-    stuck: tuple[Entry, ...]  # running for longer than STUCK_AFTER_S
+    stuck: Sequence[Entry]  # running for longer than STUCK_AFTER_S (decoded when read)
     running: int
     needs_person: tuple[Entry, ...]  # state unknown: interrupted, not safe to repeat
     damaged_lines: int = 0
@@ -80,7 +80,7 @@ def status(
         summary = ledger.summary()
         counts = dict(summary.counts)
         oldest, next_due = summary.oldest_pending, summary.next_due
-    heads = ledger.batch_heads(progress)
+    heads = ledger.batch_queued(progress)
     lines = []
     for b, p in progress.items():
         head = heads[b]
@@ -93,8 +93,8 @@ def status(
                 counts=dict(p.counts),
             )
         )
-    running = [e for e in ledger.stuck() if batch is None or e.batch == batch]
-    stuck = tuple(e for e in running if now - (e.started or e.updated) > STUCK_AFTER_S)
+    running = ledger.running_since(batch)
+    stuck = Stuck(ledger, sorted(i for i, since in running if now - since > STUCK_AFTER_S))
     unknown = tuple(ledger.entries(state=State.UNKNOWN, batch=batch))
     return Status(
         now=now,
@@ -109,6 +109,41 @@ def status(
         damaged_lines=damaged_lines,
         problems=tuple(problems),
     )
+
+
+class Stuck(Sequence[Entry]):
+    """Stuck entries in id order, counted without decoding them; decoded (all at once) when
+    one is read: `status` prints how many, `status --json` every one."""
+
+    def __init__(self, ledger: Ledger, ids: list[str]) -> None:
+        self._ledger, self._ids = ledger, ids
+        self._entries: tuple[Entry, ...] | None = None
+
+    def _all(self) -> tuple[Entry, ...]:
+        if self._entries is None:
+            self._entries = tuple(self._ledger.entries_of(self._ids))
+        return self._entries
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Entry]: ...
+    def __getitem__(self, index: int | slice) -> Entry | Sequence[Entry]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Stuck({self._ids!r})"
 
 
 class Health(IntEnum):

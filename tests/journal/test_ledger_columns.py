@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from cmdctl.core.model import Entry, State
 from cmdctl.journal import delta, snapshot
 from cmdctl.journal import events as ev
+from cmdctl.journal import summary as summary_of
 from cmdctl.journal.entry import FINISHED_STATES, TRANSITIONS, entry_of
 from cmdctl.journal.events import Event
 from cmdctl.journal.framing import frame
@@ -119,6 +120,20 @@ def agree(ledger: Ledger, ref: Reference) -> None:
     unfinished = [e for e in entries if not e.state.finished]
     assert ledger.page(unfinished=True, first=3) == (unfinished[:3], len(unfinished))
     assert ledger.page(first=len(entries) + 1) == (entries, len(entries))
+    running = [e for e in entries if e.state is State.RUNNING]
+    assert ledger.running_since() == [(e.id, e.started or e.updated) for e in running]
+    for batch in batches:
+        assert ledger.running_since(batch) == [
+            (e.id, e.started or e.updated) for e in running if e.batch == batch]
+    assert ledger.batch_queued() == {
+        b: entry_of(ref.events[e.id][:1]) for b, e in heads.items()}
+    assert ledger.entries_of([e.id for e in reversed(entries)]) == entries[::-1]
+    now = 200.0 + summary_of.STUCK_AFTER_S + 7  # some of the running started before, some after
+    stuck = tuple(e for e in sorted(running, key=lambda e: e.id)
+                  if now - (e.started or e.updated) > summary_of.STUCK_AFTER_S)
+    shown = summary_of.status(ledger, now=now)
+    assert (len(shown.stuck), tuple(shown.stuck), shown.running) == (
+        len(stuck), stuck, len(running))
     for state in State:
         rows = [(n, e.id) for n, e in enumerate(entries) if e.state is state]
         assert [(n, i) for n, i, _ in ledger.rows_in(state)] == rows
@@ -288,3 +303,88 @@ def test_a_line_past_4_gib_is_kept_and_only_the_snapshot_is_refused() -> None:
     except ValueError:
         return
     raise AssertionError("a position past 4 GiB dumped")
+
+
+# -- a writer's appends folded from their delta records, several events an append --------------
+
+append_ops = st.lists(
+    st.lists(
+        st.tuples(st.sampled_from([*KINDS, "queue", "ghost", "requeue", "early", "decoded"]),
+                  st.integers(0, 40)),
+        min_size=1,
+        max_size=8,
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+def mixed_appends(history: list[list[tuple[str, int]]]) -> Iterator[tuple[list[Event], bool]]:
+    """Appends of several events each: new entries with events for them in the same append,
+    started / done pairs, events after a finished state, retries, unknown ids, a `queued`
+    for a known id, and an event for an id before the `queued` that comes later in the append."""
+    ids: list[str] = []
+    queued: dict[str, Event] = {}
+    for step, ops in enumerate(history):
+        made: list[Event] = []
+        later: list[Event] = []
+        for k, (op, n) in enumerate(ops):
+            ts = 200.0 + step + k / 10
+            if op in ("queue", "early"):
+                q = ev.queued(entry(batch=f"B{n % 3}", device=f"tv-{n % 4}", created=float(n),
+                                    not_before=float(n % 7)))
+                queued[q.id] = q
+                if op == "early":  # unknown here: queued at the end of this append
+                    made.append(event(ev.STARTED, q.id, ts))
+                    later.append(q)
+                else:
+                    made.append(q)
+                ids.append(q.id)
+            elif op == "decoded":  # the append is folded as decoded events
+                continue
+            elif op == "ghost":
+                made.append(ev.done("NO-SUCH-ID", ts, outcome="confirmed", duration=0.1))
+            elif ids and op == "requeue":
+                made.append(queued[ids[n % len(ids)]])
+            elif ids:
+                made.append(event(op, ids[n % len(ids)], ts))
+        if made or later:
+            yield made + later, any(op == "decoded" for op, _ in ops)
+
+
+@settings(max_examples=120, deadline=None)
+@given(append_ops)
+def test_delta_records_of_mixed_appends_fold_as_their_lines_do(
+    history: list[list[tuple[str, int]]],
+) -> None:
+    """`apply_heads` (states moved by C-level maps, records in the log) against `apply_lines`
+    on the same lines and the reference, after every append; some appends folded as decoded
+    events (a drain's own), whose records come after the log's."""
+    data = bytearray()
+    read_at = lambda offset, size: bytes(data[offset : offset + size])  # noqa: E731
+    ref, by_heads, by_lines = Reference(), Ledger(read_at), Ledger(read_at)
+    for made, decoded in mixed_appends(history):
+        if decoded:  # as a drain folds its own events: decoded, not read back
+            for e in made:
+                ref.apply(e)
+                by_heads.apply(e)
+                by_lines.apply(e)
+            continue
+        lines = [frame([ev.encode(e)]) for e in made]
+        start = len(data)
+        data += b"".join(lines)
+        for e in made:
+            ref.apply(e)
+        offsets = [start + sum(map(len, lines[:i])) for i in range(len(lines))]
+        by_lines.apply_lines([line[:-1] for line in lines], offsets)
+        blob = delta.record((0, 0), start, lines, made)
+        if blob is None:  # a kind the delta cannot describe: the reader reads the lines
+            by_heads.apply_lines([line[:-1] for line in lines], offsets)
+        else:
+            heads = delta._heads(blob[delta._HEAD.size + 4 :], start, len(data), len(made))
+            assert heads is not None
+            by_heads.apply_heads(heads.kinds, heads.ids, heads.places, heads.queued)
+        agree(by_heads, ref)
+        agree(by_lines, ref)
+        assert [(p.entry_id, p.type, p.reason) for p in by_heads.problems] == [
+            (p.entry_id, p.type, p.reason) for p in by_lines.problems]
