@@ -52,10 +52,7 @@ def select(
     next_due: float | None = None
     position: dict[str, int] = {}
     waiting: list[tuple[int, str]] = []  # (position, id) of pending entries not due yet
-    for n, entry_id in enumerate(ledger.ids()):
-        if ledger.state(entry_id) is not State.PENDING:
-            continue
-        records = ledger.records(entry_id)
+    for n, entry_id, records in ledger.rows_in(State.PENDING):
         head = records[0]
         if isinstance(head, bytes):
             if only is not None or batch is not None:
