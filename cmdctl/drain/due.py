@@ -71,7 +71,7 @@ def select(
                         next_due = times[1]
                     waiting.append((n, entry_id))
                     continue
-        entry = entry_of(records, intern=True)
+        entry = entry_of(records, intern=True, ident=entry_id)
         if (only is not None and entry.device not in only) or (
             batch is not None and entry.batch != batch
         ):
@@ -114,7 +114,7 @@ def _later(
                 patterns = wanted.get(peeked[2][1])
                 if patterns is None or not any(p in head for p in patterns):
                     continue
-        entry = entry_of(records, intern=True)
+        entry = entry_of(records, intern=True, ident=entry_id)
         if entry.device in wanted:
             position[entry_id] = n
             out.append(entry)

@@ -48,10 +48,11 @@ class Recorder:
         self._append = append
         self._interval = interval
         self._max_pending = max_pending
-        # Events waiting for an append, as the `record` calls brought them (kept together).
-        self._pending: deque[Sequence[Event]] = deque()
-        self._count = 0  # events in `_pending`
-        self._queued = 0  # events ever queued; the last one's number
+        # Events are numbered in the order they were queued, from 0.
+        self._pending: list[Event] = []  # waiting for an append; the first is number `_taken`
+        self._taken = 0  # events ever handed to an append
+        self._groups: deque[tuple[int, int]] = deque()  # [first, end) of multi-event records
+        self._queued = 0  # events ever queued
         self._stored = 0  # events ever appended (in order): numbers up to this are on disk
         # (number of the last event it waits for, its future), in increasing numbers
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
@@ -89,14 +90,13 @@ class Recorder:
         """Queue events for the next append."""
         if self.error is not None:
             raise self.error
-        group = tuple(events)  # (a tuple is not copied)
-        if not group:
-            return
-        self._pending.append(group)
-        self._count += len(group)
-        self._queued += len(group)
+        pending, first = self._pending, self._queued
+        pending.extend(events)
+        self._queued = self._taken + len(pending)
+        if self._queued - first > 1:
+            self._groups.append((first, self._queued))
         self._wake.set()
-        if self._count >= self._max_pending:
+        if len(pending) >= self._max_pending:
             self._urgent.set()
 
     async def durable(self, *events: Event) -> None:
@@ -146,12 +146,23 @@ class Recorder:
                     return
 
     def _take(self) -> list[Event]:
-        """The next append's events: whole `record` groups, up to `max_pending` (at least one)."""
-        pending = self._pending
-        batch = list(pending.popleft())
-        while pending and len(batch) + len(pending[0]) <= self._max_pending:
-            batch.extend(pending.popleft())
-        self._count -= len(batch)
+        """The next append's events: up to `max_pending`, never part of one `record` call's
+        (a call that brought more than `max_pending` goes whole, alone)."""
+        start = self._taken
+        cut = start + min(len(self._pending), self._max_pending)
+        groups = self._groups
+        while groups and groups[0][1] <= cut:
+            groups.popleft()  # wholly in this append
+        if groups and groups[0][0] < cut:  # the cut would split this call's events
+            first, end = groups[0]
+            if first > start:
+                cut = first
+            else:
+                cut = end
+                groups.popleft()
+        batch = self._pending[: cut - start]
+        del self._pending[: cut - start]
+        self._taken = cut
         return batch
 
     async def _write_once(self) -> None:
