@@ -207,7 +207,12 @@ def _quick(line: bytes, intern: bool, known: str | None = None) -> Entry | None:
         if playbook is not None:
             playbook = sys.intern(playbook)
         command = _shared_command(domain, target, cmd["args"])
-        # One float object for equal times (a bulk's entries are due when queued).
+        # One float object for equal times (a bulk's entries are due when queued, and
+        # were all queued at the same moment).
+        if created == _recent[0] and created:
+            created = _recent[0]
+        else:
+            _recent[0] = created
         if not_before == created and created:
             not_before = created
         if ts == created and created:
@@ -237,6 +242,7 @@ def _quick(line: bytes, intern: bool, known: str | None = None) -> Entry | None:
 
 
 _NUMBERS = (int, float)
+_recent = [0.0]  # the last `created` an interned entry was given (equal ones share it)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _COMMANDS: dict[tuple[Any, ...], Command] = {}
 _COMMANDS_MAX = 4096
