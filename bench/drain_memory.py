@@ -1,4 +1,4 @@
-"""Peak RSS of `cmdctl drain` over 100,000 queued commands (target < 300 MB).
+"""Peak RSS of `cmdctl drain` over 100,000 queued commands (target < 120 MB, issue 17).
 
 The simulator runs in its own process; the drain's own peak RSS comes from wait4(). The journal
 is written by a child process too: Linux carries a parent's RSS high-water mark into a forked
@@ -64,7 +64,7 @@ def main() -> None:
             counts = {k.value: v for k, v in journal.ledger().counts().items()}
     peak_mb = usage.ru_maxrss / 1024  # Linux reports KiB
     print(f"`cmdctl drain` of {total} queued commands ({size / 1e6:.0f} MB journal): "
-          f"peak RSS {peak_mb:.0f} MB (target < 300 MB), {elapsed:.1f} s, "
+          f"peak RSS {peak_mb:.0f} MB (target < 120 MB), {elapsed:.1f} s, "
           f"{total / elapsed:.0f} commands/s; journal after: {counts}")
 
 

@@ -82,6 +82,10 @@ class EntityRow:
     details: str  # e.g. "options: HDMI 1, HDMI 2" or "0..100 step 1"
 
 
+#: Plans one device's index keeps (a drain's commands are shared objects; see `plan`).
+_PLANS_MAX = 1024
+
+
 class EntityIndex:
     """The entities and actions of one device, looked up by selector."""
 
@@ -99,6 +103,9 @@ class EntityIndex:
             self._by_domain.setdefault(domain_of(info), []).append(info)
         self._services: list[Any] = list(services)
         self._resolved: dict[tuple[str, str], Any] = {}  # (domain, target) → info
+        # id(command) → (that command, its plan): a drain's entries share one `Command` per
+        # distinct command (`journal.entry`), so a device's thousand entries are a few plans.
+        self._plans: dict[int, tuple[Command, Plan]] = {}
 
     def rows(self) -> list[EntityRow]:
         """Every entity and action, sorted by selector."""
@@ -158,7 +165,22 @@ class EntityIndex:
         return found[0]
 
     def plan(self, command: Command) -> Plan:
-        """Resolve and validate `command`; `DeviceRejected` says precisely what is wrong."""
+        """Resolve and validate `command`; `DeviceRejected` says precisely what is wrong.
+
+        The same `Command` object planned again gets the same plan (both are immutable; the
+        cache holds the command, so its id is not reused meanwhile); an equal one is planned
+        anew, and a rejection is never kept.
+        """
+        hit = self._plans.get(id(command))
+        if hit is not None and hit[0] is command:
+            return hit[1]
+        plan = self._plan(command)
+        if len(self._plans) >= _PLANS_MAX:
+            self._plans.clear()
+        self._plans[id(command)] = (command, plan)
+        return plan
+
+    def _plan(self, command: Command) -> Plan:
         info = self.resolve(command)
         domain = command.domain
         selector = f"{domain}.{info.name if domain == 'action' else info.object_id}"

@@ -52,10 +52,7 @@ def select(
     next_due: float | None = None
     position: dict[str, int] = {}
     waiting: list[tuple[int, str]] = []  # (position, id) of pending entries not due yet
-    for n, entry_id in enumerate(ledger.ids()):
-        if ledger.state(entry_id) is not State.PENDING:
-            continue
-        records = ledger.records(entry_id)
+    for n, entry_id, records in ledger.rows_in(State.PENDING):
         head = records[0]
         if isinstance(head, bytes):
             if only is not None or batch is not None:
@@ -74,7 +71,7 @@ def select(
                         next_due = times[1]
                     waiting.append((n, entry_id))
                     continue
-        entry = entry_of(records, intern=True)
+        entry = entry_of(records, intern=True, ident=entry_id)
         if (only is not None and entry.device not in only) or (
             batch is not None and entry.batch != batch
         ):
@@ -117,7 +114,7 @@ def _later(
                 patterns = wanted.get(peeked[2][1])
                 if patterns is None or not any(p in head for p in patterns):
                     continue
-        entry = entry_of(records, intern=True)
+        entry = entry_of(records, intern=True, ident=entry_id)
         if entry.device in wanted:
             position[entry_id] = n
             out.append(entry)

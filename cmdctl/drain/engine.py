@@ -218,7 +218,9 @@ class Engine:
                           fail_fast=options.fail_fast, failed=self._failed) or None
         ctx = Pass(rec, withdrawn, rollout, barrier.hold)
         jobs = plan(due, totals, self.devices)
-        del work, due  # each job holds its own entries and drops them as they finish
+        # Each job holds its own entries and drops them as they finish: nothing here may keep
+        # the pass's lists (100,000 entries are a third of a drain's memory).
+        del work, due, barrier, gaps
         if jobs:
             self.observer.planned([e for job in jobs for e in job.todo])
             await self.run_jobs(ctx, jobs, totals)

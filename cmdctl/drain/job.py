@@ -311,7 +311,7 @@ class DeviceJob:
                 now = engine.clock()
                 waits = max((_wait(e) for e in fresh), default=0.0)
                 owner = recovery.me(engine.run_id, engine.kind, now + session.job_timeout + waits)
-                starts = [recovery.started(e, now, owner, attempt=e.attempts + 1) for e in fresh]
+                starts = recovery.starts(fresh, now, owner)
                 job.started.update(e.id for e in fresh)
                 job.running.update(zip((e.id for e in fresh), starts, strict=True))
                 # On disk before the command leaves, and decided against `queue cancel`

@@ -8,10 +8,11 @@ the outcome (a `cmdctl.drain.totals` name), its one-line detail and the events t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cmdctl.core.errors import DeliveryUnknown, DeviceError, DeviceUnavailable
-from cmdctl.core.model import Entry, State
+from cmdctl.core.model import Entry, JSONValue, State
 from cmdctl.core.timespec import format_time_utc
 from cmdctl.drain import retry
 from cmdctl.drain import totals as tot
@@ -55,9 +56,30 @@ def done(
         cond = entry.coordination.wait_until
         seen = f"{cond.selector} was {cond.wanted} after {waited:.1f}s" if cond else ""
         detail = f"{detail}; {seen}" if detail else seen
-    event = ev.done(entry.id, now, outcome=status, duration=duration, ran_on=ran_on,
-                    waited=None if waited is None else round(waited, 3))
+    if ran_on is None and waited is None and type(duration) is float and duration > 0:
+        event = _plain_done(entry.id, now, status, duration)
+    else:
+        event = ev.done(entry.id, now, outcome=status, duration=duration, ran_on=ran_on,
+                        waited=None if waited is None else round(waited, 3))
     return Verdict(status, detail, (event,), duration)
+
+
+#: The fields of the last plain `done` event made: (outcome, duration) → fields.
+_last_done: dict[tuple[str, float], Mapping[str, JSONValue]] = {}
+
+
+def _plain_done(entry_id: str, now: float, status: str, duration: float) -> Event:
+    """`ev.done` without `ran_on` / `waited`, sharing its fields with the previous one when they
+    are equal (nothing changes an event's fields once made): the entries of one chunk are
+    delivered together, and a drain holds tens of thousands of these while they wait for the
+    disk."""
+    key = (status, duration)
+    fields = _last_done.get(key)
+    if fields is None:
+        fields = ev.done(entry_id, now, outcome=status, duration=duration).fields
+        _last_done.clear()
+        _last_done[key] = fields
+    return Event(ev.DONE, entry_id, now, fields)
 
 
 def wait_failed(entry: Entry, now: float, why: str) -> Verdict:

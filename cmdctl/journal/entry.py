@@ -101,14 +101,16 @@ def entry_of(
     *,
     decode: Callable[[Any], Event] = ev.decode,
     intern: bool = False,
+    ident: str | None = None,
 ) -> Entry:
     """The one fold: an entry from its records, the `queued` event first, then each later event
     in journal order. A record is an `Event`, or what `decode` takes (a raw line).
     EventDecodeError or ValueError if they do not describe an entry. `intern`: share the strings
-    thousands of entries repeat (a drain may hold 100,000 entries).
+    thousands of entries repeat (a drain may hold 100,000 entries). `ident`: the entry's id as
+    the caller holds it already (the ledger's), kept instead of an equal copy when it matches.
     """
     if records and decode is ev.decode and type(records[0]) is bytes:
-        quick = _quick(records[0], intern)
+        quick = _quick(records[0], intern, ident)
         if quick is not None:
             # Every record decoded before any is folded, as below: the same error comes first.
             later = [r if isinstance(r, Event) else decode(r) for r in records[1:]]
@@ -149,7 +151,7 @@ _scan: Callable[[str, int], tuple[Any, int]]
 _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
-def _quick(line: bytes, intern: bool) -> Entry | None:
+def _quick(line: bytes, intern: bool, known: str | None = None) -> Entry | None:
     """The `Entry` of a plain `queued` line, built straight from its JSON; None for anything
     else (another event, fleet keys, unknown fields, a value of an unexpected type), which the
     general path (`ev.decode`, `entry_from_queued`) decides, errors included.
@@ -197,13 +199,20 @@ def _quick(line: bytes, intern: bool) -> Entry | None:
         return None
     domain, target = cmd["domain"], cmd["target"]
     created, not_before, ts = float(created), float(not_before), float(ts)
+    if known is not None and ident == known:
+        ident = known
     if intern:
         batch, device, who = sys.intern(batch), sys.intern(device), sys.intern(who)
         origin, step = sys.intern(origin), sys.intern(step)
         if playbook is not None:
             playbook = sys.intern(playbook)
         command = _shared_command(domain, target, cmd["args"])
-        # One float object for equal times (a bulk's entries are due when queued).
+        # One float object for equal times (a bulk's entries are due when queued, and
+        # were all queued at the same moment).
+        if created == _recent[0] and created:
+            created = _recent[0]
+        else:
+            _recent[0] = created
         if not_before == created and created:
             not_before = created
         if ts == created and created:
@@ -233,6 +242,7 @@ def _quick(line: bytes, intern: bool) -> Entry | None:
 
 
 _NUMBERS = (int, float)
+_recent = [0.0]  # the last `created` an interned entry was given (equal ones share it)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _COMMANDS: dict[tuple[Any, ...], Command] = {}
 _COMMANDS_MAX = 4096

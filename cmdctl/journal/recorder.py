@@ -1,9 +1,15 @@
 """Group commit: many small journal events from concurrent device jobs, few appends and fsyncs.
 
-A background task appends whatever accumulated in ONE `Journal.append` (one write, one fsync),
-every `interval` seconds, sooner when `max_pending` events wait or someone needs an event on disk
+A background task appends what accumulated in one `Journal.append` (one write, one fsync) every
+`interval` seconds, sooner when `max_pending` events wait or someone needs an event on disk
 (`durable`). The append runs in a thread so device I/O goes on meanwhile; whatever arrives during
 one append goes into the next, which is what makes commits group under load.
+
+One append carries at most `max_pending` events (more only when one `record` call brought more:
+the events of one call always travel together). A backlog is written as several appends in
+order, and a waiter is released by the append that carries the last event queued before it
+asked: the first jobs of a drain wait for their own events, not behind 50,000 others, and one
+append's encoded lines stay a few megabytes.
 
 If an append fails the journal did not accept those events: every waiter gets the error, and the
 next `record` raises it, so the engine stops sending commands it could not account for.
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 
@@ -23,7 +30,8 @@ Append = Callable[[Sequence[Event]], object]
 
 #: How long an event that nobody waits for may sit in memory before it is appended.
 DEFAULT_INTERVAL_S = 0.03
-#: Append at once when this many events wait (bounds memory and the size of one write).
+#: Append at once when this many events wait; also the most one append carries (bounds
+#: memory and the size of one write).
 DEFAULT_MAX_PENDING = 4096
 
 
@@ -40,16 +48,22 @@ class Recorder:
         self._append = append
         self._interval = interval
         self._max_pending = max_pending
-        self._pending: list[Event] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        # Events are numbered in the order they were queued, from 0.
+        self._pending: list[Event] = []  # waiting for an append; the first is number `_taken`
+        self._taken = 0  # events ever handed to an append
+        self._groups: deque[tuple[int, int]] = deque()  # [first, end) of multi-event records
+        self._queued = 0  # events ever queued
+        self._stored = 0  # events ever appended (in order): numbers up to this are on disk
+        # (number of the last event it waits for, its future), in increasing numbers
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._inflight: asyncio.Future[None] | None = None
         self.error: JournalError | None = None
         self.appends = 0  # how many appends (fsyncs) so far
         self.written = 0  # how many events they carried
+        self.largest = 0  # the most events one append carried
 
     async def __aenter__(self) -> Recorder:
         self.start()
@@ -76,9 +90,13 @@ class Recorder:
         """Queue events for the next append."""
         if self.error is not None:
             raise self.error
-        self._pending.extend(events)
+        pending, first = self._pending, self._queued
+        pending.extend(events)
+        self._queued = self._taken + len(pending)
+        if self._queued - first > 1:
+            self._groups.append((first, self._queued))
         self._wake.set()
-        if len(self._pending) >= self._max_pending:
+        if len(pending) >= self._max_pending:
             self._urgent.set()
 
     async def durable(self, *events: Event) -> None:
@@ -90,14 +108,10 @@ class Recorder:
         """Return once everything queued so far is on disk; raises JournalError if it is not."""
         if self.error is not None:
             raise self.error
-        if not self._pending:
-            # Something may be in the middle of an append: wait for that one too.
-            if self._inflight is None:
-                return
-            await asyncio.shield(self._inflight)
+        if self._queued <= self._stored:  # nothing queued is still waiting or in flight
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((self._queued, waiter))
         self._urgent.set()
         self._wake.set()
         await waiter
@@ -110,7 +124,7 @@ class Recorder:
         task, self._task = self._task, None
         if task is not None:
             await asyncio.shield(task)
-        if self._pending and self.error is None:
+        while self._pending and self.error is None:
             await self._write_once()
         if self.error is not None:
             raise self.error
@@ -131,37 +145,47 @@ class Recorder:
                 if self._closing:
                     return
 
+    def _take(self) -> list[Event]:
+        """The next append's events: up to `max_pending`, never part of one `record` call's
+        (a call that brought more than `max_pending` goes whole, alone)."""
+        start = self._taken
+        cut = start + min(len(self._pending), self._max_pending)
+        groups = self._groups
+        while groups and groups[0][1] <= cut:
+            groups.popleft()  # wholly in this append
+        if groups and groups[0][0] < cut:  # the cut would split this call's events
+            first, end = groups[0]
+            if first > start:
+                cut = first
+            else:
+                cut = end
+                groups.popleft()
+        batch = self._pending[: cut - start]
+        del self._pending[: cut - start]
+        self._taken = cut
+        return batch
+
     async def _write_once(self) -> None:
-        batch, self._pending = self._pending, []
-        waiters, self._waiters = self._waiters, []
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inflight = done
+        batch = self._take()
         try:
             await asyncio.to_thread(self._append, batch)
         except JournalError as err:
             self.error = err
         except OSError as err:  # the journal should wrap these; never lose one unreported
             self.error = JournalError(f"journal append failed: {err}")
-        finally:
-            self._inflight = None
+        waiters = self._waiters
         if self.error is None:
             self.appends += 1
             self.written += len(batch)
-            result: JournalError | None = None
-        else:
-            result = self.error
-            # Events queued after this batch cannot be accepted either.
-            waiters.extend(self._waiters)
-            self._waiters = []
-        for waiter in waiters:
-            if waiter.done():
-                continue
-            if result is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(result)
-        if result is None:
-            done.set_result(None)
-        else:
-            done.set_exception(result)
-            done.exception()  # mark retrieved: waiters already carry the error
+            self.largest = max(self.largest, len(batch))
+            self._stored += len(batch)
+            while waiters and waiters[0][0] <= self._stored:
+                _, waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+            return
+        # Neither these events nor any queued after them can be accepted.
+        while waiters:
+            _, waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(self.error)

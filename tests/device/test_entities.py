@@ -108,6 +108,21 @@ def test_number_on_grid_is_accepted(index: EntityIndex) -> None:
     assert plan.args == {"value": 40.0}
 
 
+def test_one_command_object_is_planned_once_and_an_equal_one_anew(index: EntityIndex) -> None:
+    """A drain's entries share one `Command` per distinct command: a device's thousand entries
+    are validated a few times, each plan exactly what planning it afresh gives."""
+    shared = Command("number", "volume", {"value": 40})
+    first = index.plan(shared)
+    assert index.plan(shared) is first
+    equal = Command("number", "volume", {"value": 40})
+    again = index.plan(equal)
+    assert again is not first and again == first and again.command is equal
+    bad = Command("number", "volume", {"value": 101})
+    for _ in range(2):  # a rejection is never kept: it is raised every time
+        with pytest.raises(DeviceRejected, match="out of range"):
+            index.plan(bad)
+
+
 def test_number_step_grid_tolerates_float_noise() -> None:
     info = NumberInfo(object_id="gain", key=1, name="Gain", min_value=0.1, max_value=1, step=0.1)
     EntityIndex("d", [info]).plan(Command("number", "gain", {"value": 0.7}))

@@ -175,3 +175,24 @@ def test_a_bad_later_record_fails_the_quick_decode_as_it_fails_the_general_one()
     for later in ([bad_fold, b"{not json"], [b'{"t":"done"}'], [bad_fold]):
         records = [head, *later]
         assert outcome(partial(entry_of, records)) == outcome(partial(general, records))
+
+
+def test_a_known_id_is_kept_when_it_matches_and_ignored_when_it_does_not() -> None:
+    head = ev.encode(ev.queued(_entry())).encode()
+    held = "".join(["01J0000000000000000000000", "A"])  # equal, not the same object
+    got = entry_of([head], intern=True, ident=held)
+    assert got.id is held and got == general([head], intern=True)
+    other = entry_of([head], intern=True, ident="01J0000000000000000000000B")
+    assert other.id == "01J0000000000000000000000A"
+
+
+def test_entries_queued_at_one_moment_share_that_time_in_a_drain() -> None:
+    obj = json.loads(ev.encode(ev.queued(_entry())))
+    obj["created"] = obj["not_before"] = 1796531860.4867792
+    one = entry_of([json.dumps(obj).encode()], intern=True)
+    obj["id"] = "01J0000000000000000000000B"
+    two = entry_of([json.dumps(obj).encode()], intern=True)
+    assert one.created is two.created and one.not_before is two.created
+    obj["created"] = obj["not_before"] = 1796531861.0
+    three = entry_of([json.dumps(obj).encode()], intern=True)
+    assert three.created == 1796531861.0 and one.created == 1796531860.4867792
