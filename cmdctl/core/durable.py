@@ -24,12 +24,17 @@ _APPEND_READ = os.O_RDWR | os.O_APPEND | NOFOLLOW
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW
 
 
+#: Bytes per write(2). A 64 MB snapshot written in one call took 0.4-0.7 s here, in 1 MiB calls
+#: a fraction of that (`queue ls` on a million entries, first run: 1.86 -> 1.48 s, medians).
+_WRITE_CHUNK = 1 << 20
+
+
 def write_all(fd: int, data: bytes, *, write: Write | None = None) -> None:
     """Write every byte of `data` to `fd`, looping over short writes; OSError on failure."""
     write = write or os.write
     view = memoryview(data)
     while view:
-        n = write(fd, view)
+        n = write(fd, view[:_WRITE_CHUNK])
         if n <= 0:
             raise OSError(errno.EIO, "write made no progress")
         view = view[n:]
