@@ -402,13 +402,17 @@ class Ledger:
         if not n_queued:
             if self._fold_known(kinds, ids, places):
                 return
+        elif n_queued == n:  # a bulk: rows for every line, if the ids are distinct and new
+            base = len(self._state)
+            index.update(zip(ids, range(base, base + n), strict=True))
+            if len(index) == base + n:  # one dict pass checks and indexes: none was there
+                self._extend(list(ids), list(places), queued, indexed=True)
+                return
+            self._index = None  # a duplicate overwrote a row's number: rebuilt from the ids
         else:
             is_queued = list(map(QUEUED_CODE.__eq__, kinds))
             new_ids = list(compress(ids, is_queued))
             if index.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
-                if n_queued == n:
-                    self._extend(new_ids, list(compress(places, is_queued)), queued)
-                    return
                 # Events for ids queued in the same append: line by line (their order matters).
                 other = list(map(operator.not_, is_queued))
                 other_ids = set(compress(ids, other))
@@ -498,8 +502,11 @@ class Ledger:
         new_ids: list[str],
         places: list[int],
         queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
+        *,
+        indexed: bool = False,
     ) -> None:
-        """New pending rows for distinct, unknown ids, at once by C-level maps."""
+        """New pending rows for distinct, unknown ids, at once by C-level maps (`indexed`: the
+        id→row dict has them already)."""
         batches, devices, created, not_before = queued
         base, n = len(self._state), len(new_ids)
         for name in set(batches) | set(devices):
@@ -507,7 +514,8 @@ class Ledger:
         codes = self._codes.__getitem__
         new_batches = array("I", map(codes, batches))
         self._id_list().extend(new_ids)
-        self._lookup().update(zip(new_ids, range(base, base + n), strict=True))
+        if not indexed:
+            self._lookup().update(zip(new_ids, range(base, base + n), strict=True))
         self._state.extend(bytes([_PENDING]) * n)
         self._batch.extend(new_batches)
         self._device.extend(array("I", map(codes, devices)))
