@@ -413,15 +413,19 @@ class Ledger:
             is_queued = list(map(QUEUED_CODE.__eq__, kinds))
             new_ids = list(compress(ids, is_queued))
             if index.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
-                # Events for ids queued in the same append: line by line (their order matters).
+                # The other events name known ids, or ids queued in this append, after their
+                # `queued` line (before it, an event is for an unknown id: line by line).
                 other = list(map(operator.not_, is_queued))
-                other_ids = set(compress(ids, other))
-                if other_ids <= index.keys() and (  # so none of them is queued here
+                other_list = list(compress(ids, other))
+                born = dict(zip(new_ids, compress(range(n), is_queued), strict=True))
+                after_birth = all(map(operator.lt, map(born.get, other_list, repeat(-1)),
+                                      compress(range(n), other)))
+                known = set(other_list).difference(born)
+                if after_birth and known <= index.keys() and (
                         not self._late or self._late.keys().isdisjoint(
-                            map(index.__getitem__, other_ids))):
+                            map(index.__getitem__, known))):
                     self._extend(new_ids, list(compress(places, is_queued)), queued)
-                    folded = self._fold_known(bytes(compress(kinds, other)),
-                                              list(compress(ids, other)),
+                    folded = self._fold_known(bytes(compress(kinds, other)), other_list,
                                               list(compress(places, other)))
                     assert folded  # every id known, none with late records
                     return
