@@ -146,6 +146,10 @@ class Ledger:
         self._ids: list[str] | None = []  # None: still `_ids_blob` (from a snapshot)
         self._ids_blob = b""
         self._index: dict[str, int] | None = {}  # id → row; None: not built yet
+        # The ids, in row order, are strictly ascending and `_last` is the greatest: an append
+        # of queued ids all above it and ascending needs no lookup to know they are new.
+        self._ascending = True
+        self._last = ""
         self._state = bytearray()
         self._names: list[str] = []  # batches and devices, each once
         self._codes: dict[str, int] = {}
@@ -227,6 +231,9 @@ class Ledger:
         row = len(self._state)
         self._id_list().append(ident)
         self._lookup()[ident] = row
+        if self._ascending:
+            self._ascending = ident > self._last
+            self._last = ident
         self._state.append(_PENDING)
         b = self._code(batch)
         self._batch.append(b)
@@ -396,7 +403,6 @@ class Ledger:
         `kinds` holds one code into `delta.KINDS` per line, `places` the packed positions,
         `queued` the batches, devices, created and not_before times of the `queued` lines.
         """
-        index = self._lookup()
         n = len(ids)
         n_queued = kinds.count(QUEUED_CODE)
         if not n_queued:
@@ -404,12 +410,18 @@ class Ledger:
                 return
         elif n_queued == n:  # a bulk: rows for every line, if the ids are distinct and new
             base = len(self._state)
+            if not self._index and self._above(ids):  # new by their order: no dict needed yet
+                self._index = None  # built from the ids when something looks one up
+                self._extend(list(ids), list(places), queued, indexed=True)
+                return
+            index = self._lookup()
             index.update(zip(ids, range(base, base + n), strict=True))
             if len(index) == base + n:  # one dict pass checks and indexes: none was there
                 self._extend(list(ids), list(places), queued, indexed=True)
                 return
             self._index = None  # a duplicate overwrote a row's number: rebuilt from the ids
         else:
+            index = self._lookup()
             is_queued = list(map(QUEUED_CODE.__eq__, kinds))
             new_ids = list(compress(ids, is_queued))
             if index.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
@@ -430,6 +442,16 @@ class Ledger:
                     assert folded  # every id known, none with late records
                     return
         self._fold_line_by_line(kinds, ids, places, queued)
+
+    def _above(self, ids: Sequence[str]) -> bool:
+        """True if `ids` ascend strictly and start above every id of the ledger (so none of
+        them is there and they are distinct), while the ledger's own ids ascend."""
+        return (
+            self._ascending
+            and bool(ids)
+            and ids[0] > self._last
+            and all(map(operator.lt, ids, islice(ids, 1, None)))
+        )
 
     def _fold_known(self, kinds: bytes, ids: Sequence[str], places: Sequence[int]) -> bool:
         """Fold events (no `queued`) of ids all known, by C-level maps: a drain's appends of
@@ -517,6 +539,9 @@ class Ledger:
             self._code(name)
         codes = self._codes.__getitem__
         new_batches = array("I", map(codes, batches))
+        if self._ascending and new_ids:
+            self._ascending = self._above(new_ids)
+            self._last = new_ids[-1]
         self._id_list().extend(new_ids)
         if not indexed:
             self._lookup().update(zip(new_ids, range(base, base + n), strict=True))
@@ -601,6 +626,7 @@ class Ledger:
         names, unscheduled, tally, heads, times, problems = rows
         ids, state, batch, device, place, created, due, *packed, log_rows, log_places = columns
         self._ids, self._ids_blob, self._index = None, bytes(ids), None
+        self._ascending, self._last = False, ""  # not known without decoding the ids
         self._state = bytearray(state)
         self._names = list(names)
         self._codes = {name: i for i, name in enumerate(names)}

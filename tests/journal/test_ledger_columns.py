@@ -153,7 +153,8 @@ steps = st.lists(
                   st.floats(0, 100), st.floats(0, 100)),
         st.tuples(st.sampled_from(KINDS), st.integers(0, 40), st.just(0), st.just(0.0),
                   st.just(0.0)),
-        st.tuples(st.sampled_from(["ghost", "requeue", "read", "snapshot"]), st.integers(0, 40),
+        st.tuples(st.sampled_from(["ghost", "requeue", "read", "snapshot", "jumble"]),
+                  st.integers(0, 40),
                   st.just(0), st.just(0.0), st.just(0.0)),
     ),
     min_size=1,
@@ -176,6 +177,14 @@ def appends(history: list[tuple[str, int, int, float, float]]) -> Iterator[list[
             yield events
         elif op in ("read", "snapshot"):
             yield op
+        elif op == "jumble":  # a bulk whose ids are not in order, one of them twice
+            made = [entry(batch="BJ", device="tv-0", created=1.0, not_before=2.0)
+                    for _ in range(2 + n % 3)]
+            events = [ev.queued(e) for e in reversed(made)]
+            events.insert(n % len(events), events[(n // 3) % len(events)])
+            queued.update((q.id, q) for q in events)
+            ids += [e.id for e in made]
+            yield events if n % 2 else sorted(events, key=lambda e: e.id)
         elif op == "ghost":
             yield [ev.done("NO-SUCH-ID", ts, outcome="confirmed", duration=0.1)]
         elif ids and op == "requeue":
