@@ -394,12 +394,12 @@ class Fleet(Records):
     def journal_plan(self, plan: Plan) -> None:
         """`queue` for a plan without immediate steps, not async: the whole plan in one durable
         append, encoded from its parts (no event per command is made to encode it)."""
-        from cmdctl.journal import events
+        from cmdctl.journal.runs import QueuedRuns, Run
 
         if plan.first(inline=True) is not None:
             raise ValueError("a plan with immediate steps is queued by `queue`")
-        runs = events.QueuedRuns(
-            events.Run(part.like, part.ids, part.devices) for part in plan.parts
+        runs = QueuedRuns(
+            Run(part.like, part.ids, part.devices) for part in plan.parts
         )
         if runs:
             for repair in self.journal.append(runs).repairs:

@@ -37,6 +37,7 @@ from cmdctl.journal import events as ev
 from cmdctl.journal.events import Event
 from cmdctl.journal.layout import DELTA_FILE as DELTA_FILE
 from cmdctl.journal.layout import FILE_MODE
+from cmdctl.journal.runs import QueuedRuns
 
 #: Event types in code order (a record stores one byte per event).
 KINDS: tuple[str, ...] = tuple(sorted(ev.KNOWN_TYPES))
@@ -81,7 +82,7 @@ def record(
     n = len(events)
     if len(lines) != n:
         return None
-    if n and type(events) is ev.QueuedRuns:  # a bulk: its columns, and no event per command
+    if n and type(events) is QueuedRuns:  # a bulk: its columns, and no event per command
         ids, batches, devices, created_at, due_at = events.columns()
         kinds = bytes([QUEUED_CODE]) * n
         try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from cmdctl.journal import events as ev
 from cmdctl.journal.events import Event, EventDecodeError
+from cmdctl.journal.runs import RunLines
 
 _CRC_KEY = b',"c":"'
 _SUFFIX_LEN = 16  # len(',"c":"xxxxxxxx"}')
@@ -107,7 +108,7 @@ def frame_lines(lines: Sequence[str]) -> list[bytes]:
         body = b'%s,"m":0' % lines[0][:-1].encode()
         return [b'%s,"c":"%08x"}\n' % (body, zlib.crc32(body))]
     # each line without its closing brace: the framing keys go there
-    opened = lines.opened() if isinstance(lines, ev.RunLines) else map(_OPEN_LINE, lines)
+    opened = lines.opened() if isinstance(lines, RunLines) else map(_OPEN_LINE, lines)
     out: list[bytes] = []
     add, crc32, k, of_n = out.append, zlib.crc32, n, f'/{n}"'
     for text in opened:

@@ -245,6 +245,7 @@ class Ops:
         from cmdctl.inputs import playbook
         from cmdctl.inputs.secretfile import SecretsFile
         from cmdctl.inputs.variables import given
+        from cmdctl.journal.runs import QueuedRuns, Run
 
         pb = playbook.load_playbook_text(body, "playbook")
         inventory = self.inventory()
@@ -268,7 +269,7 @@ class Ops:
                 hint="run it with `cmdctl bulk`; the server only queues (a drain runs the work)",
             )
         # Encoded from the plan's parts, as `bulk` does: no entry or event per command.
-        self.journal.append(ev.QueuedRuns(ev.Run(p.like, p.ids, p.devices) for p in plan.parts))
+        self.journal.append(QueuedRuns(Run(p.like, p.ids, p.devices) for p in plan.parts))
         return {
             "batch": plan.batch,
             "playbook": plan.name,

@@ -16,6 +16,7 @@ from cmdctl.core.model import NO_COORDINATION, Command, Condition, Coordination,
 from cmdctl.journal import delta
 from cmdctl.journal import events as ev
 from cmdctl.journal.framing import frame_lines
+from cmdctl.journal.runs import QueuedRuns, Run
 
 json_leaf = (
     st.none()
@@ -71,17 +72,17 @@ devices = st.text(max_size=12) | st.sampled_from(["tv-1", "bar \"tv\"", "t\u00e9
 
 
 @st.composite
-def runs(draw: st.DrawFn) -> ev.Run:
+def runs(draw: st.DrawFn) -> Run:
     like = draw(likes)
     n = draw(st.integers(min_value=0, max_value=6))
-    return ev.Run(
+    return Run(
         like,
         draw(st.lists(entry_ids, min_size=n, max_size=n)),
         tuple(draw(st.lists(devices, min_size=n, max_size=n))),
     )
 
 
-def reference(batch: list[ev.Run]) -> list[ev.Event]:
+def reference(batch: list[Run]) -> list[ev.Event]:
     """What the bulk built before: an entry, and its `queued` event, per command."""
     return [
         ev.queued(replace(run.like, id=i, device=d))
@@ -92,9 +93,9 @@ def reference(batch: list[ev.Run]) -> list[ev.Event]:
 
 @settings(max_examples=300)
 @given(st.lists(runs(), max_size=5))
-def test_runs_encode_as_their_entries_event_by_event(batch: list[ev.Run]) -> None:
+def test_runs_encode_as_their_entries_event_by_event(batch: list[Run]) -> None:
     plain = reference(batch)
-    quick = ev.QueuedRuns(batch)
+    quick = QueuedRuns(batch)
     assert len(quick) == len(plain)
     want = ev.encode_many(plain)
     got = ev.encode_many(quick)
@@ -106,7 +107,7 @@ def test_runs_encode_as_their_entries_event_by_event(batch: list[ev.Run]) -> Non
     lines = frame_lines(got)
     assert lines == frame_lines(want)
     assert delta.record((1, 2), 40, lines, quick) == delta.record((1, 2), 40, lines, plain)
-    assert ev.QueuedRuns(batch).columns() == (
+    assert QueuedRuns(batch).columns() == (
         [e.id for e in plain],
         *([e.fields[key] for e in plain] for key in ("batch", "device", "created", "not_before")),
     )
@@ -115,14 +116,14 @@ def test_runs_encode_as_their_entries_event_by_event(batch: list[ev.Run]) -> Non
 @settings(max_examples=60)
 @given(runs(), st.sampled_from([float("nan"), float("inf")]), st.sampled_from(["m", "c", "ts"]))
 def test_runs_refuse_what_the_event_encoder_refuses(
-    run: ev.Run, bad_time: float, reserved: str
+    run: Run, bad_time: float, reserved: str
 ) -> None:
     for like in (replace(run.like, created=bad_time), replace(run.like, extra={reserved: 1})):
-        bad = ev.Run(like, ("01A", *run.ids), ("tv-1", *run.devices))
+        bad = Run(like, ("01A", *run.ids), ("tv-1", *run.devices))
         with pytest.raises(ValueError) as event_by_event:
             ev.encode_many(reference([bad]))
         with pytest.raises(ValueError) as quick:
-            list(ev.encode_many(ev.QueuedRuns([bad])))
+            list(ev.encode_many(QueuedRuns([bad])))
         assert str(quick.value) == str(event_by_event.value)
 
 
@@ -131,16 +132,16 @@ def test_a_device_that_is_not_a_string_is_encoded_event_by_event() -> None:
     like = Entry("01A", "B", "tv-1", Command("switch", "p", {"state": True}), Priority.NORMAL,
                  1.5, 1.5, None, True, True, 3, "w", "bulk", "s", "pb")  # fmt: skip
     odd: Any = 7
-    run = ev.Run(like, ("01B", "01C"), ("tv-2", odd))
-    assert list(ev.encode_many(ev.QueuedRuns([run]))) == ev.encode_many(reference([run]))
-    assert '"device":7,' in ev.encode_many(ev.QueuedRuns([run]))[1]
+    run = Run(like, ("01B", "01C"), ("tv-2", odd))
+    assert list(ev.encode_many(QueuedRuns([run]))) == ev.encode_many(reference([run]))
+    assert '"device":7,' in ev.encode_many(QueuedRuns([run]))[1]
 
 
 def test_runs_share_the_part_after_the_device() -> None:
     like = Entry("01A", "B", "tv-1", Command("number", "volume", {"value": 3.0}), Priority.HIGH,
                  1.5, 2.5, None, True, True, 3, "w", "bulk", "vol", "pb")  # fmt: skip
-    run = ev.Run(like, [f"01{i:024d}" for i in range(3)], ("tv-1", "tv-2", "tv-3"))
-    lines = list(ev.encode_many(ev.QueuedRuns([run, run])))
+    run = Run(like, [f"01{i:024d}" for i in range(3)], ("tv-1", "tv-2", "tv-3"))
+    lines = list(ev.encode_many(QueuedRuns([run, run])))
     assert len(lines) == 6 and len({line.split('"device":')[1][8:] for line in lines}) == 1
     assert lines[0] == (
         '{"t":"queued","id":"01000000000000000000000000","ts":1.5,"v":1,"batch":"B",'
@@ -154,4 +155,4 @@ def test_a_run_needs_an_id_per_device() -> None:
     like = Entry("01A", "B", "tv-1", Command("switch", "p", {}), Priority.NORMAL,
                  1.5, 1.5, None, True, True, 3, "w", "bulk", "s", "pb")  # fmt: skip
     with pytest.raises(ValueError, match="2 ids on 1 devices"):
-        ev.Run(like, ("01A", "01B"), ("tv-1",))
+        Run(like, ("01A", "01B"), ("tv-1",))
