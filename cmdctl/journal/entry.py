@@ -144,6 +144,7 @@ def entry_of(
 #: keys or fields of a newer version (the framing's `m` and `c` may follow).
 _PLAIN = frozenset({"t", "id", "ts", "v", *ev.QUEUED_KEYS})
 _FRAMING = ("m", "c")
+_FLEET = frozenset(fleetkeys.COORDINATION_KEYS)
 _PRIORITIES = {p.value: p for p in Priority}
 #: What `json.loads` runs once it has the text: a line's JSON without the per-call wrapping
 #: (`loads` first guesses the encoding and checks for trailing data: `_quick` does both).
@@ -170,8 +171,16 @@ def _quick(line: bytes, intern: bool, known: str | None = None) -> Entry | None:
         return None
     for key in _FRAMING:
         obj.pop(key, None)
+    coordination = NO_COORDINATION
     if len(obj) != len(_PLAIN) or not _PLAIN.issuperset(obj):
-        return None
+        # Fleet keys (`after:`, `tags:`...) are taken out as the general path takes them;
+        # any other key (a newer version's field) is for the general path to keep.
+        if not _PLAIN.issubset(obj) or not _FLEET.issuperset(obj.keys() - _PLAIN):
+            return None
+        try:
+            coordination = fleetkeys.pop_coordination(obj)
+        except (KeyError, ValueError, TypeError):
+            return None
     ident, ts, cmd = obj["id"], obj["ts"], obj["command"]
     created, not_before, expires = obj["created"], obj["not_before"], obj["expires"]
     batch, device, who, origin, step = (
@@ -236,7 +245,7 @@ def _quick(line: bytes, intern: bool, known: str | None = None) -> Entry | None:
         step=step,
         playbook=playbook,
         updated=ts,
-        coordination=NO_COORDINATION,
+        coordination=coordination,
         extra=_NO_EXTRA,
     )
 

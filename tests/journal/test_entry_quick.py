@@ -86,7 +86,7 @@ def test_quick_decode_of_an_odd_command_is_the_general_decode(
     assert outcome(lambda: entry_of([raw])) == outcome(lambda: general([raw]))
 
 
-def test_a_plain_queued_line_takes_the_quick_path_and_others_do_not() -> None:
+def test_plain_and_fleet_keyed_queued_lines_take_the_quick_path_and_newer_fields_do_not() -> None:
     line = (
         '{"t":"queued","id":"01J0000000000000000000000A","ts":1.5,"v":1,"batch":"B","device":"tv",'
         '"command":{"domain":"number","target":"volume","args":{"value":3.0}},'
@@ -97,9 +97,13 @@ def test_a_plain_queued_line_takes_the_quick_path_and_others_do_not() -> None:
     quick = journal_entry._quick(line.encode(), True)
     assert quick is not None and quick == general([line.encode()])
     assert type(quick.created) is float
-    tagged = line.replace('"playbook":null', '"playbook":null,"tags":["x"]')
-    assert journal_entry._quick(tagged.encode(), True) is None
-    assert entry_of([tagged.encode()]).coordination.tags == ("x",)
+    tagged = line.replace('"playbook":null', '"playbook":null,"tags":["x"],"after":"setup"')
+    quick = journal_entry._quick(tagged.encode(), True)
+    assert quick is not None and quick == general([tagged.encode()])
+    assert (quick.coordination.tags, quick.coordination.after) == (("x",), "setup")
+    newer = line.replace('"playbook":null', '"playbook":null,"colour":"red"')
+    assert journal_entry._quick(newer.encode(), True) is None  # kept in `extra` by the general
+    assert dict(entry_of([newer.encode()]).extra) == {"colour": "red"}
 
 
 @settings(max_examples=200)
