@@ -18,20 +18,8 @@ from cmdctl.journal import events as ev
 from cmdctl.journal.framing import frame_lines
 from cmdctl.journal.runs import QueuedRuns, Run
 
-json_leaf = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-)
-json_value = st.recursive(
-    json_leaf,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
+from .test_events import json_value
+
 finite = st.floats(allow_nan=False, allow_infinity=False)
 text = st.text(max_size=20)
 coordinations = st.sampled_from([
