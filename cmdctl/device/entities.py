@@ -86,6 +86,42 @@ class EntityRow:
 _PLANS_MAX = 1024
 
 
+class SharedPlans:
+    """Plans shared by the devices of one drain pass.
+
+    A fleet runs a few firmware configurations: the `number.volume` of 100 devices are 100
+    equal infos, and a plan depends only on the command and the info (the device's name
+    appears only in rejections, which are never kept). So equal infos become one object here
+    (`==`: every field), and a plan made for (command, info) serves every device with an equal
+    entity. It lives as long as the pass: resolved secret values are not kept beyond it.
+    """
+
+    def __init__(self) -> None:
+        self._infos: dict[tuple[type, str], Any] = {}  # (class, repr) → the first equal info
+        # (id(command), id(info)) → both objects, which keeps them alive, and their plan
+        self._plans: dict[tuple[int, int], tuple[Command, Any, Plan]] = {}
+
+    def info(self, info: Any) -> Any:
+        """The one object for infos equal to `info`."""
+        key = (type(info), repr(info))
+        known = self._infos.get(key)
+        if known is not None and known == info:
+            return known
+        self._infos[key] = info
+        return info
+
+    def get(self, command: Command, info: Any) -> Plan | None:
+        """The plan made for this very command and info, if any."""
+        hit = self._plans.get((id(command), id(info)))
+        return hit[2] if hit is not None and hit[0] is command and hit[1] is info else None
+
+    def put(self, command: Command, info: Any, plan: Plan) -> None:
+        """Keep `plan` for (`command`, `info`)."""
+        if len(self._plans) >= _PLANS_MAX * 8:
+            self._plans.clear()
+        self._plans[(id(command), id(info))] = (command, info, plan)
+
+
 class EntityIndex:
     """The entities and actions of one device, looked up by selector."""
 
@@ -95,8 +131,10 @@ class EntityIndex:
         entities: Iterable[EntityInfo],
         services: Iterable[UserService] = (),
         sub_devices: Mapping[int, str] | None = None,
+        shared: SharedPlans | None = None,
     ) -> None:
         self.device = device
+        self._shared = shared
         self.sub_devices = dict(sub_devices or {})
         self._by_domain: dict[str, list[Any]] = {}
         for info in entities:
@@ -161,27 +199,34 @@ class EntityIndex:
                 f"{command.selector} is ambiguous: it exists on {where}",
                 hint=f"name the sub-device: {command.domain}.{label}/{first.object_id}",
             )
-        self._resolved[(command.domain, command.target)] = found[0]
-        return found[0]
+        info = found[0] if self._shared is None else self._shared.info(found[0])
+        self._resolved[(command.domain, command.target)] = info
+        return info
 
     def plan(self, command: Command) -> Plan:
         """Resolve and validate `command`; `DeviceRejected` says precisely what is wrong.
 
         The same `Command` object planned again gets the same plan (both are immutable; the
-        cache holds the command, so its id is not reused meanwhile); an equal one is planned
-        anew, and a rejection is never kept.
+        cache holds the command, so its id is not reused meanwhile), also from another device
+        of the pass with an equal entity (`SharedPlans`); an equal command is planned anew, and
+        a rejection is never kept.
         """
         hit = self._plans.get(id(command))
         if hit is not None and hit[0] is command:
             return hit[1]
-        plan = self._plan(command)
+        info = self.resolve(command)
+        shared = self._shared
+        plan = shared.get(command, info) if shared is not None else None
+        if plan is None:
+            plan = self._plan(command, info)
+            if shared is not None:
+                shared.put(command, info, plan)
         if len(self._plans) >= _PLANS_MAX:
             self._plans.clear()
         self._plans[id(command)] = (command, plan)
         return plan
 
-    def _plan(self, command: Command) -> Plan:
-        info = self.resolve(command)
+    def _plan(self, command: Command, info: Any) -> Plan:
         domain = command.domain
         selector = f"{domain}.{info.name if domain == 'action' else info.object_id}"
         allowed = ALLOWED_ARGS[domain]

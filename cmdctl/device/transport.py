@@ -36,7 +36,7 @@ from cmdctl.device.classify import (
     classify,
     device_closed,
 )
-from cmdctl.device.entities import EntityIndex, Plan
+from cmdctl.device.entities import EntityIndex, Plan, SharedPlans
 from cmdctl.device.expectation import Expectation
 from cmdctl.device.states import Entity, StateBook, Waiter
 
@@ -128,8 +128,10 @@ class DeviceSession:
         connect_timeout: float = CONNECT_TIMEOUT,
         verify_timeout: float = VERIFY_TIMEOUT,
         job_timeout: float | None = None,
+        shared: SharedPlans | None = None,
     ) -> None:
         self.device = device
+        self._shared = shared  # plans shared with the other devices of a drain pass
         self.connect_timeout = connect_timeout
         self.verify_timeout = verify_timeout
         self.job_timeout = job_timeout or device.timeout or DEFAULT_JOB_TIMEOUT
@@ -422,7 +424,7 @@ class DeviceSession:
         self._check_identity(info)
         self.info = info
         sub_devices = {d.device_id: d.name for d in info.devices}
-        self._index = EntityIndex(self.name, entities, services, sub_devices)
+        self._index = EntityIndex(self.name, entities, services, sub_devices, self._shared)
         self._connected = True
         cache.learned(self.name, info, entities, services)  # written off the loop, when changed
 

@@ -31,6 +31,7 @@ from cmdctl.core.model import Entry, State
 from cmdctl.core.secretref import Scrubber
 from cmdctl.core.timespec import format_duration
 from cmdctl.device import condition
+from cmdctl.device.entities import SharedPlans
 from cmdctl.device.states import STATE_TIMEOUT
 from cmdctl.device.transport import DeviceAddress, DeviceSession, Outcome
 from cmdctl.drain import gates, outcomes, recovery, retry, secretargs
@@ -58,6 +59,7 @@ class Pass:
     withdrawn: AbstractSet[str] = frozenset()
     rollout: Rollout | None = None
     hold: Mapping[str, float] = field(default_factory=dict)  # id → not sent before (epoch)
+    plans: SharedPlans = field(default_factory=SharedPlans)  # equal devices plan once
 
 
 @dataclass(slots=True)
@@ -236,6 +238,7 @@ class DeviceJob:
             connect_timeout=options.connect_timeout,
             verify_timeout=options.verify_timeout,
             job_timeout=options.job_timeout,
+            shared=self.ctx.plans,
         )
 
     async def _on_device(self) -> None:

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 
 from cmdctl.core.errors import DeviceRejected
 from cmdctl.core.model import Command
-from cmdctl.device.entities import EntityIndex, domain_of, snake
+from cmdctl.device.entities import EntityIndex, SharedPlans, domain_of, snake
 
 
 def rejected(index: EntityIndex, domain: str, target: str, **args: Any) -> str:
@@ -336,3 +336,35 @@ def test_rgb_target_matches_the_device_normalised_colour(rgb: tuple[float, float
     top = max(rgb)
     shown = LightState(key=1, state=True, red=rgb[0] / top, green=rgb[1] / top, blue=rgb[2] / top)
     assert plan.expect is not None and plan.expect.reached(shown)
+
+
+# -- plans shared by the devices of a drain pass ------------------------------------------------
+
+
+def _volume(max_value: float = 100.0) -> NumberInfo:
+    return NumberInfo(object_id="volume", key=7, name="Volume", min_value=0.0,
+                      max_value=max_value, step=1.0)
+
+
+def test_devices_with_equal_entities_share_one_plan() -> None:
+    shared = SharedPlans()
+    first = EntityIndex("bar-tv-1", [_volume()], shared=shared)
+    second = EntityIndex("bar-tv-2", [_volume()], shared=shared)  # equal, another object
+    command = Command("number", "volume", {"value": 30.0})
+    plan = first.plan(command)
+    assert second.plan(command) is plan
+    # without a shared book each device plans for itself
+    assert EntityIndex("bar-tv-3", [_volume()]).plan(command) is not plan
+
+
+def test_an_entity_that_differs_in_any_field_is_planned_for_itself() -> None:
+    shared = SharedPlans()
+    command = Command("number", "volume", {"value": 80.0})
+    wide = EntityIndex("bar-tv-1", [_volume()], shared=shared)
+    narrow = EntityIndex("bar-tv-2", [_volume(max_value=50.0)], shared=shared)
+    assert wide.plan(command).args == {"value": 80.0}
+    # the same command object, a device whose volume stops at 50: rejected, naming the device
+    with pytest.raises(DeviceRejected) as caught:
+        narrow.plan(command)
+    assert caught.value.one_line().startswith("bar-tv-2")
+    assert "out of range 0..50" in caught.value.one_line()
