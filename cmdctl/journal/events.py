@@ -253,15 +253,62 @@ def _queued_tail(f: dict[str, Any]) -> str:
         raise _Fallback from err
 
 
-def _encode_generic(event: Event, head: str) -> str:
+def _encode_generic(
+    event: Event, head: str, bodies: dict[int, tuple[Any, str]] | None = None
+) -> str:
+    """`bodies`: for one batch, id(fields) → (those fields, their encoding), so that events
+    sharing one fields object (a chunk's `started` events) encode it once."""
     fields = event.fields
     if not fields:
         return head + "}"
+    if bodies is not None:
+        known = bodies.get(id(fields))
+        if known is not None and known[0] is fields:
+            return f"{head},{known[1]}"
     bad = RESERVED.intersection(fields)
     if bad:
         raise ValueError(f"event fields may not use reserved keys {sorted(bad)}")
-    body = _dumps(dict(fields))
-    return f"{head},{body[1:]}"
+    body = _flat(fields)
+    if body is None:
+        body = _dumps(dict(fields))[1:]
+    if bodies is not None:
+        bodies[id(fields)] = (fields, body)
+    return f"{head},{body}"
+
+
+#: `"key":` of the field names seen, as `_dumps` writes them.
+_KEYS: dict[str, str] = {}
+
+
+def _flat(fields: Mapping[str, JSONValue]) -> str | None:
+    """`fields` without the opening brace, byte for byte as `_dumps` writes them, when every
+    key is a string and every value a plain scalar (a drain's `started` and `done` events);
+    None otherwise. Skips the encoder's per-call set-up, which is most of a small event's cost."""
+    parts = []
+    for key, value in fields.items():
+        if type(key) is not str:
+            return None
+        name = _KEYS.get(key)
+        if name is None:
+            if len(_KEYS) >= 4096:
+                _KEYS.clear()
+            name = _KEYS[key] = encode_basestring(key) + ":"
+        kind = type(value)
+        if kind is str:
+            parts.append(name + encode_basestring(value))
+        elif kind is float:
+            if not math.isfinite(value):
+                return None  # `_dumps` raises its own error
+            parts.append(name + float.__repr__(value))
+        elif kind is int:
+            parts.append(name + int.__repr__(value))
+        elif value is None:
+            parts.append(name + "null")
+        elif kind is bool:
+            parts.append(name + ("true" if value else "false"))
+        else:
+            return None
+    return ",".join(parts) + "}"
 
 
 def encode(event: Event) -> str:
@@ -277,6 +324,7 @@ def encode_many(events: Iterable[Event]) -> Sequence[str]:
     if isinstance(events, PreEncoded):
         return events.lines()
     cache: dict[Any, str] = {}
+    bodies: dict[int, tuple[Any, str]] = {}
     out = []
     for event in events:
         if event.type == QUEUED:
@@ -285,7 +333,7 @@ def encode_many(events: Iterable[Event]) -> Sequence[str]:
                 continue
             except _Fallback:
                 pass
-        out.append(_encode_generic(event, _head(event)))
+        out.append(_encode_generic(event, _head(event), bodies))
     return out
 
 

@@ -370,3 +370,50 @@ def test_flow_keys_of_the_wrong_shape_are_ignored_not_fatal() -> None:
     assert keys == Coordination(after="x")
     numbers = fleetkeys.pop_coordination({"when": {"entity": "sensor.temp", "value": 21}})
     assert numbers.when == Condition("sensor", "temp", 21.0)
+
+
+flat_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()  # NaN and the infinities too: refused as before
+    | st.text(max_size=20)
+)
+
+
+def _reference(event: Event) -> str:
+    """The line as `json.dumps` writes the fields after the fixed head."""
+    head = (f'{{"t":{json.dumps(event.type, ensure_ascii=False)},'
+            f'"id":{json.dumps(event.id, ensure_ascii=False)},"ts":{event.ts!r},"v":{event.v}')
+    if not event.fields:
+        return head + "}"
+    body = json.dumps(dict(event.fields), separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    return f"{head},{body[1:]}"
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(st.text(alphabet=ids.ALPHABET, min_size=1, max_size=26), finite,
+                  st.dictionaries(field_names, flat_leaf, max_size=6), st.booleans()),
+        min_size=1, max_size=6,
+    )
+)
+def test_scalar_fields_encode_byte_for_byte_as_json_dumps(
+    made: list[tuple[str, float, dict[str, object], bool]],
+) -> None:
+    """The drain's `started`/`done` events skip json.dumps; the line must not change, also
+    when several events share one fields object (a chunk's `started` events)."""
+    events = []
+    for ident, ts, fields, share in made:
+        shared = events[-1].fields if share and events else fields
+        events.append(Event("done", ident, ts, shared))  # type: ignore[arg-type]
+    try:
+        expected = [_reference(e) for e in events]
+    except ValueError:
+        with pytest.raises(ValueError):
+            ev.encode_many(events)
+        return
+    assert list(ev.encode_many(events)) == expected
+    assert [ev.encode(e) for e in events] == expected
