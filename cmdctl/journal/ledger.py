@@ -6,18 +6,9 @@ records into an `Entry` only when asked for it. A record is a decoded `Event`, a
 (from the journal) the line's position in the file, packed as `offset << 32 | length` and read
 back through `read_at`.
 
-The rows are columns, one item per entry in journal order of its `queued` record, so a million
-entries cost tens of bytes each rather than a Python list apiece: the ids in a list (and a dict
-id → row, built on first lookup), the states in a bytearray, batch and device as codes into one
-table of names (array 'I'), the position of an entry's only record in array 'Q' (0: its records
-are in a small dict, as for an entry with several), and the `queued` record's created and
-not_before in array 'd'. Records that come later as journal positions go to a log (rows in
-array 'I', positions in array 'Q', in journal order): a drain's appends fold from their delta
-records by C-level maps and extends, and a query gathers the log records of the rows it decodes
-in one pass. Counts per batch and state (recounted from the columns after such a fold), each
-batch's first row and the pending entries' oldest `created` and earliest `not_before` are kept,
-so `status` does not walk the rows; filters build masks (one byte per row) with C-level maps.
-A snapshot stores the columns and the log as bytes.
+The ledger is built in layers, one module each: `journal.columns` holds the rows (the layout
+is described there), `journal.folding` folds events into them, and here `Ledger` answers the
+queries and dumps and loads its columns for a snapshot.
 
 The rules for one entry are in `journal.entry` (`fold`).
 """
@@ -29,70 +20,32 @@ import math
 import operator
 import re
 from array import array
-from bisect import bisect_left
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, compress, islice, repeat
-from typing import Any, cast
+from typing import Any
 
-from cmdctl.core.errors import InputError, JournalError
+from cmdctl.core.errors import InputError
 from cmdctl.core.model import Entry, State
 from cmdctl.journal import events as ev
-from cmdctl.journal.delta import KINDS, QUEUED_CODE
-from cmdctl.journal.entry import FINISHED_STATES, TRANSITIONS, entry_of
-from cmdctl.journal.events import Event, EventDecodeError
-
-_STATES = tuple(State)
-_CODE = {state: i for i, state in enumerate(_STATES)}
-_PENDING = _CODE[State.PENDING]
-_RUNNING = _CODE[State.RUNNING]
-_FINISHED_CODES = frozenset(_CODE[s] for s in FINISHED_STATES)
-#: event type (bytes) → the state code it moves an entry to
-_MOVES_B = {k.encode(): _CODE[v] for k, v in TRANSITIONS.items()}
-_MOVES = {k: _CODE[v] for k, v in TRANSITIONS.items()}
-_NAN = math.nan
-_RETRIED_CODE = KINDS.index(ev.RETRIED)
-#: `_NEXT[state * len(KINDS) + kind]`: the state an event of `kind` (a code into `delta.KINDS`)
-#: leaves a row in `state` in, by the rules `_add_record` applies one event at a time.
-_NEXT = bytes(
-    move if (move := _MOVES.get(kind)) is not None and move != old
-    and (old not in _FINISHED_CODES or code == _RETRIED_CODE) else old
-    for old in range(len(_STATES)) for code, kind in enumerate(KINDS)
+from cmdctl.journal.columns import (
+    _CODE,
+    _STATE_TABLES,
+    _STATES,
+    _UNFINISHED_TABLE,
+    Problem,
+    ReadAt,
+    Record,
 )
-#: `_NEXT` by kind, as `bytes.translate` tables (state → state); masks: 0xFF where the kind is
-_NEXT_BY_KIND = [
-    bytes(_NEXT[old * len(KINDS) + code] if old < len(_STATES) else old for old in range(256))
-    for code in range(len(KINDS))
-]
-_KIND_MASKS = [bytes(0xFF if c == code else 0 for c in range(256)) for code in range(len(KINDS))]
-_UNKNOWN_TIMES = (math.inf, math.inf)  # `_times` as it starts: no pending entry yet
+from cmdctl.journal.entry import entry_of
+from cmdctl.journal.events import Event
+from cmdctl.journal.folding import Folding
+
+__all__ = ["BatchProgress", "Ledger", "Problem", "ReadAt", "Record", "Summary"]
+
 #: The `ts` of a `started` line as `events.encode` writes it (others are decoded).
 _STARTED_TS = re.compile(rb'\{"t":"started","id":"[^"\\]*","ts":([-+.eE0-9]+),')
-
-#: A decoded event, a raw line, or a line's position packed as `offset << 32 | length`.
-Record = Event | bytes | int
-
-ReadAt = Callable[[int, int], bytes]
-
-
-def _table(codes: Iterable[int]) -> bytes:
-    """A `bytes.translate` table: 1 for the state codes given, 0 for the rest."""
-    chosen = set(codes)
-    return bytes(1 if i in chosen else 0 for i in range(256))
-
-
-_UNFINISHED_TABLE = _table(c for c in range(len(_STATES)) if c not in _FINISHED_CODES)
-_STATE_TABLES = [_table([c]) for c in range(len(_STATES))]
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """An event the fold could not use: for an unknown id, a duplicate `queued`, bad fields."""
-
-    entry_id: str
-    type: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,63 +76,8 @@ class BatchProgress:
         return sum(n for state, n in self.counts.items() if state.finished)
 
 
-def _moved(olds: bytes, codes: bytes) -> bytes:
-    """The states rows in `olds` move to by one event each, of the kinds in `codes`: for each
-    kind, its column of `_NEXT` by `bytes.translate`, chosen where the kind is by a mask."""
-    first = codes[0]
-    if codes.count(first) == len(codes):
-        return olds.translate(_NEXT_BY_KIND[first])
-    n = len(olds)
-    out = int.from_bytes(olds)
-    for code in set(codes):
-        mask = int.from_bytes(codes.translate(_KIND_MASKS[code]))
-        out = out & ~mask | int.from_bytes(olds.translate(_NEXT_BY_KIND[code])) & mask
-    return out.to_bytes(n)
-
-
-class Ledger:
+class Ledger(Folding):
     """Current entries, folded from events in journal order."""
-
-    def __init__(self, read_at: ReadAt | None = None) -> None:
-        self._read_at = read_at
-        self.problems: list[Problem] = []
-        self._ids: list[str] | None = []  # None: still `_ids_blob` (from a snapshot)
-        self._ids_blob = b""
-        self._index: dict[str, int] | None = {}  # id → row; None: not built yet
-        # The ids, in row order, are strictly ascending and `_last` is the greatest: an append
-        # of queued ids all above it and ascending needs no lookup to know they are new.
-        self._ascending = True
-        self._last = ""
-        self._state = bytearray()
-        self._names: list[str] = []  # batches and devices, each once
-        self._codes: dict[str, int] = {}
-        self._batch = array("I")
-        self._device = array("I")
-        self._place = array("Q")  # the only record's position; 0: see `_more`
-        self._more: dict[int, list[Record]] = {}  # row → records, when not one position
-        # The same from a snapshot, packed (rows ascending, where each one's records end in
-        # `_flat`), moved into `_more` when a row is read or changed: a snapshot of 300,000
-        # finished entries loads as three buffers, not 300,000 lists.
-        self._packed = (array("Q"), array("Q"), array("Q"))  # rows, ends, flat
-        self._created = array("d")  # of the `queued` record; valid unless in `_unscheduled`
-        self._due = array("d")
-        self._unscheduled: set[int] = set()  # pending rows whose columns above are not known
-        self._tally: dict[int, list[int]] = {}  # batch code → count per state; first-seen order
-        self._stale = False  # the counts in `_tally` are to be recounted from the columns
-        self._heads: dict[int, int] = {}  # batch code → its first row
-        #: (oldest created, earliest not_before) of pending rows; None: not known, recompute
-        self._times: tuple[float, float] | None = _UNKNOWN_TIMES
-        # Records after an entry's first ones, as journal positions in the order they came: the
-        # row each belongs to and the position. A drain's appends add here by C-level extends,
-        # not a list per row; a row's records are these after its own (`_records`).
-        self._log_rows = array("I")
-        self._log_places = array("Q")
-        self._logged: dict[int, list[int]] = {}  # row → its log positions, for rows gathered
-        # Records after a row's log ones that are not positions (a decoded event, a raw line),
-        # and every record of that row after them: each row's records stay in journal order.
-        self._late: dict[int, list[Record]] = {}
-        self._cache: dict[int, Entry] = {}
-        self._decoded = 0  # records held as events or raw lines, not positions (no snapshot)
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> Ledger:
@@ -195,396 +93,6 @@ class Ledger:
         ledger = cls()
         ledger.apply_lines(lines)
         return ledger
-
-    def __len__(self) -> int:
-        return len(self._state)
-
-    def __contains__(self, entry_id: object) -> bool:
-        return entry_id in self._lookup()
-
-    # -- the columns -----------------------------------------------------------------------------
-
-    def _id_list(self) -> list[str]:
-        ids = self._ids
-        if ids is None:
-            ids = self._ids = marshal.loads(self._ids_blob)
-            self._ids_blob = b""
-        return ids
-
-    def _lookup(self) -> dict[str, int]:
-        index = self._index
-        if index is None:
-            ids = self._id_list()
-            index = self._index = dict(zip(ids, range(len(ids)), strict=True))
-        return index
-
-    def _code(self, name: str) -> int:
-        code = self._codes.get(name)
-        if code is None:
-            code = self._codes[name] = len(self._names)
-            self._names.append(name)
-        return code
-
-    def _new_row(
-        self, ident: str, batch: str, device: str, record: Record, times: tuple[float, float] | None
-    ) -> None:
-        row = len(self._state)
-        self._id_list().append(ident)
-        self._lookup()[ident] = row
-        if self._ascending:
-            self._ascending = ident > self._last
-            self._last = ident
-        self._state.append(_PENDING)
-        b = self._code(batch)
-        self._batch.append(b)
-        self._device.append(self._code(device))
-        self._place.append(0)
-        if type(record) is int and 0 < record < 1 << 64:
-            self._place[row] = record
-        else:
-            self._more[row] = [record]
-            self._decoded += type(record) is not int
-        tally = self._tally.get(b)
-        if tally is None:
-            tally = self._tally[b] = [0] * len(_STATES)
-            self._heads[b] = row
-        tally[_PENDING] += 1
-        if times is None:
-            self._created.append(_NAN)
-            self._due.append(_NAN)
-            self._unscheduled.add(row)
-            self._times = None
-        else:
-            self._created.append(times[0])
-            self._due.append(times[1])
-            if self._times is not None:
-                self._times = (min(self._times[0], times[0]), min(self._times[1], times[1]))
-
-    def _add_record(self, row: int, record: Record, move: int | None, retried: bool) -> None:
-        """An event for an existing row: keep its record, move its state by the rules."""
-        late = self._late.get(row)
-        if late is None and type(record) is int and 0 <= record < 1 << 64:
-            self._log_rows.append(row)
-            self._log_places.append(record)
-            self._logged.clear()
-        else:  # an event or a raw line, or any record after one: after the row's log ones
-            if late is None:
-                late = self._late[row] = []
-            late.append(record)
-            self._decoded += type(record) is not int
-        self._cache.pop(row, None)
-        old = self._state[row]
-        if old == _PENDING:
-            self._times = None  # its schedule may change, or it leaves the pending ones
-        if move is not None and move != old and (old not in _FINISHED_CODES or retried):
-            self._state[row] = move
-            tally = self._tally[self._batch[row]]
-            tally[old] -= 1
-            tally[move] += 1
-            old = move
-        if old == _PENDING:
-            self._unscheduled.add(row)
-            self._times = None
-
-    def _records(self, row: int) -> list[Record]:
-        place = self._place[row]
-        first: list[Record] = [place] if place else self._more_of(row)
-        if not self._log_rows:
-            late = self._late.get(row)
-            return first + late if late else first
-        logged = self._logged_of(row)
-        late = self._late.get(row)
-        if late:
-            return first + logged + late
-        return first + logged if logged else first  # type: ignore[operator]
-
-    def _gather(self, rows: Iterable[int]) -> dict[int, list[int]]:
-        """The log positions of each of `rows` (kept in `_logged` until the log grows): one
-        C-level pass over the log for all of them."""
-        logged = self._logged
-        wanted = set(rows).difference(logged)
-        if wanted:
-            found: dict[int, list[int]] = {row: [] for row in wanted}
-            log_rows = self._log_rows
-            if len(wanted) == 1:
-                (row,) = wanted
-                hits = map(row.__eq__, log_rows)
-            else:
-                hits = map(wanted.__contains__, log_rows)
-            for row, place in compress(zip(log_rows, self._log_places, strict=True), hits):
-                found[row].append(place)
-            logged.update(found)
-        return logged
-
-    def _logged_of(self, row: int) -> list[int]:
-        logged = self._logged.get(row)
-        return self._gather((row,))[row] if logged is None else logged
-
-    def _more_of(self, row: int) -> list[Record]:
-        records = self._more.get(row)
-        if records is None:
-            records = self._more[row] = self._unpack(row)
-        return records
-
-    def _unpack(self, row: int) -> list[Record]:
-        rows, ends, flat = self._packed
-        i = bisect_left(rows, row)
-        if i == len(rows) or rows[i] != row:
-            raise KeyError(row)
-        return flat[ends[i - 1] if i else 0 : ends[i]].tolist()  # type: ignore[return-value]
-
-    # -- folding -----------------------------------------------------------------------------------
-
-    def apply(self, event: Event) -> None:
-        """Fold one decoded event."""
-        row = self._lookup().get(event.id)
-        if event.type == ev.QUEUED:
-            if row is not None:
-                self.problems.append(Problem(event.id, event.type, "queued twice"))
-                return
-            batch, device = event.get("batch"), event.get("device")
-            if not isinstance(batch, str) or not isinstance(device, str):
-                self.problems.append(Problem(event.id, event.type, "queued without batch/device"))
-                return
-            self._new_row(event.id, batch, device, event, None)
-            return
-        if row is None:
-            self.problems.append(Problem(event.id, event.type, "event for an unknown id"))
-            return
-        self._add_record(row, event, _MOVES.get(event.type), event.type == ev.RETRIED)
-
-    def apply_lines(self, lines: Sequence[bytes], offsets: Sequence[int] | None = None) -> None:
-        """Fold raw lines; with `offsets`, keep positions (read back via `read_at`) not bytes."""
-        if not lines:
-            return  # a reader with nothing past its snapshot: no id index to build
-        index = self._lookup()
-        head = ev.HEAD.match
-        moves = _MOVES_B
-        problems = self.problems
-        strings: dict[bytes, str] = {}
-        for n, line in enumerate(lines):
-            record: bytes | int = line if offsets is None else offsets[n] << 32 | len(line)
-            match = head(line)  # `events.peek`, inlined: this loop runs once per line
-            if match is None:
-                self._apply_slow(line, record)
-                continue
-            kind, raw_id, raw_batch, raw_device = match.groups()
-            ident = raw_id.decode()
-            row = index.get(ident)
-            if kind == b"queued":
-                if raw_batch is None:
-                    self._apply_slow(line, record)
-                    continue
-                if row is not None:
-                    problems.append(Problem(ident, ev.QUEUED, "queued twice"))
-                    continue
-                batch = strings.get(raw_batch)
-                if batch is None:
-                    batch = strings[raw_batch] = raw_batch.decode()
-                device = strings.get(raw_device)
-                if device is None:
-                    device = strings[raw_device] = raw_device.decode()
-                self._new_row(ident, batch, device, record, None)
-                continue
-            if row is None:
-                problems.append(Problem(ident, kind.decode(), "event for an unknown id"))
-                continue
-            self._add_record(row, record, moves.get(kind), kind == b"retried")
-
-    def apply_heads(
-        self,
-        kinds: bytes,
-        ids: Sequence[str],
-        places: Sequence[int],
-        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
-    ) -> None:
-        """Fold lines already read by their writer (`cmdctl.journal.delta`): as `apply_lines` would.
-
-        `kinds` holds one code into `delta.KINDS` per line, `places` the packed positions,
-        `queued` the batches, devices, created and not_before times of the `queued` lines.
-        """
-        n = len(ids)
-        n_queued = kinds.count(QUEUED_CODE)
-        if not n_queued:
-            if self._fold_known(kinds, ids, places):
-                return
-        elif n_queued == n:  # a bulk: rows for every line, if the ids are distinct and new
-            base = len(self._state)
-            if not self._index and self._above(ids):  # new by their order: no dict needed yet
-                self._index = None  # built from the ids when something looks one up
-                self._extend(list(ids), list(places), queued, indexed=True)
-                return
-            index = self._lookup()
-            index.update(zip(ids, range(base, base + n), strict=True))
-            if len(index) == base + n:  # one dict pass checks and indexes: none was there
-                self._extend(list(ids), list(places), queued, indexed=True)
-                return
-            self._index = None  # a duplicate overwrote a row's number: rebuilt from the ids
-        else:
-            index = self._lookup()
-            is_queued = list(map(QUEUED_CODE.__eq__, kinds))
-            new_ids = list(compress(ids, is_queued))
-            if index.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
-                # The other events name known ids, or ids queued in this append, after their
-                # `queued` line (before it, an event is for an unknown id: line by line).
-                other = list(map(operator.not_, is_queued))
-                other_list = list(compress(ids, other))
-                born = dict(zip(new_ids, compress(range(n), is_queued), strict=True))
-                after_birth = all(map(operator.lt, map(born.get, other_list, repeat(-1)),
-                                      compress(range(n), other)))
-                known = set(other_list).difference(born)
-                if after_birth and known <= index.keys() and (
-                        not self._late or self._late.keys().isdisjoint(
-                            map(index.__getitem__, known))):
-                    self._extend(new_ids, list(compress(places, is_queued)), queued)
-                    folded = self._fold_known(bytes(compress(kinds, other)), other_list,
-                                              list(compress(places, other)))
-                    assert folded  # every id known, none with late records
-                    return
-        self._fold_line_by_line(kinds, ids, places, queued)
-
-    def _above(self, ids: Sequence[str]) -> bool:
-        """True if `ids` ascend strictly and start above every id of the ledger (so none of
-        them is there and they are distinct), while the ledger's own ids ascend."""
-        return (
-            self._ascending
-            and bool(ids)
-            and ids[0] > self._last
-            and all(map(operator.lt, ids, islice(ids, 1, None)))
-        )
-
-    def _fold_known(self, kinds: bytes, ids: Sequence[str], places: Sequence[int]) -> bool:
-        """Fold events (no `queued`) of ids all known, by C-level maps: a drain's appends of
-        started / done pairs. False (nothing done) if an id is unknown.
-
-        The events of one row run in journal order: a pass takes each row's first event left,
-        so within a pass the rows are distinct and the states move by `bytes.translate`
-        (`_moved`), set back with one C-level map; counts are recounted when next read.
-        """
-        found: list[int | None] = list(map(self._lookup().get, ids))
-        if None in found:
-            return False
-        rows = cast(list[int], found)
-        if not rows:
-            return True
-        if self._late and not self._late.keys().isdisjoint(rows):
-            return False  # their records continue there, one at a time
-        self._log_rows.extend(rows)
-        self._log_places.extend(places)
-        self._logged.clear()
-        if self._cache:
-            deque(map(self._cache.pop, rows, repeat(None)), 0)
-        states, pending, touched = self._state, _PENDING, False
-        todo: Sequence[int] = rows
-        codes: bytes = kinds
-        while todo:
-            firsts = dict(zip(reversed(todo), range(len(todo) - 1, -1, -1), strict=True))
-            if len(firsts) == len(todo):
-                now, now_codes, todo = todo, codes, ()
-            else:
-                first = list(map(operator.eq, map(firsts.__getitem__, todo), range(len(todo))))
-                later = list(map(operator.not_, first))
-                now, now_codes = list(compress(todo, first)), bytes(compress(codes, first))
-                todo, codes = list(compress(todo, later)), bytes(compress(codes, later))
-            olds = bytes(map(states.__getitem__, now))
-            news = _moved(olds, now_codes)
-            touched = touched or pending in olds or pending in news
-            self._unscheduled.update(compress(now, news.translate(_STATE_TABLES[pending])))
-            if olds != news:
-                deque(map(states.__setitem__, now, news), 0)
-                self._stale = True
-        if touched:
-            self._times = None
-        return True
-
-    def _fold_line_by_line(
-        self,
-        kinds: bytes,
-        ids: Sequence[str],
-        places: Sequence[int],
-        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
-    ) -> None:
-        """`apply_heads` one line at a time: an append that queues an id already known
-        ("queued twice"), names an unknown one, or has events for ids it queues."""
-        index = self._lookup()
-        problems = self.problems
-        details = zip(*queued, strict=True)
-        for code, ident, place in zip(kinds, ids, places, strict=True):
-            row = index.get(ident)
-            if code == QUEUED_CODE:
-                batch, device, created, not_before = next(details)
-                if row is not None:
-                    problems.append(Problem(ident, ev.QUEUED, "queued twice"))
-                    continue
-                self._new_row(ident, batch, device, place, (created, not_before))
-                continue
-            if row is None:
-                problems.append(Problem(ident, KINDS[code], "event for an unknown id"))
-                continue
-            self._add_record(row, place, _MOVES.get(KINDS[code]), code == _RETRIED_CODE)
-
-    def _extend(
-        self,
-        new_ids: list[str],
-        places: list[int],
-        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
-        *,
-        indexed: bool = False,
-    ) -> None:
-        """New pending rows for distinct, unknown ids, at once by C-level maps (`indexed`: the
-        id→row dict has them already)."""
-        batches, devices, created, not_before = queued
-        base, n = len(self._state), len(new_ids)
-        for name in set(batches) | set(devices):
-            self._code(name)
-        codes = self._codes.__getitem__
-        new_batches = array("I", map(codes, batches))
-        if self._ascending and new_ids:
-            self._ascending = self._above(new_ids)
-            self._last = new_ids[-1]
-        self._id_list().extend(new_ids)
-        if not indexed:
-            self._lookup().update(zip(new_ids, range(base, base + n), strict=True))
-        self._state.extend(bytes([_PENDING]) * n)
-        self._batch.extend(new_batches)
-        self._device.extend(array("I", map(codes, devices)))
-        self._place.extend(places)
-        self._created.extend(created)
-        self._due.extend(not_before)
-        fresh = [(new_batches.index(b), b) for b in set(new_batches) if b not in self._tally]
-        for first, b in sorted(fresh):
-            self._tally[b] = [0] * len(_STATES)
-            self._heads[b] = base + first
-        for b, count in Counter(new_batches).items():
-            self._tally[b][_PENDING] += count
-        if self._times is not None and n:
-            self._times = (min(self._times[0], min(created)), min(self._times[1], min(not_before)))
-
-    def _apply_slow(self, line: bytes, record: bytes | int) -> None:
-        try:
-            event = ev.decode(line)
-        except EventDecodeError as err:
-            self.problems.append(Problem("?", "?", f"undecodable record: {err}"))
-            return
-        if event.type != ev.QUEUED:  # `apply`, keeping the record given, not the event
-            row = self._lookup().get(event.id)
-            if row is None:
-                self.problems.append(Problem(event.id, event.type, "event for an unknown id"))
-            else:
-                self._add_record(row, record, _MOVES.get(event.type), event.type == ev.RETRIED)
-            return
-        before = len(self.problems)
-        self.apply(event)
-        row = self._lookup().get(event.id)
-        if row is None or len(self.problems) != before:
-            return
-        records = self._more[row]  # `apply` kept the decoded event there
-        self._decoded -= type(record) is int
-        if len(records) == 1 and type(record) is int and 0 < record < 1 << 64:
-            del self._more[row]
-            self._place[row] = record
-        else:
-            records[-1] = record  # keep the position, not the decoded copy
 
     # -- snapshots (a derived cache the journal validates; see journal.snapshot) --------------
 
@@ -655,57 +163,7 @@ class Ledger:
             raise ValueError("snapshot columns of different lengths")
         self.problems = [Problem(*p) for p in problems]
 
-    # -- materialising -------------------------------------------------------------------------
-
-    def _raw(self, record: bytes | int) -> bytes:
-        if type(record) is bytes:
-            return record
-        if self._read_at is None:
-            raise JournalError("ledger holds journal positions but has no journal to read")
-        return self._read_at(record >> 32, record & 0xFFFFFFFF)  # type: ignore[operator]
-
-    def _event(self, record: Record) -> Event:
-        return record if isinstance(record, Event) else ev.decode(self._raw(record))
-
-    def _entry_at(self, row: int) -> Entry:
-        cached = self._cache.get(row)
-        if cached is not None:
-            return cached
-        try:
-            entry = entry_of(self._records(row), decode=self._event)
-        except (EventDecodeError, ValueError) as err:
-            raise JournalError(
-                f"entry {self._id_list()[row]}: unreadable records: {err}") from err
-        self._cache[row] = entry
-        return entry
-
-    def _schedule(self, row: int) -> tuple[float, float]:
-        """(created, not_before) of a row, reading its only `queued` line if it can."""
-        if row in self._late or (self._log_rows and self._logged_of(row)):  # not its only record
-            entry = self._entry_at(row)
-            return entry.created, entry.not_before
-        place = self._place[row]
-        if place:
-            times = ev.peek_schedule(self._raw(place))
-            if times is not None:
-                return times[0], times[1]
-        records = self._more_of(row) if not place else None
-        if records is not None and len(records) == 1 and not isinstance(records[0], Event):
-            times = ev.peek_schedule(self._raw(records[0]))
-            if times is not None:
-                return times[0], times[1]
-        entry = self._entry_at(row)
-        return entry.created, entry.not_before
-
-    def _scheduled(self) -> None:
-        """Fill the schedule columns of pending rows that lack them."""
-        state = self._state
-        if self._log_rows:
-            self._gather(self._unscheduled)
-        for row in sorted(self._unscheduled):
-            if state[row] == _PENDING:
-                self._created[row], self._due[row] = self._schedule(row)
-        self._unscheduled.clear()
+    # -- entries -----------------------------------------------------------------------------
 
     def get(self, entry_id: str) -> Entry:
         """The entry with exactly this id; KeyError if there is none."""

@@ -1,0 +1,320 @@
+"""The ledger's fold: journal events, raw lines and delta records applied to its columns.
+
+One event at a time (`apply`), or a journal's lines, reading only each line's head
+(`apply_lines`), or the lines their writer already read (`apply_heads`, from a delta record):
+a drain's appends of started / done pairs and a bulk's `queued` lines fold by C-level maps and
+extends; anything else (a duplicate `queued`, an unknown id) one line at a time, with the same
+result. The storage is `journal.columns`, the rules for one entry `journal.entry`.
+"""
+
+from __future__ import annotations
+
+import operator
+from array import array
+from collections import Counter, deque
+from collections.abc import Sequence
+from itertools import compress, islice, repeat
+from typing import cast
+
+from cmdctl.journal import events as ev
+from cmdctl.journal.columns import (
+    _CODE,
+    _FINISHED_CODES,
+    _PENDING,
+    _STATE_TABLES,
+    _STATES,
+    Columns,
+    Problem,
+)
+from cmdctl.journal.delta import KINDS, QUEUED_CODE
+from cmdctl.journal.entry import TRANSITIONS
+from cmdctl.journal.events import Event, EventDecodeError
+
+#: event type (bytes) → the state code it moves an entry to
+_MOVES_B = {k.encode(): _CODE[v] for k, v in TRANSITIONS.items()}
+_MOVES = {k: _CODE[v] for k, v in TRANSITIONS.items()}
+_RETRIED_CODE = KINDS.index(ev.RETRIED)
+#: `_NEXT[state * len(KINDS) + kind]`: the state an event of `kind` (a code into `delta.KINDS`)
+#: leaves a row in `state` in, by the rules `_add_record` applies one event at a time.
+_NEXT = bytes(
+    move if (move := _MOVES.get(kind)) is not None and move != old
+    and (old not in _FINISHED_CODES or code == _RETRIED_CODE) else old
+    for old in range(len(_STATES)) for code, kind in enumerate(KINDS)
+)
+#: `_NEXT` by kind, as `bytes.translate` tables (state → state); masks: 0xFF where the kind is
+_NEXT_BY_KIND = [
+    bytes(_NEXT[old * len(KINDS) + code] if old < len(_STATES) else old for old in range(256))
+    for code in range(len(KINDS))
+]
+_KIND_MASKS = [bytes(0xFF if c == code else 0 for c in range(256)) for code in range(len(KINDS))]
+
+
+def _moved(olds: bytes, codes: bytes) -> bytes:
+    """The states rows in `olds` move to by one event each, of the kinds in `codes`: for each
+    kind, its column of `_NEXT` by `bytes.translate`, chosen where the kind is by a mask."""
+    first = codes[0]
+    if codes.count(first) == len(codes):
+        return olds.translate(_NEXT_BY_KIND[first])
+    n = len(olds)
+    out = int.from_bytes(olds)
+    for code in set(codes):
+        mask = int.from_bytes(codes.translate(_KIND_MASKS[code]))
+        out = out & ~mask | int.from_bytes(olds.translate(_NEXT_BY_KIND[code])) & mask
+    return out.to_bytes(n)
+
+
+class Folding(Columns):
+    """The columns, kept current as events, lines and delta records are folded into them."""
+
+    # -- folding -----------------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Fold one decoded event."""
+        row = self._lookup().get(event.id)
+        if event.type == ev.QUEUED:
+            if row is not None:
+                self.problems.append(Problem(event.id, event.type, "queued twice"))
+                return
+            batch, device = event.get("batch"), event.get("device")
+            if not isinstance(batch, str) or not isinstance(device, str):
+                self.problems.append(Problem(event.id, event.type, "queued without batch/device"))
+                return
+            self._new_row(event.id, batch, device, event, None)
+            return
+        if row is None:
+            self.problems.append(Problem(event.id, event.type, "event for an unknown id"))
+            return
+        self._add_record(row, event, _MOVES.get(event.type), event.type == ev.RETRIED)
+
+    def apply_lines(self, lines: Sequence[bytes], offsets: Sequence[int] | None = None) -> None:
+        """Fold raw lines; with `offsets`, keep positions (read back via `read_at`) not bytes."""
+        if not lines:
+            return  # a reader with nothing past its snapshot: no id index to build
+        index = self._lookup()
+        head = ev.HEAD.match
+        moves = _MOVES_B
+        problems = self.problems
+        strings: dict[bytes, str] = {}
+        for n, line in enumerate(lines):
+            record: bytes | int = line if offsets is None else offsets[n] << 32 | len(line)
+            match = head(line)  # `events.peek`, inlined: this loop runs once per line
+            if match is None:
+                self._apply_slow(line, record)
+                continue
+            kind, raw_id, raw_batch, raw_device = match.groups()
+            ident = raw_id.decode()
+            row = index.get(ident)
+            if kind == b"queued":
+                if raw_batch is None:
+                    self._apply_slow(line, record)
+                    continue
+                if row is not None:
+                    problems.append(Problem(ident, ev.QUEUED, "queued twice"))
+                    continue
+                batch = strings.get(raw_batch)
+                if batch is None:
+                    batch = strings[raw_batch] = raw_batch.decode()
+                device = strings.get(raw_device)
+                if device is None:
+                    device = strings[raw_device] = raw_device.decode()
+                self._new_row(ident, batch, device, record, None)
+                continue
+            if row is None:
+                problems.append(Problem(ident, kind.decode(), "event for an unknown id"))
+                continue
+            self._add_record(row, record, moves.get(kind), kind == b"retried")
+
+    def apply_heads(
+        self,
+        kinds: bytes,
+        ids: Sequence[str],
+        places: Sequence[int],
+        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
+    ) -> None:
+        """Fold lines already read by their writer (`cmdctl.journal.delta`): as `apply_lines` would.
+
+        `kinds` holds one code into `delta.KINDS` per line, `places` the packed positions,
+        `queued` the batches, devices, created and not_before times of the `queued` lines.
+        """
+        n = len(ids)
+        n_queued = kinds.count(QUEUED_CODE)
+        if not n_queued:
+            if self._fold_known(kinds, ids, places):
+                return
+        elif n_queued == n:  # a bulk: rows for every line, if the ids are distinct and new
+            base = len(self._state)
+            if not self._index and self._above(ids):  # new by their order: no dict needed yet
+                self._index = None  # built from the ids when something looks one up
+                self._extend(list(ids), list(places), queued, indexed=True)
+                return
+            index = self._lookup()
+            index.update(zip(ids, range(base, base + n), strict=True))
+            if len(index) == base + n:  # one dict pass checks and indexes: none was there
+                self._extend(list(ids), list(places), queued, indexed=True)
+                return
+            self._index = None  # a duplicate overwrote a row's number: rebuilt from the ids
+        else:
+            index = self._lookup()
+            is_queued = list(map(QUEUED_CODE.__eq__, kinds))
+            new_ids = list(compress(ids, is_queued))
+            if index.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
+                # The other events name known ids, or ids queued in this append, after their
+                # `queued` line (before it, an event is for an unknown id: line by line).
+                other = list(map(operator.not_, is_queued))
+                other_list = list(compress(ids, other))
+                born = dict(zip(new_ids, compress(range(n), is_queued), strict=True))
+                after_birth = all(map(operator.lt, map(born.get, other_list, repeat(-1)),
+                                      compress(range(n), other)))
+                known = set(other_list).difference(born)
+                if after_birth and known <= index.keys() and (
+                        not self._late or self._late.keys().isdisjoint(
+                            map(index.__getitem__, known))):
+                    self._extend(new_ids, list(compress(places, is_queued)), queued)
+                    folded = self._fold_known(bytes(compress(kinds, other)), other_list,
+                                              list(compress(places, other)))
+                    assert folded  # every id known, none with late records
+                    return
+        self._fold_line_by_line(kinds, ids, places, queued)
+
+    def _above(self, ids: Sequence[str]) -> bool:
+        """True if `ids` ascend strictly and start above every id of the ledger (so none of
+        them is there and they are distinct), while the ledger's own ids ascend."""
+        return (
+            self._ascending
+            and bool(ids)
+            and ids[0] > self._last
+            and all(map(operator.lt, ids, islice(ids, 1, None)))
+        )
+
+    def _fold_known(self, kinds: bytes, ids: Sequence[str], places: Sequence[int]) -> bool:
+        """Fold events (no `queued`) of ids all known, by C-level maps: a drain's appends of
+        started / done pairs. False (nothing done) if an id is unknown.
+
+        The events of one row run in journal order: a pass takes each row's first event left,
+        so within a pass the rows are distinct and the states move by `bytes.translate`
+        (`_moved`), set back with one C-level map; counts are recounted when next read.
+        """
+        found: list[int | None] = list(map(self._lookup().get, ids))
+        if None in found:
+            return False
+        rows = cast(list[int], found)
+        if not rows:
+            return True
+        if self._late and not self._late.keys().isdisjoint(rows):
+            return False  # their records continue there, one at a time
+        self._log_rows.extend(rows)
+        self._log_places.extend(places)
+        self._logged.clear()
+        if self._cache:
+            deque(map(self._cache.pop, rows, repeat(None)), 0)
+        states, pending, touched = self._state, _PENDING, False
+        todo: Sequence[int] = rows
+        codes: bytes = kinds
+        while todo:
+            firsts = dict(zip(reversed(todo), range(len(todo) - 1, -1, -1), strict=True))
+            if len(firsts) == len(todo):
+                now, now_codes, todo = todo, codes, ()
+            else:
+                first = list(map(operator.eq, map(firsts.__getitem__, todo), range(len(todo))))
+                later = list(map(operator.not_, first))
+                now, now_codes = list(compress(todo, first)), bytes(compress(codes, first))
+                todo, codes = list(compress(todo, later)), bytes(compress(codes, later))
+            olds = bytes(map(states.__getitem__, now))
+            news = _moved(olds, now_codes)
+            touched = touched or pending in olds or pending in news
+            self._unscheduled.update(compress(now, news.translate(_STATE_TABLES[pending])))
+            if olds != news:
+                deque(map(states.__setitem__, now, news), 0)
+                self._stale = True
+        if touched:
+            self._times = None
+        return True
+
+    def _fold_line_by_line(
+        self,
+        kinds: bytes,
+        ids: Sequence[str],
+        places: Sequence[int],
+        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
+    ) -> None:
+        """`apply_heads` one line at a time: an append that queues an id already known
+        ("queued twice"), names an unknown one, or has events for ids it queues."""
+        index = self._lookup()
+        problems = self.problems
+        details = zip(*queued, strict=True)
+        for code, ident, place in zip(kinds, ids, places, strict=True):
+            row = index.get(ident)
+            if code == QUEUED_CODE:
+                batch, device, created, not_before = next(details)
+                if row is not None:
+                    problems.append(Problem(ident, ev.QUEUED, "queued twice"))
+                    continue
+                self._new_row(ident, batch, device, place, (created, not_before))
+                continue
+            if row is None:
+                problems.append(Problem(ident, KINDS[code], "event for an unknown id"))
+                continue
+            self._add_record(row, place, _MOVES.get(KINDS[code]), code == _RETRIED_CODE)
+
+    def _extend(
+        self,
+        new_ids: list[str],
+        places: list[int],
+        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
+        *,
+        indexed: bool = False,
+    ) -> None:
+        """New pending rows for distinct, unknown ids, at once by C-level maps (`indexed`: the
+        id→row dict has them already)."""
+        batches, devices, created, not_before = queued
+        base, n = len(self._state), len(new_ids)
+        for name in set(batches) | set(devices):
+            self._code(name)
+        codes = self._codes.__getitem__
+        new_batches = array("I", map(codes, batches))
+        if self._ascending and new_ids:
+            self._ascending = self._above(new_ids)
+            self._last = new_ids[-1]
+        self._id_list().extend(new_ids)
+        if not indexed:
+            self._lookup().update(zip(new_ids, range(base, base + n), strict=True))
+        self._state.extend(bytes([_PENDING]) * n)
+        self._batch.extend(new_batches)
+        self._device.extend(array("I", map(codes, devices)))
+        self._place.extend(places)
+        self._created.extend(created)
+        self._due.extend(not_before)
+        fresh = [(new_batches.index(b), b) for b in set(new_batches) if b not in self._tally]
+        for first, b in sorted(fresh):
+            self._tally[b] = [0] * len(_STATES)
+            self._heads[b] = base + first
+        for b, count in Counter(new_batches).items():
+            self._tally[b][_PENDING] += count
+        if self._times is not None and n:
+            self._times = (min(self._times[0], min(created)), min(self._times[1], min(not_before)))
+
+    def _apply_slow(self, line: bytes, record: bytes | int) -> None:
+        try:
+            event = ev.decode(line)
+        except EventDecodeError as err:
+            self.problems.append(Problem("?", "?", f"undecodable record: {err}"))
+            return
+        if event.type != ev.QUEUED:  # `apply`, keeping the record given, not the event
+            row = self._lookup().get(event.id)
+            if row is None:
+                self.problems.append(Problem(event.id, event.type, "event for an unknown id"))
+            else:
+                self._add_record(row, record, _MOVES.get(event.type), event.type == ev.RETRIED)
+            return
+        before = len(self.problems)
+        self.apply(event)
+        row = self._lookup().get(event.id)
+        if row is None or len(self.problems) != before:
+            return
+        records = self._more[row]  # `apply` kept the decoded event there
+        self._decoded -= type(record) is int
+        if len(records) == 1 and type(record) is int and 0 < record < 1 << 64:
+            del self._more[row]
+            self._place[row] = record
+        else:
+            records[-1] = record  # keep the position, not the decoded copy
