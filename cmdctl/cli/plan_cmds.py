@@ -127,8 +127,9 @@ def bulk(
         bool,
         typer.Option(
             "--online",
-            help="With --check: connect to each device, validate every command against its "
-            "entities and show current → target; sends nothing. Exit 1 invalid, 4 unreachable.",
+            help="With --check: connect to each device, validate every command (and the "
+            "entities of when:/wait_until:) against its entities and show current → target; "
+            "sends nothing. Exit 1 invalid, 2 a condition's entity missing, 4 unreachable.",
         ),
     ] = False,
     priority: Annotated[
@@ -303,6 +304,7 @@ def _check_online(plan: Plan, inv: Inventory, *, json_out: bool, quiet: bool) ->
 
     entries = (*plan.immediate, *plan.queued)
     report = asyncio.run(livecheck.check_plan(entries, inv.by_name))
+    _refuse_conditions(plan, report)
     code = report.exit_code()
     immediate = {e.id for e in plan.immediate}
     if json_out:
@@ -312,6 +314,26 @@ def _check_online(plan: Plan, inv: Inventory, *, json_out: bool, quiet: bool) ->
     else:
         _print_check(plan, report, immediate, code, quiet=quiet)
     return code
+
+
+def _refuse_conditions(plan: Plan, report: livecheck.CheckReport) -> None:
+    """InputError at the first `when:` / `wait_until:` (plan order) a device could never
+    satisfy, as the cached check words it: `file:line:column: DEVICE: when: REASON`."""
+    from cmdctl.core.errors import InputError
+
+    for step in plan.steps:
+        for what, loc in (("when", step.when_loc), ("wait_until", step.wait_until_loc)):
+            for d in report.devices:
+                for r in d.conditions:
+                    if r.step != step.name or r.what != what:
+                        continue
+                    where = loc or step.loc
+                    seen = f"checked against {d.device}'s entity list as it answered now"
+                    raise InputError(
+                        f"{d.device}: {what}: {r.reason}",
+                        file=where.file, line=where.line, column=where.column,
+                        hint="; ".join(h for h in (r.hint, seen) if h),
+                    )
 
 
 def _check_json(

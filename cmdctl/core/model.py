@@ -202,6 +202,31 @@ class Coordination:
     def __bool__(self) -> bool:
         return self != NO_COORDINATION
 
+    def as_json(self) -> dict[str, JSONValue]:
+        """The keys that are set, as a `queued` event stores them and `Entry.as_json` shows them."""
+        out: dict[str, JSONValue] = {}
+        if self.tags:
+            out["tags"] = list(self.tags)
+        if self.after is not None:
+            out["after"] = self.after
+            out["on_failure"] = self.on_failure
+        if self.pick is not None:
+            out["pick"] = self.pick
+            out["candidates"] = list(self.candidates)
+        if self.serial is not None:
+            out["serial"] = self.serial
+        if self.scope != "batch":
+            out["scope"] = self.scope
+        if self.gap:
+            out["gap"] = self.gap
+        for key, cond in (("when", self.when), ("wait_until", self.wait_until)):
+            if cond is not None:
+                shown: dict[str, JSONValue] = {"entity": cond.selector, "value": cond.value}
+                if cond.timeout:
+                    shown["timeout"] = cond.timeout
+                out[key] = shown
+        return out
+
 
 NO_COORDINATION = Coordination()
 
@@ -269,4 +294,6 @@ class Entry:
             "last_error": self.last_error,
             "reason": self.reason,
             "ran_on": self.ran_on,
+            # The fleet keys, only those set: an entry without them shows exactly these keys.
+            **(self.coordination.as_json() if self.coordination is not NO_COORDINATION else {}),
         }

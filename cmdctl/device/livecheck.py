@@ -1,8 +1,9 @@
 """`bulk --check --online`: a plan checked against the live devices, as current → target.
 
 Each target device gets one short connection: its entity list validates every planned command
-exactly as a drain would (`EntityIndex.plan`), and the states of the entities the plan touches
-are read once. Nothing is sent and nothing is written; failures are data, as in a drain.
+exactly as a drain would (`EntityIndex.plan`), the entities its `when:` / `wait_until:` read
+are looked up in the same list, and the states of the entities the plan touches are read once.
+Nothing is sent and nothing is written; failures are data, as in a drain.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cmdctl.core.errors import DeviceError, DeviceRejected, ExitCode
-from cmdctl.core.model import Entry, JSONValue
-from cmdctl.device.entities import EntityRow, Plan
+from cmdctl.core.model import Command, Condition, Entry, JSONValue
+from cmdctl.device.entities import EntityIndex, EntityRow, Plan
 
 if TYPE_CHECKING:
     from cmdctl.device.transport import DeviceAddress
@@ -63,12 +64,25 @@ class CommandCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class ConditionRefusal:
+    """A `when:` / `wait_until:` the device could never satisfy: no such entity, or a select
+    without that option. `what` is the key (`when`), `step` the step that has it."""
+
+    step: str
+    what: str
+    condition: Condition
+    reason: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceCheck:
     """One device: its commands checked, or why it could not be."""
 
     device: str
     commands: tuple[CommandCheck, ...]
     error: DeviceError | None = None  # connecting failed (unreachable, wrong key, …)
+    conditions: tuple[ConditionRefusal, ...] = ()  # the conditions its listing refuses
 
     @property
     def status(self) -> str:
@@ -139,6 +153,7 @@ async def check_device(
                 plans.append(session.plan(entry.command))
             except DeviceRejected as err:
                 plans.append(err)
+        refused = _conditions(session.index, entries)
         rows = _rows(p for p in plans if isinstance(p, Plan) and p.expect is not None)
         states = await current_states(session, rows)
     except DeviceError as err:
@@ -147,7 +162,35 @@ async def check_device(
     finally:
         session.close()
     checks = tuple(_check(entry, plan, states) for entry, plan in zip(entries, plans, strict=True))
-    return DeviceCheck(device.name, checks)
+    return DeviceCheck(device.name, checks, conditions=refused)
+
+
+def condition_problem(index: EntityIndex, cond: Condition) -> tuple[str, str | None] | None:
+    """Why a device with entity list `index` could never satisfy `cond`, with a hint: no such
+    entity (`no switch 'tv_powr'`, did you mean…), or a select without that option."""
+    try:
+        info = index.locate(Command(cond.domain, cond.target))
+    except DeviceRejected as err:
+        return err.reason, err.hint
+    options = getattr(info, "options", None)
+    if cond.domain != "select" or not options or cond.value in options:
+        return None
+    return f"{cond.selector} has no option {cond.wanted!r} (options: {', '.join(options)})", None
+
+
+def _conditions(index: EntityIndex, entries: Iterable[Entry]) -> tuple[ConditionRefusal, ...]:
+    """The `when:` / `wait_until:` of `entries` the listing refuses, each step's once."""
+    found: dict[tuple[str, str], ConditionRefusal | None] = {}
+    for entry in entries:
+        flow = entry.coordination
+        for what, cond in (("when", flow.when), ("wait_until", flow.wait_until)):
+            if cond is None or (entry.step, what) in found:
+                continue
+            problem = condition_problem(index, cond)
+            found[(entry.step, what)] = (
+                ConditionRefusal(entry.step, what, cond, *problem) if problem else None
+            )
+    return tuple(r for r in found.values() if r is not None)
 
 
 def _rows(plans: Iterable[Plan]) -> list[EntityRow]:

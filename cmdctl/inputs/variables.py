@@ -14,7 +14,7 @@ are taken as written: a `${` inside a value is not expanded (write `$${` for a l
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,12 +98,64 @@ class Template:
         return found
 
 
-def unset(name: str, device: str, loc: Loc) -> InputError:
+Words = Callable[[str], tuple[str, str | None]]  # option -> (message, hint)
+
+
+class VariableError(InputError):
+    """An input error whose words name how a run's variables are given: `--var name=value` on
+    the command line. A caller that takes them another way (the HTTP API's `?var=name=value`)
+    re-words it with `given_as` (`var`), so the hint names what that caller can actually do."""
+
+    def __init__(self, words: Words, loc: Loc | None = None, option: str = "--var") -> None:
+        message, hint = words(option)
+        where = (loc.file, loc.line, loc.column) if loc is not None else (None, None, None)
+        super().__init__(message, file=where[0], line=where[1], column=where[2], hint=hint)
+        self.words, self.loc, self.option = words, loc, option
+
+    def given_as(self, option: str) -> VariableError:
+        """The same error, worded for variables given as `option` (`var`: `var=name=value`)."""
+        return VariableError(self.words, self.loc, option)
+
+
+def passing(option: str, assignment: str) -> str:
+    """How to give `assignment` (`channel=206`): `--var channel=206` for an option, and
+    `var=channel=206` for a `name=value` parameter (`option` not starting with `-`)."""
+    return f"{option} {assignment}" if option.startswith("-") else f"{option}={assignment}"
+
+
+def unset(name: str, device: str, loc: Loc) -> VariableError:
     """`${channel} is not set for bar-tv-3`, at the reference."""
-    return loc.error(
-        f"${{{name}}} is not set for {device}",
-        hint=f"set vars: {{{name}: ...}} on the device, a group or the inventory's defaults,"
-        f" in the playbook's vars:, or pass --var {name}=...",
+    return VariableError(
+        lambda option: (
+            f"${{{name}}} is not set for {device}",
+            f"set vars: {{{name}: ...}} on the device, a group or the inventory's defaults,"
+            f" in the playbook's vars:, or pass {passing(option, f'{name}=...')}",
+        ),
+        loc,
+    )
+
+
+def disagree(loc: Loc, step: str, pick: str, first: str, other: str) -> VariableError:
+    """A failover/any step whose variables give its candidates different commands."""
+    return VariableError(
+        lambda option: (
+            f"step {step!r} is one command for its {pick} candidates, but its variables give"
+            f" {first} and {other} different values",
+            f"set them the same for every candidate (the playbook's vars: or {option}), or give"
+            " the step plain targets",
+        ),
+        loc,
+    )
+
+
+def unreferenced(name: str, playbook: str, referred: Sequence[str]) -> VariableError:
+    """A given variable that no step of `playbook` refers to (a typo would change nothing)."""
+    listed = ", ".join(referred)
+    hint = yamlsrc.did_you_mean(name, list(referred)) or (
+        f"its variables: {listed}" if referred else "it refers to no variables"
+    )
+    return VariableError(
+        lambda option: (f"{option} {name}: no step of {playbook} refers to ${{{name}}}", hint)
     )
 
 
@@ -234,13 +286,15 @@ def parse_assignment(text: str, option: str = "--var") -> tuple[str, Value]:
     name = name.strip()
     if not equals or not name:
         raise InputError(
-            f"{option} {text!r} is not name=value", hint=f"for example {option} channel=206"
+            f"{option} {text!r} is not name=value",
+            hint=f"for example {passing(option, 'channel=206')}",
         )
     if not NAME.fullmatch(name):
         raise InputError(f"{option}: bad variable name {name!r}", hint=NAME_HINT)
     if not raw.strip():
         return name, Value("", "", option)  # `--var banner=`: empty text
-    quote = f"quote the value: {option} '{name}=\"{raw}\"'"
+    quoted = f'{name}="{raw}"'
+    quote = "quote the value: " + passing(option, f"'{quoted}'" if option[:1] == "-" else quoted)
     try:
         node = yamlsrc.load_text(raw, option, max_alias_nodes=100)
     except InputError as err:

@@ -25,6 +25,8 @@ from cmdctl.journal.store import Journal
 #: Rows a list route returns when the request says nothing (as `queue ls` / `history`).
 DEFAULT_ROWS = 200
 MAX_ROWS = 10_000
+#: The query parameter that gives a bulk's variables: `?var=name=value`, as `bulk --var`.
+VAR = "var"
 
 
 class NotFound(Exception):
@@ -244,23 +246,26 @@ class Ops:
         from cmdctl.core.ids import IdFactory
         from cmdctl.inputs import playbook
         from cmdctl.inputs.secretfile import SecretsFile
-        from cmdctl.inputs.variables import given
+        from cmdctl.inputs.variables import VariableError, given
         from cmdctl.journal.runs import QueuedRuns, Run
 
         pb = playbook.load_playbook_text(body, "playbook")
         inventory = self.inventory()
-        plan = playbook.expand(
-            pb,
-            inventory,
-            now=time.time(),
-            ids=IdFactory().new,
-            who=self.who,
-            limit=limit,
-            priority=Priority.parse(priority) if priority is not None else None,
-            at=at,
-            max_commands=pb.max_commands,
-            variables=given(variables, "var"),
-        )
+        try:
+            plan = playbook.expand(
+                pb,
+                inventory,
+                now=time.time(),
+                ids=IdFactory().new,
+                who=self.who,
+                limit=limit,
+                priority=Priority.parse(priority) if priority is not None else None,
+                at=at,
+                max_commands=pb.max_commands,
+                variables=given(variables, VAR),
+            )
+        except VariableError as err:  # its hint names `var=name=...`, not the CLI's `--var`
+            raise err.given_as(VAR) from None
         SecretsFile.beside(inventory.path).check(r for step in plan.steps for r in step.secrets)
         self.check_plan(plan)
         if plan.first(inline=True) is not None:
