@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from cmdctl.core.errors import InputError
 from cmdctl.core.model import NO_COORDINATION, Command, Coordination, Entry, Priority
 from cmdctl.core.timespec import parse_time
-from cmdctl.inputs import commands, selection, yamlsrc
+from cmdctl.inputs import commands, selection, variables, yamlsrc
 from cmdctl.inputs.inventory import Device, Inventory
 from cmdctl.inputs.step import Step
 from cmdctl.inputs.variables import Value
@@ -300,12 +300,8 @@ class _Fill:
         for other in candidates[1:]:
             theirs = self(other)
             if theirs[0] != first[0]:
-                raise (self.step.value_loc or self.step.loc).error(
-                    f"step {self.step.name!r} is one command for its {pick} candidates, but"
-                    f" its variables give {candidates[0]} and {other} different values",
-                    hint="set them the same for every candidate (the playbook's vars: or"
-                    " --var), or give the step plain targets",
-                )
+                raise variables.disagree(self.step.value_loc or self.step.loc,
+                                         self.step.name, pick, candidates[0], other)
 
 
 def _check_given(playbook: Playbook, given: Mapping[str, Value]) -> None:
@@ -313,12 +309,7 @@ def _check_given(playbook: Playbook, given: Mapping[str, Value]) -> None:
     referred = {name for step in playbook.steps if step.template for name in step.template.names}
     for name in given:
         if name not in referred:
-            listed = ", ".join(sorted(referred))
-            raise InputError(
-                f"--var {name}: no step of {playbook.path} refers to ${{{name}}}",
-                hint=yamlsrc.did_you_mean(name, sorted(referred))
-                or (f"its variables: {listed}" if referred else "it refers to no variables"),
-            )
+            raise variables.unreferenced(name, str(playbook.path), sorted(referred))
 
 
 def _coordination(

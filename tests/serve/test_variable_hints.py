@@ -36,6 +36,11 @@ def test_http_bulk_hint_names_the_var_query_parameter_and_the_cli_names_dash_das
     assert err["hint"].endswith(", or pass var=volume=..."), err
     assert "--var" not in err["hint"]
     assert served.call("/api/bulk?var=volume=5", method="POST", body=UNSET)[0] == 201
+    # a variable no step refers to (a typo) names the query parameter too
+    status, err = served.call("/api/bulk?var=volume=5&var=volme=6", method="POST", body=UNSET)
+    assert status == 400, err
+    assert err["error"].startswith("var volme: no step of "), err
+    assert err["hint"] == "did you mean 'volume'?"
 
     pb = served.ws.root / "unset.yml"
     pb.write_bytes(UNSET)
