@@ -83,25 +83,14 @@ class Listings:
     def condition_refusal(self, device: str, what: str, cond: Condition) -> InputError | None:
         """Why `device`'s cached listing refuses the `when:` / `wait_until:` condition `cond`:
         no such entity, or a select without that option (a condition that could never hold)."""
-        from cmdctl.core.errors import DeviceRejected
-        from cmdctl.core.model import Command
-
         known = self._index(device)
         if known is None:
             return None
         cached, index = known
-        try:
-            info = index.locate(Command(cond.domain, cond.target))
-        except DeviceRejected as err:
-            reason, hint = err.reason, err.hint
-        else:
-            options = getattr(info, "options", None)
-            if cond.domain != "select" or not options or cond.value in options:
-                return None
-            reason = (
-                f"{cond.selector} has no option {cond.wanted!r} (options: {', '.join(options)})"
-            )
-            hint = None
+        refused = index.refuses(cond)
+        if refused is None:
+            return None
+        reason, hint = refused
         hint = "; ".join(h for h in (hint, _provenance(cached)) if h)
         return InputError(f"{device}: {what}: {reason}", hint=hint)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cmdctl.core.errors import DeviceRejected
-from cmdctl.core.model import Command
+from cmdctl.core.model import Command, Condition
 from cmdctl.device.expectation import Expectation
 from cmdctl.device.validator import ALLOWED_ARGS, Validator
 
@@ -202,6 +202,20 @@ class EntityIndex:
         info = found[0] if self._shared is None else self._shared.info(found[0])
         self._resolved[(command.domain, command.target)] = info
         return info
+
+    def refuses(self, cond: Condition) -> tuple[str, str | None] | None:
+        """Why this entity list could never satisfy the `when:` / `wait_until:` condition
+        `cond`, with a hint: no such entity (`no switch 'tv_powr'`, did you mean…), or a select
+        without that option. None when it could."""
+        try:
+            info = self.locate(Command(cond.domain, cond.target))
+        except DeviceRejected as err:
+            return err.reason, err.hint
+        options = getattr(info, "options", None)
+        if cond.domain != "select" or not options or cond.value in options:
+            return None
+        shown = ", ".join(options)
+        return f"{cond.selector} has no option {cond.wanted!r} (options: {shown})", None
 
     def plan(self, command: Command) -> Plan:
         """Resolve and validate `command`; `DeviceRejected` says precisely what is wrong.

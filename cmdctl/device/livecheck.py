@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cmdctl.core.errors import DeviceError, DeviceRejected, ExitCode
-from cmdctl.core.model import Command, Condition, Entry, JSONValue
+from cmdctl.core.model import Condition, Entry, JSONValue
 from cmdctl.device.entities import EntityIndex, EntityRow, Plan
 
 if TYPE_CHECKING:
@@ -165,19 +165,6 @@ async def check_device(
     return DeviceCheck(device.name, checks, conditions=refused)
 
 
-def condition_problem(index: EntityIndex, cond: Condition) -> tuple[str, str | None] | None:
-    """Why a device with entity list `index` could never satisfy `cond`, with a hint: no such
-    entity (`no switch 'tv_powr'`, did you mean…), or a select without that option."""
-    try:
-        info = index.locate(Command(cond.domain, cond.target))
-    except DeviceRejected as err:
-        return err.reason, err.hint
-    options = getattr(info, "options", None)
-    if cond.domain != "select" or not options or cond.value in options:
-        return None
-    return f"{cond.selector} has no option {cond.wanted!r} (options: {', '.join(options)})", None
-
-
 def _conditions(index: EntityIndex, entries: Iterable[Entry]) -> tuple[ConditionRefusal, ...]:
     """The `when:` / `wait_until:` of `entries` the listing refuses, each step's once."""
     found: dict[tuple[str, str], ConditionRefusal | None] = {}
@@ -186,7 +173,7 @@ def _conditions(index: EntityIndex, entries: Iterable[Entry]) -> tuple[Condition
         for what, cond in (("when", flow.when), ("wait_until", flow.wait_until)):
             if cond is None or (entry.step, what) in found:
                 continue
-            problem = condition_problem(index, cond)
+            problem = index.refuses(cond)
             found[(entry.step, what)] = (
                 ConditionRefusal(entry.step, what, cond, *problem) if problem else None
             )

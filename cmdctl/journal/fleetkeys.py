@@ -28,34 +28,9 @@ COORDINATION_KEYS = (
 
 
 def coordination_fields(c: Coordination) -> dict[str, JSONValue]:
-    """`c` as a `queued` event stores it: only the keys that are set."""
-    out: dict[str, JSONValue] = {}
-    if c.tags:
-        out["tags"] = list(c.tags)
-    if c.after is not None:
-        out["after"] = c.after
-        out["on_failure"] = c.on_failure
-    if c.pick is not None:
-        out["pick"] = c.pick
-        out["candidates"] = list(c.candidates)
-    if c.serial is not None:
-        out["serial"] = c.serial
-    if c.scope != "batch":
-        out["scope"] = c.scope
-    if c.gap:
-        out["gap"] = c.gap
-    if c.when is not None:
-        out["when"] = _condition_fields(c.when)
-    if c.wait_until is not None:
-        out["wait_until"] = _condition_fields(c.wait_until)
-    return out
-
-
-def _condition_fields(c: Condition) -> dict[str, JSONValue]:
-    out: dict[str, JSONValue] = {"entity": c.selector, "value": c.value}
-    if c.timeout:
-        out["timeout"] = c.timeout
-    return out
+    """`c` as a `queued` event stores it: only the keys that are set (`Entry.as_json` shows
+    the same keys, so they are written in one place, `Coordination.as_json`)."""
+    return c.as_json()
 
 
 _SHARED: dict[tuple[Any, ...], Coordination] = {}

@@ -10,7 +10,6 @@ from cmdctl.core.model import (
     Entry,
     Priority,
 )
-from cmdctl.journal.fleetkeys import coordination_fields
 
 PLAIN_KEYS = [
     "id", "batch", "device", "selector", "args", "state", "outcome", "priority", "attempts",
@@ -40,11 +39,11 @@ def test_fleet_keys_show_when_set_as_a_queued_event_stores_them_and_only_then() 
     assert {k: v for k, v in _entry(picked).as_json().items() if k not in PLAIN_KEYS} == {
         "pick": "failover", "candidates": ["tv-1", "tv-2"], "serial": 2,
     }  # fmt: skip
-    for c in (
-        flow,
-        picked,
-        Coordination(after="a", scope="device", gap=5.0,
-                     when=Condition("switch", "tv_power", True),
-                     wait_until=Condition("sensor", "t", 21.5, timeout=20.0)),
-    ):  # fmt: skip
-        assert c.as_json() == coordination_fields(c)
+    timed = Coordination(after="a", scope="device", gap=5.0,
+                         when=Condition("switch", "tv_power", True),
+                         wait_until=Condition("sensor", "t", 21.5, timeout=20.0))
+    assert {k: v for k, v in _entry(timed).as_json().items() if k not in PLAIN_KEYS} == {
+        "after": "a", "on_failure": timed.on_failure, "scope": "device", "gap": 5.0,
+        "when": {"entity": "switch.tv_power", "value": True},
+        "wait_until": {"entity": "sensor.t", "value": 21.5, "timeout": 20.0},
+    }  # fmt: skip
