@@ -116,7 +116,8 @@ class ProbeResult:
 
 async def probe(device: DeviceAddress, *, connect_timeout: float | None = None) -> ProbeResult:
     """Connect, read device info and time one round trip; failures are data, not exceptions."""
-    from cmdctl.device.transport import CONNECT_TIMEOUT, DeviceSession
+    from cmdctl.device.timeouts import CONNECT_TIMEOUT
+    from cmdctl.device.transport import DeviceSession
 
     bound = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
     session = DeviceSession(device, connect_timeout=bound)
@@ -154,10 +155,10 @@ async def probe_fleet(
     on_result: Callable[[ProbeResult], None] | None = None,
 ) -> list[ProbeResult]:
     """Probe every device, at most `concurrency` at once; results in the order given."""
-    from cmdctl.device import transport
+    from cmdctl.device.timeouts import CONNECT_TIMEOUT
 
     slots = asyncio.Semaphore(max(1, concurrency))
-    bound = transport.CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+    bound = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
 
     async def one(device: DeviceAddress) -> ProbeResult:
         async with slots:

@@ -26,17 +26,16 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
+from typing import TYPE_CHECKING
 
 from cmdctl.core.errors import DeviceError, DeviceUnavailable
 from cmdctl.core.ids import new_id
 from cmdctl.core.model import Entry
 from cmdctl.core.secretref import Lookup
-from cmdctl.device.transport import DeviceAddress
 from cmdctl.drain import gates, outcomes, recovery, retry
 from cmdctl.drain import totals as tot
 from cmdctl.drain.coalesce import coalesce
 from cmdctl.drain.due import select, tagged
-from cmdctl.drain.job import DeviceJob, Job, Pass, plan
 from cmdctl.drain.observer import Finished, NullObserver, Observer
 from cmdctl.drain.options import (
     GAP_WAIT_S,
@@ -53,6 +52,12 @@ from cmdctl.journal.events import Event
 from cmdctl.journal.ledger import Ledger
 from cmdctl.journal.recorder import Recorder
 from cmdctl.journal.store import Journal
+
+if TYPE_CHECKING:
+    # The device side (and the client under it, ~0.15 s to import) loads when a pass has
+    # work: a cron drain with nothing due never imports it.
+    from cmdctl.device.transport import DeviceAddress
+    from cmdctl.drain.job import Job, Pass
 
 
 class Engine:
@@ -214,6 +219,10 @@ class Engine:
         picked = [e for e in due if e.coordination.pick is not None]
         if picked:
             due = [e for e in due if e.coordination.pick is None]
+        if not due and not picked:
+            return next_at
+        from cmdctl.drain.job import Pass, plan
+
         rollout = Rollout(due, window=options.window, max_fail=options.max_fail,
                           fail_fast=options.fail_fast, failed=self._failed) or None
         ctx = Pass(rec, withdrawn, rollout, barrier.hold)
@@ -239,6 +248,8 @@ class Engine:
     ) -> None:
         """Run entries this process already recorded as started (send, immediate steps), with
         their `started` events: no selection, no windows or thresholds (those are for drains)."""
+        from cmdctl.drain.job import Pass, plan
+
         self.stop_event()
         jobs = plan(entries, totals, self.devices, requeue=requeue, prestarted=started)
         self.observer.planned(list(entries))
@@ -248,6 +259,8 @@ class Engine:
 
     async def run_jobs(self, ctx: Pass, jobs: list[Job], totals: Totals) -> None:
         """Run device jobs, at most `concurrency` at once; returns when all have ended."""
+        from cmdctl.drain.job import DeviceJob
+
         slots = asyncio.Semaphore(max(1, self.options.concurrency))
         watchdog = asyncio.ensure_future(self._watchdog())
         try:
@@ -307,6 +320,8 @@ class Engine:
         self, ctx: Pass, entry: Entry, names: Sequence[str], totals: Totals
     ) -> None:
         """Run `entry` on the first of `names` that connects; give up with the last error."""
+        from cmdctl.drain.job import DeviceJob, Job
+
         last: DeviceError = DeviceUnavailable(entry.device, "no candidate is in the inventory")
         for name in names:
             address = self.devices(name)

@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from cmdctl.device.transport import DeviceAddress
 from cmdctl.drain.engine import Engine
 from cmdctl.drain.observer import Observer
 from cmdctl.drain.options import MAX_PASSES, DrainOptions
@@ -17,6 +17,9 @@ from cmdctl.journal.claims import Claims
 from cmdctl.journal.ledger import Ledger
 from cmdctl.journal.recorder import Recorder
 from cmdctl.journal.store import Journal
+
+if TYPE_CHECKING:
+    from cmdctl.device.transport import DeviceAddress
 
 #: `cmdctl run` checks the journal for new work this often when idle (one stat call).
 POLL_S = 0.2

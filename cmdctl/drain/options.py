@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from cmdctl.device.transport import CONNECT_TIMEOUT, VERIFY_TIMEOUT
+from cmdctl.device.timeouts import CONNECT_TIMEOUT, VERIFY_TIMEOUT
 from cmdctl.drain import retry
 from cmdctl.drain.rollout import Limit
 

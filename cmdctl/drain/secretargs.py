@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cmdctl.core.errors import CmdctlError, DeviceError, DeviceRejected
 from cmdctl.core.model import Command, Entry
 from cmdctl.core.secretref import Lookup, Scrubber, names, resolve
-from cmdctl.device.transport import Outcome
+
+if TYPE_CHECKING:
+    from cmdctl.device.transport import Outcome
 
 
 @dataclass(slots=True)
@@ -37,7 +39,8 @@ class Sending:
 
     def results(self, results: Sequence[Outcome | DeviceError]) -> list[Outcome | DeviceError]:
         """`results` with the values taken out of every detail and error."""
-        return [self.outcome(r) if isinstance(r, Outcome) else self.scrub.error(r) for r in results]
+        scrub = self.scrub
+        return [scrub.error(r) if isinstance(r, DeviceError) else self.outcome(r) for r in results]
 
 
 #: Argument values that are never a reference (a reference is a mapping, `secretref.ref_name`).

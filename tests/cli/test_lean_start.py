@@ -57,6 +57,32 @@ def test_send_imports_only_what_a_send_needs(tmp_path: Path) -> None:
     assert {n for n in names if n.split(".")[0] == "zeroconf"} == set()
 
 
+def _client(names: set[str]) -> set[str]:
+    return {n for n in names if n.split(".")[0] == "aioesphomeapi"}
+
+
+def test_a_drain_with_nothing_due_and_a_queued_send_do_not_load_the_client(
+    tmp_path: Path,
+) -> None:
+    # cron runs `cmdctl drain` every minute, mostly with nothing to do; `send --queue` only
+    # writes the journal. Neither talks to a device, so neither pays the client's import.
+    with three_tvs(tmp_path) as (_, ws):
+        proc, names = imported(["drain"], ws.env, ws.root)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert _client(names) == set()
+        proc, names = imported(["send", "--queue", "bar-tv-1", "switch.tv_power", "on"],
+                               ws.env, ws.root)
+        assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+        assert "queued" in proc.stdout
+        assert _client(names) == set()
+        # the queued command is due: this drain connects, and the client is loaded for it
+        proc, names = imported(["drain"], ws.env, ws.root)
+        assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+        assert "aioesphomeapi" in names
+        status = ws.run("queue", "ls", "--state", "done")
+        assert "switch.tv_power" in status.stdout, status.stdout + status.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "own"),
     [
