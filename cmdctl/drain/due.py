@@ -63,8 +63,9 @@ def select(
                         batch is not None and b != batch
                     ):
                         continue
-            if len(records) == 1:
-                # Not due yet (a batch scheduled for later): skip it without decoding.
+            if len(records) == 1 and not ((due := ledger.due_at(n)) is not None and due <= now):
+                # Not due yet (a batch scheduled for later): skip it without decoding. (A row
+                # the ledger knows to be due is decoded at once: its expiry is checked below.)
                 times = ev.peek_schedule(head)
                 if times is not None and times[1] > now and (times[2] is None or times[2] > now):
                     if next_due is None or times[1] < next_due:
@@ -99,6 +100,8 @@ def _later(
     so a raw line is first checked for the device and the `"command":{"domain":…,"target":…`
     it would have to carry.
     """
+    if not waiting:
+        return []
     wanted: dict[str, set[bytes]] = {}
     for entry in ready:
         cmd = entry.command

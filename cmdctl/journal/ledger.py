@@ -31,6 +31,7 @@ from cmdctl.core.model import Entry, State
 from cmdctl.journal import events as ev
 from cmdctl.journal.columns import (
     _CODE,
+    _PENDING,
     _STATE_TABLES,
     _STATES,
     _UNFINISHED_TABLE,
@@ -190,6 +191,13 @@ class Ledger(Folding):
         for row in self._prepared(self._rows(self._state.translate(_STATE_TABLES[_CODE[state]]))):
             yield row, ids[row], [r if isinstance(r, Event) else raw(r)
                                   for r in self._records(row)]
+
+    def due_at(self, place: int) -> float | None:
+        """`not_before` of the pending entry at `place` (as `rows_in` gives it) when the ledger
+        knows it without reading the entry: its only record is its `queued` line; else None."""
+        if place in self._unscheduled or self._state[place] != _PENDING:
+            return None
+        return self._due[place]
 
     def lookup(self, id_or_prefix: str) -> Entry:
         """The entry with this id or unique id prefix; InputError if none or several match."""

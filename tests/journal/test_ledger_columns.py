@@ -82,6 +82,7 @@ def agree(ledger: Ledger, ref: Reference) -> None:
     """Every query of the ledger shows what the reference does, in the same order."""
     entries = ref.entries()
     assert list(ledger.ids()) == list(ref.events)
+    due_times_agree(ledger, entries, filled=False)  # as folded, before a query fills them
     assert len(ledger) == len(ref.events)
     assert [ledger.state(e.id) for e in entries] == [e.state for e in entries]
     assert [ledger.get(e.id) for e in entries] == entries
@@ -139,6 +140,20 @@ def agree(ledger: Ledger, ref: Reference) -> None:
         assert [(n, i) for n, i, _ in ledger.rows_in(state)] == rows
         for n, _i, records in ledger.rows_in(state):
             assert entry_of(records) == entries[n]
+    due_times_agree(ledger, entries, filled=True)  # once the queries have filled them
+
+
+def due_times_agree(ledger: Ledger, entries: list[Entry], *, filled: bool) -> None:
+    """`due_at` (what lets a drain decode a due line without peeking at it first) gives a
+    pending entry's own `not_before` or None, and once the pending times are filled, the
+    time of every pending entry."""
+    for place, e in enumerate(entries):
+        due = ledger.due_at(place)
+        if e.state is not State.PENDING:
+            assert due is None, e
+        elif due is not None or filled:
+            assert due == e.not_before, e
+
 
 
 # -- histories ----------------------------------------------------------------------------------
