@@ -222,6 +222,13 @@ class DeviceSession:
         `delivered`: firmware pushes only the latest state of an entity per 100 ms batch). An
         action may change any entity, so commands before it are confirmed before it is sent: a
         batch is cut into segments at actions that follow something still to confirm.
+
+        States are subscribed to right before the first verified command is written, not
+        before the batch: the device handles a connection's messages in order, so everything
+        written earlier has acted by then and the states it sends (every entity once, then each
+        change) show at least what that command found; the pushes of the commands before it,
+        which nothing waits for, are never sent (a device with 100 queued volume steps sends
+        one state, not 100).
         """
         flags = [verify] * len(commands) if isinstance(verify, bool) else list(verify)
         if len(flags) != len(commands):
@@ -237,8 +244,6 @@ class DeviceSession:
                 results[i] = err
                 continue
             todo.append((i, plan if flags[i] else _unverified(plan)))
-        if any(p.expect is not None for _, p in todo):
-            self._subscribe()
         start = asyncio.get_running_loop().time()
         segment: list[tuple[int, Plan]] = []
         for i, plan in todo:
@@ -267,6 +272,7 @@ class DeviceSession:
             for i, plan in segment:
                 entity = (plan.key, plan.device_id)
                 if plan.expect is not None and last[entity] == i:
+                    self._subscribe()  # once per connection (see execute_many)
                     waiting[i] = self._states.wait_for(entity, plan.expect)
                 if wire.answers(plan):
                     phase = "waiting for the action's answer"
