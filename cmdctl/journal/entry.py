@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from cmdctl.core.model import NO_COORDINATION, Command, Entry, Priority, State
+from cmdctl.core.model import NO_COORDINATION, Command, Entry, Priority, State, queued_entry
 from cmdctl.journal import events as ev
 from cmdctl.journal import fleetkeys
 from cmdctl.journal.events import Event, EventDecodeError
@@ -228,26 +228,11 @@ def _quick(line: bytes, intern: bool, known: str | None = None) -> Entry | None:
             ts = created
     else:
         command = Command(domain, target, cmd["args"])
-    return Entry(
-        id=ident,
-        batch=batch,
-        device=device,
-        command=command,
-        priority=priority,
-        created=created,
-        not_before=not_before,
-        expires=None if expires is None else float(expires),
-        idempotent=idempotent,
-        verify=verify,
-        max_attempts=max_attempts,
-        who=who,
-        origin=origin,
-        step=step,
-        playbook=playbook,
-        updated=ts,
-        coordination=coordination,
-        extra=_NO_EXTRA,
-    )
+    return queued_entry(
+        ident, batch, device, command, priority, created, not_before,
+        None if expires is None else float(expires), idempotent, verify, max_attempts,
+        who, origin, step, playbook, ts, coordination, _NO_EXTRA,
+    )  # fmt: skip
 
 
 _NUMBERS = (int, float)
