@@ -325,14 +325,31 @@ def encode_many(events: Iterable[Event]) -> Sequence[str]:
         return events.lines()
     cache: dict[Any, str] = {}
     bodies: dict[int, tuple[Any, str]] = {}
+    # (type, v, id(ts), id(fields)) → (ts, fields, the line's text before the id, after it):
+    # a chunk's `started` (and `done`) events share their time and fields objects and differ
+    # in id only, so each after the first is its id spliced into the first one's line.
+    runs: dict[tuple[Any, ...], tuple[Any, Any, str, str]] = {}
     out = []
+    esc = encode_basestring
     for event in events:
-        if event.type == QUEUED:
+        kind, ts, fields = event.type, event.ts, event.fields
+        if kind == QUEUED:
             try:
                 out.append(_encode_queued(event, cache))
                 continue
             except _Fallback:
                 pass
+        elif type(event.id) is str:
+            key = (kind, event.v, id(ts), id(fields))
+            run = runs.get(key)
+            if run is not None and run[0] is ts and run[1] is fields:
+                out.append(f"{run[2]}{esc(event.id)}{run[3]}")
+                continue
+            line = _encode_generic(event, _head(event), bodies)
+            start = f'{{"t":{esc(kind)},"id":'
+            runs[key] = (ts, fields, start, line[len(start) + len(esc(event.id)) :])
+            out.append(line)
+            continue
         out.append(_encode_generic(event, _head(event), bodies))
     return out
 

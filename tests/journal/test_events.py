@@ -395,20 +395,23 @@ def _reference(event: Event) -> str:
 @settings(max_examples=300)
 @given(
     st.lists(
-        st.tuples(st.text(alphabet=ids.ALPHABET, min_size=1, max_size=26), finite,
-                  st.dictionaries(field_names, flat_leaf, max_size=6), st.booleans()),
+        st.tuples(st.text(alphabet=ids.ALPHABET + '"\\é\n', min_size=1, max_size=26), finite,
+                  st.dictionaries(field_names, flat_leaf, max_size=6), st.booleans(),
+                  st.booleans(), st.sampled_from(["done", "started"])),
         min_size=1, max_size=6,
     )
 )
 def test_scalar_fields_encode_byte_for_byte_as_json_dumps(
-    made: list[tuple[str, float, dict[str, object], bool]],
+    made: list[tuple[str, float, dict[str, object], bool, bool, str]],
 ) -> None:
     """The drain's `started`/`done` events skip json.dumps; the line must not change, also
-    when several events share one fields object (a chunk's `started` events)."""
-    events = []
-    for ident, ts, fields, share in made:
+    when several events share one fields object and one time object (a chunk's `started`
+    events: each after the first is its id spliced into the first one's line)."""
+    events: list[Event] = []
+    for ident, ts, fields, share, same_time, kind in made:
         shared = events[-1].fields if share and events else fields
-        events.append(Event("done", ident, ts, shared))  # type: ignore[arg-type]
+        when = events[-1].ts if same_time and events else ts
+        events.append(Event(kind, ident, when, shared))  # type: ignore[arg-type]
     try:
         expected = [_reference(e) for e in events]
     except ValueError:
