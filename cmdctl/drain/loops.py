@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from cmdctl.drain import collector
 from cmdctl.drain.engine import Engine
 from cmdctl.drain.observer import Observer
 from cmdctl.drain.options import MAX_PASSES, DrainOptions
@@ -46,7 +47,7 @@ async def drain_with(engine: Engine) -> Totals:
     journal = engine.journal
     totals = Totals()
     began = time.monotonic()
-    with journal.try_drain_lock():
+    with journal.try_drain_lock(), collector.paced():
         claims = Claims(journal)
         async with Recorder(claims.append) as rec:
             for _ in range(MAX_PASSES):
@@ -100,10 +101,11 @@ async def serve(engine: Engine, *, poll: float = POLL_S) -> Totals:
         async with Recorder(claims.append) as rec:
             while engine.stop_reason is None:
                 stamp = journal_stamp(journal)
-                wake_at = await engine.drain_pass(
-                    rec, totals, await _read(claims), claims.withdrawn
-                )
-                await rec.flush()
+                with collector.paced():  # not while idle: only a pass makes that much
+                    wake_at = await engine.drain_pass(
+                        rec, totals, await _read(claims), claims.withdrawn
+                    )
+                    await rec.flush()
                 seen = journal_stamp(journal)
                 if seen != stamp:
                     continue  # we (or someone) appended: look again before idling
