@@ -58,6 +58,8 @@ def coalesce(
     `later`: pending entries not due yet, which an older-than-the-winner one joins the losers;
     `position`: every entry's place in the journal (larger: queued later).
     """
+    if not later and all(e.batch == due[0].batch for e in due):
+        return list(due), []  # one batch (a bulk's usual pass) and none waiting: no loser
     # String keys and no spare lists: 10,000 due entries must not feed the cyclic GC.
     groups: dict[str, list[Entry]] = {}
     for entry in due:
