@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -160,6 +161,15 @@ def _quick(line: bytes, intern: bool, known: str | None = None) -> Entry | None:
     A drain decodes every due entry of a pass: this skips the `Event` and the dict copies. It
     must give exactly what the general path gives (tests/journal/test_entry_quick.py).
     """
+    if intern:
+        fast = _from_tail(line, known)
+        if fast is not None:
+            return fast
+    return _decoded(line, intern, known)
+
+
+def _decoded(line: bytes, intern: bool, known: str | None) -> Entry | None:
+    """`_quick` by decoding the whole line."""
     try:
         text = line.decode()
         obj, end = _scan(text, 0)
@@ -233,6 +243,84 @@ def _quick(line: bytes, intern: bool, known: str | None = None) -> Entry | None:
         None if expires is None else float(expires), idempotent, verify, max_attempts,
         who, origin, step, playbook, ts, coordination, _NO_EXTRA,
     )  # fmt: skip
+
+
+#: The head of a `queued` line as the encoder writes it, up to its `"command":` (JSON strings
+#: without escapes or control characters, JSON numbers), and the framing at its end.
+_HEAD = re.compile(
+    rb'\{"t":"queued","id":"([^"\\\x00-\x1f]+)",'
+    rb'"ts":(-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?),"v":(?:0|[1-9][0-9]{0,8}),'
+    rb'"batch":"([^"\\\x00-\x1f]*)","device":"([^"\\\x00-\x1f]*)"(?=,"command":)'
+)
+_FRAMED_END = re.compile(rb',"m":(?:0|"[0-9]+/[0-9]+"),"c":"[0-9a-f]{8}"\}\Z')
+_HEAD_KEYS = frozenset({"t", "id", "ts", "v", "batch", "device", *_FRAMING})
+#: tail → the entry `_quick` made of it under a stand-in head, for its tail's fields.
+_TAILS: dict[bytes, Entry] = {}
+_TAILS_MAX = 4096
+
+
+def _from_tail(line: bytes, known: str | None) -> Entry | None:
+    """`_quick(line, intern=True)` for a line whose tail (everything after the device, up to
+    the framing) was seen before; None when the line is not of that form or its tail is
+    unusable, and `_quick` then decodes it in full.
+
+    A bulk's entries of one step differ only in id and device, and the encoder writes
+    everything after those once per step (`events._encode_queued`): here those bytes are parsed
+    and checked once, by `_quick` itself, and each next line only reads its head. That is
+    exactly the whole line's decode when the tail holds none of the head's keys (checked when
+    it is first seen: JSON's last duplicate would win) and the head is canonical JSON.
+    """
+    head = _HEAD.match(line)
+    if head is None or line[-1:] != b"}":
+        return None
+    start, end = head.end(), len(line) - 1
+    framing = line.rfind(b',"m":', start)
+    if framing >= 0 and _FRAMED_END.match(line, framing):
+        end = framing
+    tail = line[start:end]
+    made = _TAILS.get(tail)
+    if made is None:
+        made = _tail_entry(tail)
+        if made is None:
+            return None
+        if len(_TAILS) >= _TAILS_MAX:
+            _TAILS.clear()
+        _TAILS[tail] = made
+    raw_id, raw_ts, frac, exp, raw_batch, raw_device = head.groups()
+    try:
+        ident, batch, device = raw_id.decode(), raw_batch.decode(), raw_device.decode()
+    except UnicodeDecodeError:
+        return None
+    # JSON's number: an int unless it has a fraction or an exponent (-0 is 0, not -0.0).
+    if frac is not None or exp is not None:
+        ts = float(raw_ts)
+    elif len(raw_ts) <= 18:
+        ts = float(int(raw_ts))
+    else:  # a huge int: the whole decode says what it makes of it
+        return None
+    if known is not None and ident == known:
+        ident = known
+    created = made.created
+    if ts == created and created:
+        ts = created
+    return queued_entry(
+        ident, sys.intern(batch), sys.intern(device), made.command, made.priority, created,
+        made.not_before, made.expires, made.idempotent, made.verify, made.max_attempts,
+        made.who, made.origin, made.step, made.playbook, ts, made.coordination, _NO_EXTRA,
+    )  # fmt: skip
+
+
+def _tail_entry(tail: bytes) -> Entry | None:
+    """The entry `_quick` makes of `tail` under a stand-in head; None when the tail is not a
+    JSON object's members or holds a key of the head (which would override it)."""
+    try:
+        obj, stop = _scan(text := "{" + tail[1:].decode() + "}", 0)
+    except (ValueError, StopIteration):
+        return None
+    if stop != len(text) or type(obj) is not dict or not _HEAD_KEYS.isdisjoint(obj):
+        return None
+    return _decoded(b'{"t":"queued","id":"-","ts":0,"v":1,"batch":"","device":""' + tail + b"}",
+                    True, None)
 
 
 _NUMBERS = (int, float)

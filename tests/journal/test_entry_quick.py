@@ -8,6 +8,7 @@ import json
 from functools import partial
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -200,3 +201,101 @@ def test_entries_queued_at_one_moment_share_that_time_in_a_drain() -> None:
     obj["created"] = obj["not_before"] = 1796531861.0
     three = entry_of([json.dumps(obj).encode()], intern=True)
     assert three.created == 1796531861.0 and one.created == 1796531860.4867792
+
+
+# -- a bulk's lines: the tail after the device, decoded once per distinct tail --------------------
+
+
+def typed_exactly(entry: Entry) -> list[tuple[str, type, str]]:
+    """`typed`, with floats by repr: -0.0 is not 0.0 here."""
+    return [(name, kind, repr(value)) for name, kind, value in typed(entry)]
+
+
+def exactly(fn: Any) -> tuple[str, Any]:
+    """`outcome`, with `typed_exactly`."""
+    try:
+        return "ok", typed_exactly(fn())
+    except Exception as err:
+        return type(err).__name__, str(err)
+
+
+def both_ways(raw: bytes) -> tuple[Any, Any, Any]:
+    """(a first decode, a second one: its tail known by then, the general decode)."""
+    drained = partial(entry_of, [raw], intern=True)
+    result = exactly(drained), exactly(drained), exactly(partial(general, [raw], intern=True))
+    assert result[2][0] != "TypeError", result[2]  # the harness itself must work
+    return result
+
+
+def compact(obj: dict[str, Any], framing: bool) -> bytes:
+    """`obj` as the encoder lays a line out (no spaces, key order kept), framed or not."""
+    line = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return framed(line) if framing else line.encode()
+
+
+@settings(max_examples=300)
+@given(entries, coordinations,
+       st.sampled_from([*ev.QUEUED_KEYS, "t", "id", "ts", "v", "m", "c", "extra", None]),
+       json_value, st.booleans())
+def test_a_line_decoded_by_its_known_tail_is_the_general_decode(
+    entry: Entry, coordination: Coordination, key: str | None, value: Any, framing: bool
+) -> None:
+    """Any field changed to any value, the line still laid out as the encoder does: decoded
+    twice (the second time its tail is known) it is what the general path makes of it."""
+    obj = json.loads(ev.encode(ev.queued(dataclasses.replace(entry, coordination=coordination))))
+    if key is not None:
+        obj[key] = value
+    first, second, expected = both_ways(compact(obj, framing))
+    assert first == second == expected
+
+
+@settings(max_examples=200)
+@given(entries, st.sampled_from(["0", "-0", "-0.0", "1e400", "-1E-400", "1.5E+3", "12" * 10,
+                                 "1" * 19, "1" * 5000, "0.1", "00", "1.", "+1", "1e", "-"]),
+       st.sampled_from(["1", "0", "01", "1234567890", "-1", "1.0"]))
+def test_a_head_with_any_number_for_its_time_or_version_is_the_general_decode(
+    entry: Entry, ts: str, version: str
+) -> None:
+    line = ev.encode(ev.queued(entry)).replace(f'"ts":{entry.created!r},', f'"ts":{ts},', 1)
+    line = line.replace('"v":1,', f'"v":{version},', 1)
+    first, second, expected = both_ways(framed(line))
+    assert first == second == expected
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # a head key again in the tail: JSON's last one wins, as in the general decode
+        ('"playbook":null', '"playbook":null,"device":"other"'),
+        ('"playbook":null', '"playbook":null,"id":"01J0000000000000000000000Z"'),
+        ('"playbook":null', '"playbook":null,"t":"done"'),
+        # the framing's keys inside the arguments, at the very end of the tail
+        ('"args":{}', '"args":{"m":"1/1","c":"0123abcd"}'),
+        # not JSON: a control character, a bad byte, an unfinished tail
+        ('"device":"tv"', '"device":"t\x01v"'),
+        ('"id":"01J0000000000000000000000A"', '"id":"01J000000000000000000000\x1fA"'),
+        ('"batch":"B"', '"batch":"\x7fB"'),  # DEL is no control character to JSON
+        ('"device":"tv"', '"device":"t\udcffv"'),
+        ('"playbook":null', '"playbook":nul'),
+        ('"device":"tv"', '"device":"tv\\u0041"'),
+    ],
+)
+def test_odd_lines_are_decoded_as_the_general_path_decodes_them(change: tuple[str, str]) -> None:
+    line = ev.encode(ev.queued(_entry()))
+    assert change[0] in line
+    raw = framed(line.replace(*change)) if "\udcff" not in change[1] else framed(
+        line.replace(change[0], '"device":"tXv"')).replace(b"tXv", b"t\xffv")
+    first, second, expected = both_ways(raw)
+    assert first == second == expected
+
+
+def test_entries_of_one_step_share_the_decoded_tail() -> None:
+    journal_entry._TAILS.clear()
+    base = _entry()
+    lines = [framed(ev.encode(ev.queued(dataclasses.replace(base, id=f"01J{n:023d}",
+                                                            device=f"tv-{n}"))))
+             for n in range(5)]
+    got = [entry_of([raw], intern=True) for raw in lines]
+    assert len(journal_entry._TAILS) == 1
+    assert [typed_exactly(e) for e in got] == [typed_exactly(general([raw])) for raw in lines]
+    assert len({id(e.command) for e in got}) == 1 and got[0].created is got[4].created
