@@ -324,11 +324,12 @@ class DeviceSession:
         waiting: dict[int, Waiter],
         elapsed: float,
     ) -> None:
+        delivered = Outcome("delivered", elapsed)  # one for all: an Outcome never changes
         for j in indexes:
             if j in waiting:
                 waiting[j].delivered = elapsed
             elif results[j] is None:
-                results[j] = Outcome("delivered", elapsed)
+                results[j] = delivered
 
     async def _verify(
         self,
