@@ -5,12 +5,13 @@ Frozen, slotted dataclasses; raw YAML/JSON never travels past the loaders that b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
 from cmdctl.core.errors import InputError
+from cmdctl.core.slots import constructor
 
 #: JSON-compatible value used in command arguments.
 JSONValue = Any
@@ -305,12 +306,9 @@ _ENTRY_FIELDS = (
     "attempts", "outcome", "last_error", "reason", "updated", "started", "finished_at",
     "superseded_by", "ran_on", "coordination", "extra",
 )  # fmt: skip
-if tuple(f.name for f in fields(Entry)) != _ENTRY_FIELDS:  # queued_entry must set each one
+if tuple(f.name for f in fields(Entry)) != _ENTRY_FIELDS:  # queued_entry passes them in order
     raise AssertionError("Entry's fields changed: update _ENTRY_FIELDS and queued_entry")
-#: Each field's slot setter, in field order: what a dataclass `__init__` reaches through
-#: `object.__setattr__`, without looking the name up.
-_SETTERS: tuple[Any, ...] = tuple(Entry.__dict__[name].__set__ for name in _ENTRY_FIELDS)
-_NEW = object.__new__
+_new_entry: Callable[..., Entry] = constructor(Entry)
 
 
 def queued_entry(
@@ -334,39 +332,12 @@ def queued_entry(
     extra: Mapping[str, JSONValue],
 ) -> Entry:
     """`Entry(...)` of a `queued` record as it is read (every later field at its default), built
-    in under half the time: a drain decodes each of up to 100,000 due entries per pass, and the
-    keyword call with `__init__`'s 27 `object.__setattr__` was a fifth of that decoding. Equal to
-    the `Entry` the same arguments make (tests/core/test_model.py)."""
-    (s_id, s_batch, s_device, s_command, s_priority, s_created, s_not_before, s_expires,
-     s_idempotent, s_verify, s_max_attempts, s_who, s_origin, s_step, s_playbook, s_state,
-     s_attempts, s_outcome, s_last_error, s_reason, s_updated, s_started, s_finished_at,
-     s_superseded_by, s_ran_on, s_coordination, s_extra) = _SETTERS  # fmt: skip
-    entry = _NEW(Entry)
-    s_id(entry, id)
-    s_batch(entry, batch)
-    s_device(entry, device)
-    s_command(entry, command)
-    s_priority(entry, priority)
-    s_created(entry, created)
-    s_not_before(entry, not_before)
-    s_expires(entry, expires)
-    s_idempotent(entry, idempotent)
-    s_verify(entry, verify)
-    s_max_attempts(entry, max_attempts)
-    s_who(entry, who)
-    s_origin(entry, origin)
-    s_step(entry, step)
-    s_playbook(entry, playbook)
-    s_state(entry, State.PENDING)
-    s_attempts(entry, 0)
-    s_outcome(entry, None)
-    s_last_error(entry, None)
-    s_reason(entry, None)
-    s_updated(entry, updated)
-    s_started(entry, None)
-    s_finished_at(entry, None)
-    s_superseded_by(entry, None)
-    s_ran_on(entry, None)
-    s_coordination(entry, coordination)
-    s_extra(entry, extra)
-    return entry
+    in under half the time (`cmdctl.core.slots`): a drain decodes each of up to 100,000 due
+    entries per pass, and the keyword call with `__init__`'s 27 `object.__setattr__` was a
+    fifth of that decoding. Equal to the `Entry` the same arguments make
+    (tests/core/test_model.py)."""
+    return _new_entry(
+        id, batch, device, command, priority, created, not_before, expires, idempotent, verify,
+        max_attempts, who, origin, step, playbook, State.PENDING, 0, None, None, None, updated,
+        None, None, None, None, coordination, extra,
+    )  # fmt: skip

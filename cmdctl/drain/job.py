@@ -37,7 +37,7 @@ from cmdctl.device.transport import DeviceAddress, DeviceSession, Outcome
 from cmdctl.drain import gates, outcomes, recovery, retry, secretargs
 from cmdctl.drain import totals as tot
 from cmdctl.drain.gates import FAILED, WAITS, Mark
-from cmdctl.drain.observer import Finished
+from cmdctl.drain.observer import Finished, new_finished
 from cmdctl.drain.options import GAP_WAIT_S, STOP_MARGIN_S, WINDOW_SETTLE_S
 from cmdctl.drain.outcomes import Verdict
 from cmdctl.drain.rollout import Gate, Rollout
@@ -137,8 +137,8 @@ class DeviceJob:
         else:
             job.finished[(entry.batch, entry.step)] = WAITS if state is State.PENDING else FAILED
         events = verdict.events if start is None else (start, *verdict.events)
-        self.engine.observer.finished(Finished(entry, verdict.outcome, verdict.detail,
-                                               verdict.duration, events))
+        self.engine.observer.finished(new_finished(entry, verdict.outcome, verdict.detail,
+                                                   verdict.duration, events))
 
     # -- the slot ------------------------------------------------------------------------------
 

@@ -7,10 +7,11 @@ measured.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from cmdctl.core import slots
 from cmdctl.core.model import Entry
 from cmdctl.drain.totals import Tally
 from cmdctl.journal.entry import fold
@@ -36,6 +37,12 @@ class Finished:
         for event in self.events:
             entry = fold(entry, event)
         return entry
+
+
+#: `Finished(entry, outcome, detail, duration, events)`, built in half the time (a drain
+#: reports one per command: `cmdctl.core.slots`).
+new_finished: Callable[[Entry, str, str, float | None, tuple[Event, ...]], Finished]
+new_finished = slots.constructor(Finished)
 
 
 class Observer(Protocol):

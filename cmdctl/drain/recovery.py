@@ -26,7 +26,7 @@ from cmdctl.core.model import Entry, State
 from cmdctl.drain import outcomes
 from cmdctl.drain.outcomes import Verdict
 from cmdctl.journal import events as ev
-from cmdctl.journal.events import Event, EventDecodeError
+from cmdctl.journal.events import Event, EventDecodeError, new_event
 from cmdctl.journal.ledger import Ledger
 
 DRAIN = "drain"
@@ -86,7 +86,7 @@ def starts(entries: Sequence[Entry], ts: float, owner: Owner) -> list[Event]:
             first = shared[entry.attempts] = started(entry, ts, owner)
             out.append(first)
         else:
-            out.append(Event(ev.STARTED, entry.id, ts, first.fields))
+            out.append(new_event(ev.STARTED, entry.id, ts, first.fields, ev.VERSION))
     return out
 
 
