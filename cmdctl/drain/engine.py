@@ -162,7 +162,8 @@ class Engine:
         barrier = gates.check(ledger, work.due)
         work.due = barrier.ready
         self.waiting = barrier.waiting
-        gaps = [(e, barrier.hold[e.id]) for e in work.due if barrier.hold.get(e.id, now) > now]
+        hold = barrier.hold  # empty unless a barrier holds something (a bulk's usual pass)
+        gaps = [(e, hold[e.id]) for e in work.due if hold.get(e.id, now) > now] if hold else []
         later = [(e, until) for e, until in gaps if until - now > GAP_WAIT_S]
         if later:  # too long to wait out in this pass: queued, due then, with the note
             ids = {e.id for e, _ in later}
