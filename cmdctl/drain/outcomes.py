@@ -70,14 +70,19 @@ def done(
     return new_verdict(status, detail, (event,), duration)
 
 
-_last_elapsed: list[float] = [0.0, 0.0]  # (elapsed, rounded) of the last `done`
+#: (elapsed, rounded) of the last `done`, as one tuple: drains in other threads may replace it,
+#: and a pair read at once is always a matching one.
+_last_elapsed: list[tuple[float, float]] = [(0.0, 0.0)]
 
 
 def _rounded(elapsed: float) -> float:
     """`round(elapsed, 4)`; the commands a barrier delivered share one `elapsed`."""
-    if elapsed is not _last_elapsed[0]:
-        _last_elapsed[0], _last_elapsed[1] = elapsed, round(elapsed, 4)
-    return _last_elapsed[1]
+    last = _last_elapsed[0]
+    if last[0] is elapsed:
+        return last[1]
+    rounded = round(elapsed, 4)
+    _last_elapsed[0] = (elapsed, rounded)
+    return rounded
 
 
 #: The fields of the last plain `done` event made: (outcome, duration) → fields.

@@ -228,8 +228,9 @@ def _decoded(line: bytes, intern: bool, known: str | None) -> Entry | None:
         command = _shared_command(domain, target, cmd["args"])
         # One float object for equal times (a bulk's entries are due when queued, and
         # were all queued at the same moment).
-        if created == _recent[0] and created:
-            created = _recent[0]
+        recent = _recent[0]  # read once: another thread's drain may set it meanwhile
+        if created == recent and created:
+            created = recent
         else:
             _recent[0] = created
         if not_before == created and created:

@@ -146,3 +146,15 @@ def test_a_started_event_carries_its_owner_after_the_attempt_byte_for_byte() -> 
         '{"t":"started","id":"' + entry.id + '","ts":1800000000.0,"v":1,"attempt":2,'
         '"run":"R1","by":"drain","pid":42,"host":"bar-pi","lease":1800000060.0}'
     )
+
+
+def test_a_done_duration_is_its_own_elapsed_rounded_whatever_came_before() -> None:
+    """A barrier's commands share one `elapsed` object, rounded once: a different one, equal or
+    not, is rounded again."""
+    shared = 0.0123456
+    seen = []
+    for elapsed in (shared, shared, 1.23456789, float("0.0123456"), 2.0, shared, 5e-05):
+        verdict = outcomes.done(tv(), NOW, status="delivered", elapsed=elapsed, detail="")
+        seen.append(verdict.duration)
+        assert verdict.events[0].get("duration") == verdict.duration
+    assert seen == [0.0123, 0.0123, 1.2346, 0.0123, 2.0, 0.0123, 0.0001]
