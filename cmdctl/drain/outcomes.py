@@ -57,7 +57,7 @@ def done(
     ran_on: str | None = None, waited: float | None = None,
 ) -> Verdict:
     """Confirmed or delivered (`status`); `waited`: seconds its `wait_until:` took."""
-    duration = _rounded(elapsed)
+    duration = round(elapsed, 4)
     if waited is not None:
         cond = entry.coordination.wait_until
         seen = f"{cond.selector} was {cond.wanted} after {waited:.1f}s" if cond else ""
@@ -68,21 +68,6 @@ def done(
         event = ev.done(entry.id, now, outcome=status, duration=duration, ran_on=ran_on,
                         waited=None if waited is None else round(waited, 3))
     return new_verdict(status, detail, (event,), duration)
-
-
-#: (elapsed, rounded) of the last `done`, as one tuple: drains in other threads may replace it,
-#: and a pair read at once is always a matching one.
-_last_elapsed: list[tuple[float, float]] = [(0.0, 0.0)]
-
-
-def _rounded(elapsed: float) -> float:
-    """`round(elapsed, 4)`; the commands a barrier delivered share one `elapsed`."""
-    last = _last_elapsed[0]
-    if last[0] is elapsed:
-        return last[1]
-    rounded = round(elapsed, 4)
-    _last_elapsed[0] = (elapsed, rounded)
-    return rounded
 
 
 #: The fields of the last plain `done` event made: (outcome, duration) → fields.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
 from cmdctl.core.errors import ExitCode
+from cmdctl.core.model import Entry
 from cmdctl.drain import collector, loops
+from cmdctl.drain.observer import NullObserver
 from cmdctl.drain.options import DrainOptions
 from cmdctl.journal.store import Journal
 from cmdctl.simulator import Fleet
@@ -56,23 +58,14 @@ def test_an_error_in_the_pass_still_restores() -> None:
     assert gc.get_threshold() == (700, 10, 10)
 
 
-class _Seen:
+class _Seen(NullObserver):
     """An observer that notes the collector's thresholds while the pass plans its devices."""
 
     def __init__(self) -> None:
         self.during: list[tuple[int, int, int]] = []
 
-    def planned(self, entries: object) -> None:
+    def planned(self, entries: Sequence[Entry]) -> None:
         self.during.append(gc.get_threshold())
-
-    def step(self, device: str, text: str) -> None:
-        pass
-
-    def finished(self, done: object) -> None:
-        pass
-
-    def device_done(self, tally: object) -> None:
-        pass
 
 
 async def test_a_drain_runs_its_pass_paced_and_gives_the_thresholds_back(
@@ -83,7 +76,7 @@ async def test_a_drain_runs_its_pass_paced_and_gives_the_thresholds_back(
     async with Fleet(tvs(1)) as fleet:
         queue(journal, [make_entry("bar-tv-1", "switch", "tv_power", {"state": True})])
         totals = await loops.drain(journal, addresses(fleet).get, DrainOptions(),
-                                   observer=seen)  # type: ignore[arg-type]
+                                   observer=seen)
     assert totals.exit_code() == ExitCode.OK
     assert seen.during == [(collector.YOUNG, 10, 10)]
     assert gc.get_threshold() == (700, 10, 10)
