@@ -152,7 +152,9 @@ async def test_a_bulk_whose_batch_cannot_be_written_sends_nothing(tmp_path: Path
             + "".join(f"  - name: v{n}\n    number.volume: {n}\n" for n in range(60))
         )
         journal = Journal(tmp_path / "journal")
-        env = cli_env(journal.directory, inventory)
+        # PYTHONDONTWRITEBYTECODE: under the limit, a module it compiled would be cached as a
+        # cut-off .pyc (written in one unchecked write) and break every later import of it.
+        env = cli_env(journal.directory, inventory, PYTHONDONTWRITEBYTECODE="1")
         limit = 16 * 1024  # the immediate part fits; the whole batch does not
 
         def small_disk() -> None:

@@ -236,6 +236,9 @@ def test_failed_write_is_not_accepted_and_leaves_the_file_unchanged(journal: Jou
     done = subprocess.run(
         [sys.executable, "-c", code],
         preexec_fn=limit_file_size,
+        # Under the limit, a module it compiled would be cached as a cut-off .pyc (the import
+        # system writes it in one unchecked write) and break every later import of it.
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True,
         text=True,
         timeout=30,
