@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from cmdctl.core.model import Entry, State
 from cmdctl.journal import events as ev
+from cmdctl.journal import heads
 from cmdctl.journal.entry import entry_of
 from cmdctl.journal.ledger import Ledger
 
@@ -56,7 +57,7 @@ def select(
         head = records[0]
         if isinstance(head, bytes):
             if only is not None or batch is not None:
-                peeked = ev.peek(head)
+                peeked = heads.peek(head)
                 if peeked is not None and peeked[2] is not None:
                     b, d = peeked[2]
                     if (only is not None and d not in only) or (
@@ -66,7 +67,7 @@ def select(
             if len(records) == 1 and not ((due := ledger.due_at(n)) is not None and due <= now):
                 # Not due yet (a batch scheduled for later): skip it without decoding. (A row
                 # the ledger knows to be due is decoded at once: its expiry is checked below.)
-                times = ev.peek_schedule(head)
+                times = heads.peek_schedule(head)
                 if times is not None and times[1] > now and (times[2] is None or times[2] > now):
                     if next_due is None or times[1] < next_due:
                         next_due = times[1]
@@ -112,7 +113,7 @@ def _later(
         records = ledger.records(entry_id)
         head = records[0]
         if isinstance(head, bytes):
-            peeked = ev.peek(head)
+            peeked = heads.peek(head)
             if peeked is not None and peeked[2] is not None:
                 patterns = wanted.get(peeked[2][1])
                 if patterns is None or not any(p in head for p in patterns):

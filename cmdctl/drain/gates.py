@@ -26,6 +26,7 @@ from json.encoder import encode_basestring
 from cmdctl.core.model import Entry, State
 from cmdctl.core.timespec import format_duration, format_time
 from cmdctl.journal import events as ev
+from cmdctl.journal import heads
 from cmdctl.journal.ledger import Ledger
 
 _WAIT = frozenset({State.PENDING, State.RUNNING})
@@ -92,7 +93,7 @@ def _steps(
             continue
         head = ledger.records(entry_id)[0]
         if isinstance(head, bytes):
-            peeked = ev.peek(head)
+            peeked = heads.peek(head)
             if peeked is not None and peeked[2] is not None:
                 batch_needles = needles.get(peeked[2][0])
                 if batch_needles is None or not any(n in head for n in batch_needles):

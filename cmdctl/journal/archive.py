@@ -50,7 +50,7 @@ from cmdctl.core import durable
 from cmdctl.core.errors import JournalError
 from cmdctl.core.model import Entry
 from cmdctl.journal import events as ev
-from cmdctl.journal import quarantine, summary
+from cmdctl.journal import heads, quarantine, summary
 from cmdctl.journal.events import EventDecodeError
 from cmdctl.journal.framing import Damage, Scan, reframe, scan_bytes
 from cmdctl.journal.layout import (
@@ -165,7 +165,7 @@ def finished_day(ledger: Ledger, entry_id: str, default: str) -> str:
 
 def entry_id_of(line: bytes) -> str:
     """The entry id a committed line is about ("" if it does not decode)."""
-    head = ev.peek(line)
+    head = heads.peek(line)
     if head is not None:
         return head[1]
     try:

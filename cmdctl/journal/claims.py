@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cmdctl.journal import events as ev
+from cmdctl.journal import heads
 from cmdctl.journal.events import Event, EventDecodeError
 from cmdctl.journal.framing import Mark, Scan
 from cmdctl.journal.store import AppendReport, Journal
@@ -87,7 +88,7 @@ class Claims:
 
 def _head(line: bytes) -> tuple[str, str]:
     """(type, id) of a committed line; ("", "") if it cannot be read (verify reports it)."""
-    head = ev.peek(line)
+    head = heads.peek(line)
     if head is not None:
         return head[0].decode(), head[1]
     try:

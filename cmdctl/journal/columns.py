@@ -30,6 +30,7 @@ from itertools import compress
 from cmdctl.core.errors import JournalError
 from cmdctl.core.model import Entry, State
 from cmdctl.journal import events as ev
+from cmdctl.journal import heads
 from cmdctl.journal.entry import FINISHED_STATES, entry_of
 from cmdctl.journal.events import Event, EventDecodeError
 
@@ -278,12 +279,12 @@ class Columns:
             return entry.created, entry.not_before
         place = self._place[row]
         if place:
-            times = ev.peek_schedule(self._raw(place))
+            times = heads.peek_schedule(self._raw(place))
             if times is not None:
                 return times[0], times[1]
         records = self._more_of(row) if not place else None
         if records is not None and len(records) == 1 and not isinstance(records[0], Event):
-            times = ev.peek_schedule(self._raw(records[0]))
+            times = heads.peek_schedule(self._raw(records[0]))
             if times is not None:
                 return times[0], times[1]
         entry = self._entry_at(row)

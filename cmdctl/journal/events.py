@@ -2,8 +2,9 @@
 
 A line is one JSON object whose first keys are always, in this order, `"t"` (event type), `"id"`
 (entry id), `"ts"` (epoch seconds), `"v"` (record version), then the event's own fields in a
-fixed order. The fixed head lets readers (`peek`) learn the type, id and batch of a line without
-decoding it. Keys `m` and `c` are reserved for the journal's framing and dropped by `decode`.
+fixed order. The fixed head lets readers (`cmdctl.journal.heads`) learn the type, id and batch
+of a line without decoding it. Keys `m` and `c` are reserved for the journal's framing and
+dropped by `decode`.
 
 Readers must tolerate event types they do not know (a newer cmdctl wrote them): `decode` returns
 them like any other event and the ledger keeps them without changing state.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
@@ -389,50 +389,6 @@ def event_of(obj: Any) -> Event:
     if isinstance(version, bool) or not isinstance(version, int):
         raise EventDecodeError("missing record version")
     return Event(kind, ident, float(ts), obj, version)
-
-
-#: The fixed head of a line: type, id and, for `queued`, batch and device (no JSON escapes).
-HEAD = re.compile(
-    rb'\{"t":"([^"\\]*)","id":"([^"\\]*)"'
-    rb'(?:,"ts":[-+.eE0-9]+,"v":[0-9]+,"batch":"([^"\\]*)","device":"([^"\\]*)")?'
-)
-
-
-def peek(line: bytes) -> tuple[bytes, str, tuple[str, str] | None] | None:
-    """(type, id, (batch, device) for `queued`) from a line's fixed head; None if not canonical."""
-    match = HEAD.match(line)
-    if match is None:
-        return None
-    kind, raw_id, batch, device = match.groups()
-    if kind != b"queued":
-        return kind, raw_id.decode(), None
-    if batch is None:
-        return None
-    return kind, raw_id.decode(), (batch.decode(), device.decode())
-
-
-def peek_schedule(line: bytes) -> tuple[float, float, float | None] | None:
-    """(created, not_before, expires) of a canonical `queued` line, or None if not canonical."""
-    at = line.rfind(b',"created":')
-    end = line.find(b',"idempotent":', at)
-    if at < 0 or end < 0:
-        return None
-    parts = line[at + 11 : end].split(b",")
-    if (
-        len(parts) != 3
-        or not parts[1].startswith(b'"not_before":')
-        or not parts[2].startswith(b'"expires":')
-    ):
-        return None
-    try:
-        expires = parts[2][10:]
-        return (
-            float(parts[0]),
-            float(parts[1][13:]),
-            None if expires == b"null" else float(expires),
-        )
-    except ValueError:
-        return None
 
 
 # -- constructors ------------------------------------------------------------------------------

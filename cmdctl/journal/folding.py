@@ -17,6 +17,7 @@ from itertools import compress, islice, repeat
 from typing import cast
 
 from cmdctl.journal import events as ev
+from cmdctl.journal import heads
 from cmdctl.journal.columns import (
     _CODE,
     _FINISHED_CODES,
@@ -91,13 +92,13 @@ class Folding(Columns):
         if not lines:
             return  # a reader with nothing past its snapshot: no id index to build
         index = self._lookup()
-        head = ev.HEAD.match
+        head = heads.HEAD.match
         moves = _MOVES_B
         problems = self.problems
         strings: dict[bytes, str] = {}
         for n, line in enumerate(lines):
             record: bytes | int = line if offsets is None else offsets[n] << 32 | len(line)
-            match = head(line)  # `events.peek`, inlined: this loop runs once per line
+            match = head(line)  # `heads.peek`, inlined: this loop runs once per line
             if match is None:
                 self._apply_slow(line, record)
                 continue

@@ -1,7 +1,7 @@
 """The fold: journal events → the current `Entry` of every id, plus the queries built on it.
 
 An entry's state depends only on the sequence of its event types, so the ledger tracks state,
-batch and device eagerly (from `events.peek`, without decoding lines) and decodes an entry's
+batch and device eagerly (from `heads.peek`, without decoding lines) and decodes an entry's
 records into an `Entry` only when asked for it. A record is a decoded `Event`, a raw line, or
 (from the journal) the line's position in the file, packed as `offset << 32 | length` and read
 back through `read_at`.

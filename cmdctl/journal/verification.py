@@ -24,7 +24,7 @@ from pathlib import Path
 from cmdctl.core import durable
 from cmdctl.core.model import Command, Entry, Priority, State
 from cmdctl.journal import events as ev
-from cmdctl.journal import quarantine
+from cmdctl.journal import heads, quarantine
 from cmdctl.journal.entry import changes_of, entry_from_queued
 from cmdctl.journal.events import EventDecodeError
 from cmdctl.journal.framing import COMMITTED, DAMAGED, Damage, sweep
@@ -156,7 +156,7 @@ def check(source: Source) -> Checked:
     problems: list[str] = []
     states: dict[str, int] = {}  # entry id -> index of its state in _STATES, or _BROKEN
     broken: dict[str, str] = {}  # entry id -> why its fold failed
-    queued, head = ev.QUEUED, ev.HEAD.match
+    queued, head = ev.QUEUED, heads.HEAD.match
     passed: set[bytes] = set()  # tails of `queued` lines whose entry checked out
     decode = _decode
     carry = b""

@@ -19,7 +19,7 @@ from cmdctl.core.model import (
     Priority,
 )
 from cmdctl.journal import events as ev
-from cmdctl.journal import fleetkeys
+from cmdctl.journal import fleetkeys, heads
 from cmdctl.journal.entry import entry_of
 from cmdctl.journal.events import Event, EventDecodeError
 
@@ -92,10 +92,10 @@ def test_queued_round_trips_and_peeks(entry: Entry) -> None:
     back = ev.decode(line)
     assert back == event
     assert list(back.fields) == list(ev.QUEUED_KEYS)
-    head = ev.peek(line.encode())
+    head = heads.peek(line.encode())
     if head is not None:  # None only for ids/batches/devices that need JSON escapes
         assert head == (b"queued", entry.id, (entry.batch, entry.device))
-    schedule = ev.peek_schedule(line.encode())
+    schedule = heads.peek_schedule(line.encode())
     if schedule is not None:
         assert schedule == (entry.created, entry.not_before, entry.expires)
 
