@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from cmdctl.core.errors import InputError
 
 if TYPE_CHECKING:
-    from cmdctl.device.transport import DeviceAddress
+    from cmdctl.device.address import DeviceAddress
     from cmdctl.drain.direct import Mode
     from cmdctl.inputs.variables import Value
 

@@ -36,8 +36,8 @@ from cmdctl.core.errors import InputError
 if TYPE_CHECKING:
     from cmdctl.api.scene import Scene
     from cmdctl.core.model import Entry
+    from cmdctl.device.address import DeviceAddress
     from cmdctl.device.scene import DeviceScene
-    from cmdctl.device.transport import DeviceAddress
     from cmdctl.drain.direct import Mode, SendResult
     from cmdctl.inputs.inventory import Inventory
     from cmdctl.inputs.secretfile import SecretsFile

@@ -18,8 +18,8 @@ from cmdctl.core.errors import DeviceError, DeviceRejected, DeviceUnavailable, E
 from cmdctl.core.model import Command, Entry, JSONValue, State
 
 if TYPE_CHECKING:
+    from cmdctl.device.address import DeviceAddress
     from cmdctl.device.entities import EntityIndex, EntityRow
-    from cmdctl.device.transport import DeviceAddress
 
 #: Devices probed at once unless told otherwise (one connection each; probes are short).
 DEFAULT_PROBE_CONCURRENCY = 32

@@ -19,7 +19,7 @@ from cmdctl.core.model import Condition, Entry, JSONValue
 from cmdctl.device.entities import EntityIndex, EntityRow, Plan
 
 if TYPE_CHECKING:
-    from cmdctl.device.transport import DeviceAddress
+    from cmdctl.device.address import DeviceAddress
 
 #: Devices checked at once: one connection each, and short ones (like `devices probe`).
 CHECK_CONCURRENCY = 32

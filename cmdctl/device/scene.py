@@ -24,8 +24,8 @@ from cmdctl.core.model import Command, JSONValue
 from cmdctl.device.fleetview import playbook_selectors
 
 if TYPE_CHECKING:
+    from cmdctl.device.address import DeviceAddress
     from cmdctl.device.entities import EntityIndex
-    from cmdctl.device.transport import DeviceAddress
 
 #: Devices read at once: one short connection each (as `devices probe`).
 SCENE_CONCURRENCY = 32

@@ -21,7 +21,7 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from aioesphomeapi.client import APIClient
 from aioesphomeapi.model import ConnectionClosedEvent
@@ -30,6 +30,7 @@ from cmdctl.core.errors import DeliveryUnknown, DeviceError, DeviceRejected, Dev
 from cmdctl.core.model import Command
 from cmdctl.core.version import __version__
 from cmdctl.device import cache, wire
+from cmdctl.device.address import DeviceAddress
 from cmdctl.device.classify import (
     DEVICE_EXCEPTIONS,
     another_device,
@@ -64,37 +65,6 @@ def unsendable(device: str, plan: Plan, err: Exception) -> DeviceRejected:
         f"{plan.selector}: cannot be sent: {type(err).__name__}: {err}",
         hint="the value is outside what the ESPHome API can carry; fix the command",
     )
-
-
-class SecretKey(Protocol):
-    """A key that only says what it is when asked."""
-
-    def reveal(self) -> str: ...
-
-
-class DeviceAddress(Protocol):
-    """What the transport needs to know about a device (an inventory `Device` is one)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def host(self) -> str: ...
-    @property
-    def port(self) -> int: ...
-    @property
-    def key(self) -> SecretKey | None: ...
-    @property
-    def expected_name(self) -> str | None: ...
-    @property
-    def expected_mac(self) -> str | None: ...
-    @property
-    def timeout(self) -> float | None: ...
-    # Minimum seconds between two commands sent to the device (None or 0: no pacing); the
-    # type is the inventory `Device`'s, which leaves it None when no `pace:` applies.
-    @property
-    def pace(self) -> float | None: ...
-    # An inventory `Device` also has `problem` (see `DeviceSession._refuse_unusable`); it is not
-    # required here so that addresses written by library callers (and bench/) keep working.
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from cmdctl.journal.recorder import Recorder
 from cmdctl.journal.store import Journal
 
 if TYPE_CHECKING:
-    from cmdctl.device.transport import DeviceAddress
+    from cmdctl.device.address import DeviceAddress
     from cmdctl.drain.observer import Observer
 
 #: `send` gives the device this long (connect, command, barrier, verification) before it falls

@@ -56,7 +56,7 @@ from cmdctl.journal.store import Journal
 if TYPE_CHECKING:
     # The device side (and the client under it, ~0.15 s to import) loads when a pass has
     # work: a cron drain with nothing due never imports it.
-    from cmdctl.device.transport import DeviceAddress
+    from cmdctl.device.address import DeviceAddress
     from cmdctl.drain.job import Job, Pass
 
 

@@ -31,9 +31,10 @@ from cmdctl.core.model import Entry, State
 from cmdctl.core.secretref import Scrubber
 from cmdctl.core.timespec import format_duration
 from cmdctl.device import condition
+from cmdctl.device.address import DeviceAddress
 from cmdctl.device.entities import SharedPlans
 from cmdctl.device.states import STATE_TIMEOUT
-from cmdctl.device.transport import DeviceAddress, DeviceSession, Outcome
+from cmdctl.device.transport import DeviceSession, Outcome
 from cmdctl.drain import gates, outcomes, recovery, retry, secretargs
 from cmdctl.drain import totals as tot
 from cmdctl.drain.gates import FAILED, WAITS, Mark

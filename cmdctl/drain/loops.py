@@ -20,7 +20,7 @@ from cmdctl.journal.recorder import Recorder
 from cmdctl.journal.store import Journal
 
 if TYPE_CHECKING:
-    from cmdctl.device.transport import DeviceAddress
+    from cmdctl.device.address import DeviceAddress
 
 #: `cmdctl run` checks the journal for new work this often when idle (one stat call).
 POLL_S = 0.2
