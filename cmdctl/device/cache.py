@@ -5,6 +5,8 @@ Every successful connection records the listing (`learned`, called by the sessio
 `devices entities --cached` can show them. One JSON file per device under
 `<state dir>/entities/`, written atomically with mode 0600, at most once per process and firmware,
 and only when its content changed; the file's mtime is the last time a connection confirmed it.
+The header is the first line, then one entity or action per line (built by the C JSON encoder:
+a fleet's first drain writes a file per device).
 
 The format (`FORMAT`) keeps every field of the aioesphomeapi info objects, tagged with the
 class name (`"$type": "SelectInfo"`), enums as `{"$enum": NAME, "value": N}`; loading rebuilds
@@ -123,35 +125,79 @@ def save(
 
     An unchanged listing only gets its mtime touched (the "last seen" of `devices ls`).
     """
-    import hashlib
-
-    body = {
-        "sub_devices": [
-            {"device_id": d.device_id, "name": d.name, "area_id": getattr(d, "area_id", 0)}
-            for d in getattr(info, "devices", ())
-        ],
-        "entities": [_dump(e) for e in entities],
-        "actions": [_dump(s) for s in services],
-    }
-    digest = "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
+    body = _body(info, list(entities), list(services))
     firmware = {name: str(getattr(info, name, "") or "") for name in _FIRMWARE_FIELDS}
     path = path_of(state_dir, device)
     old = _header(path)
-    if old is not None and old.get("hash") == digest and old.get("firmware") == firmware:
+    if old is not None and old.get("hash") == body.digest and old.get("firmware") == firmware:
         with contextlib.suppress(OSError):
             os.utime(path)
         return False
-    document = {
+    header = {
         "format": FORMAT,
         "device": device,
         "taken_at": round(time.time(), 3),
         "firmware": firmware,
-        "hash": digest,
-        "counts": {"entities": len(body["entities"]), "actions": len(body["actions"])},
-        **body,
+        "hash": body.digest,
+        "counts": body.counts,
     }
-    _write_atomically(path, json.dumps(document, indent=1).encode() + b"\n")
+    # The header's closing brace gives way to the listing, one entity or action per line.
+    _write_atomically(path, json.dumps(header)[:-1].encode() + body.text)
     return True
+
+
+@dataclass(frozen=True)
+class _Body:
+    """A listing as the cache writes it: its hash, its counts, and its text after the header."""
+
+    digest: str
+    counts: dict[str, int]
+    text: bytes
+
+
+#: The last listing written: (repr of the listing, the listing, its body). A fleet runs a few
+#: firmware configurations, and 100 devices built from one YAML list equal entities: their
+#: body is built once. Replaced whole, read once: writes run in worker threads.
+_last_body: tuple[str, tuple[Any, ...], _Body] | None = None
+
+
+def _body(info: Any, entities: list[Any], services: list[Any]) -> _Body:
+    global _last_body
+    subs = [
+        {"device_id": d.device_id, "name": d.name, "area_id": getattr(d, "area_id", 0)}
+        for d in getattr(info, "devices", ())
+    ]
+    listing = (subs, entities, services)
+    # Equal by `==` (every compared field) and by `repr` (which tells -0.0 from 0.0 and True
+    # from 1): then every field dumps the same.
+    shown = repr(listing)
+    last = _last_body
+    if last is not None and last[0] == shown and last[1] == listing:
+        return last[2]
+    dumped = {
+        "sub_devices": subs,
+        "entities": [_dump(e) for e in entities],
+        "actions": [_dump(s) for s in services],
+    }
+    parts = [f'"sub_devices": {json.dumps(subs)}']
+    for name in ("entities", "actions"):
+        items = dumped[name]
+        assert isinstance(items, list)
+        inner = "".join(f"\n{json.dumps(item)}," for item in items)[:-1]
+        parts.append(f'"{name}": [{inner}\n]' if items else f'"{name}": []')
+    body = _Body(
+        digest="sha256:" + _sha256(_canonical(dumped)),
+        counts={"entities": len(entities), "actions": len(services)},
+        text=("".join(f",\n{part}" for part in parts) + "}\n").encode(),
+    )
+    _last_body = (shown, listing, body)
+    return body
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 _FIRMWARE_FIELDS = (
@@ -185,6 +231,10 @@ def _write_atomically(path: Path, data: bytes) -> None:
     durable.replace_file(path, data, mode=FILE_MODE)
 
 
+#: A dataclass's field names, by class.
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _dump(obj: Any) -> JSONValue:
     """An info object (or a field of one) as tagged JSON."""
     if isinstance(obj, enum.Enum):
@@ -196,9 +246,13 @@ def _dump(obj: Any) -> JSONValue:
     if isinstance(obj, list | tuple):
         return [_dump(v) for v in obj]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out: dict[str, JSONValue] = {"$type": type(obj).__name__}
-        for f in dataclasses.fields(obj):
-            out[f.name] = _dump(getattr(obj, f.name))
+        cls = type(obj)
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(obj))
+        out: dict[str, JSONValue] = {"$type": cls.__name__}
+        for name in names:
+            out[name] = _dump(getattr(obj, name))
         return out
     return None  # nothing the validator reads (bytes, unknown types)
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from aioesphomeapi.model import DeviceInfo
+from aioesphomeapi.model import DeviceInfo, NumberInfo
 
 from cmdctl.core.model import Command
 from cmdctl.device import cache, fleetview
@@ -55,6 +55,43 @@ def test_device_names_are_escaped_into_one_file(tmp_path: Path) -> None:
     assert path.parent == tmp_path / "entities"
     cache.save(tmp_path, "../a/b", INFO, ENTITIES, SERVICES)
     assert cache.load(tmp_path, "../a/b") is not None
+
+
+def test_one_entity_or_action_per_line_and_equal_listings_share_a_hash(tmp_path: Path) -> None:
+    cache.save(tmp_path, "bar-tv-3", INFO, ENTITIES, SERVICES)
+    cache.save(tmp_path, "bar-tv-4", INFO, ENTITIES, SERVICES)
+    cache.save(tmp_path, "bar-tv-5", INFO, ENTITIES[1:], SERVICES)
+    text = cache.path_of(tmp_path, "bar-tv-3").read_text()
+    assert sum(line.startswith('{"$type": ') for line in text.splitlines()) == len(
+        ENTITIES
+    ) + len(SERVICES)
+    three, four, five = (
+        json.loads(cache.path_of(tmp_path, name).read_bytes())
+        for name in ("bar-tv-3", "bar-tv-4", "bar-tv-5")
+    )
+    assert (three["device"], three["counts"]) == (
+        "bar-tv-3", {"entities": len(ENTITIES), "actions": len(SERVICES)}
+    )
+    assert three["hash"] == four["hash"] != five["hash"]
+    assert three["entities"] == four["entities"] and len(five["entities"]) == len(ENTITIES) - 1
+
+
+@pytest.mark.parametrize(
+    ("field", "first", "then", "written"),
+    [("min_value", 0.0, -0.0, "-0.0"), ("disabled_by_default", 1, True, "true")],
+)
+def test_listings_equal_by_value_but_not_in_form_are_each_written_as_they_are(
+    tmp_path: Path, field: str, first: object, then: object, written: str
+) -> None:
+    # 0.0 == -0.0 and 1 == True: a body built for one must not stand for the other.
+    def listing(value: object) -> list[NumberInfo]:
+        return [NumberInfo(object_id="volume", key=3, name="Volume", **{field: value})]
+
+    cache.save(tmp_path, "a", INFO, listing(first), [])
+    cache.save(tmp_path, "b", INFO, listing(then), [])
+    a, b = (json.loads(cache.path_of(tmp_path, n).read_bytes()) for n in ("a", "b"))
+    assert a["hash"] != b["hash"]
+    assert json.dumps(b["entities"][0][field]) == written
 
 
 @pytest.mark.parametrize(
