@@ -494,6 +494,14 @@ class DeviceJob:
         self, chunk: list[Entry], results: Sequence[Outcome | DeviceError]
     ) -> DeviceUnavailable | None:
         """Settle each result; entries worth another try go back to the head of `todo`."""
+        first = results[0] if results else None
+        if (
+            type(first) is Outcome
+            and first.status != "mismatch"
+            and results.count(first) == len(results)
+            and self._settle_alike(chunk, first)
+        ):
+            return None
         job, now = self.job, self.engine.clock()
         policy = self.engine.options.policy
         again: list[Entry] = []
@@ -524,6 +532,37 @@ class DeviceJob:
         if again:
             job.todo[len(chunk) : len(chunk)] = again
         return transient
+
+    def _settle_alike(self, chunk: list[Entry], result: Outcome) -> bool:
+        """What `_results` does for a chunk whose commands share one outcome (one barrier proved
+        them delivered), in one sweep: False, settling nothing, when an entry needs more (a
+        `wait_until:` to wait for, a `pick:` to name the device, or a finished state).
+
+        The same verdicts and events as one `settle` each (`tests/drain/test_settle_alike.py`).
+        """
+        for entry in chunk:
+            coordination = entry.coordination
+            if (
+                coordination.wait_until is not None
+                or coordination.pick is not None
+                or entry.state.finished
+            ):
+                return False
+        job, engine = self.job, self.engine
+        now = engine.clock()
+        status, elapsed, detail = result.status, result.elapsed, result.detail
+        done = outcomes.done
+        verdicts = [done(e, now, status=status, elapsed=elapsed, detail=detail) for e in chunk]
+        self.ctx.rec.record_many([v.events[0] for v in verdicts])  # `done` makes one event
+        job.started.difference_update([e.id for e in chunk])
+        job.tally.add(status, len(chunk))
+        finished, pop, tell = job.finished, job.running.pop, engine.observer.finished
+        for entry, verdict in zip(chunk, verdicts, strict=True):
+            finished[(entry.batch, entry.step)] = now  # done: the event's time
+            start = pop(entry.id, None)
+            events = verdict.events if start is None else (start, *verdict.events)
+            tell(new_finished(entry, status, verdict.detail, verdict.duration, events))
+        return True
 
     def give_up(self, err: DeviceError) -> None:
         """The device failed for this run: fail or reschedule everything it has left."""
