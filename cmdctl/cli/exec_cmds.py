@@ -212,15 +212,15 @@ def report(verb: str, totals: Totals, *, json_out: bool, quiet: bool, tty: bool)
     stdout.effect(progress.summary_line(verb, totals))
     if json_out:
         render.emit_json(totals.as_dict())
-    err = render.stderr()
     if totals.idle and not tty:
         return  # cron: nothing to do means no output at all
     if not quiet:
         if tty and totals.devices:
+            err = render.stderr()
             err.print(progress.recap_table(totals, err.width))
-        err.print(progress.summary_line(verb, totals), markup=False)
+        render.info(progress.summary_line(verb, totals))
     for line in progress.failure_lines(totals):
-        err.print(line, markup=False)
+        render.info(line)
 
 
 def _monitor(
@@ -259,11 +259,11 @@ def _observer(
 
     from cmdctl.cli import progress, render
 
-    console = render.stderr()
-    if console.is_terminal and not quiet and not json_out:
-        view = progress.LiveView(console, title=title)
+    terminal = render.stderr_is_terminal()
+    if terminal and not quiet and not json_out:
+        view = progress.LiveView(render.stderr(), title=title)
         return view, view
-    if lines and not console.is_terminal:
+    if lines and not terminal:
         return progress.Lines(render.info, quiet=quiet), contextlib.nullcontext()
     return progress.Silent(), contextlib.nullcontext()
 
@@ -333,7 +333,7 @@ def drain(
         if notifier is not None:
             notifier.close()  # the hooks already queued run before the recap
     monitor.finish(totals)
-    report("drain", totals, json_out=json_out, quiet=quiet, tty=render.stderr().is_terminal)
+    report("drain", totals, json_out=json_out, quiet=quiet, tty=render.stderr_is_terminal())
     finish(totals.exit_code())
 
 
@@ -385,7 +385,7 @@ def run(
     )
     if notifier is not None:
         notifier.run_id = engine.run_id
-    tty = render.stderr().is_terminal
+    tty = render.stderr_is_terminal()
     if tty and not quiet and not json_out:
         render.info("cmdctl run: waiting for work; Ctrl-C to stop")
 
@@ -396,7 +396,7 @@ def run(
         with view, monitor:
             totals = run_async(loops.serve(engine), on_signal)
     except BusyError as err:
-        render.stderr().print(f"cmdctl: {err.one_line()}", markup=False)
+        render.info(f"cmdctl: {err.one_line()}")
         finish(ExitCode.BUSY)
     finally:
         if notifier is not None:
@@ -505,7 +505,7 @@ def send(
         result = run_async(fleet.deliver(entry, mode=mode, timeout=budget))
     except asyncio.CancelledError:
         what = "left queued" if entry.idempotent else "marked unknown (it may have run)"
-        render.stderr().print(f"cmdctl: interrupted; {entry.id} {what}", markup=False)
+        render.info(f"cmdctl: interrupted; {entry.id} {what}")
         finish(ExitCode.INTERRUPTED)
     _send_report(result, json_out=json_out, quiet=quiet)
     finish(result.exit_code)
@@ -524,7 +524,6 @@ def _send_report(result: Any, *, json_out: bool, quiet: bool) -> None:
         if not quiet and not json_out:
             render.line(f"{where} {status} in {result.seconds:.2f}s")
         return
-    err = render.stderr()
     if status == "queued" and result.error is None:
         if not quiet and not json_out:
             said = f"queued as {entry.id}"
@@ -533,20 +532,19 @@ def _send_report(result: Any, *, json_out: bool, quiet: bool) -> None:
             render.line(said)
         return
     if status == "queued":
-        err.print(
+        render.info(
             f"cmdctl: {entry.device} unreachable ({result.error.reason}) — queued as {entry.id}; "
-            "the next drain will retry it",
-            markup=False,
+            "the next drain will retry it"
         )
         return
     if status == "unknown":
-        err.print(f"cmdctl: {where}: {result.detail}", markup=False)
+        render.info(f"cmdctl: {where}: {result.detail}")
         return
     if status == "mismatch":
-        err.print(f"cmdctl: {where}: state did not follow ({result.detail})", markup=False)
+        render.info(f"cmdctl: {where}: state did not follow ({result.detail})")
         return
     text = result.error.one_line() if result.error is not None else status
-    err.print(f"cmdctl: {text}", markup=False)
+    render.info(f"cmdctl: {text}")
 
 
 # -- immediate playbook steps ------------------------------------------------------------------
@@ -572,7 +570,7 @@ def queue_batch(
             batch.totals,
             json_out=False,
             quiet=quiet,
-            tty=render.stderr().is_terminal,
+            tty=render.stderr_is_terminal(),
         )
     return batch
 

@@ -13,10 +13,6 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from rich.console import Console, Group
-from rich.markup import escape
-from rich.text import Text
-
 from cmdctl.cli.render import safe
 from cmdctl.cli.views import plural
 from cmdctl.core.model import Entry
@@ -34,9 +30,11 @@ from cmdctl.drain.totals import (
     sorted_tallies,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich is imported where it draws: a cron drain or a `send` never needs it
+    from rich.console import Console, Group
     from rich.progress import TaskID
     from rich.table import Table
+    from rich.text import Text
 
 #: Characters of a batch id shown on its bar: `cmdctl status ID` takes a prefix, and ids start
 #: with their creation time (10 characters, to the millisecond) then randomness.
@@ -99,6 +97,7 @@ class LiveView:
         self.live.__exit__(exc_type, exc, tb)
 
     def _render(self) -> Group:
+        from rich.console import Group
         from rich.table import Table
 
         table = Table.grid(padding=(0, 2))
@@ -121,6 +120,8 @@ class LiveView:
         for entry in entries:
             count, label = per_batch.get(entry.batch, (0, entry.playbook or entry.origin))
             per_batch[entry.batch] = (count + 1, label)
+        from rich.markup import escape
+
         for batch, (count, label) in per_batch.items():
             found = self.batches.get(batch)
             if found is None:
@@ -280,6 +281,8 @@ def recap_table(totals: Totals, width: int | None = None) -> Table:
 
 
 def _cell(count: int, name: str) -> Text:
+    from rich.text import Text
+
     if not count:
         return Text("·")
     if name in (FAILED, UNKNOWN, UNREACHABLE):

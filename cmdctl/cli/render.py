@@ -88,24 +88,40 @@ def emit_json(data: Any) -> None:
 
 def warn(message: str) -> None:
     """One warning line on stderr."""
-    stderr().print(f"warning: {message}", markup=False)
+    info(f"warning: {message}")
 
 
 def info(message: str) -> None:
     """One informational line on stderr (suppressed by callers under --quiet)."""
-    stderr().print(message, markup=False)
+    if not _write_plain(sys.stderr, message):
+        stderr().print(message, markup=False)
 
 
 def line(message: str) -> None:
     """One line of data on stdout, never interpreted as markup."""
-    stream = sys.stdout
-    if _plain(stream, message):
-        # What rich writes for it, byte for byte (tests/cli/test_render_plain.py), and flushed
-        # as rich flushes every print.
-        stream.write(safe(message) + "\n")
-        stream.flush()
-        return
-    stdout().print(message, markup=False)
+    if not _write_plain(sys.stdout, message):
+        stdout().print(message, markup=False)
+
+
+def stderr_is_terminal() -> bool:
+    """`stderr().is_terminal`, without making a console (or importing rich) off a terminal."""
+    stream = sys.stderr
+    if _plain_stream(stream):
+        return False
+    return stderr().is_terminal
+
+
+def _write_plain(stream: TextIO, message: str) -> bool:
+    """Write `message` as rich would, without rich, when `_plain` allows; False if it did not.
+
+    Byte for byte what rich writes (tests/cli/test_render_plain.py), and flushed as rich
+    flushes every print: a cron drain or a `send` never imports rich (~20 ms).
+    """
+    if not _plain(stream, message):
+        return False
+    stream.write(safe(message) + "\n")
+    stream.flush()
+    return True
 
 
 #: What rich would turn into something else: an emoji code (`:tv:`; rich's own pattern is
@@ -118,9 +134,13 @@ _RICH_TERMINAL_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
 def _plain(stream: TextIO, message: str) -> bool:
     """True if rich would write `message` to `stream` as `safe(message)` and a newline: not a
     terminal, not wrapped by a live display, nothing rich would replace or expand."""
+    return _plain_stream(stream) and _RICH_CHANGES.search(message) is None
+
+
+def _plain_stream(stream: TextIO) -> bool:
+    """Not a terminal to rich: not one, not wrapped by a live display, not forced to be one."""
     return (
         not hasattr(stream, "rich_proxied_file")
         and not stream.isatty()
         and not any(name in os.environ for name in _RICH_TERMINAL_ENV)
-        and _RICH_CHANGES.search(message) is None
     )

@@ -4,9 +4,11 @@ rich: ~20 ms of every `send`). Compared here with what rich itself writes for th
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
@@ -84,3 +86,63 @@ def test_printing_a_plain_line_does_not_import_rich() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert proc.stdout == "bar-tv-1: switch.tv_power confirmed in 0.01s\n[]\n"
+
+
+def by_rich_on_stderr(message: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
+    err = Pipe()
+    monkeypatch.setattr(sys, "stderr", err)
+    render.stderr().print(message, markup=False)
+    return err.getvalue(), err.flushes
+
+
+def by_info(message: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
+    err = Pipe()
+    monkeypatch.setattr(sys, "stderr", err)
+    render.info(message)
+    return err.getvalue(), err.flushes
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300))
+@example("cmdctl drain: 10,000 commands on 100 devices in 0.5s: 100 confirmed, 9,900 delivered")
+@example("tv:1 :tv: a\tb \x1b[2J\r\n")
+def test_an_info_line_off_a_terminal_is_what_rich_writes_to_stderr(message: str) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+            monkeypatch.delenv(name, raising=False)
+        assert by_info(message, monkeypatch) == by_rich_on_stderr(message, monkeypatch)
+
+
+@pytest.mark.parametrize("forced", [None, "FORCE_COLOR", "TTY_COMPATIBLE"])
+def test_stderr_is_a_terminal_exactly_when_rich_says_so(
+    monkeypatch: pytest.MonkeyPatch, forced: str | None
+) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    if forced is not None:
+        monkeypatch.setenv(forced, "1")
+    monkeypatch.setattr(sys, "stderr", Pipe())
+    said = render.stderr_is_terminal()
+    assert said == render.stderr().is_terminal
+    assert said is (forced is not None)
+
+
+def test_a_drain_off_a_terminal_does_not_import_rich(tmp_path: Path) -> None:
+    # What a cron drain runs at its end: the observer's choice and the report.
+    code = (
+        "import sys\n"
+        "from cmdctl.cli import exec_cmds\n"
+        "from cmdctl.drain.totals import Totals\n"
+        "observer, _ = exec_cmds._observer(False, False, 'drain')\n"
+        "totals = Totals()\n"
+        "totals.tally('tv').add('delivered', 3)\n"
+        "exec_cmds.report('drain', totals, json_out=False, quiet=False, tty=False)\n"
+        "print(type(observer).__name__, sorted(m for m in sys.modules if m.startswith('rich')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+        env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+    )
+    assert proc.stdout == "Silent []\n"
+    assert proc.stderr.startswith("cmdctl drain: 3 commands on 1 device")
