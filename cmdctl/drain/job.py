@@ -494,19 +494,14 @@ class DeviceJob:
         self, chunk: list[Entry], results: Sequence[Outcome | DeviceError]
     ) -> DeviceUnavailable | None:
         """Settle each result; entries worth another try go back to the head of `todo`."""
-        first = results[0] if results else None
-        if (
-            type(first) is Outcome
-            and first.status != "mismatch"
-            and results.count(first) == len(results)
-            and self._settle_alike(chunk, first)
-        ):
+        swept = self._sweep(chunk, results)
+        if swept == len(chunk):
             return None
         job, now = self.job, self.engine.clock()
         policy = self.engine.options.policy
         again: list[Entry] = []
         transient: DeviceUnavailable | None = None
-        for entry, result in zip(chunk, results, strict=True):
+        for entry, result in zip(chunk[swept:], results[swept:], strict=True):
             if isinstance(result, Outcome):
                 if result.ok and entry.coordination.wait_until is not None:
                     self._waiting = (entry, result)  # the last of its chunk: settled after
@@ -533,10 +528,24 @@ class DeviceJob:
             job.todo[len(chunk) : len(chunk)] = again
         return transient
 
+    def _sweep(self, chunk: list[Entry], results: Sequence[Outcome | DeviceError]) -> int:
+        """Settle the head of the chunk whose results are one `Outcome` in one sweep; how many.
+
+        One barrier proves a run of commands delivered and they share its outcome; only the
+        last command to each entity is verified, and ends with an outcome of its own.
+        """
+        first = results[0] if results else None
+        if type(first) is not Outcome or first.status == "mismatch":
+            return 0
+        end, n = 1, len(results)
+        while end < n and results[end] is first:
+            end += 1
+        return end if self._settle_alike(chunk[:end], first) else 0
+
     def _settle_alike(self, chunk: list[Entry], result: Outcome) -> bool:
-        """What `_results` does for a chunk whose commands share one outcome (one barrier proved
-        them delivered), in one sweep: False, settling nothing, when an entry needs more (a
-        `wait_until:` to wait for, a `pick:` to name the device, or a finished state).
+        """What `_results` does for entries whose commands share one outcome, in one sweep:
+        False, settling nothing, when an entry needs more (a `wait_until:` to wait for, a
+        `pick:` to name the device, or a finished state).
 
         The same verdicts and events as one `settle` each (`tests/drain/test_settle_alike.py`).
         """

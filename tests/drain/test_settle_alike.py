@@ -4,11 +4,13 @@ events, outcomes, observer reports and job bookkeeping as settling each entry on
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from cmdctl.core.errors import DeviceError, DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import Condition, Coordination, Entry, State
 from cmdctl.device.transport import Outcome
 from cmdctl.drain import recovery
@@ -34,7 +36,7 @@ class Seen(NullObserver):
 
 
 async def settled(
-    tmp: Path, chunk: list[Entry], results: list[Outcome], *, alike: bool
+    tmp: Path, chunk: list[Entry], results: Sequence[Outcome | DeviceError], *, alike: bool
 ) -> tuple[list[Event], list[Finished], object]:
     """Settle `chunk` through `_results`, the sweep allowed or not; what each part saw."""
     random.seed(17)  # a mismatch is rescheduled with jitter: the same jitter for both
@@ -52,7 +54,7 @@ async def settled(
         runner = DeviceJob(engine, Pass(rec), job)
         if not alike:
             runner._settle_alike = lambda chunk, result: False  # type: ignore[method-assign]
-        assert runner._results(chunk, results) is None
+        runner._results(chunk, results)
     state = (job.todo, sorted(job.started), job.running, job.finished, totals.as_dict())
     return written, seen.done, state
 
@@ -80,6 +82,31 @@ async def test_one_sweep_settles_as_each_entry_would(
     if status != "mismatch":  # a mismatch is retried or failed (`outcomes.mismatch`), not done
         assert [(e.type, e.id) for e in events] == [("done", e.id) for e in chunk]
         assert [len(r.events) for r in reports] == [2] * 4 + [1] * 5  # started, done / done
+
+
+async def test_the_shared_head_is_swept_and_the_rest_settled_one_by_one(tmp_path: Path) -> None:
+    # As a drain sees it: 99 delivered by one barrier, the last to the entity confirmed on its
+    # own, then more delivered by the next barrier, a rejection and an unreachable device.
+    chunk = [volume(n) for n in range(8)]
+    first, second = Outcome("delivered", 0.02), Outcome("delivered", 0.05)
+    results: list[Outcome | DeviceError] = [
+        first, first, first, Outcome("confirmed", 0.03, "ok"), second, second,
+        DeviceRejected("tv", "no number 'volume'"), DeviceUnavailable("tv", "refused"),
+    ]
+    swept = await settled(tmp_path / "a", chunk, results, alike=True)
+    each = await settled(tmp_path / "b", chunk, results, alike=False)
+    assert swept == each
+    # A head of one: only that one is swept.
+    alone = [first, Outcome("confirmed", 0.03, "ok"), first, first]
+    assert await settled(tmp_path / "c", chunk[:4], alone, alike=True) == await settled(
+        tmp_path / "d", chunk[:4], alone, alike=False
+    )
+    events, reports, state = swept
+    assert [r.outcome for r in reports] == [*["delivered"] * 3, "confirmed", "delivered",
+                                            "delivered", "failed"]
+    assert [e.id for e in events] == [e.id for e in chunk[:7]]
+    todo = state[0]
+    assert isinstance(todo, list) and todo[len(chunk):] == chunk[7:]  # unreachable: again later
 
 
 @pytest.mark.parametrize(
