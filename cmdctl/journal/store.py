@@ -514,9 +514,11 @@ class _Reader:
         self._fd = fd
         self._start = 0
         self._data = b""
-        self._ahead_at = 0
-        self._ahead = b""
-        self._next = -1  # where the last line read before `_start` ended
+        # (offset, the bytes read ahead from it): replaced whole and read once, so a thread
+        # never pairs one window's offset with another's bytes (`cmdctl serve` reads a ledger
+        # from request threads while a drain reads it).
+        self._ahead: tuple[int, bytes] = (0, b"")
+        self._next = -1  # where the last line read before `_start` ended (a hint only)
 
     def read_from(self, start: int) -> bytes:
         self._start, self._data = start, _pread_all(self._fd, start)
@@ -526,14 +528,15 @@ class _Reader:
         if offset >= self._start:
             at = offset - self._start
             return self._data[at : at + size]
-        at = offset - self._ahead_at
-        if at >= 0 and at + size <= len(self._ahead):
-            line = self._ahead[at : at + size]
+        ahead_at, ahead = self._ahead
+        at = offset - ahead_at
+        if at >= 0 and at + size <= len(ahead):
+            line = ahead[at : at + size]
         elif 0 <= offset - self._next < READ_AHEAD and size < READ_AHEAD:
             # Going forward from the last line: read the window ahead of this one.
-            self._ahead_at = offset
-            self._ahead = os.pread(self._fd, max(READ_AHEAD, size), offset)
-            line = self._ahead[:size]
+            ahead = os.pread(self._fd, READ_AHEAD, offset)
+            self._ahead = (offset, ahead)
+            line = ahead[:size]
         else:  # a line here and there (`queue show`, recovery): just that line
             line = os.pread(self._fd, size, offset)
         self._next = offset + size

@@ -86,3 +86,35 @@ def test_pending_entries_read_back_by_position_are_the_ones_queued(tmp_path: Pat
         enumerate(sorted(e.id for e in events))
     )
     assert [r[1] for r in ledger.rows_in(State.PENDING)] == [e.id for e in events]
+
+
+def test_threads_reading_one_reader_each_get_their_own_lines(tmp_path: Path) -> None:
+    # `cmdctl serve` reads one journal's ledger from request threads while a drain reads it.
+    import sys
+    import threading
+
+    lines = [b'{"t":"queued","id":"%06d"}\n' % n for n in range(30_000)]
+    data = b"".join(lines)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    reader = store._Reader(opened(tmp_path / "journal.jsonl", data))
+    reader.read_from(len(data))
+    wrong: list[int] = []
+
+    def walk(first: int) -> None:
+        for n in range(first, len(lines), 3):  # forward, each thread through its own lines
+            if reader.read_at(starts[n], len(lines[n])) != lines[n]:
+                wrong.append(n)
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        threads = [threading.Thread(target=walk, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(before)
+    assert wrong == []
