@@ -515,8 +515,8 @@ class _Reader:
         self._start = 0
         self._data = b""
         # (offset, the bytes read ahead from it): replaced whole and read once, so a thread
-        # never pairs one window's offset with another's bytes (`cmdctl serve` reads a ledger
-        # from request threads while a drain reads it).
+        # never pairs one window's offset with another's bytes. cmdctl's own callers load a
+        # ledger per thread; a library caller may share one (`tests/journal/test_reader.py`).
         self._ahead: tuple[int, bytes] = (0, b"")
         self._next = -1  # where the last line read before `_start` ended (a hint only)
 

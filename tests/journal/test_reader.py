@@ -89,7 +89,8 @@ def test_pending_entries_read_back_by_position_are_the_ones_queued(tmp_path: Pat
 
 
 def test_threads_reading_one_reader_each_get_their_own_lines(tmp_path: Path) -> None:
-    # `cmdctl serve` reads one journal's ledger from request threads while a drain reads it.
+    # cmdctl loads a ledger per thread (serve's requests, a drain), but a library caller may
+    # hand one ledger to several threads.
     import sys
     import threading
 
