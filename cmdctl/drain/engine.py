@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     # The device side (and the client under it, ~0.15 s to import) loads when a pass has
     # work: a cron drain with nothing due never imports it.
     from cmdctl.device.address import DeviceAddress
-    from cmdctl.drain.job import Job, Pass
+    from cmdctl.drain.jobs import Job, Pass
 
 
 class Engine:
@@ -222,7 +222,7 @@ class Engine:
             due = [e for e in due if e.coordination.pick is None]
         if not due and not picked:
             return next_at
-        from cmdctl.drain.job import Pass, plan
+        from cmdctl.drain.jobs import Pass, plan
 
         rollout = Rollout(due, window=options.window, max_fail=options.max_fail,
                           fail_fast=options.fail_fast, failed=self._failed) or None
@@ -249,7 +249,7 @@ class Engine:
     ) -> None:
         """Run entries this process already recorded as started (send, immediate steps), with
         their `started` events: no selection, no windows or thresholds (those are for drains)."""
-        from cmdctl.drain.job import Pass, plan
+        from cmdctl.drain.jobs import Pass, plan
 
         self.stop_event()
         jobs = plan(entries, totals, self.devices, requeue=requeue, prestarted=started)
@@ -321,7 +321,8 @@ class Engine:
         self, ctx: Pass, entry: Entry, names: Sequence[str], totals: Totals
     ) -> None:
         """Run `entry` on the first of `names` that connects; give up with the last error."""
-        from cmdctl.drain.job import DeviceJob, Job
+        from cmdctl.drain.job import DeviceJob
+        from cmdctl.drain.jobs import Job
 
         last: DeviceError = DeviceUnavailable(entry.device, "no candidate is in the inventory")
         for name in names:

@@ -15,7 +15,8 @@ from cmdctl.core.model import Condition, Coordination, Entry, State
 from cmdctl.device.transport import Outcome
 from cmdctl.drain import recovery
 from cmdctl.drain.engine import Engine
-from cmdctl.drain.job import DeviceJob, Pass, plan
+from cmdctl.drain.job import DeviceJob
+from cmdctl.drain.jobs import Pass, plan
 from cmdctl.drain.observer import Finished, NullObserver
 from cmdctl.drain.totals import Totals
 from cmdctl.journal.events import Event
