@@ -114,14 +114,14 @@ class LiveView:
 
     def planned(self, entries: Sequence[Entry]) -> None:
         """Grow the overall bar and add (or grow) one bar per batch."""
+        from rich.markup import escape
+
         task = self.progress.tasks[self.overall]
         self.progress.update(self.overall, total=(task.total or 0) + len(entries))
         per_batch: dict[str, tuple[int, str]] = {}
         for entry in entries:
             count, label = per_batch.get(entry.batch, (0, entry.playbook or entry.origin))
             per_batch[entry.batch] = (count + 1, label)
-        from rich.markup import escape
-
         for batch, (count, label) in per_batch.items():
             found = self.batches.get(batch)
             if found is None:

@@ -112,12 +112,14 @@ def stderr_is_terminal() -> bool:
 
 
 def _write_plain(stream: TextIO, message: str) -> bool:
-    """Write `message` as rich would, without rich, when `_plain` allows; False if it did not.
+    """Write `message` without rich when rich would write it as `safe(message)` and a newline
+    (a stream that is not a terminal to rich, nothing in it rich would replace or expand);
+    False, writing nothing, otherwise.
 
     Byte for byte what rich writes (tests/cli/test_render_plain.py), and flushed as rich
     flushes every print: a cron drain or a `send` never imports rich (~20 ms).
     """
-    if not _plain(stream, message):
+    if not _plain_stream(stream) or _RICH_CHANGES.search(message) is not None:
         return False
     stream.write(safe(message) + "\n")
     stream.flush()
@@ -129,12 +131,6 @@ def _write_plain(stream: TextIO, message: str) -> bool:
 _RICH_CHANGES = re.compile(r":\S*:|\t")
 #: Environment that makes rich treat a pipe as a terminal.
 _RICH_TERMINAL_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
-
-
-def _plain(stream: TextIO, message: str) -> bool:
-    """True if rich would write `message` to `stream` as `safe(message)` and a newline: not a
-    terminal, not wrapped by a live display, nothing rich would replace or expand."""
-    return _plain_stream(stream) and _RICH_CHANGES.search(message) is None
 
 
 def _plain_stream(stream: TextIO) -> bool:

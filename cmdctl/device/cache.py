@@ -174,30 +174,21 @@ def _body(info: Any, entities: list[Any], services: list[Any]) -> _Body:
     last = _last_body
     if last is not None and last[0] == shown and last[1] == listing:
         return last[2]
-    dumped = {
-        "sub_devices": subs,
-        "entities": [_dump(e) for e in entities],
-        "actions": [_dump(s) for s in services],
-    }
+    import hashlib
+
+    listed = {"entities": [_dump(e) for e in entities], "actions": [_dump(s) for s in services]}
     parts = [f'"sub_devices": {json.dumps(subs)}']
-    for name in ("entities", "actions"):
-        items = dumped[name]
-        assert isinstance(items, list)
+    for name, items in listed.items():
         inner = "".join(f"\n{json.dumps(item)}," for item in items)[:-1]
         parts.append(f'"{name}": [{inner}\n]' if items else f'"{name}": []')
+    canonical = _canonical({"sub_devices": subs, **listed})
     body = _Body(
-        digest="sha256:" + _sha256(_canonical(dumped)),
+        digest="sha256:" + hashlib.sha256(canonical).hexdigest(),
         counts={"entities": len(entities), "actions": len(services)},
         text=("".join(f",\n{part}" for part in parts) + "}\n").encode(),
     )
     _last_body = (shown, listing, body)
     return body
-
-
-def _sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
 
 
 _FIRMWARE_FIELDS = (

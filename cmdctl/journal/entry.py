@@ -112,9 +112,9 @@ def entry_of(
     """
     if records and decode is ev.decode and type(records[0]) is bytes:
         quick = _quick(records[0], intern, ident)
-        if quick is not None and len(records) == 1:  # a pending entry, as a drain selects it
-            return quick
         if quick is not None:
+            if len(records) == 1:  # a pending entry, as a drain selects it
+                return quick
             # Every record decoded before any is folded, as below: the same error comes first.
             later = [r if isinstance(r, Event) else decode(r) for r in records[1:]]
             entry = quick
