@@ -7,7 +7,7 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,18 +34,29 @@ def fresh_consoles() -> Iterator[None]:
     render._consoles.clear()
 
 
-def by_rich(message: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
+def written(
+    stream: str, write: Callable[[str], object], message: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, int]:
+    """What `write(message)` puts on `sys.<stream>` (a pipe), and how often it flushed it."""
     out = Pipe()
-    monkeypatch.setattr(sys, "stdout", out)
-    render.stdout().print(message, markup=False)
+    monkeypatch.setattr(sys, stream, out)
+    write(message)
     return out.getvalue(), out.flushes
+
+
+def by_rich(message: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
+    return written("stdout", lambda m: render.stdout().print(m, markup=False), message,
+                   monkeypatch)
 
 
 def by_line(message: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
-    out = Pipe()
-    monkeypatch.setattr(sys, "stdout", out)
-    render.line(message)
-    return out.getvalue(), out.flushes
+    return written("stdout", render.line, message, monkeypatch)
+
+
+def not_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No environment that makes rich take a pipe for a terminal."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @settings(max_examples=400, deadline=None)
@@ -57,9 +68,7 @@ def by_line(message: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
 @example("[bold]not markup[/bold] " + "x" * 400)
 def test_a_line_off_a_terminal_is_what_rich_writes(message: str) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.delenv("FORCE_COLOR", raising=False)
-        monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
-        monkeypatch.delenv("TTY_INTERACTIVE", raising=False)
+        not_forced(monkeypatch)
         assert by_line(message, monkeypatch) == by_rich(message, monkeypatch)
 
 
@@ -88,37 +97,24 @@ def test_printing_a_plain_line_does_not_import_rich() -> None:
     assert proc.stdout == "bar-tv-1: switch.tv_power confirmed in 0.01s\n[]\n"
 
 
-def by_rich_on_stderr(message: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
-    err = Pipe()
-    monkeypatch.setattr(sys, "stderr", err)
-    render.stderr().print(message, markup=False)
-    return err.getvalue(), err.flushes
-
-
-def by_info(message: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
-    err = Pipe()
-    monkeypatch.setattr(sys, "stderr", err)
-    render.info(message)
-    return err.getvalue(), err.flushes
-
-
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300))
 @example("cmdctl drain: 10,000 commands on 100 devices in 0.5s: 100 confirmed, 9,900 delivered")
 @example("tv:1 :tv: a\tb \x1b[2J\r\n")
 def test_an_info_line_off_a_terminal_is_what_rich_writes_to_stderr(message: str) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
-        for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
-            monkeypatch.delenv(name, raising=False)
-        assert by_info(message, monkeypatch) == by_rich_on_stderr(message, monkeypatch)
+        not_forced(monkeypatch)
+        by_rich = written(
+            "stderr", lambda m: render.stderr().print(m, markup=False), message, monkeypatch
+        )
+        assert written("stderr", render.info, message, monkeypatch) == by_rich
 
 
 @pytest.mark.parametrize("forced", [None, "FORCE_COLOR", "TTY_COMPATIBLE"])
 def test_stderr_is_a_terminal_exactly_when_rich_says_so(
     monkeypatch: pytest.MonkeyPatch, forced: str | None
 ) -> None:
-    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
-        monkeypatch.delenv(name, raising=False)
+    not_forced(monkeypatch)
     if forced is not None:
         monkeypatch.setenv(forced, "1")
     monkeypatch.setattr(sys, "stderr", Pipe())

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cmdctl.core.errors import DeviceError, DeviceRejected, DeviceUnavailable
-from cmdctl.core.model import Condition, Coordination, Entry, State
+from cmdctl.core.model import NO_COORDINATION, Condition, Coordination, Entry, State
 from cmdctl.device.transport import Outcome
 from cmdctl.drain import recovery
 from cmdctl.drain.engine import Engine
@@ -73,8 +73,7 @@ TAGGED = Coordination(tags=("bar",))
 async def test_one_sweep_settles_as_each_entry_would(
     tmp_path: Path, elapsed: float, status: str
 ) -> None:
-    chunk = [volume(n, coordination=TAGGED if n % 4 == 0 else volume(n).coordination)
-             for n in range(9)]
+    chunk = [volume(n, coordination=TAGGED if n % 4 == 0 else NO_COORDINATION) for n in range(9)]
     shared = Outcome(status, elapsed, "ok" if status == "confirmed" else "")
     swept = await settled(tmp_path / "a", chunk, [shared] * len(chunk), alike=True)
     each = await settled(tmp_path / "b", chunk, [shared] * len(chunk), alike=False)
