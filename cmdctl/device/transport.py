@@ -1,6 +1,6 @@
 """Talking to one device with the real aioesphomeapi client: connect, resolve, send, confirm.
 
-One `APIClient` and one connection per device at a time (devices have 4–5 API slots and Home
+One client and one connection per device at a time (devices have 4–5 API slots and Home
 Assistant holds one). A session lists the entities once per connection, validates every command
 against them before anything is sent, writes a device's commands back to back, proves delivery
 with one following request/response (the device handles a connection's messages in order), then
@@ -19,11 +19,9 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
-from aioesphomeapi.client import APIClient
 from aioesphomeapi.model import ConnectionClosedEvent
 
 from cmdctl.core.errors import DeliveryUnknown, DeviceError, DeviceRejected, DeviceUnavailable
@@ -39,6 +37,7 @@ from cmdctl.device.classify import (
 )
 from cmdctl.device.entities import EntityIndex, Plan, SharedPlans
 from cmdctl.device.expectation import Expectation
+from cmdctl.device.segment import Marks, Outcome, Results, unsendable
 from cmdctl.device.states import Entity, StateBook, Waiter
 from cmdctl.device.timeouts import (
     ACTION_TIMEOUT,
@@ -53,33 +52,6 @@ CLIENT_INFO = f"cmdctl/{__version__}"
 
 #: What a device job can fail with: already classified, or still raw from the client.
 _FAILURES: tuple[type[BaseException], ...] = (DeviceError, *DEVICE_EXCEPTIONS)
-
-Status = Literal["confirmed", "delivered", "mismatch"]
-
-
-def unsendable(device: str, plan: Plan, err: Exception) -> DeviceRejected:
-    """A command the client refused to encode (a value the protocol cannot carry): that
-    command fails for good, with the cause, and the connection goes on."""
-    return DeviceRejected(
-        device,
-        f"{plan.selector}: cannot be sent: {type(err).__name__}: {err}",
-        hint="the value is outside what the ESPHome API can carry; fix the command",
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How one command ended on the device; `elapsed` counts from its batch's first send."""
-
-    status: Status
-    elapsed: float
-    detail: str = ""  # action response JSON, observed state on mismatch, "still moving", …
-
-    @property
-    def ok(self) -> bool:
-        """True unless the state did not reach the target."""
-        return self.status != "mismatch"
-
 
 class DeviceSession:
     """One connection to one device; use as `async with DeviceSession(device) as session`."""
@@ -100,7 +72,7 @@ class DeviceSession:
         self.job_timeout = job_timeout or device.timeout or DEFAULT_JOB_TIMEOUT
         self.info: Any = None  # aioesphomeapi DeviceInfo of the current connection
         self.connect_seconds: float | None = None
-        self._client: APIClient | None = None
+        self._client: wire.Client | None = None
         self._index: EntityIndex | None = None
         self._connected = False
         self._closing = False
@@ -227,79 +199,64 @@ class DeviceSession:
         return [r if r is not None else self._unexpected() for r in results]
 
     async def _segment(
-        self,
-        segment: list[tuple[int, Plan]],
-        results: list[Outcome | DeviceError | None],
-        start: float,
+        self, segment: list[tuple[int, Plan]], results: Results, start: float
     ) -> bool:
-        """Send one segment, prove delivery, verify; False when the connection failed."""
+        """Send one segment, prove delivery, verify; False when the connection failed.
+
+        In a segment of more than one command, the entity commands are held by the client and
+        written together (`wire.Client`), before anything else goes out.
+        """
         loop = asyncio.get_running_loop()
         last = {(p.key, p.device_id): i for i, p in segment if p.expect is not None}
-        waiting: dict[int, Waiter] = {}
-        pending: list[int] = []  # written, not yet behind a barrier
+        marks = Marks(self.name, results, [] if len(segment) > 1 else None)
         phase = "sending"
         try:
             for i, plan in segment:
                 entity = (plan.key, plan.device_id)
                 if plan.expect is not None and last[entity] == i:
-                    self._subscribe()  # once per connection (see execute_many)
-                    waiting[i] = self._states.wait_for(entity, plan.expect)
+                    if not self._subscribed:  # once per connection (see execute_many)
+                        marks.flush(self._client_or_fail())  # what is held goes first
+                        self._subscribe()
+                    marks.waiting[i] = self._states.wait_for(entity, plan.expect)
+                if wire.answers(plan) or plan.command.domain == "action":
+                    marks.flush(self._client_or_fail())
                 if wire.answers(plan):
                     phase = "waiting for the action's answer"
                     answer, answered = await self._call_action(plan, start)
                     results[i] = answer
                     if answered:  # it came after everything written before it: all delivered
-                        self._delivered(pending, results, waiting, loop.time() - start)
-                        pending.clear()
+                        marks.delivered(loop.time() - start)
                     phase = "sending"
                     continue
                 try:
+                    client = self._client_or_fail()
                     if plan.command.domain == "action":
-                        await wire.call(self._client_or_fail(), plan)
+                        await wire.call(client, plan)
+                    elif marks.held is not None:
+                        client.hold()
+                        wire.send(client, plan, self.name)
+                        marks.held.append((i, plan))
+                        continue
                     else:
-                        wire.send(self._client_or_fail(), plan, self.name)
+                        wire.send(client, plan, self.name)
                 except _FAILURES:
                     raise
                 except Exception as err:  # the client could not encode it: nothing was written
-                    results[i] = unsendable(self.name, plan, err)
-                    waiter = waiting.pop(i, None)
-                    if waiter is not None:
-                        waiter.done.cancel()
+                    marks.refused(i, plan, err)
                     continue
-                pending.append(i)
-            if pending:
+                marks.written(i)
+            marks.flush(self._client_or_fail())
+            if marks.pending:
                 phase = "waiting for delivery"
                 await self._barrier()
-                self._delivered(pending, results, waiting, loop.time() - start)
-                pending.clear()
+                marks.delivered(loop.time() - start)
         except _FAILURES as err:
-            error = self._fail(err, phase)
-            for j in pending:
-                results[j] = DeliveryUnknown(
-                    self.name, f"{error.reason} (after sending; delivery unknown)"
-                )
-            for j, result in enumerate(results):
-                if result is None:
-                    results[j] = error
-            for w in waiting.values():
-                w.done.cancel()
+            if self._client is not None:
+                self._client.release()  # held commands were never written: they get the error
+            marks.failed(self._fail(err, phase))
             return False
-        await self._verify(waiting, results, start)
+        await self._verify(marks.waiting, results, start)
         return True
-
-    def _delivered(
-        self,
-        indexes: list[int],
-        results: list[Outcome | DeviceError | None],
-        waiting: dict[int, Waiter],
-        elapsed: float,
-    ) -> None:
-        delivered = Outcome("delivered", elapsed)  # one for all: an Outcome never changes
-        for j in indexes:
-            if j in waiting:
-                waiting[j].delivered = elapsed
-            elif results[j] is None:
-                results[j] = delivered
 
     async def _verify(
         self,
@@ -350,7 +307,7 @@ class DeviceSession:
         device = self.device
         self._refuse_unusable()
         if self._client is None:
-            self._client = APIClient(
+            self._client = wire.Client(
                 device.host,
                 device.port,
                 None,
@@ -364,6 +321,7 @@ class DeviceSession:
             )
             self._client.add_connection_closed_callback(self._on_closed)
         client = self._client
+        client.release()
         self._closing = False
         self._lost = None
         self._lost_event.clear()
@@ -528,7 +486,7 @@ class DeviceSession:
             )
         return min(phase_timeout, left)
 
-    def _client_or_fail(self) -> APIClient:
+    def _client_or_fail(self) -> wire.Client:
         if self._client is None or not self._connected:
             raise self._lost or DeviceUnavailable(self.name, "connection lost")
         return self._client

@@ -30,8 +30,9 @@ from cmdctl.core.secretref import Scrubber
 from cmdctl.core.timespec import format_duration
 from cmdctl.device import condition
 from cmdctl.device.address import DeviceAddress
+from cmdctl.device.segment import Outcome
 from cmdctl.device.states import STATE_TIMEOUT
-from cmdctl.device.transport import DeviceSession, Outcome
+from cmdctl.device.transport import DeviceSession
 from cmdctl.drain import gates, outcomes, recovery, retry, secretargs
 from cmdctl.drain import totals as tot
 from cmdctl.drain.gates import FAILED, WAITS

@@ -19,7 +19,7 @@ from cmdctl.core.model import Command, Entry
 from cmdctl.core.secretref import Lookup, Scrubber, names, resolve
 
 if TYPE_CHECKING:
-    from cmdctl.device.transport import Outcome
+    from cmdctl.device.segment import Outcome
 
 
 @dataclass(slots=True)

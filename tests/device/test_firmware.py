@@ -10,7 +10,8 @@ import pytest
 from cmdctl.core.errors import DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import Command
 from cmdctl.device.fleetview import probe
-from cmdctl.device.transport import DeviceSession, Outcome
+from cmdctl.device.segment import Outcome
+from cmdctl.device.transport import DeviceSession
 from tests.firmware.fleet import Instance
 
 from .helpers import address
@@ -43,6 +44,21 @@ async def test_every_tv_command_is_confirmed_on_real_firmware(firmware_fleet: Fl
     log = tv.log.read_text(errors="replace")
     assert "send_tv_command box=2 channel=207" in log
     assert "identify pressed" in log
+
+
+async def test_a_long_held_run_is_taken_whole_by_real_firmware(firmware_fleet: Fleet) -> None:
+    # 300 commands leave in one write (`wire.Client`): the firmware reads them all, in order.
+    (tv,) = firmware_fleet(1)
+    commands = [Command("number", "volume", {"value": float(n % 101)}) for n in range(299)]
+    commands.append(Command("switch", "tv_power", {"state": True}))
+    async with DeviceSession(address(tv)) as session:
+        results = await session.execute_many(commands)
+    statuses = [r.status if isinstance(r, Outcome) else repr(r) for r in results]
+    assert statuses == ["delivered"] * 298 + ["confirmed", "confirmed"]
+    async with DeviceSession(address(tv)) as session:  # a fresh connection reads it back
+        volume = session.entity("number", "volume")
+        states = await session.read_states([volume], 2.0)
+    assert states[volume].state == float(298 % 101)
 
 
 async def test_values_real_firmware_would_ignore_are_rejected_first(

@@ -37,7 +37,8 @@ from cmdctl.core.errors import DeviceRejected, DeviceUnavailable, ExitCode
 from cmdctl.core.model import Command
 from cmdctl.device import scene
 from cmdctl.device.entities import EntityIndex
-from cmdctl.device.transport import DeviceSession, Outcome
+from cmdctl.device.segment import Outcome
+from cmdctl.device.transport import DeviceSession
 from cmdctl.simulator import FaultSpec, Fleet, VirtualDevice
 
 from .helpers import address

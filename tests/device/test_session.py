@@ -22,7 +22,8 @@ from cmdctl.core.errors import (
 )
 from cmdctl.core.model import Command
 from cmdctl.device.fleetview import fetch_entities, probe
-from cmdctl.device.transport import DeviceSession, Outcome
+from cmdctl.device.segment import Outcome
+from cmdctl.device.transport import DeviceSession
 from cmdctl.inputs.inventory import Secret
 from cmdctl.simulator import Fleet, VirtualDevice
 

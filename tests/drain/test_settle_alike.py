@@ -12,7 +12,7 @@ import pytest
 
 from cmdctl.core.errors import DeviceError, DeviceRejected, DeviceUnavailable
 from cmdctl.core.model import NO_COORDINATION, Condition, Coordination, Entry, State
-from cmdctl.device.transport import Outcome
+from cmdctl.device.segment import Outcome
 from cmdctl.drain import recovery
 from cmdctl.drain.engine import Engine
 from cmdctl.drain.job import DeviceJob
