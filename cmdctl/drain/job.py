@@ -500,17 +500,18 @@ class DeviceJob:
         job, engine = self.job, self.engine
         now = engine.clock()
         status, elapsed, detail = result.status, result.elapsed, result.detail
-        done = outcomes.done
-        verdicts = [done(e, now, status=status, elapsed=elapsed, detail=detail) for e in chunk]
-        self.ctx.rec.record_many([v.events[0] for v in verdicts])  # `done` makes one event
+        events, verdict = outcomes.done_alike(chunk, now, status=status, elapsed=elapsed,
+                                              detail=detail)
+        self.ctx.rec.record_many(events)
         job.started.difference_update([e.id for e in chunk])
         job.tally.add(status, len(chunk))
         finished, pop, tell = job.finished, job.running.pop, engine.observer.finished
-        for entry, verdict in zip(chunk, verdicts, strict=True):
+        detail, duration = verdict.detail, verdict.duration
+        for entry, event in zip(chunk, events, strict=True):
             finished[(entry.batch, entry.step)] = now  # done: the event's time
             start = pop(entry.id, None)
-            events = verdict.events if start is None else (start, *verdict.events)
-            tell(new_finished(entry, status, verdict.detail, verdict.duration, events))
+            tell(new_finished(entry, status, detail, duration,
+                              (event,) if start is None else (start, event)))
         return True
 
     def give_up(self, err: DeviceError) -> None:

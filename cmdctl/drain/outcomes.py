@@ -8,7 +8,7 @@ the outcome (a `cmdctl.drain.totals` name), its one-line detail and the events t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cmdctl.core import slots
@@ -68,6 +68,19 @@ def done(
         event = ev.done(entry.id, now, outcome=status, duration=duration, ran_on=ran_on,
                         waited=None if waited is None else round(waited, 3))
     return new_verdict(status, detail, (event,), duration)
+
+
+def done_alike(
+    entries: Sequence[Entry], now: float, *, status: str, elapsed: float, detail: str
+) -> tuple[list[Event], Verdict]:
+    """`done` for entries that share one outcome (no `ran_on`, no `waited`): each entry's one
+    event, and the verdict every one of them gets but for its event. Built in one pass: a
+    chunk's commands are delivered together, and a verdict each cost 6 % of a drain.
+    The events share their fields, which are the same for all (nothing changes them)."""
+    shared = done(entries[0], now, status=status, elapsed=elapsed, detail=detail)
+    (first,) = shared.events
+    fields, version = first.fields, first.v
+    return [first, *(new_event(ev.DONE, e.id, now, fields, version) for e in entries[1:])], shared
 
 
 #: The fields of the last plain `done` event made: (outcome, duration) → fields.
