@@ -50,14 +50,17 @@ class Client(APIClient):
     _holding: _Holding | None = None
 
     def hold(self) -> None:
-        """Keep the messages of the entity commands that follow until `flush`."""
+        """Keep the messages of the entity commands that follow until `flush`. Refuses, as a
+        command would, when not connected; until the next `await` nothing can change that."""
         if self._holding is None:
+            super()._get_connection()
             self._holding = _Holding()
 
     def _get_connection(self) -> APIConnection:
-        connection = super()._get_connection()  # refuses as before when not connected
         holding = self._holding
-        return connection if holding is None else holding  # type: ignore[return-value]
+        if holding is not None:
+            return holding  # type: ignore[return-value]
+        return super()._get_connection()
 
     def flush(self) -> dict[int, Exception]:
         """Write the held messages in one go and stop holding. The device exceptions of the

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aioesphomeapi.core import APIConnectionError
 from aioesphomeapi.model import NumberInfo, SwitchInfo
 
 from cmdctl.core.model import Command
@@ -103,3 +104,14 @@ async def test_released_messages_are_never_written(noise_tv: VirtualDevice) -> N
     finally:
         await client.disconnect()
     assert noise_tv.received == []
+
+
+async def test_holding_refuses_as_a_command_would_when_not_connected(
+    noise_tv: VirtualDevice,
+) -> None:
+    client, volume, _ = await _client(noise_tv)
+    await client.disconnect()
+    with pytest.raises(APIConnectionError):
+        client.hold()
+    with pytest.raises(APIConnectionError):  # and nothing was left holding
+        client.number_command(volume, 7.0)
