@@ -158,7 +158,9 @@ class DeviceSession:
         Raises a `DeviceError` when nothing could be attempted (connect failed). Otherwise one
         result per command: invalid ones are `DeviceRejected` and not sent; after a connection
         failure mid-batch, commands already written get `DeliveryUnknown` and the rest the
-        connection's error.
+        connection's error. In a segment of more than one command, the entity commands are
+        written together (`cmdctl.device.segment`): a failed write of them leaves all of them
+        `DeliveryUnknown`. A batch of one command is written as it comes.
 
         Only the last command to an entity in a segment is verified (earlier ones end
         `delivered`: firmware pushes only the latest state of an entity per 100 ms batch). An
