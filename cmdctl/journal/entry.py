@@ -262,6 +262,29 @@ _TAILS: dict[bytes, Entry] = {}
 _TAILS_MAX = 4096
 
 
+def split_queued(line: bytes) -> tuple[re.Match[bytes], bytes] | None:
+    """A `queued` line's head, matched by `_HEAD` (canonical JSON: strings without escapes or
+    control characters, numbers as JSON writes them), and its tail: the bytes after the device,
+    up to the framing (`_FRAMED_END`) or the closing brace. None when the line is not so."""
+    head = _HEAD.match(line)
+    if head is None or line[-1:] != b"}":
+        return None
+    start, end = head.end(), len(line) - 1
+    framing = line.rfind(b',"m":', start)
+    if framing >= 0 and _FRAMED_END.match(line, framing):
+        end = framing
+    return head, line[start:end]
+
+
+def plain_tail(tail: bytes) -> bool:
+    """True when every line `split_queued` splits into some head and `tail` is a valid
+    `queued` record of a plain entry: the tail is JSON object members, holds no key of the
+    head or the framing, and gives an entry under a stand-in head (`_tail_entry`). The entry
+    then differs from line to line only by what the head says."""
+    made = _TAILS.get(tail)
+    return made is not None or _tail_entry(tail) is not None
+
+
 def _from_tail(line: bytes, known: str | None) -> Entry | None:
     """`_quick(line, intern=True)` for a line whose tail (everything after the device, up to
     the framing) was seen before; None when the line is not of that form or its tail is
@@ -273,14 +296,10 @@ def _from_tail(line: bytes, known: str | None) -> Entry | None:
     exactly the whole line's decode when the tail holds none of the head's keys (checked when
     it is first seen: JSON's last duplicate would win) and the head is canonical JSON.
     """
-    head = _HEAD.match(line)
-    if head is None or line[-1:] != b"}":
+    split = split_queued(line)
+    if split is None:
         return None
-    start, end = head.end(), len(line) - 1
-    framing = line.rfind(b',"m":', start)
-    if framing >= 0 and _FRAMED_END.match(line, framing):
-        end = framing
-    tail = line[start:end]
+    head, tail = split
     made = _TAILS.get(tail)
     if made is None:
         made = _tail_entry(tail)
