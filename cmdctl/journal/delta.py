@@ -25,6 +25,7 @@ import marshal
 import operator
 import os
 import struct
+import sys
 import zlib
 from array import array
 from collections.abc import Callable, Sequence
@@ -216,15 +217,33 @@ def _heads(body: bytes, r_start: int, r_end: int, r_lines: int) -> Heads | None:
             and len(batches) == len(devices) == len(created) == len(not_before)
             and sum(lengths) == r_end - r_start):
         return None
-    # offset << 32 | length without the newline, as the ledger packs a line's position.
-    try:
-        places = array("Q", map(operator.or_,
-                                map(operator.lshift, accumulate(lengths, initial=r_start),
-                                    repeat(32)),
-                                map(operator.sub, lengths, repeat(1))))
-    except OverflowError:  # past 4 GiB: the reader reads these lines from the journal
+    places = _places(lengths, r_start)
+    if places is None:  # past 4 GiB: the reader reads these lines from the journal
         return None
     return Heads(kinds, ids, places, (batches, devices, created, not_before))
+
+
+#: Where the low and the high 32 bits of a native 64-bit word are, in 32-bit words.
+_LOW, _HIGH = (0, 1) if sys.byteorder == "little" else (1, 0)
+
+
+def _places(lengths: array[int], start: int) -> array[int] | None:
+    """Each line's `offset << 32 | length without the newline`, as the ledger packs a line's
+    position, for lines of these lengths from `start`: the two halves of each word are written
+    as two 32-bit arrays, which is half the time of the shifts and ors one by one (a million
+    lines' first `status`). None past 4 GiB, or for an empty line."""
+    places = array("Q", bytes(8 * len(lengths)))
+    if not lengths:
+        return places
+    try:
+        offsets = array("I", accumulate(lengths[:-1], initial=start))
+        sizes = array("I", map(operator.sub, lengths, repeat(1)))
+    except OverflowError:
+        return None
+    with memoryview(places).cast("B").cast("I") as words:
+        words[_LOW::2] = sizes
+        words[_HIGH::2] = offsets
+    return places
 
 
 def prune(directory: Path, covered: int, file_id: tuple[int, int]) -> None:

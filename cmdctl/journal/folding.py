@@ -146,12 +146,12 @@ class Folding(Columns):
             base = len(self._state)
             if not self._index and self._above(ids):  # new by their order: no dict needed yet
                 self._index = None  # built from the ids when something looks one up
-                self._extend(list(ids), list(places), queued, indexed=True)
+                self._extend(ids, places, queued, indexed=True)
                 return
             index = self._lookup()
             index.update(zip(ids, range(base, base + n), strict=True))
             if len(index) == base + n:  # one dict pass checks and indexes: none was there
-                self._extend(list(ids), list(places), queued, indexed=True)
+                self._extend(ids, places, queued, indexed=True)
                 return
             self._index = None  # a duplicate overwrote a row's number: rebuilt from the ids
         else:
@@ -259,8 +259,8 @@ class Folding(Columns):
 
     def _extend(
         self,
-        new_ids: list[str],
-        places: list[int],
+        new_ids: Sequence[str],
+        places: Sequence[int],
         queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
         *,
         indexed: bool = False,
@@ -285,11 +285,18 @@ class Folding(Columns):
         self._place.extend(places)
         self._created.extend(created)
         self._due.extend(not_before)
-        fresh = [(new_batches.index(b), b) for b in set(new_batches) if b not in self._tally]
+        distinct = set(new_batches)
+        fresh = [(new_batches.index(b), b) for b in distinct if b not in self._tally]
         for first, b in sorted(fresh):
             self._tally[b] = [0] * len(_STATES)
             self._heads[b] = base + first
-        for b, count in Counter(new_batches).items():
+        # An append holds a batch or a few (a bulk): `count` is a C loop per batch, ten
+        # times `Counter`'s pace; many batches would make it quadratic.
+        counts = (
+            Counter(new_batches).items() if len(distinct) > 8
+            else ((b, new_batches.count(b)) for b in distinct)
+        )
+        for b, count in counts:
             self._tally[b][_PENDING] += count
         if self._times is not None and n:
             self._times = (min(self._times[0], min(created)), min(self._times[1], min(not_before)))

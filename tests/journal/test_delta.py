@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from array import array
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,7 @@ def test_the_delta_file_is_private(journal: Journal) -> None:
 ops = st.lists(
     st.one_of(
         st.tuples(st.just("queue"), st.integers(1, 6)),
+        st.tuples(st.just("batches"), st.integers(1, 12)),  # one append, a batch per entry
         st.tuples(st.sampled_from([ev.STARTED, ev.DONE, ev.CANCELLED, ev.RETRIED, ev.HELD,
                                    ev.RESCHEDULED, ev.REPRIORITISED, "custom", "ghost"]),
                   st.integers(0, 50)),
@@ -170,8 +172,10 @@ def test_any_history_reads_the_same_with_or_without_the_caches(
         queued: dict[str, Event] = {}
         for step, (op, n) in enumerate(history):
             ts = 10.0 + step
-            if op == "queue":
-                made = [entry(device=f"tv-{i % 3}", created=ts) for i in range(n)]
+            if op in ("queue", "batches"):
+                made = [entry(device=f"tv-{i % 3}", created=ts,
+                              batch=f"B{step}-{i}" if op == "batches" else "B1")
+                        for i in range(n)]
                 events = [ev.queued(e) for e in made]
                 queued.update((e.id, q) for e, q in zip(made, events, strict=True))
                 ids += [e.id for e in made]
@@ -209,7 +213,9 @@ def test_any_history_reads_the_same_with_or_without_the_caches(
                 journal.append([_event(op, ids[n % len(ids)], ts)])
             assert loaded(journal) == full(journal)
         if ids:
-            assert summary_of(journal) == Ledger.from_lines(journal.read().lines).summary()
+            whole = Ledger.from_lines(journal.read().lines)
+            assert summary_of(journal) == whole.summary()
+            assert journal.load()[1].batches() == whole.batches()
 
 
 def test_records_survive_short_writes(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -222,3 +228,20 @@ def test_records_survive_short_writes(journal: Journal, monkeypatch: pytest.Monk
     scan, _ = journal.load()
     assert scan.start == journal.path.stat().st_size  # the record covered the whole append
     assert loaded(journal) == full(journal)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 1 << 20), max_size=40),
+    st.sampled_from([0, 1, 4096, (1 << 32) - (1 << 21), (1 << 32) - 1, 1 << 32]),
+)
+def test_line_places_are_offset_and_length_as_the_ledger_packs_them(
+    lengths: list[int], start: int
+) -> None:
+    # Each place is `offset << 32 | (length - 1)`; a line that starts at 4 GiB or later, or
+    # an empty one (length 0, newline missing), has no place: the reader then reads the lines.
+    offsets = [start + sum(lengths[:i]) for i in range(len(lengths))]
+    fits = all(o < 1 << 32 for o in offsets) and all(n >= 1 for n in lengths)
+    expected = [o << 32 | (n - 1) for o, n in zip(offsets, lengths, strict=True)]
+    got = delta._places(array("I", lengths), start)
+    assert (list(got) if got is not None else None) == (expected if fits else None)
