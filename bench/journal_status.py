@@ -26,16 +26,18 @@ from cmdctl.core.model import Command, Entry, Priority
 from cmdctl.journal import events
 from cmdctl.journal.store import Journal
 
+# What `cmdctl status` computes (`summary.status`, as `cmdctl.api` calls it), without the CLI's
+# imports and table: stuck entries are counted from their last `started` line, not decoded.
 STATUS_SCRIPT = """
 import sys, time
 from pathlib import Path
 from cmdctl.journal.store import Journal
+from cmdctl.journal.summary import status
 scan, ledger = Journal(Path(sys.argv[1])).load()
-summary = ledger.summary()
-batches = ledger.batches()
-stuck = ledger.stuck()
-print(scan.committed, len(ledger), sorted((s.value, n) for s, n in summary.counts.items()),
-      len(batches), len(stuck), summary.oldest_pending, summary.next_due, len(scan.damaged))
+st = status(ledger, now=time.time(), damaged_lines=len(scan.damaged))
+print(scan.committed, len(ledger), sorted((s.value, n) for s, n in st.counts.items()),
+      len(st.batches), len(st.stuck), st.running, st.oldest_pending, st.next_due,
+      len(scan.damaged))
 """
 
 COMMANDS = [
