@@ -48,6 +48,10 @@ _NEXT_BY_KIND = [
     for code in range(len(KINDS))
 ]
 _KIND_MASKS = [bytes(0xFF if c == code else 0 for c in range(256)) for code in range(len(KINDS))]
+#: `bytes.translate` tables: kind code → 1 where it is `queued` (`_QUEUED`) or not (`_OTHER`).
+_QUEUED = bytes(int(c == QUEUED_CODE) for c in range(256))
+_OTHER = bytes(int(c != QUEUED_CODE) for c in range(256))
+_QUEUED_B = bytes([QUEUED_CODE])  # deleted by `translate`: the other kinds, in order
 
 
 def _moved(olds: bytes, codes: bytes) -> bytes:
@@ -156,12 +160,11 @@ class Folding(Columns):
             self._index = None  # a duplicate overwrote a row's number: rebuilt from the ids
         else:
             index = self._lookup()
-            is_queued = list(map(QUEUED_CODE.__eq__, kinds))
+            is_queued, other = kinds.translate(_QUEUED), kinds.translate(_OTHER)
             new_ids = list(compress(ids, is_queued))
             if index.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
                 # The other events name known ids, or ids queued in this append, after their
                 # `queued` line (before it, an event is for an unknown id: line by line).
-                other = list(map(operator.not_, is_queued))
                 other_list = list(compress(ids, other))
                 born = dict(zip(new_ids, compress(range(n), is_queued), strict=True))
                 after_birth = all(map(operator.lt, map(born.get, other_list, repeat(-1)),
@@ -171,7 +174,7 @@ class Folding(Columns):
                         not self._late or self._late.keys().isdisjoint(
                             map(index.__getitem__, known))):
                     self._extend(new_ids, list(compress(places, is_queued)), queued)
-                    folded = self._fold_known(bytes(compress(kinds, other)), other_list,
+                    folded = self._fold_known(kinds.translate(None, _QUEUED_B), other_list,
                                               list(compress(places, other)))
                     assert folded  # every id known, none with late records
                     return
