@@ -11,12 +11,14 @@ command is decided in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cmdctl.core.errors import DeliveryUnknown, DeviceError, DeviceRejected
-from cmdctl.device import wire
-from cmdctl.device.entities import Plan
-from cmdctl.device.states import Waiter
+
+if TYPE_CHECKING:  # `Outcome` is imported without the client (aioesphomeapi, ~0.2 s)
+    from cmdctl.device import wire
+    from cmdctl.device.entities import Plan
+    from cmdctl.device.states import Waiter
 
 Status = Literal["confirmed", "delivered", "mismatch"]
 

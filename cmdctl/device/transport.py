@@ -220,7 +220,7 @@ class DeviceSession:
                         marks.flush(self._client_or_fail())  # what is held goes first
                         self._subscribe()
                     marks.waiting[i] = self._states.wait_for(entity, plan.expect)
-                if wire.answers(plan) or plan.command.domain == "action":
+                if plan.command.domain == "action":  # what is held goes first
                     marks.flush(self._client_or_fail())
                 if wire.answers(plan):
                     phase = "waiting for the action's answer"

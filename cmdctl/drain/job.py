@@ -499,9 +499,9 @@ class DeviceJob:
                 return False
         job, engine = self.job, self.engine
         now = engine.clock()
-        status, elapsed, detail = result.status, result.elapsed, result.detail
-        events, verdict = outcomes.done_alike(chunk, now, status=status, elapsed=elapsed,
-                                              detail=detail)
+        status = result.status
+        events, verdict = outcomes.done_alike(chunk, now, status=status, elapsed=result.elapsed,
+                                              detail=result.detail)
         self.ctx.rec.record_many(events)
         job.started.difference_update([e.id for e in chunk])
         job.tally.add(status, len(chunk))
