@@ -12,9 +12,10 @@ from __future__ import annotations
 import operator
 from array import array
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import compress, islice, repeat
-from typing import cast
+from operator import itemgetter
+from typing import TypeVar, cast
 
 from cmdctl.journal import events as ev
 from cmdctl.journal import heads
@@ -30,6 +31,9 @@ from cmdctl.journal.columns import (
 from cmdctl.journal.delta import KINDS, QUEUED_CODE
 from cmdctl.journal.entry import TRANSITIONS
 from cmdctl.journal.events import Event, EventDecodeError
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 #: event type (bytes) → the state code it moves an entry to
 _MOVES_B = {k.encode(): _CODE[v] for k, v in TRANSITIONS.items()}
@@ -52,6 +56,32 @@ _KIND_MASKS = [bytes(0xFF if c == code else 0 for c in range(256)) for code in r
 _QUEUED = bytes(int(c == QUEUED_CODE) for c in range(256))
 _OTHER = bytes(int(c != QUEUED_CODE) for c in range(256))
 _QUEUED_B = bytes([QUEUED_CODE])  # deleted by `translate`: the other kinds, in order
+_NOT = bytes([1]) + bytes(255)  # `bytes.translate` table: 0 → 1, 1 → 0
+
+
+#: Turns taken by C-level passes before an append's remaining events go one at a time: each
+#: turn passes over every event left, so a row named N times would cost N passes.
+_TURNS = 4
+
+
+def _turns(rows: Sequence[int], codes: bytes) -> Iterator[tuple[Sequence[int], bytes]]:
+    """The events (`rows[i]` moved by `codes[i]`) in turns of distinct rows, each row's own
+    events in their order: the first turn takes each row's first event, the next its second...
+    After `_TURNS` turns, one event a turn: linear, however often an append names a row."""
+    for _ in range(_TURNS):
+        if len(set(rows)) == len(rows):
+            if rows:
+                yield rows, codes
+            return
+        # 1 where a row comes for the first time: `setdefault` gives each row's first place
+        seen: dict[int, int] = {}
+        places = range(len(rows))
+        first = bytes(map(operator.eq, map(seen.setdefault, rows, places), places))
+        later = first.translate(_NOT)
+        yield list(compress(rows, first)), bytes(compress(codes, first))
+        rows, codes = list(compress(rows, later)), bytes(compress(codes, later))
+    for row, code in zip(rows, codes, strict=True):
+        yield (row,), bytes((code,))
 
 
 def _moved(olds: bytes, codes: bytes) -> bytes:
@@ -66,6 +96,15 @@ def _moved(olds: bytes, codes: bytes) -> bytes:
         mask = int.from_bytes(codes.translate(_KIND_MASKS[code]))
         out = out & ~mask | int.from_bytes(olds.translate(_NEXT_BY_KIND[code])) & mask
     return out.to_bytes(n)
+
+
+def _picked(table: Mapping[K, V] | Sequence[V], keys: Sequence[K]) -> tuple[V, ...]:
+    """`table[key]` for each key, by one C-level `itemgetter` (3-4 times a `map` of
+    `__getitem__` on a million-row ledger's columns); KeyError for a key not there."""
+    if not keys:
+        return ()
+    got = itemgetter(*keys)(table)
+    return cast(tuple[V, ...], got if len(keys) > 1 else (got,))
 
 
 class Folding(Columns):
@@ -158,27 +197,51 @@ class Folding(Columns):
                 self._extend(ids, places, queued, indexed=True)
                 return
             self._index = None  # a duplicate overwrote a row's number: rebuilt from the ids
-        else:
-            index = self._lookup()
-            is_queued, other = kinds.translate(_QUEUED), kinds.translate(_OTHER)
-            new_ids = list(compress(ids, is_queued))
-            if index.keys().isdisjoint(new_ids) and len(set(new_ids)) == n_queued:
-                # The other events name known ids, or ids queued in this append, after their
-                # `queued` line (before it, an event is for an unknown id: line by line).
-                other_list = list(compress(ids, other))
-                born = dict(zip(new_ids, compress(range(n), is_queued), strict=True))
-                after_birth = all(map(operator.lt, map(born.get, other_list, repeat(-1)),
-                                      compress(range(n), other)))
-                known = set(other_list).difference(born)
-                if after_birth and known <= index.keys() and (
-                        not self._late or self._late.keys().isdisjoint(
-                            map(index.__getitem__, known))):
-                    self._extend(new_ids, list(compress(places, is_queued)), queued)
-                    folded = self._fold_known(kinds.translate(None, _QUEUED_B), other_list,
-                                              list(compress(places, other)))
-                    assert folded  # every id known, none with late records
-                    return
+        elif self._fold_mixed(kinds, ids, places, queued, n_queued):
+            return
         self._fold_line_by_line(kinds, ids, places, queued)
+
+    def _fold_mixed(
+        self,
+        kinds: bytes,
+        ids: Sequence[str],
+        places: Sequence[int],
+        queued: tuple[Sequence[str], Sequence[str], Sequence[float], Sequence[float]],
+        n_queued: int,
+    ) -> bool:
+        """An append of `queued` lines and other events: new rows for the first (`_extend`),
+        then the rest by `_fold_known`, if that is what the lines one by one would do: the
+        queued ids are distinct and new, and every other event names a known id or one queued
+        on an earlier line of this append. False (nothing done) otherwise."""
+        if kinds.rfind(_QUEUED_B) + 1 == n_queued:
+            # `queued` lines first (a bulk with immediate steps, a send): the parts are slices,
+            # and every other event comes after the `queued` line of an id queued here.
+            new_ids, new_places = ids[:n_queued], places[:n_queued]
+            other_kinds, other_ids = kinds[n_queued:], ids[n_queued:]
+            other_places = places[n_queued:]
+            after_birth = True
+        else:
+            is_queued, other = kinds.translate(_QUEUED), kinds.translate(_OTHER)
+            lines = range(len(ids))
+            new_ids, new_places = list(compress(ids, is_queued)), list(compress(places, is_queued))
+            other_kinds = kinds.translate(None, _QUEUED_B)
+            other_ids, other_places = list(compress(ids, other)), list(compress(places, other))
+            born_on = dict(zip(new_ids, compress(lines, is_queued), strict=True)).get
+            after_birth = all(
+                map(operator.lt, map(born_on, other_ids, repeat(-1)), compress(lines, other)))
+        index = self._lookup()
+        born = dict.fromkeys(new_ids)
+        if not (after_birth and len(born) == n_queued and index.keys().isdisjoint(born)):
+            return False
+        known = set(other_ids).difference(born)
+        if not known <= index.keys() or (
+            self._late and not self._late.keys().isdisjoint(map(index.__getitem__, known))
+        ):
+            return False
+        self._extend(new_ids, new_places, queued)
+        folded = self._fold_known(other_kinds, other_ids, other_places)
+        assert folded  # every id known, none with late records
+        return True
 
     def _above(self, ids: Sequence[str]) -> bool:
         """True if `ids` ascend strictly and start above every id of the ledger (so none of
@@ -194,16 +257,16 @@ class Folding(Columns):
         """Fold events (no `queued`) of ids all known, by C-level maps: a drain's appends of
         started / done pairs. False (nothing done) if an id is unknown.
 
-        The events of one row run in journal order: a pass takes each row's first event left,
-        so within a pass the rows are distinct and the states move by `bytes.translate`
-        (`_moved`), set back with one C-level map; counts are recounted when next read.
+        The events of one row run in journal order, in turns (`_turns`): within a turn the rows
+        are distinct and the states move by `bytes.translate` (`_moved`), set back with one
+        C-level map; counts are recounted when next read.
         """
-        found: list[int | None] = list(map(self._lookup().get, ids))
-        if None in found:
-            return False
-        rows = cast(list[int], found)
-        if not rows:
+        if not ids:
             return True
+        try:
+            rows = _picked(self._lookup(), ids)
+        except KeyError:
+            return False
         if self._late and not self._late.keys().isdisjoint(rows):
             return False  # their records continue there, one at a time
         self._log_rows.extend(rows)
@@ -212,18 +275,8 @@ class Folding(Columns):
         if self._cache:
             deque(map(self._cache.pop, rows, repeat(None)), 0)
         states, pending, touched = self._state, _PENDING, False
-        todo: Sequence[int] = rows
-        codes: bytes = kinds
-        while todo:
-            firsts = dict(zip(reversed(todo), range(len(todo) - 1, -1, -1), strict=True))
-            if len(firsts) == len(todo):
-                now, now_codes, todo = todo, codes, ()
-            else:
-                first = list(map(operator.eq, map(firsts.__getitem__, todo), range(len(todo))))
-                later = list(map(operator.not_, first))
-                now, now_codes = list(compress(todo, first)), bytes(compress(codes, first))
-                todo, codes = list(compress(todo, later)), bytes(compress(codes, later))
-            olds = bytes(map(states.__getitem__, now))
+        for now, now_codes in _turns(rows, kinds):
+            olds = bytes(_picked(states, now))
             news = _moved(olds, now_codes)
             touched = touched or pending in olds or pending in news
             self._unscheduled.update(compress(now, news.translate(_STATE_TABLES[pending])))
@@ -272,7 +325,7 @@ class Folding(Columns):
         id→row dict has them already)."""
         batches, devices, created, not_before = queued
         base, n = len(self._state), len(new_ids)
-        for name in set(batches) | set(devices):
+        for name in set(batches).union(devices).difference(self._codes):
             self._code(name)
         codes = self._codes.__getitem__
         new_batches = array("I", map(codes, batches))

@@ -19,6 +19,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cmdctl.core.ids import new_id
 from cmdctl.core.model import Entry, State
 from cmdctl.journal import delta, snapshot
 from cmdctl.journal import events as ev
@@ -412,3 +413,52 @@ def test_delta_records_of_mixed_appends_fold_as_their_lines_do(
         agree(by_lines, ref)
         assert [(p.entry_id, p.type, p.reason) for p in by_heads.problems] == [
             (p.entry_id, p.type, p.reason) for p in by_lines.problems]
+
+
+def test_an_append_naming_one_entry_again_and_again_folds_its_events_in_order() -> None:
+    """Every sequence of two and three events for one entry, and a few longer ones, inside one
+    append with events for other entries between them, from each state: the delta's C-level
+    fold takes each entry's events in turns (first ones, then second ones...), then one at a
+    time, and must end where one by one ends. Order matters: `cancelled` then `started`
+    leaves a pending entry cancelled; `done` then `retried` makes it pending again."""
+    kinds = [k for k in KINDS if k in ev.KNOWN_TYPES]  # what a delta record describes
+    sequences: list[tuple[str, ...]] = [(a, b) for a in kinds for b in kinds]
+    sequences += [(a, b, c) for a in kinds for b in kinds for c in kinds]
+    sequences += [  # more events than the fold takes in turns
+        (ev.STARTED, ev.CANCELLED, ev.RETRIED, ev.STARTED, ev.DONE, ev.RETRIED),
+        (ev.DONE, ev.STARTED, ev.RETRIED, ev.CANCELLED, ev.STARTED, ev.RETRIED, ev.FAILED),
+    ]
+    data = bytearray()
+    read_at = lambda offset, size: bytes(data[offset : offset + size])  # noqa: E731
+    ref, by_heads = Reference(), Ledger(read_at)
+
+    def written(made: list[Event]) -> None:
+        lines = [frame([ev.encode(e)]) for e in made]
+        start = len(data)
+        data.extend(b"".join(lines))
+        for e in made:
+            ref.apply(e)
+        blob = delta.record((0, 0), start, lines, made)
+        assert blob is not None
+        got = delta._heads(blob[delta._HEAD.size + 4 :], start, len(data), len(made))
+        assert got is not None
+        by_heads.apply_heads(got.kinds, got.ids, got.places, got.queued)
+
+    starts = [(), (ev.STARTED,), (ev.STARTED, ev.DONE)]  # pending, running, done
+    made_for = [(new_id(), before, seq) for seq in sequences for before in starts]
+    written([ev.queued(entry(ident)) for ident, _, _ in made_for])
+    for step in range(2):  # to the states to start from: one append of distinct ids each
+        written([event(b[step], i, 1.0 + step) for i, b, _ in made_for if len(b) > step])
+    filler = [new_id() for _ in range(3)]
+    written([ev.queued(entry(ident)) for ident in filler])
+    made: list[Event] = []
+    ts = 10.0
+    for ident, _, sequence in made_for:
+        for kind in sequence:  # this entry's events, one for another entry between each
+            made += [event(kind, ident, ts), event(ev.STARTED, filler[len(made) % 3], ts)]
+            ts += 0.01
+    written(made)
+    assert [(e.id, e.state) for e in by_heads.entries()] == [
+        (e.id, e.state) for e in ref.entries()]
+    assert list(by_heads.counts().items()) == list(ref.counts().items())
+    assert not by_heads.problems and not ref.problems
