@@ -232,7 +232,9 @@ def test_records_survive_short_writes(journal: Journal, monkeypatch: pytest.Monk
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.integers(0, 1 << 20), max_size=40),
+    # zero bytes in every place of a length's four, and side by side across two lengths
+    st.lists(st.integers(0, 1 << 20) | st.sampled_from([0, 1, 255, 256, 1 << 16, 1 << 24]),
+             max_size=40),
     st.sampled_from([0, 1, 4096, (1 << 32) - (1 << 21), (1 << 32) - 1, 1 << 32]),
 )
 def test_line_places_are_offset_and_length_as_the_ledger_packs_them(
