@@ -170,7 +170,7 @@ class Engine:
             work.due = [e for e in work.due if e.id not in ids]
             soonest = min(until for _, until in later)
             work.next_due = soonest if work.next_due is None else min(work.next_due, soonest)
-        unknown = [ledger.get(e.id) for e, v in fixes if v.outcome == tot.UNKNOWN]
+        unknown = ledger.entries_of(e.id for e, v in fixes if v.outcome == tot.UNKNOWN)
         del ledger  # the caller holds none either: its raw lines are freed before the work
         settled: list[tuple[Entry, Verdict]] = [
             (entry, outcomes.skipped(entry, now, why)) for entry, why in barrier.skipped

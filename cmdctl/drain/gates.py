@@ -88,17 +88,22 @@ def _steps(
         if names is not None and entry.step in names:
             running.add((entry.batch, entry.step))
             marks.setdefault((entry.batch, entry.step), {})[entry.device] = DUE
-    for entry_id in ledger.ids():
-        if entry_id in seen:
-            continue
-        head = ledger.records(entry_id)[0]
-        if isinstance(head, bytes):
-            peeked = heads.peek(head)
-            if peeked is not None and peeked[2] is not None:
-                batch_needles = needles.get(peeked[2][0])
-                if batch_needles is None or not any(n in head for n in batch_needles):
+    # The wanted batches' entries by the batch column; those whose head may hold a wanted step
+    # decoded together: one pass over the ledger's log, not one each (a week of history
+    # before a gated playbook made that minutes).
+    maybe: list[str] = []
+    for batch, batch_needles in needles.items():
+        for entry_id in ledger.ids_where(batch=batch):
+            if entry_id in seen:
+                continue
+            head = ledger.first_record(entry_id)
+            if isinstance(head, bytes):
+                peeked = heads.peek(head)
+                if peeked is not None and peeked[2] is not None and not any(
+                        n in head for n in batch_needles):
                     continue
-        entry = ledger.get(entry_id)
+            maybe.append(entry_id)
+    for entry in ledger.entries_of(maybe):
         if entry.step not in wanted.get(entry.batch, ()):
             continue
         key = (entry.batch, entry.step)

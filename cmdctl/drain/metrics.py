@@ -439,7 +439,8 @@ class Monitor:
 def _recorded(ledger: Ledger, marks: Mapping[str, float]) -> bool:
     """True when every entry has its outcome on disk: an event newer than its mark, and not
     just its `started` (written before the command leaves); gone from the journal: too."""
-    return all(
-        i not in ledger or (ledger.state(i) is not State.RUNNING and ledger.get(i).updated > t)
-        for i, t in marks.items()
-    )
+    there = [i for i in marks if i in ledger]
+    if any(ledger.state(i) is State.RUNNING for i in there):
+        return False
+    # Decoded together: one pass over the ledger's log, not one per entry.
+    return all(entry.updated > marks[entry.id] for entry in ledger.entries_of(there))

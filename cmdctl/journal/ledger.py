@@ -176,6 +176,13 @@ class Ledger(Folding):
         return [r if isinstance(r, Event) else raw(r)
                 for r in self._records(self._lookup()[entry_id])]
 
+    def first_record(self, entry_id: str) -> Event | bytes:
+        """The entry's first record (its `queued` event or line), gathering none of the others:
+        a loop over many entries that looks at each one's head stays one pass, where `records`
+        would pass over the whole log for each (`entries_of` gathers many in one pass)."""
+        record = self._records_first(self._lookup()[entry_id])
+        return record if isinstance(record, Event) else self._raw(record)
+
     def ids(self) -> Iterator[str]:
         """Every id, in journal order of its `queued` record."""
         return iter(self._id_list())

@@ -110,7 +110,7 @@ class Ops:
             state=wanted,
             unfinished=wanted is None,
         )
-        return [ledger.get(i).as_json() for i in ids[: _rows(limit)]]
+        return [entry.as_json() for entry in ledger.entries_of(ids[: _rows(limit)])]
 
     def entry(self, entry_id: str) -> dict[str, Any]:
         """`queue show --json`: the entry and its events."""
