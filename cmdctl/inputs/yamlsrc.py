@@ -457,8 +457,9 @@ def kind_name(node: Node) -> str:
         return "a list"
     if node.value is None:
         return "nothing"
-    if node.tag == SECRET_TAG:
-        return f"{SECRET_TAG} {node.text[:40]}"
+    if node.tag == SECRET_TAG:  # a name as written; quoted when it is more than one line
+        name = node.text[:40]
+        return f"{SECRET_TAG} {name if name.isprintable() else repr(name)}"
     return repr(node.text[:40])
 
 

@@ -87,6 +87,14 @@ def test_a_secret_in_a_key_that_is_no_value_is_refused(write: Write) -> None:
     assert info.value.message == "step name must be a string, not !secret pin"
 
 
+def test_a_reference_written_over_lines_is_named_on_one_line(write: Write) -> None:
+    # Found by the fuzz test: a whole document tagged `!secret`, its "name" a block of lines.
+    with pytest.raises(InputError) as info:
+        load_playbook(write("p.yml", "!secret ---\n\n- "))
+    assert info.value.message == "a playbook must be a mapping, not !secret '---\\n-'"
+    assert "\n" not in info.value.one_line()
+
+
 def test_a_mapping_that_looks_like_a_reference_is_no_reference(write: Write) -> None:
     # Only the tag makes a reference: written as data, the marker is refused like any mapping.
     with pytest.raises(InputError) as info:
