@@ -38,7 +38,7 @@ _PENDING = _INDEX[State.PENDING]
 _BROKEN = -1  # an entry whose fold already failed: its later events need no check
 
 # A `queued` line's entry checks out or not by its fields alone, and its batch and device are
-# checked before (strings); so a line whose bytes after the fixed head (`events.HEAD`: type,
+# checked before (strings); so a line whose bytes after the fixed head (`heads.HEAD`: type,
 # id, time, version, batch, device) equal those of a line that passed, passes too. Entries of
 # one bulk step share those bytes: most lines skip building the entry. Bounded, for journals
 # where no two lines share them.
